@@ -1,0 +1,41 @@
+package scenarios
+
+import (
+	"net"
+	"path/filepath"
+	"testing"
+)
+
+// Every example must load, and (the repository's safety rule) send traffic
+// to loopback only.
+func TestExamples(t *testing.T) {
+	paths, err := filepath.Glob("examples/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) < 3 {
+		t.Fatalf("found %d examples, want at least checkout, ramp and closed", len(paths))
+	}
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			f, err := Load(path)
+			if err != nil {
+				t.Fatalf("example does not load:\n%v", err)
+			}
+			for _, r := range f.Requests {
+				host, _, err := net.SplitHostPort(r.Host)
+				ip := net.ParseIP(host)
+				if err != nil || ip == nil || !ip.IsLoopback() {
+					t.Errorf("request %s targets %s: examples may only target loopback", r.Name, r.Host)
+				}
+			}
+			s := f.NewState(0)
+			for _, r := range f.Requests {
+				s.Next()
+				if p := string(r.Path.AppendTo(nil, s)); p == "" || p[0] != '/' {
+					t.Errorf("request %s renders path %q", r.Name, p)
+				}
+			}
+		})
+	}
+}

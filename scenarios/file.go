@@ -1,0 +1,503 @@
+package scenarios
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// DefaultTimeout is the per-request timeout when http.timeout is not set
+// (k6's default).
+const DefaultTimeout = 60 * time.Second
+
+// DefaultSeed seeds the random generators when the file sets no seed, so
+// that runs are reproducible.
+const DefaultSeed = 1
+
+// File is a parsed and validated scenario file.
+type File struct {
+	Path       string
+	Target     string        // the base URL as written ("" when every request has url:)
+	Timeout    time.Duration // per request
+	HTTP2      bool          // ALPN h2 over TLS, prior-knowledge h2c over http
+	Insecure   bool          // skip TLS certificate verification
+	Headers    []Header      // default headers of every request
+	Seed       uint64
+	Scenarios  []Scenario // sorted by start time, then name
+	Requests   []Request
+	Thresholds []Threshold
+	Data       []*DataSource
+}
+
+// Header is one header line; its value may hold generators.
+type Header struct {
+	Name  string
+	Value *Template
+}
+
+// Request is one entry of the request mix.
+type Request struct {
+	Name    string
+	Method  string
+	Scheme  string    // "http" or "https"
+	Host    string    // authority with the port always present: "127.0.0.1:8080"
+	Path    *Template // request target: the target's base path + path, with query; never empty
+	Headers []Header  // this request's own headers; File.Headers are sent too, these win
+	Body    *Template // nil when the request has no body
+	Weight  float64   // relative share of the mix, > 0
+	Pos     Pos
+}
+
+// Load reads and parses the scenario file at path. CSV data files are
+// resolved relative to path's directory.
+func Load(path string) (*File, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read scenario %s: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses a scenario file held in data; path names it in errors and
+// anchors relative CSV paths. Every problem is reported at once, as Errors.
+func Parse(path string, data []byte) (*File, error) {
+	p := &parser{file: path, dir: filepath.Dir(path), budget: aliasBudget, declared: map[string]bool{}, scenarioNames: map[string]bool{}}
+	var f *File
+	if root := p.decode(data); root != nil {
+		f = p.parseFile(root)
+	}
+	if len(p.errs) > 0 {
+		// yaml.v3 may name the line after the last one for an error at the
+		// end of input; keep every position inside the file.
+		last := lineCount(data)
+		for _, e := range p.errs {
+			if e.Line > last {
+				e.Line, e.Col = last, 0
+			}
+		}
+		p.errs.sort()
+		return nil, p.errs
+	}
+	return f, nil
+}
+
+// lineCount counts lines the way YAML does (LF, CR, CRLF, NEL, LS, PS).
+func lineCount(data []byte) int {
+	s := string(data)
+	n := 1
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\n':
+			n++
+		case s[i] == '\r':
+			if i+1 < len(s) && s[i+1] == '\n' {
+				i++
+			}
+			n++
+		case strings.HasPrefix(s[i:], "\u0085"), strings.HasPrefix(s[i:], "\u2028"), strings.HasPrefix(s[i:], "\u2029"):
+			n++
+		}
+	}
+	return n
+}
+
+var rootKeys = []string{"target", "http", "data", "seed", "scenarios", "requests", "thresholds"}
+
+func (p *parser) parseFile(root *yaml.Node) *File {
+	f := &File{Path: p.file, Timeout: DefaultTimeout, Seed: DefaultSeed}
+	pairs, ok := p.mapping(root, "")
+	if !ok {
+		return nil
+	}
+	if len(pairs) == 0 {
+		p.errorf(root, "", "the file is empty: it needs at least scenarios and requests")
+		return nil
+	}
+	var own []kv
+	for _, e := range pairs {
+		if !strings.HasPrefix(e.key, "x-") { // extension keys: a place for anchors
+			own = append(own, e)
+		}
+	}
+	p.known(own, "", rootKeys...)
+
+	var base *baseURL
+	if e, ok := find(pairs, "target"); ok {
+		if s, ok := p.str(e.v, "target"); ok {
+			f.Target = s
+			b, msg := parseBase(s)
+			if msg != "" {
+				p.errorf(e.v, "target", "%s", msg)
+			} else {
+				base = b
+			}
+		}
+	}
+	if e, ok := find(pairs, "seed"); ok {
+		if v, ok := p.integer(e.v, "seed"); ok {
+			if v < 0 {
+				p.errorf(e.v, "seed", "must be 0 or more")
+			} else {
+				f.Seed = uint64(v)
+			}
+		}
+	}
+	env := &dataEnv{failed: map[string]bool{}}
+	if e, ok := find(pairs, "data"); ok {
+		env = p.data(e.v)
+	}
+	f.Data = env.sources
+	if e, ok := find(pairs, "http"); ok {
+		p.httpSection(e.v, f, env)
+	}
+
+	reqs, hasReqs := find(pairs, "requests")
+	if !hasReqs {
+		p.errorf(root, "requests", "is required: the mix of requests to send")
+	} else {
+		f.Requests = p.requests(reqs, base, f.Target != "", env)
+	}
+	if e, ok := find(pairs, "scenarios"); ok {
+		f.Scenarios = p.scenarios(e, f.Requests, hasReqs)
+	} else {
+		p.errorf(root, "scenarios", "is required: at least one k6 scenario, e.g. an executor: constant-arrival-rate")
+	}
+	if e, ok := find(pairs, "thresholds"); ok {
+		f.Thresholds = p.thresholds(e.v, f)
+	}
+	return f
+}
+
+func (p *parser) httpSection(n *yaml.Node, f *File, env *dataEnv) {
+	pairs, ok := p.mapping(n, "http")
+	if !ok {
+		return
+	}
+	p.known(pairs, "http", "timeout", "http2", "insecureSkipTLSVerify", "headers")
+	for _, e := range pairs {
+		path := join("http", e.key)
+		switch e.key {
+		case "timeout":
+			if d, ok := p.duration(e.v, path); ok {
+				if d <= 0 {
+					p.errorf(e.v, path, "must be more than 0")
+				} else {
+					f.Timeout = d
+				}
+			}
+		case "http2":
+			f.HTTP2, _ = p.boolean(e.v, path)
+		case "insecureSkipTLSVerify":
+			f.Insecure, _ = p.boolean(e.v, path)
+		case "headers":
+			f.Headers = p.headers(e.v, path, env)
+		}
+	}
+}
+
+// tchar is RFC 9110's token alphabet (header names, methods).
+var tchar = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+
+func (p *parser) headers(n *yaml.Node, path string, env *dataEnv) []Header {
+	pairs, ok := p.mapping(n, path)
+	if !ok {
+		return nil
+	}
+	var out []Header
+	seen := map[string]string{}
+	for _, e := range pairs {
+		hp := join(path, e.key)
+		if !tchar.MatchString(e.key) {
+			p.errorf(e.k, hp, "%q is not a valid header name", e.key)
+			continue
+		}
+		if prev, dup := seen[strings.ToLower(e.key)]; dup {
+			p.errorf(e.k, hp, "duplicate header (header names ignore case; %q is already set)", prev)
+			continue
+		}
+		seen[strings.ToLower(e.key)] = e.key
+		v, ok := p.str(e.v, hp)
+		if !ok {
+			continue
+		}
+		if t := p.template(e.v, hp, v, headerMode, env); t != nil {
+			out = append(out, Header{Name: e.key, Value: t})
+		}
+	}
+	return out
+}
+
+// template compiles src, reporting its problems at n.
+func (p *parser) template(n *yaml.Node, path, src string, mode escapeMode, env *dataEnv) *Template {
+	t, errs := compileTemplate(src, mode, env)
+	for _, msg := range errs {
+		p.errorf(n, path, "%s", msg)
+	}
+	if len(errs) > 0 {
+		return nil
+	}
+	return t
+}
+
+// baseURL is a parsed target.
+type baseURL struct {
+	scheme, host, path string // path without a trailing slash
+}
+
+// parseBase parses an absolute http(s) URL with no generators, query or
+// fragment. It returns a message for the user on failure.
+func parseBase(s string) (*baseURL, string) {
+	if strings.Contains(s, "{{") {
+		return nil, "the scheme and host can't hold generators ({{ }}); put them in the path"
+	}
+	if !strings.Contains(s, "://") {
+		// "mailto:x" names a scheme; "localhost:8080" is a host without one.
+		if u, err := url.Parse(s); err == nil && u.Scheme != "" && strings.Trim(u.Opaque, "0123456789") != "" {
+			return nil, fmt.Sprintf("scheme %q is not supported: use http or https", u.Scheme)
+		}
+		return nil, fmt.Sprintf("%q is not an absolute URL: write it as http://HOST[:PORT][/PATH]", s)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Sprintf("invalid URL %q: %v", s, unwrapURLError(err))
+	}
+	scheme := strings.ToLower(u.Scheme)
+	if scheme != "http" && scheme != "https" {
+		if u.Scheme == "" {
+			return nil, fmt.Sprintf("%q is not an absolute URL: write it as http://HOST[:PORT][/PATH]", s)
+		}
+		return nil, fmt.Sprintf("scheme %q is not supported: use http or https", u.Scheme)
+	}
+	if u.Opaque != "" || u.Hostname() == "" {
+		return nil, fmt.Sprintf("%q has no host: write it as %s://HOST[:PORT][/PATH]", s, scheme)
+	}
+	if u.User != nil {
+		return nil, "credentials in the URL are not supported: send an Authorization header instead"
+	}
+	if u.RawQuery != "" || u.ForceQuery {
+		return nil, "a target can't have a query: put it in each request's path"
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return nil, "a URL fragment (#...) is never sent to the server; remove it"
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if scheme == "https" {
+			port = "443"
+		}
+	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return nil, fmt.Sprintf("port %s is out of range 1-65535", port)
+	}
+	return &baseURL{
+		scheme: scheme,
+		host:   net.JoinHostPort(u.Hostname(), port),
+		path:   strings.TrimRight(u.EscapedPath(), "/"),
+	}, ""
+}
+
+func unwrapURLError(err error) error {
+	if ue, ok := err.(*url.Error); ok {
+		return ue.Err
+	}
+	return err
+}
+
+var requestName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+
+var requestKeys = []string{"name", "method", "path", "url", "headers", "body", "weight"}
+
+var knownMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
+
+func (p *parser) requests(e kv, base *baseURL, hasTarget bool, env *dataEnv) []Request {
+	n := resolve(e.v)
+	if isNull(n) || (n.Kind == yaml.SequenceNode && len(n.Content) == 0) {
+		p.errorf(e.k, "requests", "needs at least one request")
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "requests", "must be a list of requests, got %s", describe(n))
+		return nil
+	}
+	var out []Request
+	names := map[string]int{}
+	for i, item := range n.Content {
+		path := index("requests", i)
+		r, ok := p.request(resolve(item), path, base, hasTarget, env)
+		if r.Name != "" {
+			if line, dup := names[r.Name]; dup {
+				p.errAt(r.Pos, join(path, "name"), "duplicate request name %q (first at line %d)", r.Name, line)
+				continue
+			}
+			names[r.Name] = r.Pos.Line
+			p.declared[r.Name] = true
+			p.declaredList = append(p.declaredList, r.Name)
+		}
+		if ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (p *parser) request(n *yaml.Node, path string, base *baseURL, hasTarget bool, env *dataEnv) (Request, bool) {
+	r := Request{Method: "GET", Weight: 1, Pos: posOf(n)}
+	pairs, ok := p.mapping(n, path)
+	if !ok {
+		return r, false
+	}
+	p.known(pairs, path, requestKeys...)
+	good := true
+	bad := func() { good = false }
+
+	if e, ok := find(pairs, "name"); ok {
+		r.Pos = posOf(e.k)
+		if s, ok := p.str(e.v, join(path, "name")); !ok {
+			bad()
+		} else if !requestName.MatchString(s) {
+			p.errorf(e.v, join(path, "name"), "%q: a request name may only hold letters, digits, _, . and -", s)
+			bad()
+		} else {
+			r.Name = s
+		}
+	} else {
+		p.errorf(n, join(path, "name"), "is required")
+		bad()
+	}
+	if e, ok := find(pairs, "method"); ok {
+		if s, ok := p.str(e.v, join(path, "method")); !ok {
+			bad()
+		} else if !tchar.MatchString(s) {
+			p.errorf(e.v, join(path, "method"), "%q is not a valid HTTP method", s)
+			bad()
+		} else {
+			r.Method = s
+			for _, m := range knownMethods {
+				if strings.EqualFold(s, m) {
+					r.Method = m
+				}
+			}
+			if strings.EqualFold(s, "CONNECT") {
+				p.errorf(e.v, join(path, "method"), "CONNECT is not supported")
+				bad()
+			}
+		}
+	}
+	pe, hasPath := find(pairs, "path")
+	ue, hasURL := find(pairs, "url")
+	switch {
+	case hasPath && hasURL:
+		p.errorf(ue.k, join(path, "url"), "give either path or url, not both")
+		bad()
+	case !hasPath && !hasURL:
+		p.errorf(n, join(path, "path"), "is required (or url: for an absolute URL)")
+		bad()
+	case hasPath:
+		s, ok := p.str(pe.v, join(path, "path"))
+		switch {
+		case !ok:
+			bad()
+		case !hasTarget:
+			p.errorf(pe.k, join(path, "path"), "needs a top-level target: to join it to (or use url: with an absolute URL)")
+			bad()
+		case !strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "{{") && !strings.HasPrefix(s, "?"):
+			p.errorf(pe.v, join(path, "path"), "must start with /, got %q", s)
+			bad()
+		default:
+			if base == nil {
+				// The target's own error is reported; still check the path.
+				base = &baseURL{}
+				bad()
+			}
+			r.Scheme, r.Host = base.scheme, base.host
+			src := base.path + s
+			if base.path == "" && strings.HasPrefix(s, "?") {
+				src = "/" + s
+			}
+			if r.Path = p.template(pe.v, join(path, "path"), src, urlMode, env); r.Path == nil {
+				bad()
+			}
+		}
+	case hasURL:
+		s, ok := p.str(ue.v, join(path, "url"))
+		if !ok {
+			bad()
+			break
+		}
+		origin, rest := splitURL(s)
+		b, msg := parseBase(origin)
+		if msg != "" {
+			p.errorf(ue.v, join(path, "url"), "%s", msg)
+			bad()
+			break
+		}
+		if rest == "" || rest[0] == '?' {
+			rest = "/" + rest
+		}
+		r.Scheme, r.Host = b.scheme, b.host
+		if r.Path = p.template(ue.v, join(path, "url"), rest, urlMode, env); r.Path == nil {
+			bad()
+		}
+	}
+	if e, ok := find(pairs, "headers"); ok {
+		before := len(p.errs)
+		r.Headers = p.headers(e.v, join(path, "headers"), env)
+		if len(p.errs) > before {
+			bad()
+		}
+	}
+	if e, ok := find(pairs, "body"); ok && !isNull(e.v) {
+		v := resolve(e.v)
+		if v.Kind != yaml.ScalarNode {
+			p.errorf(v, join(path, "body"), "must be a string, got %s (write JSON as a quoted or block string: body: |)", describe(v))
+			bad()
+		} else if v.Value != "" {
+			if r.Body = p.template(v, join(path, "body"), v.Value, rawMode, env); r.Body == nil {
+				bad()
+			}
+		}
+	}
+	if e, ok := find(pairs, "weight"); ok {
+		if w, ok := p.number(e.v, join(path, "weight")); !ok {
+			bad()
+		} else if w <= 0 || w > math.MaxFloat64/1e6 {
+			p.errorf(e.v, join(path, "weight"), "must be more than 0, got %v", w)
+			bad()
+		} else {
+			r.Weight = w
+		}
+	}
+	return r, good
+}
+
+// splitURL splits an absolute URL into its origin (scheme://authority) and
+// the rest (path, query), without parsing the rest, which may hold
+// generators.
+func splitURL(s string) (origin, rest string) {
+	i := strings.Index(s, "://")
+	if i < 0 {
+		return s, ""
+	}
+	j := strings.IndexAny(s[i+3:], "/?#")
+	if j < 0 {
+		return s, ""
+	}
+	j += i + 3
+	if s[j] == '#' {
+		return s, "" // parseBase reports the fragment
+	}
+	// Generators are only allowed after the authority.
+	if k := strings.Index(s[:j], "{{"); k >= 0 {
+		return s, ""
+	}
+	return s[:j], s[j:]
+}

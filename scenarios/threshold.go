@@ -1,0 +1,350 @@
+package scenarios
+
+import (
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"go.k6.io/k6/metrics"
+	"gopkg.in/yaml.v3"
+)
+
+// MetricType is the kind of a metric, as in k6; it decides which
+// aggregations a threshold may use.
+type MetricType int
+
+const (
+	// Counter is a running sum (count, rate = count per second).
+	Counter MetricType = iota + 1
+	// Rate is the fraction of non-zero samples (rate).
+	Rate
+	// Trend is a distribution of samples (p(N), avg, min, max, med).
+	Trend
+)
+
+// String returns k6's name of the type.
+func (t MetricType) String() string {
+	switch t {
+	case Counter:
+		return "counter"
+	case Rate:
+		return "rate"
+	case Trend:
+		return "trend"
+	}
+	return "MetricType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// Aggregations lists the aggregations a threshold on a metric of this type
+// may use.
+func (t MetricType) Aggregations() []string {
+	switch t {
+	case Counter:
+		return []string{"count", "rate"}
+	case Rate:
+		return []string{"rate"}
+	case Trend:
+		return []string{"p(N)", "avg", "min", "max", "med"}
+	}
+	return nil
+}
+
+func (t MetricType) k6() metrics.MetricType {
+	switch t {
+	case Counter:
+		return metrics.Counter
+	case Rate:
+		return metrics.Rate
+	}
+	return metrics.Trend
+}
+
+// metricInfo describes a metric thresholds may name.
+type metricInfo struct {
+	typ     MetricType
+	nameTag bool // may be filtered by {name:REQUEST}
+}
+
+// Metrics that thresholds may use. Every one may be filtered by
+// {scenario:NAME}; the per-request ones also by {name:REQUEST}.
+var knownMetrics = map[string]metricInfo{
+	"http_req_duration":  {Trend, true},   // ms, from the intended send time
+	"http_req_failed":    {Rate, true},    // fraction of failed requests
+	"http_reqs":          {Counter, true}, // requests completed
+	"dropped_iterations": {Counter, false},
+	"data_sent":          {Counter, true}, // bytes
+	"data_received":      {Counter, true}, // bytes
+}
+
+func metricNames() []string {
+	var out []string
+	for k := range knownMetrics {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// k6Registry holds our metrics with their k6 types, so that k6 itself
+// decides which aggregations fit which metric.
+var k6Registry = sync.OnceValue(func() *metrics.Registry {
+	r := metrics.NewRegistry()
+	for name, m := range knownMetrics {
+		vt := metrics.Default
+		if name == "http_req_duration" {
+			vt = metrics.Time
+		} else if strings.HasPrefix(name, "data_") {
+			vt = metrics.Data
+		}
+		_, _ = r.NewMetric(name, m.typ.k6(), vt)
+	}
+	return r
+})
+
+// Threshold is one pass/fail criterion, in k6's syntax.
+type Threshold struct {
+	Metric         string            // one of the metrics listed in the package documentation
+	Type           MetricType        // the metric's type
+	Tags           map[string]string // "name" (a request) and/or "scenario"
+	Expr           string            // the source, e.g. "p(99)<200"
+	Agg            string            // "p", "avg", "min", "max", "med", "count" or "rate"
+	Pct            float64           // for Agg "p": 99, 99.9, ...
+	Op             string            // "<", "<=", ">", ">=", "==" or "!="
+	Value          float64           // ms for durations (k6's convention), a fraction for rates
+	AbortOnFail    bool
+	DelayAbortEval time.Duration // with AbortOnFail: do not abort before this much run time
+	Pos            Pos
+
+	key string // the metric key as written
+}
+
+// Key returns the metric with its tags as written, e.g.
+// "http_req_duration{name:checkout}".
+func (t Threshold) Key() string {
+	if t.key != "" {
+		return t.key
+	}
+	if len(t.Tags) == 0 {
+		return t.Metric
+	}
+	var tags []string
+	for k, v := range t.Tags {
+		tags = append(tags, k+":"+v)
+	}
+	sort.Strings(tags)
+	return t.Metric + "{" + strings.Join(tags, ",") + "}"
+}
+
+// Compare reports whether v passes the threshold (v Op Value).
+func (t Threshold) Compare(v float64) bool {
+	switch t.Op {
+	case "<":
+		return v < t.Value
+	case "<=":
+		return v <= t.Value
+	case ">":
+		return v > t.Value
+	case ">=":
+		return v >= t.Value
+	case "==", "===":
+		return v == t.Value
+	case "!=":
+		return v != t.Value
+	}
+	return false
+}
+
+var operators = []string{"<=", "<", ">=", ">", "===", "==", "!="}
+
+func (p *parser) thresholds(n *yaml.Node, f *File) []Threshold {
+	pairs, ok := p.mapping(n, "thresholds")
+	if !ok {
+		return nil
+	}
+	var out []Threshold
+	for _, e := range pairs {
+		path := join("thresholds", e.key)
+		metric, tags, ok := p.metricKey(e, path, f)
+		if !ok {
+			continue
+		}
+		items := resolve(e.v)
+		if items.Kind != yaml.SequenceNode {
+			// One expression may stand alone; k6 wants a list.
+			items = &yaml.Node{Kind: yaml.SequenceNode, Content: []*yaml.Node{e.v}}
+		}
+		if len(items.Content) == 0 {
+			p.errorf(e.k, path, "needs at least one expression, e.g. [\"p(99)<200\"]")
+		}
+		for i, item := range items.Content {
+			t, ok := p.threshold(item, index(path, i), metric)
+			if !ok {
+				continue
+			}
+			t.Tags = tags
+			t.key = e.key
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// metricKey parses "metric{tag:value,...}".
+func (p *parser) metricKey(e kv, path string, f *File) (string, map[string]string, bool) {
+	name, rawTags, err := metrics.ParseMetricName(e.key)
+	if err != nil {
+		p.errorf(e.k, path, "%v", err)
+		return "", nil, false
+	}
+	info, ok := knownMetrics[name]
+	if !ok {
+		p.errorf(e.k, path, "unknown metric %q%s; loadcap measures: %s", name, suggest(name, metricNames()),
+			strings.Join(metricNames(), ", "))
+		return "", nil, false
+	}
+	good := true
+	var tags map[string]string
+	for _, t := range rawTags {
+		k, v, _ := strings.Cut(t, ":")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if tags == nil {
+			tags = map[string]string{}
+		}
+		if _, dup := tags[k]; dup {
+			p.errorf(e.k, path, "tag %q is given twice", k)
+			good = false
+			continue
+		}
+		tags[k] = v
+		switch k {
+		case "name":
+			if !info.nameTag {
+				p.errorf(e.k, path, "%s is not measured per request: filter it by scenario only", name)
+				good = false
+				continue
+			}
+			var names []string
+			found := false
+			for _, r := range f.Requests {
+				names = append(names, r.Name)
+				found = found || r.Name == v
+			}
+			if !found && !p.declared[v] {
+				p.errorf(e.k, path, "no request is named %q%s", v, suggest(v, names))
+				good = false
+			}
+		case "scenario":
+			var names []string
+			found := false
+			for _, s := range f.Scenarios {
+				names = append(names, s.Name)
+				found = found || s.Name == v
+			}
+			if !found && !p.declaredScenario(v) {
+				p.errorf(e.k, path, "no scenario is named %q%s", v, suggest(v, names))
+				good = false
+			}
+		default:
+			p.errorf(e.k, path, "unsupported tag %q%s: thresholds filter by name (a request) or scenario", k,
+				suggest(k, []string{"name", "scenario"}))
+			good = false
+		}
+	}
+	return name, tags, good
+}
+
+// declaredScenario reports whether a scenario of that name was written,
+// valid or not (so a broken scenario is not reported twice).
+func (p *parser) declaredScenario(name string) bool { return p.scenarioNames[name] }
+
+func (p *parser) threshold(item *yaml.Node, path, metric string) (Threshold, bool) {
+	n := resolve(item)
+	t := Threshold{Metric: metric, Type: knownMetrics[metric].typ, Pos: posOf(n)}
+	exprNode := n
+	good := true
+	switch {
+	case n.Kind == yaml.ScalarNode && n.Tag != "!!null":
+		t.Expr = n.Value
+	case n.Kind == yaml.MappingNode:
+		pairs, _ := p.mapping(n, path)
+		p.known(pairs, path, "threshold", "abortOnFail", "delayAbortEval")
+		e, ok := find(pairs, "threshold")
+		if !ok {
+			p.errorf(n, join(path, "threshold"), "is required: the expression, e.g. p(99)<200")
+			return t, false
+		}
+		exprNode = e.v
+		if t.Expr, ok = p.str(e.v, join(path, "threshold")); !ok {
+			return t, false
+		}
+		if a, ok := find(pairs, "abortOnFail"); ok {
+			if t.AbortOnFail, ok = p.boolean(a.v, join(path, "abortOnFail")); !ok {
+				good = false
+			}
+		}
+		if d, ok := find(pairs, "delayAbortEval"); ok {
+			if t.DelayAbortEval, ok = p.duration(d.v, join(path, "delayAbortEval")); !ok {
+				good = false
+			}
+		}
+	default:
+		p.errorf(n, path, "must be an expression such as \"p(99)<200\" or a mapping with threshold:, got %s", describe(n))
+		return t, false
+	}
+	if n.Kind == yaml.MappingNode {
+		path = join(path, "threshold")
+	}
+	if !p.expression(&t, exprNode, path) {
+		return t, false
+	}
+	return t, good
+}
+
+// expression checks t.Expr with k6's threshold parser and fills Agg, Pct, Op
+// and Value.
+func (p *parser) expression(t *Threshold, n *yaml.Node, path string) bool {
+	ts := metrics.NewThresholds([]string{t.Expr})
+	if err := ts.Parse(); err != nil {
+		p.errorf(n, path, "%v (expected AGGREGATION OPERATOR NUMBER, e.g. p(99)<200)", err)
+		return false
+	}
+	// k6 accepted it; take it apart the same way (its result is unexported).
+	for _, op := range operators {
+		left, right, _ := strings.Cut(t.Expr, op)
+		if right == "" {
+			continue
+		}
+		t.Op = op
+		if op == "===" {
+			t.Op = "=="
+		}
+		t.Agg = strings.TrimSpace(left)
+		t.Value, _ = strconv.ParseFloat(strings.TrimSpace(right), 64)
+		break
+	}
+	if strings.HasPrefix(t.Agg, "p(") {
+		t.Pct, _ = strconv.ParseFloat(t.Agg[2:len(t.Agg)-1], 64)
+		t.Agg = "p"
+		if math.IsNaN(t.Pct) || t.Pct < 0 || t.Pct > 100 {
+			p.errorf(n, path, "%q: a percentile must be between 0 and 100", t.Expr)
+			return false
+		}
+	}
+	if math.IsNaN(t.Value) || math.IsInf(t.Value, 0) {
+		p.errorf(n, path, "%q: the value must be a finite number", t.Expr)
+		return false
+	}
+	if err := ts.Validate(t.Metric, k6Registry()); err != nil {
+		agg := t.Agg
+		if agg == "p" {
+			agg = "p(N)"
+		}
+		p.errorf(n, path, "%q: %s does not apply to %s, a %s metric; use %s",
+			t.Expr, agg, t.Metric, t.Type, strings.Join(t.Type.Aggregations(), ", "))
+		return false
+	}
+	return true
+}
