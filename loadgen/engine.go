@@ -1,0 +1,564 @@
+// Package loadgen is loadcap's load engine: it paces requests by the open
+// (arrival-rate) or closed (virtual-user) model, sends them through
+// loadgen/httpc, and records every outcome in HDR histograms (Recorder).
+//
+// Latency contract (DESIGN.md): in the open model a request's latency runs
+// from its intended send time on the arrival schedule, so a stalled server
+// shows in the percentiles even when every VU is busy; arrivals that find no
+// free VU under maxVUs are counted as dropped, never lost. In the closed
+// model latency runs from the actual send.
+package loadgen
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/loadcap/loadcap/loadgen/httpc"
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+// Abort causes, in Result.AbortCause.
+const (
+	CauseSignal    = "signal"
+	CauseThreshold = "threshold"
+)
+
+// Engine runs the scenarios of one file. Create it with New, run it once
+// with Run; Stop and Kill may be called from any goroutine.
+type Engine struct {
+	f       *scenarios.File
+	o       options
+	rec     *Recorder
+	tr      *httpc.Transport
+	names   []string
+	nameIdx map[string]int
+
+	stopOnce, killOnce sync.Once
+	stopCh, killCh     chan struct{}
+	mu                 sync.Mutex
+	reason, cause      string
+
+	vuSeq     atomic.Int64
+	activeVUs atomic.Int64
+	peakVUs   atomic.Int64
+	timeout   time.Duration // per request
+	total     time.Duration // planned length: max over scenarios of startTime + duration
+}
+
+type options struct {
+	progress  io.Writer
+	live      bool
+	plainEach int // plain progress: one line every plainEach intervals
+	transport func(httpc.Options) httpc.Options
+	onRotate  func(Interval)
+}
+
+// Option tunes an Engine.
+type Option func(*options)
+
+// WithProgress writes progress to w after every interval: live rewrites
+// one line in place (a terminal), otherwise one plain line every 5 s.
+func WithProgress(w io.Writer, live bool) Option {
+	return func(o *options) { o.progress, o.live = w, live }
+}
+
+// WithTransportOptions lets the caller adjust the HTTP client options that
+// New derives from the scenario file.
+func WithTransportOptions(fn func(httpc.Options) httpc.Options) Option {
+	return func(o *options) { o.transport = fn }
+}
+
+// WithIntervalHook calls fn after every 1-second interval closes, on the
+// engine's ticker goroutine.
+func WithIntervalHook(fn func(Interval)) Option {
+	return func(o *options) { o.onRotate = fn }
+}
+
+// New prepares an engine for f.
+func New(f *scenarios.File, opts ...Option) (*Engine, error) {
+	o := options{plainEach: 5}
+	for _, fn := range opts {
+		fn(&o)
+	}
+	if len(f.Scenarios) == 0 || len(f.Requests) == 0 {
+		return nil, fmt.Errorf("%s: nothing to run: no scenarios or no requests", f.Path)
+	}
+	for _, t := range f.Thresholds {
+		if _, ok := t.Tags["scenario"]; ok {
+			return nil, fmt.Errorf("%s:%d:%d: threshold %s: the scenario tag is not supported yet", f.Path, t.Pos.Line, t.Pos.Col, t.Key())
+		}
+	}
+	e := &Engine{f: f, o: o, nameIdx: map[string]int{}, stopCh: make(chan struct{}), killCh: make(chan struct{})}
+	for _, r := range f.Requests {
+		if _, ok := e.nameIdx[r.Name]; !ok {
+			e.nameIdx[r.Name] = len(e.names)
+			e.names = append(e.names, r.Name)
+		}
+	}
+	to := f.Timeout
+	if to <= 0 {
+		to = scenarios.DefaultTimeout
+	}
+	var top time.Duration
+	for _, sc := range f.Scenarios {
+		w := sc.Workload
+		if end := w.StartTime + w.Duration(); end > e.total {
+			e.total = end
+		}
+		// The longest latency a request can show: its arrival waits out a
+		// full timeout plus the graceful stop.
+		if t := to + w.GracefulStop + time.Second; t > top {
+			top = t
+		}
+	}
+	e.timeout = to
+	e.rec = NewRecorder(e.names, top)
+	ho := httpc.Options{Timeout: to, HTTP2: f.HTTP2, UserAgent: "loadcap"}
+	if f.Insecure {
+		ho.TLSConfig = insecureTLS()
+	}
+	if o.transport != nil {
+		ho = o.transport(ho)
+	}
+	e.tr = httpc.NewTransport(ho)
+	return e, nil
+}
+
+// Stop ends the run early and gracefully: no new requests are scheduled,
+// in-flight ones get their scenario's gracefulStop to finish, and the result
+// has status aborted with the reason.
+func (e *Engine) Stop(cause, reason string) {
+	e.stopOnce.Do(func() {
+		e.mu.Lock()
+		e.cause, e.reason = cause, reason
+		e.mu.Unlock()
+		close(e.stopCh)
+	})
+}
+
+// Kill ends the run at once: like Stop, without the graceful wait.
+func (e *Engine) Kill(cause, reason string) {
+	e.Stop(cause, reason)
+	e.killOnce.Do(func() { close(e.killCh) })
+}
+
+// PlannedDuration is the run's length without graceful stops.
+func (e *Engine) PlannedDuration() time.Duration { return e.total }
+
+// Run runs every scenario to its end (or until Stop, Kill or ctx is done,
+// which kills) and returns what was measured. The error is for the engine's
+// own failures; request failures are data in the Result.
+func (e *Engine) Run(ctx context.Context) (*Result, error) {
+	start := time.Now()
+	e.rec.Start(start)
+	var wg sync.WaitGroup
+	for i := range e.f.Scenarios {
+		sr := &scenarioRun{e: e, sc: &e.f.Scenarios[i]}
+		sr.mix = newMix(e.f, scenarioRequests(e.f, &e.f.Scenarios[i]), e.nameIdx)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sr.run(start)
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	prog := newProgress(e.o.progress, e.o.live, e.o.plainEach, e.total)
+loop:
+	for {
+		select {
+		case <-done:
+			break loop
+		case <-ctx.Done():
+			e.Kill(CauseSignal, "context: "+context.Cause(ctx).Error())
+			<-done
+			break loop
+		case now := <-tick.C:
+			iv := e.rec.Rotate(now)
+			prog.interval(iv, int(e.activeVUs.Load()))
+			if e.o.onRotate != nil {
+				e.o.onRotate(iv)
+			}
+			e.checkAbort(now.Sub(start))
+		}
+	}
+	end := time.Now()
+	last := e.rec.Rotate(end)
+	if e.o.onRotate != nil {
+		e.o.onRotate(last)
+	}
+	e.tr.Close()
+	res := e.rec.result()
+	res.Started, res.Ended, res.Duration = start, end, end.Sub(start)
+	res.MaxVUs = int(e.peakVUs.Load())
+	res.Thresholds = evaluate(e.f.Thresholds, res)
+	res.Status = StatusPassed
+	for _, t := range res.Thresholds {
+		if !t.Passed {
+			res.Status = StatusFailed
+		}
+	}
+	e.mu.Lock()
+	if e.cause != "" {
+		res.Status, res.AbortCause, res.AbortReason = StatusAborted, e.cause, e.reason
+	}
+	e.mu.Unlock()
+	prog.finish(res)
+	return res, nil
+}
+
+// checkAbort evaluates abortOnFail thresholds once their delay has passed.
+func (e *Engine) checkAbort(elapsed time.Duration) {
+	var due []scenarios.Threshold
+	for _, t := range e.f.Thresholds {
+		if t.AbortOnFail && elapsed >= t.DelayAbortEval {
+			due = append(due, t)
+		}
+	}
+	if len(due) == 0 {
+		return
+	}
+	res := e.rec.result()
+	res.Duration = elapsed
+	for _, r := range evaluate(due, res) {
+		if !r.Passed {
+			e.Stop(CauseThreshold, fmt.Sprintf("threshold %s %s crossed (value %.4g), abortOnFail", r.Metric, r.Expr, r.Value))
+			return
+		}
+	}
+}
+
+func scenarioRequests(f *scenarios.File, sc *scenarios.Scenario) []int {
+	if len(sc.Requests) > 0 {
+		return sc.Requests
+	}
+	idx := make([]int, len(f.Requests))
+	for i := range idx {
+		idx[i] = i
+	}
+	return idx
+}
+
+// scenarioRun is one scenario's execution.
+type scenarioRun struct {
+	e   *Engine
+	sc  *scenarios.Scenario
+	mix mix
+
+	stopping atomic.Bool  // no new requests
+	idle     atomic.Int64 // open model: VUs waiting for an arrival
+	hardStop atomic.Bool  // in-flight requests no longer count: they are in flight at stop
+	vuWG     sync.WaitGroup
+	mu       sync.Mutex
+	vus      []*vu
+}
+
+func (s *scenarioRun) run(runStart time.Time) {
+	w := &s.sc.Workload
+	t0 := runStart.Add(w.StartTime)
+	if !s.sleepUntil(t0) {
+		return
+	}
+	if w.Model == scenarios.Open {
+		s.runOpen(t0)
+	} else {
+		s.runClosed(t0)
+	}
+	s.finish()
+}
+
+// sleepUntil waits for t; false when the engine stopped first.
+func (s *scenarioRun) sleepUntil(t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return !s.stopped()
+	}
+	tm := time.NewTimer(d)
+	defer tm.Stop()
+	select {
+	case <-tm.C:
+		return true
+	case <-s.e.stopCh:
+		return false
+	}
+}
+
+func (s *scenarioRun) stopped() bool {
+	select {
+	case <-s.e.stopCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// finish waits up to gracefulStop for the scenario's VUs, then abandons what
+// is still in flight.
+func (s *scenarioRun) finish() {
+	s.stopping.Store(true)
+	done := make(chan struct{})
+	go func() { s.vuWG.Wait(); close(done) }()
+	tm := time.NewTimer(s.sc.Workload.GracefulStop)
+	defer tm.Stop()
+	select {
+	case <-done:
+		return
+	case <-tm.C:
+	case <-s.e.killCh:
+	}
+	s.hardStop.Store(true)
+	s.mu.Lock()
+	for _, v := range s.vus {
+		v.client.Close()
+	}
+	s.mu.Unlock()
+	<-done
+}
+
+func (s *scenarioRun) newVU() *vu {
+	id := int(s.e.vuSeq.Add(1))
+	v := &vu{
+		id:     id,
+		s:      s,
+		client: s.e.tr.NewClient(),
+		rng:    rand.New(rand.NewPCG(s.e.f.Seed, uint64(id))),
+	}
+	v.rd.st = s.e.f.NewState(id)
+	s.mu.Lock()
+	s.vus = append(s.vus, v)
+	s.mu.Unlock()
+	if n := s.e.activeVUs.Add(1); n > s.e.peakVUs.Load() {
+		s.e.peakVUs.Store(n) // only the ticker reads it; a lost race costs nothing
+	}
+	s.vuWG.Add(1)
+	return v
+}
+
+// runOpen paces arrivals and hands each to an idle VU, growing the pool up
+// to maxVUs. When every VU is busy, arrivals wait in a FIFO backlog (as in
+// wrk2) and are sent late, their latency still counted from the intended
+// time: that is what keeps a stall visible in the percentiles under a VU
+// cap. An arrival is dropped only when the backlog is full, when it waited
+// longer than the request timeout, or when the scenario ends first.
+func (s *scenarioRun) runOpen(t0 time.Time) {
+	w := &s.sc.Workload
+	rec := s.e.rec
+	work := make(chan time.Time, backlogSize(w))
+	maxVUs := w.MaxVUs
+	if maxVUs < w.PreAllocatedVUs {
+		maxVUs = w.PreAllocatedVUs
+	}
+	nvus := 0
+	for ; nvus < w.PreAllocatedVUs; nvus++ {
+		v := s.newVU()
+		go v.openLoop(work, time.Time{})
+	}
+	sched := newSchedule(w.StartRatePerSec, w.RateStages)
+	tm := time.NewTimer(time.Hour)
+	tm.Stop()
+	defer tm.Stop()
+pace:
+	for {
+		off, ok := sched.Next()
+		if !ok {
+			break
+		}
+		intended := t0.Add(off)
+		if d := time.Until(intended); d > 0 {
+			tm.Reset(d)
+			select {
+			case <-tm.C:
+			case <-s.e.stopCh:
+				break pace
+			}
+		} else if s.stopped() {
+			break
+		}
+		rec.Scheduled(1)
+		if s.idle.Load() == 0 && nvus < maxVUs {
+			nvus++
+			v := s.newVU()
+			go v.openLoop(work, intended)
+			continue
+		}
+		select {
+		case work <- intended:
+		default:
+			rec.Dropped() // backlog full
+		}
+	}
+	// The scenario lasts its full duration even after its last arrival.
+	s.sleepUntil(t0.Add(w.Duration()))
+	s.stopping.Store(true)
+	close(work)
+}
+
+// backlogSize bounds the open model's queue of late arrivals: ten seconds
+// of the peak rate, within [1024, 1M] entries.
+func backlogSize(w *scenarios.Workload) int {
+	peak := w.StartRatePerSec
+	for _, st := range w.RateStages {
+		peak = math.Max(peak, st.TargetPerSec)
+	}
+	return int(math.Min(math.Max(peak*10, 1024), 1<<20))
+}
+
+// runClosed keeps the planned number of VUs looping until the end.
+func (s *scenarioRun) runClosed(t0 time.Time) {
+	w := &s.sc.Workload
+	end := t0.Add(w.Duration())
+	var active []*vu
+	tm := time.NewTimer(0)
+	defer tm.Stop()
+	for {
+		now := time.Now()
+		if !now.Before(end) {
+			break
+		}
+		target := vuTarget(w, now.Sub(t0))
+		for len(active) < target {
+			v := s.newVU()
+			active = append(active, v)
+			go v.closedLoop()
+		}
+		for len(active) > target {
+			active[len(active)-1].quit.Store(true)
+			active = active[:len(active)-1]
+		}
+		next := 50 * time.Millisecond
+		if len(w.VUStages) == 1 && w.VUStages[0].Target == w.StartVUs {
+			next = end.Sub(now) // constant: nothing to adjust
+		}
+		if r := end.Sub(now); r < next {
+			next = r
+		}
+		tm.Reset(next)
+		select {
+		case <-tm.C:
+		case <-s.e.stopCh:
+			return
+		}
+	}
+}
+
+// vuTarget is the number of VUs a closed workload plans at offset t: linear
+// between stages, rounded towards the earlier stage's value (k6 adds a VU
+// when the ramp reaches it and removes one when the ramp falls past it).
+func vuTarget(w *scenarios.Workload, t time.Duration) int {
+	from := float64(w.StartVUs)
+	var at time.Duration
+	for _, st := range w.VUStages {
+		if t < at+st.Duration {
+			frac := float64(t-at) / float64(st.Duration)
+			v := from + (float64(st.Target)-from)*frac
+			if float64(st.Target) >= from {
+				return int(math.Floor(v + 1e-9))
+			}
+			return int(math.Ceil(v - 1e-9))
+		}
+		at += st.Duration
+		from = float64(st.Target)
+	}
+	return int(from)
+}
+
+// vu is one virtual user: a connection, generator state and buffers, used by
+// one goroutine.
+type vu struct {
+	id     int
+	s      *scenarioRun
+	client httpc.Client
+	rng    *rand.Rand
+	rd     renderer
+	res    httpc.Result
+	out    Outcome
+	quit   atomic.Bool
+}
+
+func (v *vu) exit() {
+	v.client.Close()
+	v.s.e.activeVUs.Add(-1)
+	v.s.vuWG.Done()
+}
+
+func (v *vu) openLoop(work <-chan time.Time, first time.Time) {
+	defer v.exit()
+	if !first.IsZero() {
+		v.do(first)
+	}
+	s := v.s
+	for {
+		s.idle.Add(1)
+		intended, ok := <-work
+		s.idle.Add(-1)
+		if !ok {
+			return
+		}
+		// Arrivals still queued when the scenario ends, or queued longer
+		// than a request may take, are never sent.
+		if s.stopping.Load() || time.Since(intended) > s.e.timeout {
+			s.e.rec.Dropped()
+			continue
+		}
+		v.do(intended)
+	}
+}
+
+func (v *vu) closedLoop() {
+	defer v.exit()
+	for !v.quit.Load() && !v.s.stopping.Load() && !v.s.stopped() {
+		v.s.e.rec.Scheduled(1)
+		v.do(time.Time{})
+	}
+}
+
+// do sends one request. intended is the arrival time (zero in the closed
+// model, where latency runs from the actual send).
+func (v *vu) do(intended time.Time) {
+	e := v.s.e
+	ent := v.s.mix.pick(v.rng)
+	req := v.rd.render(ent)
+	e.rec.Sent(ent.name)
+	sent := time.Now()
+	if intended.IsZero() {
+		intended = sent
+	}
+	v.res = httpc.Result{}
+	v.client.Do(req, &v.res)
+	end := time.Now()
+	if v.s.hardStop.Load() {
+		return // abandoned at the hard stop: counted as in flight at stop
+	}
+	o := &v.out
+	*o = Outcome{
+		Name:      ent.name,
+		Latency:   end.Sub(intended),
+		Service:   end.Sub(sent),
+		Status:    v.res.Status,
+		BytesSent: v.res.BytesSent,
+		BytesRecv: v.res.BytesReceived,
+	}
+	switch {
+	case v.res.Class != httpc.ClassNone:
+		o.Class = uint8(v.res.Class)
+		if v.res.Err != nil && e.rec.WantSample(ent.name, o.Class) {
+			o.Err = v.res.Err.Error()
+		}
+	case v.res.Status >= 500:
+		o.Class = class5xx
+	case v.res.Status >= 400:
+		o.Class = class4xx
+	}
+	if o.Class >= class4xx && e.rec.WantSample(ent.name, o.Class) {
+		o.Err = fmt.Sprintf("%s %s: HTTP %d", ent.method, req.Target, v.res.Status)
+	}
+	e.rec.Record(v.id, o)
+}

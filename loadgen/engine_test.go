@@ -1,0 +1,398 @@
+package loadgen_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/loadgen/target"
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+func startTarget(t *testing.T, c target.Config) *target.Server {
+	t.Helper()
+	c.Listen = "127.0.0.1:0"
+	srv, err := target.Start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func parse(t *testing.T, yaml string, args ...any) *scenarios.File {
+	t.Helper()
+	f, err := scenarios.Parse("test.yaml", []byte(fmt.Sprintf(yaml, args...)))
+	if err != nil {
+		t.Fatalf("scenario: %v", err)
+	}
+	return f
+}
+
+func run(t *testing.T, f *scenarios.File, opts ...loadgen.Option) *loadgen.Result {
+	t.Helper()
+	e, err := loadgen.New(f, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, res)
+	return res
+}
+
+// checkInvariants asserts the totals contract of DESIGN.md.
+func checkInvariants(t *testing.T, res *loadgen.Result) {
+	t.Helper()
+	tt := res.Totals
+	if tt.Scheduled != tt.Sent+tt.Dropped {
+		t.Errorf("scheduled %d != sent %d + dropped %d", tt.Scheduled, tt.Sent, tt.Dropped)
+	}
+	if tt.Sent != tt.Completed+tt.Failed+tt.InflightAtStop {
+		t.Errorf("sent %d != completed %d + failed %d + inflight_at_stop %d", tt.Sent, tt.Completed, tt.Failed, tt.InflightAtStop)
+	}
+	var ivSent, ivDone int64
+	for _, iv := range res.Intervals {
+		ivSent += iv.Sent
+		ivDone += iv.Completed + iv.Failed
+	}
+	if ivSent != tt.Sent || ivDone != tt.Completed+tt.Failed {
+		t.Errorf("intervals add up to sent %d, done %d; totals say %d, %d", ivSent, ivDone, tt.Sent, tt.Completed+tt.Failed)
+	}
+	if n := res.Latency.TotalCount(); n != tt.Completed+tt.Failed {
+		t.Errorf("latency histogram holds %d values, want completed+failed = %d", n, tt.Completed+tt.Failed)
+	}
+}
+
+func TestOpenModelRateCountedAtTarget(t *testing.T) {
+	srv := startTarget(t, target.Config{})
+	f := parse(t, `
+target: %s
+scenarios:
+  steady:
+    executor: constant-arrival-rate
+    rate: 400
+    timeUnit: 1s
+    duration: 2500ms
+    preAllocatedVUs: 10
+    maxVUs: 100
+requests:
+  - name: a
+    path: /
+`, srv.URL())
+	res := run(t, f)
+	st := srv.Stats()
+	if st.Arrived != 1000 || res.Totals.Completed != 1000 {
+		t.Errorf("target saw %d arrivals, engine completed %d; want exactly 1000 (400/s for 2.5s)", st.Arrived, res.Totals.Completed)
+	}
+	// Smooth pacing: every full 100 ms holds about 40 arrivals.
+	b := srv.ArrivalsPer(100 * time.Millisecond)
+	for i := 1; i < len(b)-1 && i < 24; i++ {
+		if b[i] < 30 || b[i] > 50 {
+			t.Errorf("arrivals in 100ms bucket %d = %d, want about 40 (buckets %v)", i, b[i], b)
+			break
+		}
+	}
+	if res.Status != loadgen.StatusPassed || res.Totals.Dropped != 0 {
+		t.Errorf("status %s, dropped %d", res.Status, res.Totals.Dropped)
+	}
+}
+
+func TestCoordinatedOmission(t *testing.T) {
+	// The target stops answering for 200 ms of every second. At 500 req/s a
+	// CO-correct tool sees 20% of requests held, uniformly 0..200 ms: p90
+	// ≈ 100 ms, p99 ≈ 190 ms, also when only 20 VUs may be in flight.
+	for _, maxVUs := range []int{500, 20} {
+		t.Run(fmt.Sprintf("maxVUs=%d", maxVUs), func(t *testing.T) {
+			srv := startTarget(t, target.Config{StallEvery: time.Second, StallFor: 200 * time.Millisecond})
+			f := parse(t, `
+target: %s
+scenarios:
+  co:
+    executor: constant-arrival-rate
+    rate: 500
+    duration: 3s
+    preAllocatedVUs: %d
+    maxVUs: %d
+requests:
+  - name: a
+    path: /
+`, srv.URL(), min(maxVUs, 50), maxVUs)
+			res := run(t, f)
+			s := loadgen.Summarize(res.Latency)
+			if math.Abs(s.P90-100) > 15 || math.Abs(s.P99-190) > 19 {
+				t.Errorf("p90 %.1fms p99 %.1fms, want ≈100 and ≈190 (CO-correct)", s.P90, s.P99)
+			}
+			if res.Totals.Dropped != 0 {
+				t.Errorf("dropped %d: late arrivals must wait for a VU, not vanish", res.Totals.Dropped)
+			}
+			if maxVUs == 20 {
+				svc := loadgen.Summarize(res.Service)
+				if svc.P90 > s.P90/2 {
+					t.Errorf("service-time p90 %.1fms should be far below latency p90 %.1fms when VUs are capped", svc.P90, s.P90)
+				}
+			}
+		})
+	}
+}
+
+func TestResetsAreCountedAsFailures(t *testing.T) {
+	srv := startTarget(t, target.Config{ResetEvery: 5})
+	f := parse(t, `
+target: %s
+scenarios:
+  loop:
+    executor: constant-vus
+    vus: 4
+    duration: 1s
+requests:
+  - name: a
+    path: /
+`, srv.URL())
+	res := run(t, f)
+	tt := res.Totals
+	resets := srv.Stats().Resets
+	if resets == 0 || tt.Failed < resets-4 || tt.Failed > resets {
+		t.Errorf("target reset %d connections, engine counted %d failures", resets, tt.Failed)
+	}
+	if got := res.Request("a").Errors["reset"]; got != tt.Failed {
+		t.Errorf("errors by class %v, want all %d failures as reset", res.Request("a").Errors, tt.Failed)
+	}
+}
+
+func TestBacklogExpiresIntoDropped(t *testing.T) {
+	// Two VUs against 100 ms service time hold 20 req/s; at 200 req/s the
+	// backlog grows, and arrivals waiting longer than the 300 ms timeout
+	// are dropped, not sent.
+	srv := startTarget(t, target.Config{ServiceTime: 100 * time.Millisecond})
+	f := parse(t, `
+target: %s
+http:
+  timeout: 300ms
+scenarios:
+  over:
+    executor: constant-arrival-rate
+    rate: 200
+    duration: 1s
+    preAllocatedVUs: 2
+    maxVUs: 2
+    gracefulStop: 1s
+requests:
+  - name: a
+    path: /
+`, srv.URL())
+	res := run(t, f)
+	tt := res.Totals
+	if tt.Dropped < 100 || tt.Sent > 40 {
+		t.Errorf("sent %d dropped %d: want most arrivals dropped", tt.Sent, tt.Dropped)
+	}
+}
+
+func TestHardStopLeavesRequestsInFlight(t *testing.T) {
+	srv := startTarget(t, target.Config{})
+	f := parse(t, `
+target: %s
+scenarios:
+  slow:
+    executor: constant-arrival-rate
+    rate: 10
+    duration: 1s
+    preAllocatedVUs: 20
+    gracefulStop: 200ms
+requests:
+  - name: a
+    path: /sleep?ms=3000
+`, srv.URL())
+	start := time.Now()
+	res := run(t, f)
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("run took %v: the graceful stop should have cut it near 1.2s", el)
+	}
+	if res.Totals.InflightAtStop != 10 || res.Totals.Completed != 0 {
+		t.Errorf("inflight_at_stop %d completed %d, want 10 and 0", res.Totals.InflightAtStop, res.Totals.Completed)
+	}
+}
+
+func TestStopIsGracefulAndAborted(t *testing.T) {
+	srv := startTarget(t, target.Config{})
+	f := parse(t, `
+target: %s
+scenarios:
+  long:
+    executor: constant-vus
+    vus: 3
+    duration: 30s
+requests:
+  - name: a
+    path: /sleep?ms=20
+`, srv.URL())
+	e, err := loadgen.New(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(500*time.Millisecond, func() { e.Stop(loadgen.CauseSignal, "interrupted by test") })
+	res, err := e.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInvariants(t, res)
+	if res.Status != loadgen.StatusAborted || res.AbortCause != loadgen.CauseSignal || res.Duration > 2*time.Second {
+		t.Errorf("status %q cause %q after %v", res.Status, res.AbortCause, res.Duration)
+	}
+	if res.Totals.InflightAtStop != 0 || res.Totals.Completed < 30 {
+		t.Errorf("graceful stop: inflight_at_stop %d (want 0), completed %d", res.Totals.InflightAtStop, res.Totals.Completed)
+	}
+}
+
+func TestThresholds(t *testing.T) {
+	srv := startTarget(t, target.Config{ServiceTime: 20 * time.Millisecond})
+	f := parse(t, `
+target: %s
+scenarios:
+  s:
+    executor: constant-arrival-rate
+    rate: 50
+    duration: 1s
+    preAllocatedVUs: 20
+requests:
+  - name: fast
+    path: /
+  - name: bad
+    path: /status/503
+thresholds:
+  http_req_duration: ["p(99)<1000", "p(50)<5"]
+  "http_req_duration{name:fast}": ["max<1000"]
+  http_req_failed: ["rate<0.01"]
+  http_reqs: ["count>=50"]
+`, srv.URL())
+	res := run(t, f)
+	got := map[string]bool{}
+	for _, th := range res.Thresholds {
+		got[th.Metric+" "+th.Expr] = th.Passed
+	}
+	want := map[string]bool{
+		"http_req_duration p(99)<1000":          true,
+		"http_req_duration p(50)<5":             false,
+		"http_req_duration{name:fast} max<1000": true,
+		"http_req_failed rate<0.01":             false,
+		"http_reqs count>=50":                   true,
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("threshold %s: passed=%v (present %v), want %v", k, g, ok, v)
+		}
+	}
+	if res.Status != loadgen.StatusFailed {
+		t.Errorf("status %s, want failed", res.Status)
+	}
+	if res.Request("bad").Errors["5xx"] != res.Request("bad").Failed || res.Request("bad").StatusCodes[503] == 0 {
+		t.Errorf("bad: errors %v codes %v", res.Request("bad").Errors, res.Request("bad").StatusCodes)
+	}
+}
+
+func TestAbortOnFail(t *testing.T) {
+	srv := startTarget(t, target.Config{})
+	f := parse(t, `
+target: %s
+scenarios:
+  s:
+    executor: constant-arrival-rate
+    rate: 100
+    duration: 20s
+    preAllocatedVUs: 20
+requests:
+  - name: bad
+    path: /status/500
+thresholds:
+  http_req_failed:
+    - threshold: rate<0.5
+      abortOnFail: true
+`, srv.URL())
+	res := run(t, f)
+	if res.Status != loadgen.StatusAborted || res.AbortCause != loadgen.CauseThreshold || res.Duration > 5*time.Second {
+		t.Errorf("status %s cause %s after %v; want aborted by threshold within seconds", res.Status, res.AbortCause, res.Duration)
+	}
+	if !strings.Contains(res.AbortReason, "http_req_failed") {
+		t.Errorf("abort reason %q should name the threshold", res.AbortReason)
+	}
+}
+
+func TestRampingVUs(t *testing.T) {
+	srv := startTarget(t, target.Config{})
+	f := parse(t, `
+target: %s
+scenarios:
+  ramp:
+    executor: ramping-vus
+    startVUs: 0
+    stages:
+      - {target: 6, duration: 1s}
+      - {target: 0, duration: 1s}
+    gracefulRampDown: 0s
+requests:
+  - name: a
+    path: /sleep?ms=10
+`, srv.URL())
+	res := run(t, f)
+	if res.MaxVUs != 6 {
+		t.Errorf("peak VUs %d, want 6", res.MaxVUs)
+	}
+	// A triangle of 0→6→0 VUs over 2 s at ~10 ms per request: about 2.5
+	// VUs on average (k6 rounds the ramp down), ~500 requests; 6 VUs
+	// throughout would send 1200.
+	if n := res.Totals.Completed; n < 300 || n > 750 {
+		t.Errorf("completed %d, want about 500", n)
+	}
+}
+
+func TestTLSAndHTTP2(t *testing.T) {
+	tests := []struct {
+		name      string
+		cfg       target.Config
+		http      string
+		wantClass string // "" = every request completes
+	}{
+		{"https, certificate check skipped", target.Config{TLS: true}, "insecureSkipTLSVerify: true", ""},
+		{"https, HTTP/2 by ALPN", target.Config{TLS: true}, "{insecureSkipTLSVerify: true, http2: true}", ""},
+		{"h2c prior knowledge", target.Config{H2C: true}, "http2: true", ""},
+		{"self-signed certificate refused", target.Config{TLS: true}, "timeout: 5s", "tls"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startTarget(t, tc.cfg)
+			http := tc.http
+			if !strings.HasPrefix(http, "{") {
+				http = "{" + http + "}"
+			}
+			f := parse(t, `
+target: %s
+http: %s
+scenarios:
+  s:
+    executor: constant-arrival-rate
+    rate: 50
+    duration: 1s
+    preAllocatedVUs: 5
+requests:
+  - name: a
+    path: /
+`, srv.URL(), http)
+			res := run(t, f)
+			if tc.wantClass == "" {
+				if res.Totals.Completed != 50 {
+					t.Errorf("completed %d of 50; errors %v", res.Totals.Completed, res.Request("a").Errors)
+				}
+				return
+			}
+			if got := res.Request("a").Errors[tc.wantClass]; got != 50 {
+				t.Errorf("errors %v, want all 50 as %s", res.Request("a").Errors, tc.wantClass)
+			}
+		})
+	}
+}

@@ -1,0 +1,151 @@
+package loadgen
+
+import (
+	"math/rand/v2"
+	"strings"
+
+	"github.com/loadcap/loadcap/loadgen/httpc"
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+// tmpl is a template with its rendering precomputed when it has no
+// generators.
+type tmpl struct {
+	t      *scenarios.Template
+	static []byte // rendered once when t.Static()
+}
+
+func newTmpl(t *scenarios.Template, st *scenarios.State) tmpl {
+	if t == nil {
+		return tmpl{}
+	}
+	x := tmpl{t: t}
+	if t.Static() {
+		x.static = t.AppendTo(nil, st)
+	}
+	return x
+}
+
+// appendTo renders into dst; static templates cost a copy.
+func (x *tmpl) appendTo(dst []byte, st *scenarios.State) []byte {
+	if x.static != nil || x.t == nil {
+		return append(dst, x.static...)
+	}
+	return x.t.AppendTo(dst, st)
+}
+
+type hdrTmpl struct {
+	name string
+	val  tmpl
+}
+
+// entry is one request of a scenario's mix, ready to render.
+type entry struct {
+	name    int // index into the recorder's names
+	method  string
+	scheme  string
+	host    string
+	path    tmpl
+	headers []hdrTmpl
+	body    tmpl
+	hasBody bool
+}
+
+// mix is a scenario's weighted choice of requests.
+type mix struct {
+	entries []entry
+	cum     []float64 // cumulative weights
+}
+
+func newMix(f *scenarios.File, idx []int, nameIdx map[string]int) mix {
+	var m mix
+	var total float64
+	st := f.NewState(0)
+	for _, i := range idx {
+		r := &f.Requests[i]
+		e := entry{
+			name:    nameIdx[r.Name],
+			method:  r.Method,
+			scheme:  r.Scheme,
+			host:    r.Host,
+			path:    newTmpl(r.Path, st),
+			hasBody: r.Body != nil,
+			body:    newTmpl(r.Body, st),
+		}
+		// Default headers first, unless the request sets the same name.
+		for _, h := range f.Headers {
+			if !hasHeader(r.Headers, h.Name) {
+				e.headers = append(e.headers, hdrTmpl{h.Name, newTmpl(h.Value, st)})
+			}
+		}
+		for _, h := range r.Headers {
+			e.headers = append(e.headers, hdrTmpl{h.Name, newTmpl(h.Value, st)})
+		}
+		total += r.Weight
+		m.entries = append(m.entries, e)
+		m.cum = append(m.cum, total)
+	}
+	return m
+}
+
+func hasHeader(hs []scenarios.Header, name string) bool {
+	for _, h := range hs {
+		if strings.EqualFold(h.Name, name) {
+			return true
+		}
+	}
+	return false
+}
+
+// pick chooses an entry by weight.
+func (m *mix) pick(rng *rand.Rand) *entry {
+	if len(m.entries) == 1 {
+		return &m.entries[0]
+	}
+	x := rng.Float64() * m.cum[len(m.cum)-1]
+	for i, c := range m.cum {
+		if x < c {
+			return &m.entries[i]
+		}
+	}
+	return &m.entries[len(m.entries)-1]
+}
+
+// renderer turns a mix entry into an httpc.Request in buffers it reuses, so
+// that rendering allocates nothing once warm.
+type renderer struct {
+	st   *scenarios.State
+	buf  []byte
+	offs []int
+	req  httpc.Request
+}
+
+func (rd *renderer) render(e *entry) *httpc.Request {
+	rd.st.Next()
+	r := &rd.req
+	r.Method, r.Scheme, r.Host = e.method, e.scheme, e.host
+	buf := rd.buf[:0]
+	offs := rd.offs[:0]
+	buf = e.path.appendTo(buf, rd.st)
+	offs = append(offs, len(buf))
+	for i := range e.headers {
+		buf = e.headers[i].val.appendTo(buf, rd.st)
+		offs = append(offs, len(buf))
+	}
+	if e.hasBody {
+		buf = e.body.appendTo(buf, rd.st)
+	}
+	// Slice only after all appends: buf may have moved while growing.
+	r.Target = buf[:offs[0]]
+	r.Header = r.Header[:0]
+	for i := range e.headers {
+		r.Header = append(r.Header, httpc.Header{Name: e.headers[i].name, Value: buf[offs[i]:offs[i+1]]})
+	}
+	if e.hasBody {
+		r.Body = buf[offs[len(offs)-1]:]
+	} else {
+		r.Body = nil
+	}
+	rd.buf, rd.offs = buf, offs
+	return r
+}

@@ -1,0 +1,302 @@
+package loadgen
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Histogram geometry (DESIGN.md): microseconds, 1 µs up to the top, 3
+// significant digits.
+const (
+	histLowest     = 1
+	histDigits     = 3
+	DefaultHistTop = 60 * time.Second
+)
+
+// Error classes of failed requests: the transport classes of httpc (timeout,
+// refused, reset, dns, tls, protocol, other) and the status classes.
+const (
+	class4xx = uint8(numTransportClasses + iota)
+	class5xx
+	numClasses
+)
+
+// Outcome is what one request came to, as the recorder sees it.
+type Outcome struct {
+	Name      int           // index of the request name
+	Latency   time.Duration // response end − intended send time
+	Service   time.Duration // response end − actual send time
+	Status    int           // 0 without a response
+	Class     uint8         // 0 = success, else an error class
+	BytesSent int64
+	BytesRecv int64
+	Err       string // a sample message for the class (only read when Class != 0 and the class has none yet)
+}
+
+// counters is the per-name set of counts the recorder keeps.
+type counters struct {
+	Completed, Failed    int64
+	BytesSent, BytesRecv int64
+	Classes              [numClasses]int64
+}
+
+func (c *counters) add(o *counters) {
+	c.Completed += o.Completed
+	c.Failed += o.Failed
+	c.BytesSent += o.BytesSent
+	c.BytesRecv += o.BytesRecv
+	for i := range c.Classes {
+		c.Classes[i] += o.Classes[i]
+	}
+}
+
+// shardName is one request name's state inside one shard: what arrived since
+// the last interval rotation.
+type shardName struct {
+	lat, svc *hdr.Histogram
+	cur      counters
+	status   map[int]int64 // cumulative, never rotated
+}
+
+type shard struct {
+	mu    sync.Mutex
+	names []shardName
+	_     [64]byte // keep shards on separate cache lines
+}
+
+// Recorder aggregates outcomes into HDR histograms per request name, overall
+// and per 1-second interval. Record is safe for concurrent use; VUs spread
+// over shards so that they rarely contend. Rotate is called by one goroutine
+// (the engine's ticker) once per second.
+type Recorder struct {
+	names  []string
+	top    int64 // histogram top, µs
+	shards []shard
+
+	sent      []atomic.Int64 // per name, counted before the request is written
+	scheduled atomic.Int64
+	dropped   atomic.Int64
+
+	mu         sync.Mutex // guards everything below (rotation state and results)
+	start      time.Time
+	lat, svc   []*hdr.Histogram // overall per name
+	totals     []counters       // overall per name
+	status     []map[int]int64
+	errSample  []map[string]string
+	intervals  []Interval
+	lastSent   int64
+	lastDrop   int64
+	lastSched  int64
+	scratchL   []*hdr.Histogram // per name, reused each rotation
+	scratchS   []*hdr.Histogram
+	allScratch *hdr.Histogram
+
+	samples sync.Map        // "name\x00class" → the first error message seen
+	sampled []atomic.Uint32 // per name: bit c set once class c has a sample
+}
+
+// NewRecorder returns a recorder for the given request names. top is the
+// highest latency the histograms hold; larger values are clamped to it.
+func NewRecorder(names []string, top time.Duration) *Recorder {
+	if top < DefaultHistTop {
+		top = DefaultHistTop
+	}
+	r := &Recorder{names: names, top: top.Microseconds()}
+	n := runtime.GOMAXPROCS(0)
+	if n > 8 {
+		n = 8
+	}
+	r.shards = make([]shard, n)
+	for i := range r.shards {
+		r.shards[i].names = make([]shardName, len(names))
+		for j := range names {
+			r.shards[i].names[j] = shardName{lat: r.newHist(), svc: r.newHist(), status: map[int]int64{}}
+		}
+	}
+	r.sent = make([]atomic.Int64, len(names))
+	r.sampled = make([]atomic.Uint32, len(names))
+	for range names {
+		r.lat = append(r.lat, r.newHist())
+		r.svc = append(r.svc, r.newHist())
+		r.scratchL = append(r.scratchL, r.newHist())
+		r.scratchS = append(r.scratchS, r.newHist())
+		r.status = append(r.status, map[int]int64{})
+		r.errSample = append(r.errSample, map[string]string{})
+	}
+	r.totals = make([]counters, len(names))
+	r.allScratch = r.newHist()
+	return r
+}
+
+func (r *Recorder) newHist() *hdr.Histogram { return hdr.New(histLowest, r.top, histDigits) }
+
+// Start marks the run's start: interval 0 begins now.
+func (r *Recorder) Start(t time.Time) {
+	r.mu.Lock()
+	r.start = t
+	r.mu.Unlock()
+}
+
+// Scheduled counts n arrivals the schedule produced (open model) or
+// iterations begun (closed model).
+func (r *Recorder) Scheduled(n int64) { r.scheduled.Add(n) }
+
+// Dropped counts an arrival that found no free VU (the in-flight cap).
+func (r *Recorder) Dropped() { r.dropped.Add(1) }
+
+// Sent counts a request about to be written. Every Sent is later matched by
+// a Record, or the request is in flight when the run stops.
+func (r *Recorder) Sent(name int) { r.sent[name].Add(1) }
+
+// Record adds one finished request. shard is any small integer (the VU's
+// number); it only spreads contention.
+func (r *Recorder) Record(shardHint int, o *Outcome) {
+	s := &r.shards[shardHint%len(r.shards)]
+	lat := clampMicros(o.Latency, r.top)
+	svc := clampMicros(o.Service, r.top)
+	s.mu.Lock()
+	sn := &s.names[o.Name]
+	_ = sn.lat.RecordValue(lat)
+	_ = sn.svc.RecordValue(svc)
+	if o.Class == 0 {
+		sn.cur.Completed++
+	} else {
+		sn.cur.Failed++
+		sn.cur.Classes[o.Class]++
+	}
+	sn.cur.BytesSent += o.BytesSent
+	sn.cur.BytesRecv += o.BytesRecv
+	if o.Status != 0 {
+		sn.status[o.Status]++
+	}
+	s.mu.Unlock()
+	if o.Class != 0 && o.Err != "" {
+		r.samples.LoadOrStore(r.names[o.Name]+"\x00"+ClassName(o.Class), o.Err)
+		r.sampled[o.Name].Or(1 << o.Class)
+	}
+}
+
+// WantSample reports whether an error message of this class is still
+// wanted for this name, so that callers format one only when it is.
+func (r *Recorder) WantSample(name int, class uint8) bool {
+	return r.sampled[name].Load()&(1<<class) == 0
+}
+
+func clampMicros(d time.Duration, top int64) int64 {
+	v := d.Microseconds()
+	if v < histLowest {
+		return histLowest
+	}
+	if v > top {
+		return top
+	}
+	return v
+}
+
+// Rotate closes the current interval: everything recorded since the last
+// rotation becomes interval number len(intervals), and is added to the
+// overall figures. inflight is sampled by the caller at the same moment.
+func (r *Recorder) Rotate(now time.Time) Interval {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	iv := Interval{
+		T:     len(r.intervals),
+		End:   now.Sub(r.start),
+		Hists: make(map[string]string, len(r.names)),
+	}
+	for j := range r.names {
+		r.scratchL[j].Reset()
+		r.scratchS[j].Reset()
+	}
+	cs := make([]counters, len(r.names))
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.Lock()
+		for j := range s.names {
+			sn := &s.names[j]
+			r.scratchL[j].Merge(sn.lat)
+			r.scratchS[j].Merge(sn.svc)
+			sn.lat.Reset()
+			sn.svc.Reset()
+			cs[j].add(&sn.cur)
+			sn.cur = counters{}
+		}
+		s.mu.Unlock()
+	}
+	all := r.allScratch
+	all.Reset()
+	var sentTotal int64
+	for j, name := range r.names {
+		sentTotal += r.sent[j].Load()
+		r.lat[j].Merge(r.scratchL[j])
+		r.svc[j].Merge(r.scratchS[j])
+		r.totals[j].add(&cs[j])
+		all.Merge(r.scratchL[j])
+		if r.scratchL[j].TotalCount() > 0 {
+			if enc, err := r.scratchL[j].Encode(hdr.V2CompressedEncodingCookieBase); err == nil {
+				iv.Hists[name] = string(enc)
+			}
+		}
+		iv.Completed += cs[j].Completed
+		iv.Failed += cs[j].Failed
+		iv.BytesSent += cs[j].BytesSent
+		iv.BytesRecv += cs[j].BytesRecv
+		for c := range cs[j].Classes {
+			iv.Classes[c] += cs[j].Classes[c]
+		}
+	}
+	iv.Latency = Summarize(all)
+	drop, sched := r.dropped.Load(), r.scheduled.Load()
+	iv.Sent = sentTotal - r.lastSent
+	iv.Dropped = drop - r.lastDrop
+	iv.Scheduled = sched - r.lastSched
+	r.lastSent, r.lastDrop, r.lastSched = sentTotal, drop, sched
+	var done int64
+	for j := range r.totals {
+		done += r.totals[j].Completed + r.totals[j].Failed
+	}
+	iv.Inflight = sentTotal - done
+	r.intervals = append(r.intervals, iv)
+	return iv
+}
+
+// Totals is the run-wide count of requests. Invariants, once a run has
+// stopped: Scheduled = Sent + Dropped (open model) and
+// Sent = Completed + Failed + InflightAtStop.
+type Totals struct {
+	Scheduled, Sent, Completed, Failed, Dropped, InflightAtStop int64
+	BytesSent, BytesRecv                                        int64
+}
+
+// snapshot returns the cumulative figures as of the last rotation plus the
+// live counters (used for live thresholds and the final result).
+func (r *Recorder) totalsLocked() (Totals, []counters) {
+	var t Totals
+	for j := range r.names {
+		t.Sent += r.sent[j].Load()
+	}
+	for j := range r.totals {
+		c := &r.totals[j]
+		t.Completed += c.Completed
+		t.Failed += c.Failed
+		t.BytesSent += c.BytesSent
+		t.BytesRecv += c.BytesRecv
+	}
+	t.Scheduled = r.scheduled.Load()
+	t.Dropped = r.dropped.Load()
+	t.InflightAtStop = t.Sent - t.Completed - t.Failed
+	return t, r.totals
+}
+
+// merged returns a new histogram holding all names' overall latencies.
+func mergeAll(hs []*hdr.Histogram, top int64) *hdr.Histogram {
+	m := hdr.New(histLowest, top, histDigits)
+	for _, h := range hs {
+		m.Merge(h)
+	}
+	return m
+}

@@ -1,0 +1,177 @@
+package loadgen
+
+import (
+	"sort"
+	"strings"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/loadcap/loadcap/loadgen/httpc"
+)
+
+// Run status values (DESIGN.md).
+const (
+	StatusPassed  = "passed"
+	StatusFailed  = "failed"
+	StatusAborted = "aborted"
+)
+
+const numTransportClasses = int(httpc.ClassOther) + 1
+
+// ClassName names an error class as results and reports show it: the
+// transport classes of httpc, "4xx" and "5xx".
+func ClassName(c uint8) string {
+	switch c {
+	case class4xx:
+		return "4xx"
+	case class5xx:
+		return "5xx"
+	}
+	return httpc.Class(c).String()
+}
+
+// Summary is a latency distribution reduced to the figures reports show, in
+// milliseconds.
+type Summary struct {
+	Count                               int64
+	Min, Mean, P50, P90, P95, P99, P999 float64
+	Max                                 float64
+}
+
+// Summarize reduces a histogram of microseconds to a Summary in ms.
+func Summarize(h *hdr.Histogram) Summary {
+	if h == nil || h.TotalCount() == 0 {
+		return Summary{}
+	}
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	return Summary{
+		Count: h.TotalCount(),
+		Min:   ms(h.Min()),
+		Mean:  h.Mean() / 1000,
+		P50:   ms(h.ValueAtPercentile(50)),
+		P90:   ms(h.ValueAtPercentile(90)),
+		P95:   ms(h.ValueAtPercentile(95)),
+		P99:   ms(h.ValueAtPercentile(99)),
+		P999:  ms(h.ValueAtPercentile(99.9)),
+		Max:   ms(h.Max()),
+	}
+}
+
+// Interval is one second of a run (the last one may be shorter).
+type Interval struct {
+	T                        int           // seconds since start: the interval [T, T+1)
+	End                      time.Duration // when it was closed, since start
+	Scheduled, Sent, Dropped int64
+	Completed, Failed        int64
+	Inflight                 int64 // at the end of the interval
+	BytesSent, BytesRecv     int64
+	Classes                  [numClasses]int64
+	Latency                  Summary           // all request names
+	Hists                    map[string]string // per name: latency histogram, compressed HDR (base64)
+}
+
+// RequestStats is everything recorded for one request name.
+type RequestStats struct {
+	Name                 string
+	Sent                 int64
+	Completed, Failed    int64
+	BytesSent, BytesRecv int64
+	Latency, Service     *hdr.Histogram // µs
+	StatusCodes          map[int]int64
+	Errors               map[string]int64  // by class name
+	ErrorSamples         map[string]string // class name → one message
+}
+
+// ThresholdResult is one evaluated threshold.
+type ThresholdResult struct {
+	Metric string // as written, with its tags: "http_req_duration{name:checkout}"
+	Expr   string // "p(99)<200"
+	Passed bool
+	Value  float64 // the observed value the expression was tested against
+	Abort  bool    // abortOnFail and it failed during the run
+}
+
+// Result is what a run measured: the input of every reporter.
+type Result struct {
+	Started, Ended time.Time
+	Status         string
+	AbortReason    string
+	AbortCause     string // CauseSignal or CauseThreshold when aborted
+	Totals         Totals
+	Duration       time.Duration   // Ended − Started
+	Requests       []*RequestStats // sorted by name
+	Latency        *hdr.Histogram  // all names, from the intended send time (µs)
+	Service        *hdr.Histogram  // all names, from the actual send time (µs)
+	Intervals      []Interval
+	Thresholds     []ThresholdResult
+	MaxVUs         int // peak VUs in use
+}
+
+// RPS is completed plus failed requests per second of run time.
+func (r *Result) RPS() float64 {
+	s := r.Duration.Seconds()
+	if s <= 0 {
+		return 0
+	}
+	return float64(r.Totals.Completed+r.Totals.Failed) / s
+}
+
+// Request returns the stats of the named request, or nil.
+func (r *Result) Request(name string) *RequestStats {
+	for _, q := range r.Requests {
+		if q.Name == name {
+			return q
+		}
+	}
+	return nil
+}
+
+// result assembles the cumulative figures. Call it after a final Rotate.
+func (r *Recorder) result() *Result {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, per := r.totalsLocked()
+	res := &Result{Totals: t, Intervals: r.intervals}
+	lats := make([]*hdr.Histogram, 0, len(r.names))
+	svcs := make([]*hdr.Histogram, 0, len(r.names))
+	for j, name := range r.names {
+		rs := &RequestStats{
+			Name:         name,
+			Sent:         r.sent[j].Load(),
+			Completed:    per[j].Completed,
+			Failed:       per[j].Failed,
+			BytesSent:    per[j].BytesSent,
+			BytesRecv:    per[j].BytesRecv,
+			Latency:      r.lat[j],
+			Service:      r.svc[j],
+			StatusCodes:  map[int]int64{},
+			Errors:       map[string]int64{},
+			ErrorSamples: map[string]string{},
+		}
+		for i := range r.shards {
+			s := &r.shards[i]
+			s.mu.Lock()
+			for code, n := range s.names[j].status {
+				rs.StatusCodes[code] += n
+			}
+			s.mu.Unlock()
+		}
+		for c, n := range per[j].Classes {
+			if n > 0 {
+				cn := ClassName(uint8(c))
+				rs.Errors[cn] = n
+				if v, ok := r.samples.Load(name + "\x00" + cn); ok {
+					rs.ErrorSamples[cn] = v.(string)
+				}
+			}
+		}
+		lats = append(lats, r.lat[j])
+		svcs = append(svcs, r.svc[j])
+		res.Requests = append(res.Requests, rs)
+	}
+	sort.Slice(res.Requests, func(a, b int) bool { return strings.Compare(res.Requests[a].Name, res.Requests[b].Name) < 0 })
+	res.Latency = mergeAll(lats, r.top)
+	res.Service = mergeAll(svcs, r.top)
+	return res
+}

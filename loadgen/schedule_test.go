@@ -1,0 +1,94 @@
+package loadgen
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+func TestScheduleArrivals(t *testing.T) {
+	tests := []struct {
+		name      string
+		start     float64
+		stages    []scenarios.RateStage
+		wantCount int64
+	}{
+		{"constant 100/s for 2s", 100, []scenarios.RateStage{{TargetPerSec: 100, Duration: 2 * time.Second}}, 200},
+		{"ramp 0 to 100/s over 10s holds the area", 0, []scenarios.RateStage{{TargetPerSec: 100, Duration: 10 * time.Second}}, 500},
+		{"ramp up, hold, down", 10, []scenarios.RateStage{
+			{TargetPerSec: 50, Duration: 4 * time.Second},
+			{TargetPerSec: 50, Duration: 2 * time.Second},
+			{TargetPerSec: 0, Duration: 2 * time.Second}}, 120 + 100 + 50},
+		{"zero rate stage sends nothing", 0, []scenarios.RateStage{{TargetPerSec: 0, Duration: 5 * time.Second}}, 0},
+		{"fractional rate", 0.5, []scenarios.RateStage{{TargetPerSec: 0.5, Duration: 10 * time.Second}}, 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSchedule(tc.start, tc.stages)
+			var n int64
+			var last time.Duration = -1
+			var total time.Duration
+			for _, st := range tc.stages {
+				total += st.Duration
+			}
+			for {
+				off, ok := s.Next()
+				if !ok {
+					break
+				}
+				if off < last {
+					t.Fatalf("arrival %d at %v before the previous one at %v", n, off, last)
+				}
+				if off >= total {
+					t.Fatalf("arrival %d at %v after the end %v", n, off, total)
+				}
+				last = off
+				n++
+			}
+			if n != tc.wantCount {
+				t.Errorf("arrivals = %d, want %d", n, tc.wantCount)
+			}
+		})
+	}
+}
+
+func TestScheduleFollowsTheRamp(t *testing.T) {
+	// 0 → 1000/s over 10 s: arrivals in second k ≈ 100·(k + 0.5).
+	s := newSchedule(0, []scenarios.RateStage{{TargetPerSec: 1000, Duration: 10 * time.Second}})
+	perSec := make([]int, 10)
+	for {
+		off, ok := s.Next()
+		if !ok {
+			break
+		}
+		perSec[int(off/time.Second)]++
+	}
+	for k, n := range perSec {
+		want := 100 * (float64(k) + 0.5)
+		if math.Abs(float64(n)-want) > 1.5 {
+			t.Errorf("second %d: %d arrivals, want %.0f", k, n, want)
+		}
+	}
+}
+
+func TestVUTarget(t *testing.T) {
+	w := &scenarios.Workload{StartVUs: 0, VUStages: []scenarios.VUStage{
+		{Target: 10, Duration: 10 * time.Second},
+		{Target: 10, Duration: 5 * time.Second},
+		{Target: 0, Duration: 10 * time.Second},
+	}}
+	tests := []struct {
+		at   time.Duration
+		want int
+	}{
+		{0, 0}, {999 * time.Millisecond, 0}, {time.Second, 1}, {5500 * time.Millisecond, 5},
+		{12 * time.Second, 10}, {16 * time.Second, 9}, {20 * time.Second, 5}, {30 * time.Second, 0},
+	}
+	for _, tc := range tests {
+		if got := vuTarget(w, tc.at); got != tc.want {
+			t.Errorf("vuTarget(%v) = %d, want %d", tc.at, got, tc.want)
+		}
+	}
+}

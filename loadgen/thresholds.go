@@ -1,0 +1,90 @@
+package loadgen
+
+import (
+	"math"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+// evaluate tests each threshold against res. A threshold whose metric has
+// no data fails (value NaN): a run that measured nothing proves nothing.
+func evaluate(ths []scenarios.Threshold, res *Result) []ThresholdResult {
+	out := make([]ThresholdResult, 0, len(ths))
+	for _, t := range ths {
+		v := metricValue(t, res)
+		out = append(out, ThresholdResult{
+			Metric: t.Key(),
+			Expr:   t.Expr,
+			Value:  v,
+			Passed: !math.IsNaN(v) && t.Compare(v),
+			Abort:  t.AbortOnFail,
+		})
+	}
+	return out
+}
+
+// metricValue computes the aggregation a threshold names, in k6's units:
+// durations in ms, rates as fractions or per second, counts as counts.
+func metricValue(t scenarios.Threshold, res *Result) float64 {
+	var (
+		hist                 *hdr.Histogram
+		completed, failed    int64
+		bytesSent, bytesRecv int64
+	)
+	if name, ok := t.Tags["name"]; ok {
+		rs := res.Request(name)
+		if rs == nil {
+			return math.NaN()
+		}
+		hist, completed, failed, bytesSent, bytesRecv = rs.Latency, rs.Completed, rs.Failed, rs.BytesSent, rs.BytesRecv
+	} else {
+		tt := res.Totals
+		hist, completed, failed, bytesSent, bytesRecv = res.Latency, tt.Completed, tt.Failed, tt.BytesSent, tt.BytesRecv
+	}
+	secs := res.Duration.Seconds()
+	counter := func(n int64) float64 {
+		switch t.Agg {
+		case "count":
+			return float64(n)
+		case "rate":
+			if secs <= 0 {
+				return math.NaN()
+			}
+			return float64(n) / secs
+		}
+		return math.NaN()
+	}
+	switch t.Metric {
+	case "http_req_duration":
+		if hist == nil || hist.TotalCount() == 0 {
+			return math.NaN()
+		}
+		switch t.Agg {
+		case "p":
+			return float64(hist.ValueAtPercentile(t.Pct)) / 1000
+		case "med":
+			return float64(hist.ValueAtPercentile(50)) / 1000
+		case "avg":
+			return hist.Mean() / 1000
+		case "min":
+			return float64(hist.Min()) / 1000
+		case "max":
+			return float64(hist.Max()) / 1000
+		}
+	case "http_req_failed":
+		if n := completed + failed; n > 0 && t.Agg == "rate" {
+			return float64(failed) / float64(n)
+		}
+	case "http_reqs", "iterations":
+		return counter(completed + failed)
+	case "dropped_iterations":
+		return counter(res.Totals.Dropped)
+	case "data_sent":
+		return counter(bytesSent)
+	case "data_received":
+		return counter(bytesRecv)
+	}
+	return math.NaN()
+}

@@ -1,0 +1,267 @@
+// Package reports turns a run's measurements into what people and CI read:
+// the run result file (schema loadcap.run/v1) and the text summary. Every
+// reporter reads the same Run; none recomputes what the recorder knows.
+package reports
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/loadcap/loadcap/loadgen"
+)
+
+// Schema is the run result's schema name.
+const Schema = "loadcap.run/v1"
+
+// Run is the run result (DESIGN.md): stable field names, JSON-encoded with
+// sorted keys, so any result can be merged and re-reported exactly from its
+// histograms.
+type Run struct {
+	Schema      string             `json:"schema"`
+	Status      string             `json:"status"`
+	AbortReason string             `json:"abort_reason"`
+	AbortCause  string             `json:"abort_cause,omitempty"`
+	Started     string             `json:"started"`
+	Ended       string             `json:"ended"`
+	DurationS   float64            `json:"duration_s"`
+	Meta        Meta               `json:"meta"`
+	Totals      Totals             `json:"totals"`
+	LatencyMs   Latency            `json:"latency_ms"`
+	ServiceMs   Latency            `json:"service_ms"`
+	Requests    map[string]Request `json:"requests"`
+	Intervals   []Interval         `json:"intervals"`
+	Thresholds  []Threshold        `json:"thresholds"`
+	Histograms  map[string]string  `json:"histograms"`
+	ServiceHist map[string]string  `json:"service_histograms,omitempty"`
+}
+
+// Meta describes what ran.
+type Meta struct {
+	Version   string   `json:"loadcap_version"`
+	File      string   `json:"scenario_file,omitempty"`
+	Target    string   `json:"target,omitempty"`
+	Scenarios []string `json:"scenarios,omitempty"`
+	MaxVUs    int      `json:"max_vus"`
+}
+
+// Totals are the run's request counts. Invariants: scheduled = sent +
+// dropped; sent = completed + failed + inflight_at_stop.
+type Totals struct {
+	Scheduled      int64   `json:"scheduled"`
+	Sent           int64   `json:"sent"`
+	Completed      int64   `json:"completed"`
+	Failed         int64   `json:"failed"`
+	Dropped        int64   `json:"dropped"`
+	InflightAtStop int64   `json:"inflight_at_stop"`
+	RPS            float64 `json:"rps"`
+	BytesSent      int64   `json:"bytes_sent"`
+	BytesReceived  int64   `json:"bytes_received"`
+}
+
+// Latency is a distribution in milliseconds.
+type Latency struct {
+	Count int64   `json:"count"`
+	Min   float64 `json:"min"`
+	Mean  float64 `json:"mean"`
+	P50   float64 `json:"p50"`
+	P90   float64 `json:"p90"`
+	P95   float64 `json:"p95"`
+	P99   float64 `json:"p99"`
+	P999  float64 `json:"p999"`
+	Max   float64 `json:"max"`
+}
+
+// Request is one request name's figures.
+type Request struct {
+	Totals       Totals            `json:"totals"`
+	LatencyMs    Latency           `json:"latency_ms"`
+	ServiceMs    Latency           `json:"service_ms"`
+	StatusCodes  map[string]int64  `json:"status_codes"`
+	Errors       map[string]int64  `json:"errors"`
+	ErrorSamples map[string]string `json:"error_samples,omitempty"`
+}
+
+// Interval is one second of the run.
+type Interval struct {
+	T          int               `json:"t"`
+	EndS       float64           `json:"end_s"`
+	Scheduled  int64             `json:"scheduled"`
+	Sent       int64             `json:"sent"`
+	Completed  int64             `json:"completed"`
+	Failed     int64             `json:"failed"`
+	Dropped    int64             `json:"dropped"`
+	Inflight   int64             `json:"inflight"`
+	LatencyMs  Latency           `json:"latency_ms"`
+	Errors     map[string]int64  `json:"errors,omitempty"`
+	Histograms map[string]string `json:"histograms,omitempty"`
+}
+
+// Threshold is one evaluated threshold; Value is null when the metric had
+// no data.
+type Threshold struct {
+	Metric string   `json:"metric"`
+	Expr   string   `json:"expr"`
+	Passed bool     `json:"passed"`
+	Value  *float64 `json:"value"`
+	Abort  bool     `json:"abort_on_fail,omitempty"`
+}
+
+func latency(s loadgen.Summary) Latency {
+	return Latency{Count: s.Count, Min: s.Min, Mean: round3(s.Mean), P50: s.P50, P90: s.P90, P95: s.P95, P99: s.P99, P999: s.P999, Max: s.Max}
+}
+
+func round3(f float64) float64 { return math.Round(f*1000) / 1000 }
+
+func encode(h *hdr.Histogram) string {
+	b, err := h.Encode(hdr.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// NewRun builds the run result from what the engine measured.
+func NewRun(res *loadgen.Result, meta Meta) *Run {
+	r := &Run{
+		Schema:      Schema,
+		Status:      res.Status,
+		AbortReason: res.AbortReason,
+		AbortCause:  res.AbortCause,
+		Started:     res.Started.UTC().Format(time.RFC3339Nano),
+		Ended:       res.Ended.UTC().Format(time.RFC3339Nano),
+		DurationS:   round3(res.Duration.Seconds()),
+		Meta:        meta,
+		LatencyMs:   latency(loadgen.Summarize(res.Latency)),
+		ServiceMs:   latency(loadgen.Summarize(res.Service)),
+		Requests:    map[string]Request{},
+		Histograms:  map[string]string{},
+		ServiceHist: map[string]string{},
+		Thresholds:  []Threshold{},
+		Intervals:   []Interval{},
+	}
+	r.Meta.MaxVUs = res.MaxVUs
+	t := res.Totals
+	r.Totals = Totals{
+		Scheduled: t.Scheduled, Sent: t.Sent, Completed: t.Completed, Failed: t.Failed,
+		Dropped: t.Dropped, InflightAtStop: t.InflightAtStop, RPS: round3(res.RPS()),
+		BytesSent: t.BytesSent, BytesReceived: t.BytesRecv,
+	}
+	secs := res.Duration.Seconds()
+	for _, q := range res.Requests {
+		rq := Request{
+			Totals: Totals{
+				Sent: q.Sent, Completed: q.Completed, Failed: q.Failed,
+				InflightAtStop: q.Sent - q.Completed - q.Failed,
+				BytesSent:      q.BytesSent, BytesReceived: q.BytesRecv,
+			},
+			LatencyMs:    latency(loadgen.Summarize(q.Latency)),
+			ServiceMs:    latency(loadgen.Summarize(q.Service)),
+			StatusCodes:  map[string]int64{},
+			Errors:       q.Errors,
+			ErrorSamples: q.ErrorSamples,
+		}
+		if secs > 0 {
+			rq.Totals.RPS = round3(float64(q.Completed+q.Failed) / secs)
+		}
+		for code, n := range q.StatusCodes {
+			rq.StatusCodes[strconv.Itoa(code)] = n
+		}
+		r.Requests[q.Name] = rq
+		r.Histograms[q.Name] = encode(q.Latency)
+		r.ServiceHist[q.Name] = encode(q.Service)
+	}
+	for _, iv := range res.Intervals {
+		ri := Interval{
+			T: iv.T, EndS: round3(iv.End.Seconds()), Scheduled: iv.Scheduled, Sent: iv.Sent,
+			Completed: iv.Completed, Failed: iv.Failed, Dropped: iv.Dropped, Inflight: iv.Inflight,
+			LatencyMs: latency(iv.Latency), Histograms: iv.Hists,
+		}
+		for c, n := range iv.Classes {
+			if n > 0 {
+				if ri.Errors == nil {
+					ri.Errors = map[string]int64{}
+				}
+				ri.Errors[loadgen.ClassName(uint8(c))] = n
+			}
+		}
+		r.Intervals = append(r.Intervals, ri)
+	}
+	for _, th := range res.Thresholds {
+		x := Threshold{Metric: th.Metric, Expr: th.Expr, Passed: th.Passed, Abort: th.Abort}
+		if !math.IsNaN(th.Value) && !math.IsInf(th.Value, 0) {
+			v := th.Value
+			x.Value = &v
+		}
+		r.Thresholds = append(r.Thresholds, x)
+	}
+	return r
+}
+
+// WriteJSON writes r indented.
+func (r *Run) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+// WriteFile writes r to path atomically (a temporary file renamed into
+// place), so an interrupted write never leaves half a result.
+func (r *Run) WriteFile(path string) error {
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("write run result: %w", err)
+	}
+	if err := r.WriteJSON(f); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("write run result %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("write run result %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write run result %s: %w", path, err)
+	}
+	return nil
+}
+
+// ReadFile reads a run result and checks its schema.
+func ReadFile(path string) (*Run, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read run result: %w", err)
+	}
+	var r Run
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("read run result %s: %w", path, err)
+	}
+	if r.Schema != Schema {
+		return nil, fmt.Errorf("read run result %s: schema %q, want %q", path, r.Schema, Schema)
+	}
+	return &r, nil
+}
+
+// Histogram decodes the named request's latency histogram (µs).
+func (r *Run) Histogram(name string) (*hdr.Histogram, error) {
+	s, ok := r.Histograms[name]
+	if !ok {
+		return nil, fmt.Errorf("no histogram for %q", name)
+	}
+	return hdr.Decode([]byte(s))
+}
+
+// RequestNames returns the request names in order.
+func (r *Run) RequestNames() []string {
+	return slices.Sorted(maps.Keys(r.Requests))
+}

@@ -1,0 +1,114 @@
+package reports
+
+import (
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteSummary prints the end-of-run table: per request count, rate,
+// errors and percentiles, the totals with their invariant, the thresholds
+// and the verdict.
+func WriteSummary(w io.Writer, r *Run) error {
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "request\tcount\trps\terrors\tp50\tp90\tp99\tp99.9\tmax\t")
+	row := func(name string, t Totals, l Latency) {
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, t.Completed+t.Failed, t.RPS,
+			errCell(t), ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max))
+	}
+	for _, n := range r.RequestNames() {
+		q := r.Requests[n]
+		row(n, q.Totals, q.LatencyMs)
+	}
+	if len(r.Requests) > 1 {
+		row("all", r.Totals, r.LatencyMs)
+	}
+	tw.Flush()
+	t := r.Totals
+	fmt.Fprintf(&b, "\nlatency is measured from the intended send time; service time (from the actual send) p99 %s\n", ms(r.ServiceMs.P99))
+	fmt.Fprintf(&b, "scheduled %d = sent %d + dropped %d\n", t.Scheduled, t.Sent, t.Dropped)
+	fmt.Fprintf(&b, "sent %d = completed %d + failed %d + in flight at stop %d\n", t.Sent, t.Completed, t.Failed, t.InflightAtStop)
+	fmt.Fprintf(&b, "duration %.1fs, %.1f req/s, %s sent, %s received, peak VUs %d\n",
+		r.DurationS, t.RPS, byteSize(t.BytesSent), byteSize(t.BytesReceived), r.Meta.MaxVUs)
+	if t.Dropped > 0 {
+		fmt.Fprintf(&b, "note: %d arrivals were dropped because all %d VUs were busy (raise maxVUs, or the target is saturated)\n",
+			t.Dropped, r.Meta.MaxVUs)
+	}
+	errs := map[string]int64{}
+	samples := map[string]string{}
+	for _, n := range r.RequestNames() {
+		for c, k := range r.Requests[n].Errors {
+			errs[c] += k
+			if s, ok := r.Requests[n].ErrorSamples[c]; ok && samples[c] == "" {
+				samples[c] = s
+			}
+		}
+	}
+	if len(errs) > 0 {
+		fmt.Fprintln(&b, "errors:")
+		for _, c := range slices.Sorted(maps.Keys(errs)) {
+			fmt.Fprintf(&b, "  %-9s %d", c, errs[c])
+			if s := samples[c]; s != "" {
+				fmt.Fprintf(&b, "  e.g. %s", s)
+			}
+			fmt.Fprintln(&b)
+		}
+	}
+	if len(r.Thresholds) > 0 {
+		fmt.Fprintln(&b, "thresholds:")
+		for _, th := range r.Thresholds {
+			mark := "ok  "
+			if !th.Passed {
+				mark = "FAIL"
+			}
+			val := "no data"
+			if th.Value != nil {
+				val = fmt.Sprintf("%.4g", *th.Value)
+			}
+			fmt.Fprintf(&b, "  %s %s %s (value %s)\n", mark, th.Metric, th.Expr, val)
+		}
+	}
+	fmt.Fprintf(&b, "status: %s", r.Status)
+	if r.AbortReason != "" {
+		fmt.Fprintf(&b, " (%s)", r.AbortReason)
+	}
+	fmt.Fprintln(&b)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func errCell(t Totals) string {
+	n := t.Completed + t.Failed
+	if t.Failed == 0 || n == 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%d (%.2f%%)", t.Failed, 100*float64(t.Failed)/float64(n))
+}
+
+func ms(v float64) string {
+	switch {
+	case v == 0:
+		return "-"
+	case v < 10:
+		return fmt.Sprintf("%.2fms", v)
+	case v < 1000:
+		return fmt.Sprintf("%.1fms", v)
+	}
+	return fmt.Sprintf("%.2fs", v/1000)
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
