@@ -1,0 +1,26 @@
+// Command loadcap generates load that tells the truth, keeps production safe
+// while doing it, and turns measurements into capacity. See README.md.
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"golang.org/x/term"
+)
+
+func main() {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	st := &state{
+		stdout:  os.Stdout,
+		stderr:  os.Stderr,
+		args:    os.Args[1:],
+		getenv:  os.Getenv,
+		signals: sig,
+		tty:     term.IsTerminal(int(os.Stderr.Fd())),
+	}
+	os.Exit(run(context.Background(), st))
+}

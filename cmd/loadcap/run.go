@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/reports"
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+type runConfig struct {
+	file     string
+	quick    scenarios.QuickOptions
+	headers  []string
+	out      string
+	quiet    bool
+	noSumm   bool
+	duration time.Duration
+}
+
+func newRunCmd(st *state) *cobra.Command {
+	var c runConfig
+	cmd := &cobra.Command{
+		Use:   "run [FILE.yaml] [--url U --rate R --duration D --vus N --max-vus N]",
+		Short: "Run a scenario file, or an ad hoc load against one URL",
+		Long: `Run a scenario file (k6's scenario vocabulary in YAML), or an ad hoc load against one URL:
+open model with --rate (requests per second), closed model with --vus.
+
+Latency is measured from each request's intended send time, so a stalled target shows in the
+percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 105 aborted.`,
+		Example: `  loadcap run scenarios/examples/checkout.yaml --out run.json
+  loadcap run --url http://127.0.0.1:8080/ --rate 2000 --duration 30s --max-vus 500 --out run.json
+  loadcap run --url http://127.0.0.1:8080/ --vus 50 --duration 30s --quiet`,
+		Args: args(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if len(a) == 1 {
+				c.file = a[0]
+			}
+			f, err := c.load(cmd)
+			if err != nil {
+				return err
+			}
+			return execute(cmd.Context(), st, f, execOptions{out: c.out, quiet: c.quiet, noSummary: c.noSumm})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&c.quick.URL, "url", "", "ad hoc target URL (instead of a scenario file)")
+	fl.StringVar(&c.quick.Method, "method", "GET", "ad hoc request method")
+	fl.StringVar(&c.quick.Body, "body", "", "ad hoc request body")
+	fl.StringArrayVarP(&c.headers, "header", "H", nil, `ad hoc request header "Name: value" (repeatable)`)
+	fl.Float64Var(&c.quick.RatePerSec, "rate", 0, "open model: arrivals per second (constant-arrival-rate)")
+	fl.DurationVar(&c.duration, "duration", 30*time.Second, "ad hoc run length")
+	fl.IntVar(&c.quick.VUs, "vus", 0, "closed model: virtual users looping (constant-vus)")
+	fl.IntVar(&c.quick.MaxVUs, "max-vus", 0, "open model: in-flight cap; arrivals beyond it are counted as dropped")
+	fl.IntVar(&c.quick.PreAllocatedVUs, "pre-allocated-vus", 0, "open model: VUs created before the start")
+	fl.DurationVar(&c.quick.Timeout, "timeout", 0, "per-request timeout (default 60s)")
+	fl.BoolVar(&c.quick.HTTP2, "http2", false, "use HTTP/2 (ALPN h2 for https, h2c for http)")
+	fl.BoolVar(&c.quick.Insecure, "insecure", false, "skip TLS certificate verification")
+	fl.StringVarP(&c.out, "out", "o", "", "write the run result (JSON, loadcap.run/v1) to this file")
+	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no progress line")
+	fl.BoolVar(&c.noSumm, "no-summary", false, "do not print the summary table")
+	return cmd
+}
+
+// load builds the scenario from a file or from the ad hoc flags.
+func (c *runConfig) load(cmd *cobra.Command) (*scenarios.File, error) {
+	adHoc := []string{"url", "rate", "vus", "max-vus", "pre-allocated-vus", "method", "body", "header", "duration", "http2", "insecure", "timeout"}
+	if c.file != "" {
+		for _, n := range adHoc {
+			if cmd.Flags().Changed(n) && n != "url" {
+				return nil, usageErr("--%s applies to an ad hoc run (--url), not to a scenario file: set it in %s", n, c.file)
+			}
+		}
+		if c.quick.URL != "" {
+			return nil, usageErr("give either a scenario file or --url, not both")
+		}
+		f, err := scenarios.Load(c.file)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, withCode(exitInvalid, err)
+		}
+		return f, err
+	}
+	if c.quick.URL == "" {
+		return nil, usageErr("nothing to run: give a scenario file or --url")
+	}
+	if c.quick.RatePerSec > 0 && cmd.Flags().Changed("vus") {
+		return nil, usageErr("--rate (open model) and --vus (closed model) exclude each other; use --max-vus to cap the open model")
+	}
+	if c.quick.RatePerSec < 0 {
+		return nil, usageErr("--rate must be positive")
+	}
+	c.quick.Duration = c.duration
+	c.quick.Headers = map[string]string{}
+	for _, h := range c.headers {
+		name, val, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(name) == "" {
+			return nil, usageErr(`--header %q: want "Name: value"`, h)
+		}
+		c.quick.Headers[strings.TrimSpace(name)] = strings.TrimSpace(val)
+	}
+	f, err := scenarios.Quick(c.quick)
+	if err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	return f, nil
+}
+
+type execOptions struct {
+	out       string
+	quiet     bool
+	noSummary bool
+}
+
+// execute runs f, writes the result and the summary, and maps the outcome
+// to an exit code: 99 when a threshold failed, 105 when interrupted.
+func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) error {
+	var opts []loadgen.Option
+	if !o.quiet {
+		opts = append(opts, loadgen.WithProgress(st.stderr, st.tty))
+	}
+	eng, err := loadgen.New(f, opts...)
+	if err != nil {
+		return withCode(exitInvalid, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case s, ok := <-st.signals:
+				if !ok {
+					return
+				}
+				n++
+				if n == 1 {
+					fmt.Fprintf(st.stderr, "\n%s: stopping; in-flight requests get their gracefulStop (again to stop at once)\n", s)
+					eng.Stop(loadgen.CauseSignal, "interrupted by "+s.String())
+				} else {
+					eng.Kill(loadgen.CauseSignal, "interrupted by "+s.String())
+				}
+			}
+		}
+	}()
+	res, err := eng.Run(ctx)
+	if err != nil {
+		return err
+	}
+	run := reports.NewRun(res, meta(f))
+	var werr error
+	if o.out != "" {
+		werr = run.WriteFile(o.out)
+	}
+	if !o.noSummary {
+		if err := reports.WriteSummary(st.stdout, run); err != nil {
+			return err
+		}
+	}
+	if werr != nil {
+		return werr
+	}
+	switch {
+	case run.Status == loadgen.StatusAborted && res.AbortCause == loadgen.CauseSignal:
+		return withCode(exitAborted, errSilent)
+	case thresholdFailed(run):
+		return withCode(exitThresholds, errors.New("thresholds failed"))
+	}
+	return nil
+}
+
+func thresholdFailed(r *reports.Run) bool {
+	for _, t := range r.Thresholds {
+		if !t.Passed {
+			return true
+		}
+	}
+	return false
+}
+
+func meta(f *scenarios.File) reports.Meta {
+	m := reports.Meta{Version: versionString(), File: f.Path, Target: f.Target}
+	for _, s := range f.Scenarios {
+		m.Scenarios = append(m.Scenarios, s.Name)
+	}
+	return m
+}

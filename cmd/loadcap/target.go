@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loadcap/loadcap/loadgen/target"
+)
+
+func newTargetCmd(st *state) *cobra.Command {
+	var (
+		c   target.Config
+		dur time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "target",
+		Short: "Serve a calibrated test target: Workers/ServiceTime req/s capacity, stalls, resets and errors on demand",
+		Long: `Serve a calibrated HTTP test target (like fortio's server). Every path answers 200 "ok" after the
+service time on one of --workers workers, so capacity is workers/service-time requests per second
+and requests beyond it queue. Also: /sleep?ms=N, /status/CODE, /bytes/N, /stats (JSON), /metrics
+(Prometheus). Fault modes: --stall-every/--stall-for, --reset-every, --error-rate.`,
+		Example: `  loadcap target --listen 127.0.0.1:8080 --workers 8 --service-time 10ms`,
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c.Log = st.stderr
+			if err := c.Validate(); err != nil {
+				return withCode(exitUsage, err)
+			}
+			srv, err := target.Start(c)
+			if err != nil {
+				return err
+			}
+			defer srv.Close()
+			fmt.Fprintf(st.stdout, "target listening on %s\n", srv.URL())
+			ctx := cmd.Context()
+			if dur > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, dur)
+				defer cancel()
+			}
+			select {
+			case <-ctx.Done():
+			case s := <-st.signals:
+				fmt.Fprintf(st.stderr, "%s: shutting down\n", s)
+			}
+			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(sctx)
+			s := srv.Stats()
+			fmt.Fprintf(st.stdout, "served %d requests (%.1f/s), %d stalled, %d resets, %d errors, %d rejected\n",
+				s.Served, s.ServedRate(), s.Stalled, s.Resets, s.Errors, s.Rejected)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "address to listen on")
+	fl.IntVar(&c.Workers, "workers", 0, "concurrent workers (0 = unlimited)")
+	fl.DurationVar(&c.ServiceTime, "service-time", 0, "time each request occupies a worker")
+	fl.StringVar(&c.Dist, "dist", "fixed", "service time distribution: fixed or exp")
+	fl.IntVar(&c.MaxQueue, "max-queue", 0, "requests waiting beyond this get 503 at once (0 = unbounded)")
+	fl.DurationVar(&c.StallEvery, "stall-every", 0, "stall the whole server periodically (with --stall-for)")
+	fl.DurationVar(&c.StallFor, "stall-for", 0, "length of each stall")
+	fl.IntVar(&c.ResetEvery, "reset-every", 0, "reset the connection (TCP RST) on every Nth request")
+	fl.Float64Var(&c.ErrorRate, "error-rate", 0, "fraction of requests answered 500")
+	fl.Uint64Var(&c.Seed, "seed", 1, "seed for exp service times and error choice")
+	fl.BoolVar(&c.H2C, "h2c", false, "also accept HTTP/2 cleartext (prior knowledge)")
+	fl.BoolVar(&c.TLS, "tls", false, "serve HTTPS with a self-signed certificate (HTTP/2 by ALPN)")
+	fl.DurationVar(&dur, "duration", 0, "stop after this long (0 = until interrupted)")
+	return cmd
+}
