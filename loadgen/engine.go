@@ -32,12 +32,12 @@ const (
 // Engine runs the scenarios of one file. Create it with New, run it once
 // with Run; Stop and Kill may be called from any goroutine.
 type Engine struct {
-	f       *scenarios.File
-	o       options
-	rec     *Recorder
-	tr      *httpc.Transport
-	names   []string
-	nameIdx map[string]int
+	f      *scenarios.File
+	o      options
+	rec    *Recorder
+	tr     *httpc.Transport
+	series []Series
+	index  map[Series]int
 
 	stopOnce, killOnce sync.Once
 	stopCh, killCh     chan struct{}
@@ -89,16 +89,15 @@ func New(f *scenarios.File, opts ...Option) (*Engine, error) {
 	if len(f.Scenarios) == 0 || len(f.Requests) == 0 {
 		return nil, fmt.Errorf("%s: nothing to run: no scenarios or no requests", f.Path)
 	}
-	for _, t := range f.Thresholds {
-		if _, ok := t.Tags["scenario"]; ok {
-			return nil, fmt.Errorf("%s:%d:%d: threshold %s: the scenario tag is not supported yet", f.Path, t.Pos.Line, t.Pos.Col, t.Key())
-		}
-	}
-	e := &Engine{f: f, o: o, nameIdx: map[string]int{}, stopCh: make(chan struct{}), killCh: make(chan struct{})}
-	for _, r := range f.Requests {
-		if _, ok := e.nameIdx[r.Name]; !ok {
-			e.nameIdx[r.Name] = len(e.names)
-			e.names = append(e.names, r.Name)
+	e := &Engine{f: f, o: o, index: map[Series]int{}, stopCh: make(chan struct{}), killCh: make(chan struct{})}
+	for i := range f.Scenarios {
+		sc := &f.Scenarios[i]
+		for _, ri := range scenarioRequests(f, sc) {
+			k := Series{Scenario: sc.Name, Name: f.Requests[ri].Name}
+			if _, ok := e.index[k]; !ok {
+				e.index[k] = len(e.series)
+				e.series = append(e.series, k)
+			}
 		}
 	}
 	to := f.Timeout
@@ -118,7 +117,7 @@ func New(f *scenarios.File, opts ...Option) (*Engine, error) {
 		}
 	}
 	e.timeout = to
-	e.rec = NewRecorder(e.names, top)
+	e.rec = NewRecorder(e.series, top)
 	ho := httpc.Options{Timeout: to, HTTP2: f.HTTP2, UserAgent: "loadcap"}
 	if f.Insecure {
 		ho.TLSConfig = insecureTLS()
@@ -160,7 +159,7 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 	var wg sync.WaitGroup
 	for i := range e.f.Scenarios {
 		sr := &scenarioRun{e: e, sc: &e.f.Scenarios[i]}
-		sr.mix = newMix(e.f, scenarioRequests(e.f, &e.f.Scenarios[i]), e.nameIdx)
+		sr.mix = newMix(e.f, &e.f.Scenarios[i], scenarioRequests(e.f, &e.f.Scenarios[i]), e.index)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -329,7 +328,7 @@ func (s *scenarioRun) newVU() *vu {
 		id:     id,
 		s:      s,
 		client: s.e.tr.NewClient(),
-		rng:    rand.New(rand.NewPCG(s.e.f.Seed, uint64(id))),
+		rng:    newRand(s.e.f.Seed ^ uint64(id)<<32 ^ uint64(id)),
 	}
 	v.rd.st = s.e.f.NewState(id)
 	s.mu.Lock()
@@ -482,6 +481,9 @@ type vu struct {
 	out    Outcome
 	quit   atomic.Bool
 }
+
+// newRand is a VU's generator for choosing from the mix.
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x6c6f6164636170)) }
 
 func (v *vu) exit() {
 	v.client.Close()

@@ -396,3 +396,50 @@ requests:
 		})
 	}
 }
+
+func TestScenariosRunTogether(t *testing.T) {
+	srv := startTarget(t, target.Config{})
+	f := parse(t, `
+target: %s
+scenarios:
+  browse:
+    executor: constant-arrival-rate
+    rate: 100
+    duration: 2s
+    preAllocatedVUs: 5
+    requests: [home, product]
+  buy:
+    executor: constant-arrival-rate
+    rate: 20
+    duration: 1s
+    startTime: 1s
+    preAllocatedVUs: 5
+    requests: [checkout]
+requests:
+  - {name: home, path: /}
+  - {name: product, path: "/product/{{randInt 1 9}}"}
+  - {name: checkout, method: POST, path: /status/500, body: "{}"}
+thresholds:
+  "http_req_failed{scenario:browse}": ["rate==0"]
+  "http_req_failed{scenario:buy}": ["rate==0"]
+  "http_reqs{scenario:buy,name:checkout}": ["count==20"]
+`, srv.URL())
+	res := run(t, f)
+	if n := res.Request("checkout").Completed + res.Request("checkout").Failed; n != 20 {
+		t.Errorf("checkout sent %d, want 20 (only the buy scenario sends it)", n)
+	}
+	if n := res.Request("home").Completed + res.Request("product").Completed; n != 200 {
+		t.Errorf("browse completed %d, want 200", n)
+	}
+	// buy starts at 1 s: nothing of it in the first second (its first
+	// arrival races the 1 s tick, so allow that one).
+	if res.Intervals[0].Failed > 1 || res.Intervals[0].Failed+res.Intervals[1].Failed < 19 {
+		t.Errorf("failures per second %d, %d; want 0 then 20", res.Intervals[0].Failed, res.Intervals[1].Failed)
+	}
+	want := []bool{true, false, true}
+	for i, th := range res.Thresholds {
+		if th.Passed != want[i] {
+			t.Errorf("%s %s: passed %v (value %v), want %v", th.Metric, th.Expr, th.Passed, th.Value, want[i])
+		}
+	}
+}

@@ -41,7 +41,7 @@ type hdrTmpl struct {
 
 // entry is one request of a scenario's mix, ready to render.
 type entry struct {
-	name    int // index into the recorder's names
+	name    int // index into the recorder's series
 	method  string
 	scheme  string
 	host    string
@@ -57,14 +57,14 @@ type mix struct {
 	cum     []float64 // cumulative weights
 }
 
-func newMix(f *scenarios.File, idx []int, nameIdx map[string]int) mix {
+func newMix(f *scenarios.File, sc *scenarios.Scenario, idx []int, index map[Series]int) mix {
 	var m mix
 	var total float64
 	st := f.NewState(0)
 	for _, i := range idx {
 		r := &f.Requests[i]
 		e := entry{
-			name:    nameIdx[r.Name],
+			name:    index[Series{Scenario: sc.Name, Name: r.Name}],
 			method:  r.Method,
 			scheme:  r.Scheme,
 			host:    r.Host,

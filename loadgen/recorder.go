@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,9 +26,12 @@ const (
 	numClasses
 )
 
+// Series names what the recorder keeps apart: one request of one scenario.
+type Series struct{ Scenario, Name string }
+
 // Outcome is what one request came to, as the recorder sees it.
 type Outcome struct {
-	Name      int           // index of the request name
+	Name      int           // index of the series (Recorder's series order)
 	Latency   time.Duration // response end − intended send time
 	Service   time.Duration // response end − actual send time
 	Status    int           // 0 without a response
@@ -68,13 +72,14 @@ type shard struct {
 	_     [64]byte // keep shards on separate cache lines
 }
 
-// Recorder aggregates outcomes into HDR histograms per request name, overall
-// and per 1-second interval. Record is safe for concurrent use; VUs spread
+// Recorder aggregates outcomes into HDR histograms per series (scenario and
+// request name), overall and per 1-second interval. Record is safe for concurrent use; VUs spread
 // over shards so that they rarely contend. Rotate is called by one goroutine
 // (the engine's ticker) once per second.
 type Recorder struct {
-	names  []string
-	top    int64 // histogram top, µs
+	series []Series
+	names  []string // distinct request names, in first-seen order
+	top    int64    // histogram top, µs
 	shards []shard
 
 	sent      []atomic.Int64 // per name, counted before the request is written
@@ -94,32 +99,39 @@ type Recorder struct {
 	scratchL   []*hdr.Histogram // per name, reused each rotation
 	scratchS   []*hdr.Histogram
 	allScratch *hdr.Histogram
+	perName    map[string]*hdr.Histogram // interval latency per request name
 
 	samples sync.Map        // "name\x00class" → the first error message seen
 	sampled []atomic.Uint32 // per name: bit c set once class c has a sample
 }
 
-// NewRecorder returns a recorder for the given request names. top is the
-// highest latency the histograms hold; larger values are clamped to it.
-func NewRecorder(names []string, top time.Duration) *Recorder {
+// NewRecorder returns a recorder for the given series. top is the highest
+// latency the histograms hold; larger values are clamped to it.
+func NewRecorder(series []Series, top time.Duration) *Recorder {
 	if top < DefaultHistTop {
 		top = DefaultHistTop
 	}
-	r := &Recorder{names: names, top: top.Microseconds()}
+	r := &Recorder{series: series, top: top.Microseconds(), perName: map[string]*hdr.Histogram{}}
+	for _, sr := range series {
+		if _, ok := r.perName[sr.Name]; !ok {
+			r.perName[sr.Name] = r.newHist()
+			r.names = append(r.names, sr.Name)
+		}
+	}
 	n := runtime.GOMAXPROCS(0)
 	if n > 8 {
 		n = 8
 	}
 	r.shards = make([]shard, n)
 	for i := range r.shards {
-		r.shards[i].names = make([]shardName, len(names))
-		for j := range names {
+		r.shards[i].names = make([]shardName, len(series))
+		for j := range series {
 			r.shards[i].names[j] = shardName{lat: r.newHist(), svc: r.newHist(), status: map[int]int64{}}
 		}
 	}
-	r.sent = make([]atomic.Int64, len(names))
-	r.sampled = make([]atomic.Uint32, len(names))
-	for range names {
+	r.sent = make([]atomic.Int64, len(series))
+	r.sampled = make([]atomic.Uint32, len(series))
+	for range series {
 		r.lat = append(r.lat, r.newHist())
 		r.svc = append(r.svc, r.newHist())
 		r.scratchL = append(r.scratchL, r.newHist())
@@ -127,7 +139,7 @@ func NewRecorder(names []string, top time.Duration) *Recorder {
 		r.status = append(r.status, map[int]int64{})
 		r.errSample = append(r.errSample, map[string]string{})
 	}
-	r.totals = make([]counters, len(names))
+	r.totals = make([]counters, len(series))
 	r.allScratch = r.newHist()
 	return r
 }
@@ -175,7 +187,7 @@ func (r *Recorder) Record(shardHint int, o *Outcome) {
 	}
 	s.mu.Unlock()
 	if o.Class != 0 && o.Err != "" {
-		r.samples.LoadOrStore(r.names[o.Name]+"\x00"+ClassName(o.Class), o.Err)
+		r.samples.LoadOrStore(seriesKey(o.Name, ClassName(o.Class)), o.Err)
 		r.sampled[o.Name].Or(1 << o.Class)
 	}
 }
@@ -208,11 +220,14 @@ func (r *Recorder) Rotate(now time.Time) Interval {
 		End:   now.Sub(r.start),
 		Hists: make(map[string]string, len(r.names)),
 	}
-	for j := range r.names {
+	for j := range r.series {
 		r.scratchL[j].Reset()
 		r.scratchS[j].Reset()
 	}
-	cs := make([]counters, len(r.names))
+	for _, h := range r.perName {
+		h.Reset()
+	}
+	cs := make([]counters, len(r.series))
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.Lock()
@@ -230,17 +245,13 @@ func (r *Recorder) Rotate(now time.Time) Interval {
 	all := r.allScratch
 	all.Reset()
 	var sentTotal int64
-	for j, name := range r.names {
+	for j, sr := range r.series {
 		sentTotal += r.sent[j].Load()
 		r.lat[j].Merge(r.scratchL[j])
 		r.svc[j].Merge(r.scratchS[j])
 		r.totals[j].add(&cs[j])
 		all.Merge(r.scratchL[j])
-		if r.scratchL[j].TotalCount() > 0 {
-			if enc, err := r.scratchL[j].Encode(hdr.V2CompressedEncodingCookieBase); err == nil {
-				iv.Hists[name] = string(enc)
-			}
-		}
+		r.perName[sr.Name].Merge(r.scratchL[j])
 		iv.Completed += cs[j].Completed
 		iv.Failed += cs[j].Failed
 		iv.BytesSent += cs[j].BytesSent
@@ -250,6 +261,13 @@ func (r *Recorder) Rotate(now time.Time) Interval {
 		}
 	}
 	iv.Latency = Summarize(all)
+	for name, h := range r.perName {
+		if h.TotalCount() > 0 {
+			if enc, err := h.Encode(hdr.V2CompressedEncodingCookieBase); err == nil {
+				iv.Hists[name] = string(enc)
+			}
+		}
+	}
 	drop, sched := r.dropped.Load(), r.scheduled.Load()
 	iv.Sent = sentTotal - r.lastSent
 	iv.Dropped = drop - r.lastDrop
@@ -276,7 +294,7 @@ type Totals struct {
 // live counters (used for live thresholds and the final result).
 func (r *Recorder) totalsLocked() (Totals, []counters) {
 	var t Totals
-	for j := range r.names {
+	for j := range r.series {
 		t.Sent += r.sent[j].Load()
 	}
 	for j := range r.totals {
@@ -292,7 +310,9 @@ func (r *Recorder) totalsLocked() (Totals, []counters) {
 	return t, r.totals
 }
 
-// merged returns a new histogram holding all names' overall latencies.
+func seriesKey(series int, class string) string { return strconv.Itoa(series) + "\x00" + class }
+
+// mergeAll returns a new histogram holding all of hs.
 func mergeAll(hs []*hdr.Histogram, top int64) *hdr.Histogram {
 	m := hdr.New(histLowest, top, histDigits)
 	for _, h := range hs {

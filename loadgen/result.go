@@ -71,9 +71,11 @@ type Interval struct {
 	Hists                    map[string]string // per name: latency histogram, compressed HDR (base64)
 }
 
-// RequestStats is everything recorded for one request name.
+// RequestStats is everything recorded for one request name (in one
+// scenario, for Result.Series; over all scenarios, for Result.Requests).
 type RequestStats struct {
 	Name                 string
+	Scenario             string // empty when aggregated over scenarios
 	Sent                 int64
 	Completed, Failed    int64
 	BytesSent, BytesRecv int64
@@ -100,12 +102,15 @@ type Result struct {
 	AbortCause     string // CauseSignal or CauseThreshold when aborted
 	Totals         Totals
 	Duration       time.Duration   // Ended − Started
-	Requests       []*RequestStats // sorted by name
+	Requests       []*RequestStats // per request name over all scenarios, sorted by name
+	Series         []*RequestStats // per scenario and request name
 	Latency        *hdr.Histogram  // all names, from the intended send time (µs)
 	Service        *hdr.Histogram  // all names, from the actual send time (µs)
 	Intervals      []Interval
 	Thresholds     []ThresholdResult
 	MaxVUs         int // peak VUs in use
+
+	top int64 // histogram top (µs), for Select
 }
 
 // RPS is completed plus failed requests per second of run time.
@@ -132,12 +137,13 @@ func (r *Recorder) result() *Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, per := r.totalsLocked()
-	res := &Result{Totals: t, Intervals: r.intervals}
-	lats := make([]*hdr.Histogram, 0, len(r.names))
-	svcs := make([]*hdr.Histogram, 0, len(r.names))
-	for j, name := range r.names {
+	res := &Result{Totals: t, Intervals: r.intervals, top: r.top}
+	lats := make([]*hdr.Histogram, 0, len(r.series))
+	svcs := make([]*hdr.Histogram, 0, len(r.series))
+	for j, sr := range r.series {
 		rs := &RequestStats{
-			Name:         name,
+			Name:         sr.Name,
+			Scenario:     sr.Scenario,
 			Sent:         r.sent[j].Load(),
 			Completed:    per[j].Completed,
 			Failed:       per[j].Failed,
@@ -161,17 +167,61 @@ func (r *Recorder) result() *Result {
 			if n > 0 {
 				cn := ClassName(uint8(c))
 				rs.Errors[cn] = n
-				if v, ok := r.samples.Load(name + "\x00" + cn); ok {
+				if v, ok := r.samples.Load(seriesKey(j, cn)); ok {
 					rs.ErrorSamples[cn] = v.(string)
 				}
 			}
 		}
 		lats = append(lats, r.lat[j])
 		svcs = append(svcs, r.svc[j])
-		res.Requests = append(res.Requests, rs)
+		res.Series = append(res.Series, rs)
+	}
+	for _, name := range r.names {
+		res.Requests = append(res.Requests, res.Select(map[string]string{"name": name}))
 	}
 	sort.Slice(res.Requests, func(a, b int) bool { return strings.Compare(res.Requests[a].Name, res.Requests[b].Name) < 0 })
 	res.Latency = mergeAll(lats, r.top)
 	res.Service = mergeAll(svcs, r.top)
 	return res
+}
+
+// Select aggregates the series that match every tag given ("name",
+// "scenario"). The result's Name and Scenario are set when the tags fix
+// them. It returns nil when no series matches.
+func (r *Result) Select(tags map[string]string) *RequestStats {
+	var out *RequestStats
+	for _, s := range r.Series {
+		if n, ok := tags["name"]; ok && s.Name != n {
+			continue
+		}
+		if sc, ok := tags["scenario"]; ok && s.Scenario != sc {
+			continue
+		}
+		if out == nil {
+			out = &RequestStats{
+				Name: tags["name"], Scenario: tags["scenario"],
+				Latency: hdr.New(histLowest, r.top, histDigits), Service: hdr.New(histLowest, r.top, histDigits),
+				StatusCodes: map[int]int64{}, Errors: map[string]int64{}, ErrorSamples: map[string]string{},
+			}
+		}
+		out.Sent += s.Sent
+		out.Completed += s.Completed
+		out.Failed += s.Failed
+		out.BytesSent += s.BytesSent
+		out.BytesRecv += s.BytesRecv
+		out.Latency.Merge(s.Latency)
+		out.Service.Merge(s.Service)
+		for k, v := range s.StatusCodes {
+			out.StatusCodes[k] += v
+		}
+		for k, v := range s.Errors {
+			out.Errors[k] += v
+		}
+		for k, v := range s.ErrorSamples {
+			if _, ok := out.ErrorSamples[k]; !ok {
+				out.ErrorSamples[k] = v
+			}
+		}
+	}
+	return out
 }

@@ -33,8 +33,8 @@ func metricValue(t scenarios.Threshold, res *Result) float64 {
 		completed, failed    int64
 		bytesSent, bytesRecv int64
 	)
-	if name, ok := t.Tags["name"]; ok {
-		rs := res.Request(name)
+	if len(t.Tags) > 0 {
+		rs := res.Select(t.Tags)
 		if rs == nil {
 			return math.NaN()
 		}
@@ -80,6 +80,9 @@ func metricValue(t scenarios.Threshold, res *Result) float64 {
 	case "http_reqs", "iterations":
 		return counter(completed + failed)
 	case "dropped_iterations":
+		if len(t.Tags) > 0 {
+			return math.NaN() // arrivals are dropped before a request is chosen
+		}
 		return counter(res.Totals.Dropped)
 	case "data_sent":
 		return counter(bytesSent)

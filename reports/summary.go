@@ -15,9 +15,16 @@ import (
 func WriteSummary(w io.Writer, r *Run) error {
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "request\tcount\trps\terrors\tp50\tp90\tp99\tp99.9\tmax\t")
+	// Names read best left-aligned, numbers right-aligned: pad the names to
+	// one width so that right-aligning the column leaves them flush left.
+	width := len("request")
+	for n := range r.Requests {
+		width = max(width, len(n))
+	}
+	pad := func(s string) string { return s + strings.Repeat(" ", width-len(s)) }
+	fmt.Fprintln(tw, pad("request")+"\tcount\trps\terrors\tp50\tp90\tp99\tp99.9\tmax\t")
 	row := func(name string, t Totals, l Latency) {
-		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", name, t.Completed+t.Failed, t.RPS,
+		fmt.Fprintf(tw, "%s\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t\n", pad(name), t.Completed+t.Failed, t.RPS,
 			errCell(t), ms(l.P50), ms(l.P90), ms(l.P99), ms(l.P999), ms(l.Max))
 	}
 	for _, n := range r.RequestNames() {

@@ -57,20 +57,31 @@ type Request struct {
 	Pos     Pos
 }
 
+// Option adjusts how a file is parsed.
+type Option func(*parser)
+
+// WithTarget replaces the file's target: base URL, so that one scenario can
+// be aimed at another deployment (staging, a local copy) without editing
+// it. Requests written with an absolute url: keep theirs.
+func WithTarget(url string) Option { return func(p *parser) { p.target = url } }
+
 // Load reads and parses the scenario file at path. CSV data files are
 // resolved relative to path's directory.
-func Load(path string) (*File, error) {
+func Load(path string, opts ...Option) (*File, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read scenario %s: %w", path, err)
 	}
-	return Parse(path, data)
+	return Parse(path, data, opts...)
 }
 
 // Parse parses a scenario file held in data; path names it in errors and
 // anchors relative CSV paths. Every problem is reported at once, as Errors.
-func Parse(path string, data []byte) (*File, error) {
+func Parse(path string, data []byte, opts ...Option) (*File, error) {
 	p := &parser{file: path, dir: filepath.Dir(path), budget: aliasBudget, declared: map[string]bool{}, scenarioNames: map[string]bool{}}
+	for _, o := range opts {
+		o(p)
+	}
 	var f *File
 	if root := p.decode(data); root != nil {
 		f = p.parseFile(root)
@@ -131,7 +142,15 @@ func (p *parser) parseFile(root *yaml.Node) *File {
 	p.known(own, "", rootKeys...)
 
 	var base *baseURL
-	if e, ok := find(pairs, "target"); ok {
+	if p.target != "" {
+		f.Target = p.target
+		b, msg := parseBase(p.target)
+		if msg != "" {
+			p.errAt(Pos{}, "target (--target)", "%s", msg)
+		} else {
+			base = b
+		}
+	} else if e, ok := find(pairs, "target"); ok {
 		if s, ok := p.str(e.v, "target"); ok {
 			f.Target = s
 			b, msg := parseBase(s)

@@ -754,3 +754,27 @@ requests:
 		t.Errorf("headers %s", got)
 	}
 }
+
+func TestWithTarget(t *testing.T) {
+	src := []byte(`target: http://127.0.0.1:8080/api
+scenarios:
+  s: {executor: constant-vus, vus: 1, duration: 1s}
+requests:
+  - {name: rel, path: /x}
+  - {name: abs, url: "http://127.0.0.2:9000/y"}
+`)
+	f, err := Parse("t.yaml", src, WithTarget("https://127.0.0.1:9443/v2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, abs := f.Requests[0], f.Requests[1]
+	if rel.Scheme != "https" || rel.Host != "127.0.0.1:9443" || rel.Path.String() != "/v2/x" {
+		t.Errorf("relative request: %s %s %s, want the override's base", rel.Scheme, rel.Host, rel.Path)
+	}
+	if abs.Host != "127.0.0.2:9000" {
+		t.Errorf("absolute url: host %s, want it kept", abs.Host)
+	}
+	if _, err := Parse("t.yaml", src, WithTarget("ftp://x")); err == nil || !strings.Contains(err.Error(), "--target") {
+		t.Errorf("bad override: %v, want an error naming --target", err)
+	}
+}

@@ -18,8 +18,9 @@ import (
 // parser collects every problem of one file; the parse functions keep going
 // after a problem so that a user sees all of them at once.
 type parser struct {
-	file string // Error.File
-	dir  string // CSV paths are relative to it
+	file   string // Error.File
+	dir    string // CSV paths are relative to it
+	target string // overrides the file's target: (WithTarget)
 	errs Errors
 	// budget bounds the nodes visited while expanding aliases, so that a
 	// "billion laughs" document fails instead of eating the machine.

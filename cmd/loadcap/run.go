@@ -17,6 +17,7 @@ import (
 
 type runConfig struct {
 	file     string
+	target   string
 	quick    scenarios.QuickOptions
 	headers  []string
 	out      string
@@ -52,6 +53,7 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&c.quick.URL, "url", "", "ad hoc target URL (instead of a scenario file)")
+	fl.StringVar(&c.target, "target", "", "replace the scenario file's target: base URL")
 	fl.StringVar(&c.quick.Method, "method", "GET", "ad hoc request method")
 	fl.StringVar(&c.quick.Body, "body", "", "ad hoc request body")
 	fl.StringArrayVarP(&c.headers, "header", "H", nil, `ad hoc request header "Name: value" (repeatable)`)
@@ -81,7 +83,11 @@ func (c *runConfig) load(cmd *cobra.Command) (*scenarios.File, error) {
 		if c.quick.URL != "" {
 			return nil, usageErr("give either a scenario file or --url, not both")
 		}
-		f, err := scenarios.Load(c.file)
+		var opts []scenarios.Option
+		if c.target != "" {
+			opts = append(opts, scenarios.WithTarget(c.target))
+		}
+		f, err := scenarios.Load(c.file, opts...)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, withCode(exitInvalid, err)
 		}
@@ -89,6 +95,9 @@ func (c *runConfig) load(cmd *cobra.Command) (*scenarios.File, error) {
 	}
 	if c.quick.URL == "" {
 		return nil, usageErr("nothing to run: give a scenario file or --url")
+	}
+	if c.target != "" {
+		return nil, usageErr("--target replaces a scenario file's target; an ad hoc run takes --url")
 	}
 	if c.quick.RatePerSec > 0 && cmd.Flags().Changed("vus") {
 		return nil, usageErr("--rate (open model) and --vus (closed model) exclude each other; use --max-vus to cap the open model")
