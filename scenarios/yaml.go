@@ -21,7 +21,7 @@ type parser struct {
 	file   string // Error.File
 	dir    string // CSV paths are relative to it
 	target string // overrides the file's target: (WithTarget)
-	errs Errors
+	errs   Errors
 	// budget bounds the nodes visited while expanding aliases, so that a
 	// "billion laughs" document fails instead of eating the machine.
 	budget int
