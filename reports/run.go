@@ -252,6 +252,20 @@ func ReadFile(path string) (*Run, error) {
 	return &r, nil
 }
 
+// CheckTotals verifies the totals contract of DESIGN.md: every scheduled
+// request was sent or dropped, and every sent request completed, failed or
+// was in flight when the run stopped.
+func (r *Run) CheckTotals() error {
+	t := r.Totals
+	if t.Scheduled != t.Sent+t.Dropped {
+		return fmt.Errorf("scheduled %d != sent %d + dropped %d", t.Scheduled, t.Sent, t.Dropped)
+	}
+	if t.Sent != t.Completed+t.Failed+t.InflightAtStop {
+		return fmt.Errorf("sent %d != completed %d + failed %d + inflight_at_stop %d", t.Sent, t.Completed, t.Failed, t.InflightAtStop)
+	}
+	return nil
+}
+
 // Histogram decodes the named request's latency histogram (µs).
 func (r *Run) Histogram(name string) (*hdr.Histogram, error) {
 	s, ok := r.Histograms[name]

@@ -84,6 +84,21 @@ func TestRunRoundTrip(t *testing.T) {
 	}
 }
 
+func TestCheckTotals(t *testing.T) {
+	run := NewRun(sample(), Meta{})
+	if err := run.CheckTotals(); err != nil {
+		t.Errorf("consistent totals: %v", err)
+	}
+	run.Totals.InflightAtStop = 0
+	if err := run.CheckTotals(); err == nil || !strings.Contains(err.Error(), "inflight_at_stop") {
+		t.Errorf("a lost request must be caught, got %v", err)
+	}
+	run.Totals.Dropped = 0
+	if err := run.CheckTotals(); err == nil || !strings.Contains(err.Error(), "dropped") {
+		t.Errorf("a lost arrival must be caught, got %v", err)
+	}
+}
+
 func TestReadFileRejectsOtherSchemas(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.json")
 	run := NewRun(sample(), Meta{})

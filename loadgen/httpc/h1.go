@@ -79,17 +79,9 @@ func (c *h1Client) Do(r *Request, res *Result) {
 		res.fail(ErrClosed)
 		return
 	}
-	var https bool
-	switch r.Scheme {
-	case "http", "":
-	case "https":
-		https = true
-	default:
-		res.fail(errBadScheme)
-		return
-	}
-	if r.Host == "" {
-		res.fail(errBadHost)
+	https, err := r.secure()
+	if err != nil {
+		res.fail(err)
 		return
 	}
 	body, err := c.render(r, https)

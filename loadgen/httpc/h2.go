@@ -62,17 +62,9 @@ func (c *h2Client) Do(r *Request, res *Result) {
 		res.fail(ErrClosed)
 		return
 	}
-	https := false
-	switch r.Scheme {
-	case "http", "":
-	case "https":
-		https = true
-	default:
-		res.fail(errBadScheme)
-		return
-	}
-	if r.Host == "" {
-		res.fail(errBadHost)
+	https, err := r.secure()
+	if err != nil {
+		res.fail(err)
 		return
 	}
 	method := r.Method

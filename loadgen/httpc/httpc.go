@@ -290,3 +290,18 @@ func dialAddr(https bool, host string) string {
 	}
 	return net.JoinHostPort(h, "80")
 }
+
+// secure checks the request's scheme and host; it reports whether the
+// request goes over TLS.
+func (r *Request) secure() (bool, error) {
+	if r.Host == "" {
+		return false, errBadHost
+	}
+	switch r.Scheme {
+	case "http", "":
+		return false, nil
+	case "https":
+		return true, nil
+	}
+	return false, errBadScheme
+}
