@@ -378,8 +378,11 @@ pace:
 			case <-s.e.stopCh:
 				break pace
 			}
-		} else if s.stopped() {
-			break
+		} else {
+			if s.stopped() {
+				break
+			}
+			rec.Lag(-d)
 		}
 		rec.Scheduled(1)
 		if s.idle.Load() == 0 && nvus < maxVUs {

@@ -85,6 +85,8 @@ type Recorder struct {
 	sent      []atomic.Int64 // per name, counted before the request is written
 	scheduled atomic.Int64
 	dropped   atomic.Int64
+	late      atomic.Int64 // arrivals dispatched more than LateAfter behind schedule
+	maxLag    atomic.Int64 // ns
 
 	mu         sync.Mutex // guards everything below (rotation state and results)
 	start      time.Time
@@ -156,6 +158,21 @@ func (r *Recorder) Start(t time.Time) {
 // Scheduled counts n arrivals the schedule produced (open model) or
 // iterations begun (closed model).
 func (r *Recorder) Scheduled(n int64) { r.scheduled.Add(n) }
+
+// LateAfter is how far behind its schedule the pacer may dispatch an
+// arrival before the run reports the generator as saturated.
+const LateAfter = 10 * time.Millisecond
+
+// Lag notes that the pacer dispatched an arrival d after its intended time
+// (the pacer alone calls it).
+func (r *Recorder) Lag(d time.Duration) {
+	if d > LateAfter {
+		r.late.Add(1)
+	}
+	if int64(d) > r.maxLag.Load() {
+		r.maxLag.Store(int64(d))
+	}
+}
 
 // Dropped counts an arrival that found no free VU (the in-flight cap).
 func (r *Recorder) Dropped() { r.dropped.Add(1) }
@@ -288,6 +305,12 @@ func (r *Recorder) Rotate(now time.Time) Interval {
 type Totals struct {
 	Scheduled, Sent, Completed, Failed, Dropped, InflightAtStop int64
 	BytesSent, BytesRecv                                        int64
+
+	// Late counts open-model arrivals the pacer dispatched more than
+	// LateAfter behind schedule, MaxLag the worst delay: the generator,
+	// not the target, was short of CPU, and latency includes that delay.
+	Late   int64
+	MaxLag time.Duration
 }
 
 // snapshot returns the cumulative figures as of the last rotation plus the
@@ -306,6 +329,8 @@ func (r *Recorder) totalsLocked() (Totals, []counters) {
 	}
 	t.Scheduled = r.scheduled.Load()
 	t.Dropped = r.dropped.Load()
+	t.Late = r.late.Load()
+	t.MaxLag = time.Duration(r.maxLag.Load())
 	t.InflightAtStop = t.Sent - t.Completed - t.Failed
 	return t, r.totals
 }

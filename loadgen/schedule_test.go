@@ -92,3 +92,14 @@ func TestVUTarget(t *testing.T) {
 		}
 	}
 }
+
+func TestRecorderFlagsPacerLag(t *testing.T) {
+	r := NewRecorder([]Series{{"s", "a"}}, time.Minute)
+	for _, d := range []time.Duration{time.Millisecond, 9 * time.Millisecond, 12 * time.Millisecond, 40 * time.Millisecond} {
+		r.Lag(d)
+	}
+	tt, _ := r.totalsLocked()
+	if tt.Late != 2 || tt.MaxLag != 40*time.Millisecond {
+		t.Errorf("late %d max lag %v; want 2 arrivals over %v, worst 40ms", tt.Late, tt.MaxLag, LateAfter)
+	}
+}

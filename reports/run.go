@@ -65,6 +65,9 @@ type Totals struct {
 	RPS            float64 `json:"rps"`
 	BytesSent      int64   `json:"bytes_sent"`
 	BytesReceived  int64   `json:"bytes_received"`
+	// The pacer fell behind: arrivals dispatched over 10 ms late, the worst lag.
+	LateArrivals int64   `json:"late_arrivals,omitempty"`
+	MaxLagMs     float64 `json:"max_pacer_lag_ms,omitempty"`
 }
 
 // Latency is a distribution in milliseconds.
@@ -154,6 +157,7 @@ func NewRun(res *loadgen.Result, meta Meta) *Run {
 		Scheduled: t.Scheduled, Sent: t.Sent, Completed: t.Completed, Failed: t.Failed,
 		Dropped: t.Dropped, InflightAtStop: t.InflightAtStop, RPS: round3(res.RPS()),
 		BytesSent: t.BytesSent, BytesReceived: t.BytesRecv,
+		LateArrivals: t.Late, MaxLagMs: round3(float64(t.MaxLag) / 1e6),
 	}
 	secs := res.Duration.Seconds()
 	for _, q := range res.Requests {

@@ -31,7 +31,8 @@ func sample() *loadgen.Result {
 	return &loadgen.Result{
 		Started: start, Ended: start.Add(2 * time.Second), Duration: 2 * time.Second,
 		Status: loadgen.StatusFailed,
-		Totals: loadgen.Totals{Scheduled: 8, Sent: 7, Dropped: 1, Completed: 5, Failed: 1, InflightAtStop: 1, BytesSent: 700, BytesRecv: 2048},
+		Totals: loadgen.Totals{Scheduled: 8, Sent: 7, Dropped: 1, Completed: 5, Failed: 1, InflightAtStop: 1, BytesSent: 700, BytesRecv: 2048,
+			Late: 2, MaxLag: 15 * time.Millisecond},
 		Requests: []*loadgen.RequestStats{
 			{Name: "checkout", Sent: 5, Completed: 3, Failed: 1, Latency: checkout, Service: checkout,
 				StatusCodes: map[int]int64{200: 3, 503: 1}, Errors: map[string]int64{"5xx": 1},
@@ -126,6 +127,7 @@ func TestSummary(t *testing.T) {
 		"FAIL http_req_duration p(99)<200 (value 250)",
 		"ok   http_req_duration{name:home} p(99)<200",
 		"FAIL http_reqs count>0 (value no data)",
+		"2 arrivals were sent over 10ms late (worst 15.0ms)",
 		"status: failed",
 	} {
 		if !strings.Contains(out, want) {

@@ -45,6 +45,10 @@ func WriteSummary(w io.Writer, r *Run) error {
 		fmt.Fprintf(&b, "note: %d arrivals were dropped because all %d VUs were busy (raise maxVUs, or the target is saturated)\n",
 			t.Dropped, r.Meta.MaxVUs)
 	}
+	if t.LateArrivals > 0 {
+		fmt.Fprintf(&b, "note: the generator fell behind its schedule: %d arrivals were sent over 10ms late (worst %s); "+
+			"latency includes that delay: give loadcap more CPU or spread the load over agents\n", t.LateArrivals, ms(t.MaxLagMs))
+	}
 	errs := map[string]int64{}
 	samples := map[string]string{}
 	for _, n := range r.RequestNames() {
