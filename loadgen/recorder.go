@@ -45,6 +45,8 @@ type Outcome struct {
 type counters struct {
 	Completed, Failed    int64
 	BytesSent, BytesRecv int64
+	ServiceSum           time.Duration // Σ service time: its time average is the mean concurrency
+	LatencySum           time.Duration // Σ latency from the intended send time
 	Classes              [numClasses]int64
 }
 
@@ -53,6 +55,8 @@ func (c *counters) add(o *counters) {
 	c.Failed += o.Failed
 	c.BytesSent += o.BytesSent
 	c.BytesRecv += o.BytesRecv
+	c.ServiceSum += o.ServiceSum
+	c.LatencySum += o.LatencySum
 	for i := range c.Classes {
 		c.Classes[i] += o.Classes[i]
 	}
@@ -88,20 +92,20 @@ type Recorder struct {
 	late      atomic.Int64 // arrivals dispatched more than LateAfter behind schedule
 	maxLag    atomic.Int64 // ns
 
-	mu         sync.Mutex // guards everything below (rotation state and results)
-	start      time.Time
-	lat, svc   []*hdr.Histogram // overall per name
-	totals     []counters       // overall per name
-	status     []map[int]int64
-	errSample  []map[string]string
-	intervals  []Interval
-	lastSent   int64
-	lastDrop   int64
-	lastSched  int64
-	scratchL   []*hdr.Histogram // per name, reused each rotation
-	scratchS   []*hdr.Histogram
-	allScratch *hdr.Histogram
-	perName    map[string]*hdr.Histogram // interval latency per request name
+	mu        sync.Mutex // guards everything below (rotation state and results)
+	start     time.Time
+	lat, svc  []*hdr.Histogram // overall per name
+	totals    []counters       // overall per name
+	status    []map[int]int64
+	errSample []map[string]string
+	intervals []Interval
+	lastSent  int64
+	lastDrop  int64
+	lastSched int64
+	packL     []*hdr.PackedHistogram // per series, reused each rotation
+	packS     []*hdr.PackedHistogram
+	allPacked *hdr.PackedHistogram            // interval latency, all series
+	perName   map[string]*hdr.PackedHistogram // interval latency per request name
 
 	samples sync.Map        // "name\x00class" → the first error message seen
 	sampled []atomic.Uint32 // per name: bit c set once class c has a sample
@@ -113,10 +117,10 @@ func NewRecorder(series []Series, top time.Duration) *Recorder {
 	if top < DefaultHistTop {
 		top = DefaultHistTop
 	}
-	r := &Recorder{series: series, top: top.Microseconds(), perName: map[string]*hdr.Histogram{}}
+	r := &Recorder{series: series, top: top.Microseconds(), perName: map[string]*hdr.PackedHistogram{}}
 	for _, sr := range series {
 		if _, ok := r.perName[sr.Name]; !ok {
-			r.perName[sr.Name] = r.newHist()
+			r.perName[sr.Name] = r.newPacked()
 			r.names = append(r.names, sr.Name)
 		}
 	}
@@ -136,17 +140,21 @@ func NewRecorder(series []Series, top time.Duration) *Recorder {
 	for range series {
 		r.lat = append(r.lat, r.newHist())
 		r.svc = append(r.svc, r.newHist())
-		r.scratchL = append(r.scratchL, r.newHist())
-		r.scratchS = append(r.scratchS, r.newHist())
+		r.packL = append(r.packL, r.newPacked())
+		r.packS = append(r.packS, r.newPacked())
 		r.status = append(r.status, map[int]int64{})
 		r.errSample = append(r.errSample, map[string]string{})
 	}
 	r.totals = make([]counters, len(series))
-	r.allScratch = r.newHist()
+	r.allPacked = r.newPacked()
 	return r
 }
 
 func (r *Recorder) newHist() *hdr.Histogram { return hdr.New(histLowest, r.top, histDigits) }
+
+func (r *Recorder) newPacked() *hdr.PackedHistogram {
+	return hdr.NewPacked(histLowest, r.top, histDigits)
+}
 
 // Start marks the run's start: interval 0 begins now.
 func (r *Recorder) Start(t time.Time) {
@@ -199,6 +207,8 @@ func (r *Recorder) Record(shardHint int, o *Outcome) {
 	}
 	sn.cur.BytesSent += o.BytesSent
 	sn.cur.BytesRecv += o.BytesRecv
+	sn.cur.ServiceSum += o.Service
+	sn.cur.LatencySum += o.Latency
 	if o.Status != 0 {
 		sn.status[o.Status]++
 	}
@@ -235,54 +245,58 @@ func (r *Recorder) Rotate(now time.Time) Interval {
 	iv := Interval{
 		T:     len(r.intervals),
 		End:   now.Sub(r.start),
-		Hists: make(map[string]string, len(r.names)),
+		Hists: make(map[string]*hdr.PackedHistogram, len(r.names)),
 	}
-	for j := range r.series {
-		r.scratchL[j].Reset()
-		r.scratchS[j].Reset()
-	}
+	// Each shard's dense histograms are drained through a packed one: one
+	// linear scan each, after which every merge costs only the populated
+	// buckets. On a one-core generator this runs between the pacer's
+	// arrivals, so it must stay well under a millisecond.
 	for _, h := range r.perName {
 		h.Reset()
 	}
+	r.allPacked.Reset()
 	cs := make([]counters, len(r.series))
-	for i := range r.shards {
-		s := &r.shards[i]
-		s.mu.Lock()
-		for j := range s.names {
-			sn := &s.names[j]
-			r.scratchL[j].Merge(sn.lat)
-			r.scratchS[j].Merge(sn.svc)
-			sn.lat.Reset()
-			sn.svc.Reset()
-			cs[j].add(&sn.cur)
-			sn.cur = counters{}
-		}
-		s.mu.Unlock()
-	}
-	all := r.allScratch
-	all.Reset()
 	var sentTotal int64
 	for j, sr := range r.series {
+		pl, ps := r.packL[j], r.packS[j]
+		pl.Reset()
+		ps.Reset()
+		for i := range r.shards {
+			s := &r.shards[i]
+			s.mu.Lock()
+			sn := &s.names[j]
+			if sn.lat.TotalCount() > 0 { // an idle series costs no scan
+				pl.MergeFrom(sn.lat)
+				ps.MergeFrom(sn.svc)
+				sn.lat.Reset()
+				sn.svc.Reset()
+			}
+			cs[j].add(&sn.cur)
+			sn.cur = counters{}
+			s.mu.Unlock()
+		}
+		pl.MergeInto(r.lat[j])
+		ps.MergeInto(r.svc[j])
+		r.allPacked.Merge(pl)
+		r.perName[sr.Name].Merge(pl)
 		sentTotal += r.sent[j].Load()
-		r.lat[j].Merge(r.scratchL[j])
-		r.svc[j].Merge(r.scratchS[j])
 		r.totals[j].add(&cs[j])
-		all.Merge(r.scratchL[j])
-		r.perName[sr.Name].Merge(r.scratchL[j])
 		iv.Completed += cs[j].Completed
 		iv.Failed += cs[j].Failed
 		iv.BytesSent += cs[j].BytesSent
 		iv.BytesRecv += cs[j].BytesRecv
+		iv.ServiceSum += cs[j].ServiceSum
+		iv.LatencySum += cs[j].LatencySum
 		for c := range cs[j].Classes {
 			iv.Classes[c] += cs[j].Classes[c]
 		}
 	}
-	iv.Latency = Summarize(all)
+	iv.Latency = summarizePacked(r.allPacked)
 	for name, h := range r.perName {
 		if h.TotalCount() > 0 {
-			if enc, err := h.Encode(hdr.V2CompressedEncodingCookieBase); err == nil {
-				iv.Hists[name] = string(enc)
-			}
+			c := h.Clone()
+			c.Compact()
+			iv.Hists[name] = c
 		}
 	}
 	drop, sched := r.dropped.Load(), r.scheduled.Load()

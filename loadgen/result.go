@@ -58,6 +58,19 @@ func Summarize(h *hdr.Histogram) Summary {
 	}
 }
 
+// summarizePacked is Summarize for a sparse histogram.
+func summarizePacked(h *hdr.PackedHistogram) Summary {
+	if h.TotalCount() == 0 {
+		return Summary{}
+	}
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	q := h.ValueAtPercentilesSlice([]float64{50, 90, 95, 99, 99.9})
+	return Summary{
+		Count: h.TotalCount(), Min: ms(h.Min()), Mean: h.Mean() / 1000,
+		P50: ms(q[0]), P90: ms(q[1]), P95: ms(q[2]), P99: ms(q[3]), P999: ms(q[4]), Max: ms(h.Max()),
+	}
+}
+
 // Interval is one second of a run (the last one may be shorter).
 type Interval struct {
 	T                        int           // seconds since start: the interval [T, T+1)
@@ -66,9 +79,10 @@ type Interval struct {
 	Completed, Failed        int64
 	Inflight                 int64 // at the end of the interval
 	BytesSent, BytesRecv     int64
+	ServiceSum, LatencySum   time.Duration // Σ over the requests done in it
 	Classes                  [numClasses]int64
-	Latency                  Summary           // all request names
-	Hists                    map[string]string // per name: latency histogram, compressed HDR (base64)
+	Latency                  Summary                         // all request names
+	Hists                    map[string]*hdr.PackedHistogram // per request name: latency (µs), sparse
 }
 
 // RequestStats is everything recorded for one request name (in one

@@ -187,7 +187,15 @@ func NewRun(res *loadgen.Result, meta Meta) *Run {
 		ri := Interval{
 			T: iv.T, EndS: round3(iv.End.Seconds()), Scheduled: iv.Scheduled, Sent: iv.Sent,
 			Completed: iv.Completed, Failed: iv.Failed, Dropped: iv.Dropped, Inflight: iv.Inflight,
-			LatencyMs: latency(iv.Latency), Histograms: iv.Hists,
+			LatencyMs: latency(iv.Latency),
+		}
+		for name, h := range iv.Hists {
+			if b, err := h.Encode(); err == nil {
+				if ri.Histograms == nil {
+					ri.Histograms = map[string]string{}
+				}
+				ri.Histograms[name] = string(b)
+			}
 		}
 		for c, n := range iv.Classes {
 			if n > 0 {
