@@ -3,6 +3,7 @@ package scenarios
 import (
 	"net"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -13,6 +14,13 @@ func TestExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var scenarioPaths []string
+	for _, path := range paths {
+		if !strings.HasSuffix(path, "-plan.yaml") { // capacity plans: TestPlanExamples
+			scenarioPaths = append(scenarioPaths, path)
+		}
+	}
+	paths = scenarioPaths
 	if len(paths) < 3 {
 		t.Fatalf("found %d examples, want at least checkout, ramp and closed", len(paths))
 	}
@@ -35,6 +43,28 @@ func TestExamples(t *testing.T) {
 				if p := string(r.Path.AppendTo(nil, s)); p == "" || p[0] != '/' {
 					t.Errorf("request %s renders path %q", r.Name, p)
 				}
+			}
+		})
+	}
+}
+
+// Every example capacity plan (examples/*-plan.yaml) must load.
+func TestPlanExamples(t *testing.T) {
+	paths, err := filepath.Glob("examples/*-plan.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) == 0 {
+		t.Fatal("found no examples/*-plan.yaml")
+	}
+	for _, path := range paths {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			p, err := LoadPlan(path)
+			if err != nil {
+				t.Fatalf("example plan does not load:\n%v", err)
+			}
+			if len(p.Services) == 0 || !(p.Peak.EntryQPS > 0) {
+				t.Errorf("example plan has %d services and a peak of %v", len(p.Services), p.Peak.EntryQPS)
 			}
 		})
 	}

@@ -105,6 +105,7 @@ func newRoot(st *state) *cobra.Command {
 		newValidateCmd(st),
 		newDemoCmd(st),
 		newTargetCmd(st),
+		newCapacityCmd(st),
 		newVersionCmd(st),
 	)
 	return root

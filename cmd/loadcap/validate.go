@@ -2,8 +2,10 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
 
 	"github.com/loadcap/loadcap/scenarios"
 )
@@ -11,19 +13,18 @@ import (
 func newValidateCmd(st *state) *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate FILE...",
-		Short: "Check scenario files: every problem, each with file:line:col (exit 104 if any)",
+		Short: "Check scenario and capacity plan files: every problem, each with file:line:col (exit 104 if any)",
 		Args:  args(cobra.MinimumNArgs(1)),
 		RunE: func(_ *cobra.Command, files []string) error {
 			bad := 0
 			for _, path := range files {
-				f, err := scenarios.Load(path)
+				summary, err := validateFile(path)
 				if err != nil {
 					bad++
 					fmt.Fprintln(st.stderr, err)
 					continue
 				}
-				fmt.Fprintf(st.stdout, "%s: ok (%d scenarios, %d requests, %d thresholds)\n",
-					path, len(f.Scenarios), len(f.Requests), len(f.Thresholds))
+				fmt.Fprintf(st.stdout, "%s: ok (%s)\n", path, summary)
 			}
 			if bad > 0 {
 				return withCode(exitInvalid, fmt.Errorf("%d of %d files invalid", bad, len(files)))
@@ -31,4 +32,36 @@ func newValidateCmd(st *state) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// validateFile checks one file as what it is: a capacity plan when its
+// top level has peak: or services:, else a scenario.
+func validateFile(path string) (string, error) {
+	if isPlan(path) {
+		p, err := scenarios.LoadPlan(path)
+		if err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("capacity plan, %d services", len(p.Services)), nil
+	}
+	f, err := scenarios.Load(path)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d scenarios, %d requests, %d thresholds", len(f.Scenarios), len(f.Requests), len(f.Thresholds)), nil
+}
+
+func isPlan(path string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var top map[string]yaml.Node
+	if yaml.Unmarshal(b, &top) != nil {
+		return false
+	}
+	_, peak := top["peak"]
+	_, services := top["services"]
+	_, scen := top["scenarios"]
+	return (peak || services) && !scen
 }

@@ -42,7 +42,10 @@ metrics="rc=\$?; jq -r '\"metric=rps value=\\(.totals.rps)\",
   \"metric=requests value=\\(.totals.completed + .totals.failed)\",
   \"metric=errors value=\\(.totals.failed)\", \"metric=dropped value=\\(.totals.dropped)\",
   \"metric=p50_ms value=\\(.latency_ms.p50)\", \"metric=p90_ms value=\\(.latency_ms.p90)\",
-  \"metric=p99_ms value=\\(.latency_ms.p99)\", \"metric=max_ms value=\\(.latency_ms.max)\"' {OUT_DIR}/loadcap-run.json; exit \$rc"
+  \"metric=p99_ms value=\\(.latency_ms.p99)\", \"metric=max_ms value=\\(.latency_ms.max)\",
+  \"metric=service_p99_ms value=\\(.service_ms.p99)\", \"metric=peak_vus value=\\(.meta.max_vus)\",
+  \"metric=late_arrivals value=\\(.totals.late_arrivals // 0)\",
+  \"metric=max_pacer_lag_ms value=\\(.totals.max_pacer_lag_ms // 0)\"' {OUT_DIR}/loadcap-run.json; exit \$rc"
 
 # series NAME SCRIPT [VAR=value ...]: N runs of one harness script.
 series() {

@@ -1,0 +1,454 @@
+// Package capacity turns measurements into capacity: the highest arrival
+// rate one node sustains under an SLO (Find), the Universal Scalability Law
+// fitted to throughput against concurrency (FitUSL), and the replicas and
+// autoscaler configuration a target peak needs (Compute, WriteHPA,
+// WriteKEDA).
+package capacity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+// Defaults of the search.
+const (
+	DefaultStartRate = 10.0 // req/s
+	DefaultFactor    = 2.0  // geometric ramp
+	DefaultTolerance = 0.03 // bisect until the bracket is within 3%
+	DefaultWarmup    = 5 * time.Second
+	DefaultWindow    = 10 * time.Second
+	DefaultSoak      = 30 * time.Second
+	DefaultMaxSteps  = 20
+	DefaultMaxVUs    = 2000
+
+	// minAchieved is the share of the offered rate a step must achieve.
+	minAchieved = 0.95
+	// littleTolerance flags a step whose sampled concurrency is off the
+	// Little's law figure by more than this: it was not in steady state.
+	littleTolerance = 0.10
+)
+
+// FindConfig configures Find. Base supplies the request mix, target and
+// HTTP options; its scenarios and thresholds are replaced by the search's
+// constant-arrival-rate steps and the SLO.
+type FindConfig struct {
+	Base      *scenarios.File
+	SLO       SLO
+	StartRate float64       // first step, req/s
+	Factor    float64       // ramp multiplier, 1.5–2 is sensible
+	Tolerance float64       // relative width of the final bracket
+	Warmup    time.Duration // per step, excluded from the measurement (whole seconds)
+	Window    time.Duration // per step, measured (whole seconds)
+	Soak      time.Duration // the confirming step at the answer
+	MaxSteps  int
+	MaxRate   float64 // never offer more than this (0 = no limit)
+	MaxVUs    int     // in-flight cap of each step
+	Metrics   []MetricsSource
+	Progress  io.Writer // one line per step as it ends; nil = silent
+}
+
+func (c *FindConfig) defaults() {
+	if c.StartRate <= 0 {
+		c.StartRate = DefaultStartRate
+	}
+	if c.Factor <= 1 {
+		c.Factor = DefaultFactor
+	}
+	if c.Tolerance <= 0 {
+		c.Tolerance = DefaultTolerance
+	}
+	if c.Warmup < 0 {
+		c.Warmup = 0
+	}
+	c.Warmup = c.Warmup.Round(time.Second)
+	if c.Window < time.Second {
+		c.Window = DefaultWindow
+	}
+	c.Window = c.Window.Round(time.Second)
+	if c.Soak <= 0 {
+		c.Soak = DefaultSoak
+	}
+	c.Soak = c.Soak.Round(time.Second)
+	if c.MaxSteps <= 0 {
+		c.MaxSteps = DefaultMaxSteps
+	}
+	if c.MaxVUs <= 0 {
+		c.MaxVUs = DefaultMaxVUs
+	}
+}
+
+// ClauseResult is one SLO clause evaluated on one step.
+type ClauseResult struct {
+	Clause string  `json:"clause"`
+	Value  float64 `json:"value"`
+	Passed bool    `json:"passed"`
+}
+
+// StepLatency is a step's latency from the intended send time, in ms.
+type StepLatency struct {
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	P999 float64 `json:"p999"`
+	Mean float64 `json:"mean"`
+	Max  float64 `json:"max"`
+}
+
+// Step is one constant-arrival-rate run of the search, measured over its
+// window.
+type Step struct {
+	N           int            `json:"n"`
+	Phase       string         `json:"phase"` // ramp, search or soak
+	Offered     float64        `json:"offered"`
+	Achieved    float64        `json:"achieved"`    // completed+failed per second in the window
+	Concurrency float64        `json:"concurrency"` // mean requests in flight: Σ service time / window
+	SampledN    float64        `json:"sampled_concurrency"`
+	LittleOK    bool           `json:"little_ok"` // sampled in-flight within 10% of X·R
+	LatencyMs   StepLatency    `json:"latency_ms"`
+	ServiceMs   float64        `json:"service_mean_ms"`
+	ErrorRate   float64        `json:"error_rate"`
+	Dropped     int64          `json:"dropped"`
+	Clauses     []ClauseResult `json:"clauses"`
+	Passed      bool           `json:"passed"`
+	Reason      string         `json:"reason,omitempty"` // why it failed
+	Services    []ServiceStats `json:"services,omitempty"`
+}
+
+// Knee is where latency turns up against throughput (Kneedle).
+type Knee struct {
+	Throughput float64 `json:"throughput"`
+	P99Ms      float64 `json:"p99_ms"`
+	Step       int     `json:"step"`
+}
+
+// FindResult is the outcome of Find (find.json).
+type FindResult struct {
+	MaxQPS        float64  `json:"max_qps"`        // highest passing rate (confirmed when Confirmed)
+	Confirmed     bool     `json:"confirmed"`      // the soak at MaxQPS passed
+	SaturationQPS float64  `json:"saturation_qps"` // highest throughput achieved at any step
+	SLO           string   `json:"slo"`
+	Knee          *Knee    `json:"knee"`
+	Steps         []Step   `json:"steps"`
+	USL           *USL     `json:"usl"`
+	USLError      string   `json:"usl_error,omitempty"`
+	Notes         []string `json:"notes,omitempty"`
+}
+
+// Find searches for the highest constant arrival rate the target sustains
+// under the SLO: a geometric ramp until a step fails, a bisection between
+// the last pass and the first failure (narrowed by the throughput the
+// failing step achieved, which bounds capacity from above) to within the
+// tolerance, and a soak at the answer. A failed soak steps down by the
+// tolerance and soaks again, at most twice.
+func Find(ctx context.Context, cfg FindConfig) (*FindResult, error) {
+	cfg.defaults()
+	if cfg.Base == nil || len(cfg.Base.Requests) == 0 {
+		return nil, errors.New("capacity find: no requests to send")
+	}
+	res := &FindResult{SLO: cfg.SLO.Text}
+	s := &search{cfg: cfg, res: res}
+
+	var lastPass, firstFail, failAchieved float64
+	rate := cfg.StartRate
+	for {
+		if cfg.MaxRate > 0 && rate > cfg.MaxRate {
+			rate = cfg.MaxRate
+		}
+		st, err := s.step(ctx, "ramp", rate, cfg.Warmup+cfg.Window)
+		if err != nil {
+			return res, err
+		}
+		if !st.Passed {
+			firstFail, failAchieved = rate, st.Achieved
+			break
+		}
+		lastPass = rate
+		if cfg.MaxRate > 0 && rate >= cfg.MaxRate {
+			res.Notes = append(res.Notes, fmt.Sprintf("reached --max-rate %.4g req/s without failing the SLO: capacity is at least that", cfg.MaxRate))
+			break
+		}
+		if len(res.Steps) >= cfg.MaxSteps {
+			res.Notes = append(res.Notes, "step budget spent while ramping")
+			break
+		}
+		rate *= cfg.Factor
+	}
+	if firstFail > 0 {
+		hi := firstFail
+		// A saturated target achieves about its capacity: no rate above
+		// what the failing step achieved (plus the tolerance) can pass.
+		if cap := failAchieved * (1 + cfg.Tolerance); failAchieved > 0 && cap < hi && cap > lastPass {
+			hi = cap
+		}
+		lo := lastPass
+		for lo == 0 || (hi-lo)/lo > cfg.Tolerance {
+			if len(res.Steps) >= cfg.MaxSteps {
+				res.Notes = append(res.Notes, "step budget spent while bisecting")
+				break
+			}
+			mid := (lo + hi) / 2
+			if lo == 0 {
+				mid = hi / cfg.Factor
+			}
+			st, err := s.step(ctx, "search", mid, cfg.Warmup+cfg.Window)
+			if err != nil {
+				return res, err
+			}
+			if st.Passed {
+				lo = mid
+			} else {
+				hi = mid
+			}
+			if lo == 0 && mid < 0.01 {
+				break
+			}
+		}
+		lastPass = lo
+	}
+	if lastPass > 0 {
+		for try := 0; try < 3; try++ {
+			st, err := s.step(ctx, "soak", lastPass, cfg.Warmup+cfg.Soak)
+			if err != nil {
+				return res, err
+			}
+			if st.Passed {
+				res.Confirmed = true
+				break
+			}
+			lastPass *= 1 - cfg.Tolerance
+		}
+		if !res.Confirmed {
+			res.Notes = append(res.Notes, "the soak failed three times: the target does not hold a steady rate; max_qps is not confirmed")
+		}
+	}
+	res.MaxQPS = lastPass
+	if lastPass == 0 {
+		res.Notes = append(res.Notes, fmt.Sprintf("even the lowest rate failed the SLO (%s)", cfg.SLO.Text))
+	}
+	s.summarize()
+	return res, nil
+}
+
+type search struct {
+	cfg FindConfig
+	res *FindResult
+}
+
+// step runs one constant-arrival-rate step and measures its window.
+func (s *search) step(ctx context.Context, phase string, rate float64, total time.Duration) (*Step, error) {
+	cfg := &s.cfg
+	f := *cfg.Base
+	f.Thresholds = nil
+	grace := min(cfg.Window/2, 5*time.Second)
+	pre := int(math.Min(float64(cfg.MaxVUs), math.Ceil(rate/20)+10))
+	f.Scenarios = []scenarios.Scenario{{
+		Name: "step",
+		Workload: scenarios.Workload{
+			Model:           scenarios.Open,
+			StartRatePerSec: rate,
+			RateStages:      []scenarios.RateStage{{TargetPerSec: rate, Duration: total}},
+			PreAllocatedVUs: pre,
+			MaxVUs:          cfg.MaxVUs,
+			GracefulStop:    grace,
+		},
+	}}
+	eng, err := loadgen.New(&f)
+	if err != nil {
+		return nil, fmt.Errorf("capacity find: %w", err)
+	}
+	measured := total - cfg.Warmup
+	var scr *scraper
+	if len(cfg.Metrics) > 0 {
+		scr = newScraper(cfg.Metrics, cfg.Warmup, measured)
+	}
+	r, err := eng.Run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if r.Status == loadgen.StatusAborted {
+		return nil, fmt.Errorf("capacity find: step at %.4g req/s aborted: %s", rate, r.AbortReason)
+	}
+	st := measure(r, cfg.Warmup, measured, rate)
+	st.N, st.Phase = len(s.res.Steps)+1, phase
+	st.judge(cfg.SLO)
+	if scr != nil {
+		st.Services = scr.wait()
+	}
+	s.res.Steps = append(s.res.Steps, *st)
+	if cfg.Progress != nil {
+		verdict := "pass"
+		if !st.Passed {
+			verdict = "FAIL: " + st.Reason
+		}
+		fmt.Fprintf(cfg.Progress, "step %2d %-6s offered %8.1f/s  achieved %8.1f/s  N %6.1f  p99 %8.2fms  errors %5.2f%%  %s\n",
+			st.N, phase, st.Offered, st.Achieved, st.Concurrency, st.LatencyMs.P99, 100*st.ErrorRate, verdict)
+	}
+	return st, nil
+}
+
+// measure reduces a step's run to the window after the warm-up.
+func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) *Step {
+	st := &Step{Offered: offered}
+	from, to := int(warmup/time.Second), int((warmup+window)/time.Second)
+	h := hdr.New(1, r.Latency.HighestTrackableValue(), 3)
+	var done, failed, samples int64
+	var svc, lat time.Duration
+	var inflight float64
+	for _, iv := range r.Intervals {
+		st.Dropped += iv.Dropped
+		if iv.T < from || iv.T >= to {
+			continue
+		}
+		done += iv.Completed + iv.Failed
+		failed += iv.Failed
+		svc += iv.ServiceSum
+		lat += iv.LatencySum
+		inflight += float64(iv.Inflight)
+		samples++
+		for _, ih := range iv.Hists {
+			ih.MergeInto(h)
+		}
+	}
+	secs := window.Seconds()
+	st.Achieved = float64(done) / secs
+	st.Concurrency = svc.Seconds() / secs
+	if samples > 0 {
+		st.SampledN = inflight / float64(samples)
+	}
+	if done > 0 {
+		st.ErrorRate = float64(failed) / float64(done)
+		st.ServiceMs = float64(svc.Microseconds()) / 1000 / float64(done)
+	}
+	// Little's law: in-flight sampled each second against X·R.
+	st.LittleOK = st.Concurrency == 0 || math.Abs(st.SampledN-st.Concurrency) <= littleTolerance*math.Max(st.Concurrency, 1)
+	ms := func(us int64) float64 { return float64(us) / 1000 }
+	if h.TotalCount() > 0 {
+		st.LatencyMs = StepLatency{
+			P50: ms(h.ValueAtPercentile(50)), P90: ms(h.ValueAtPercentile(90)),
+			P99: ms(h.ValueAtPercentile(99)), P999: ms(h.ValueAtPercentile(99.9)),
+			Mean: h.Mean() / 1000, Max: ms(h.Max()),
+		}
+	}
+	return st
+}
+
+// judge applies the SLO and find's own conditions.
+func (st *Step) judge(slo SLO) {
+	st.Passed = true
+	fail := func(why string) {
+		if st.Passed {
+			st.Reason = why
+		}
+		st.Passed = false
+	}
+	for _, c := range slo.Clauses {
+		var v float64
+		switch c.Agg {
+		case "error":
+			v = st.ErrorRate
+		case "p":
+			v = st.percentile(c.Pct)
+		case "avg":
+			v = st.LatencyMs.Mean
+		case "med":
+			v = st.LatencyMs.P50
+		case "max":
+			v = st.LatencyMs.Max
+		}
+		ok := c.holds(v)
+		st.Clauses = append(st.Clauses, ClauseResult{Clause: c.Text, Value: v, Passed: ok})
+		if !ok {
+			fail(fmt.Sprintf("%s (was %.4g)", c.Text, v))
+		}
+	}
+	if st.Achieved < minAchieved*st.Offered {
+		fail(fmt.Sprintf("achieved %.4g/s < 95%% of offered", st.Achieved))
+	}
+	if st.Dropped > 0 {
+		fail(fmt.Sprintf("%d requests dropped", st.Dropped))
+	}
+}
+
+// percentile reads a latency percentile from the step's summary; the
+// common ones are exact, others take the nearest stored one above.
+func (st *Step) percentile(p float64) float64 {
+	l := st.LatencyMs
+	switch {
+	case p <= 50:
+		return l.P50
+	case p <= 90:
+		return l.P90
+	case p <= 99:
+		return l.P99
+	case p <= 99.9:
+		return l.P999
+	}
+	return l.Max
+}
+
+// summarize fills the figures derived from all steps: saturation, knee, USL.
+func (s *search) summarize() {
+	res := s.res
+	var pts []Point
+	for _, st := range res.Steps {
+		res.SaturationQPS = math.Max(res.SaturationQPS, st.Achieved)
+		if st.Concurrency > 0 && st.Achieved > 0 {
+			pts = append(pts, Point{N: st.Concurrency, X: st.Achieved})
+		}
+	}
+	res.Knee = kneedle(res.Steps)
+	sort.Slice(pts, func(i, j int) bool { return pts[i].N < pts[j].N })
+	if u, err := FitUSL(pts); err == nil {
+		res.USL = u
+	} else {
+		res.USLError = err.Error()
+	}
+}
+
+// kneedle finds the knee of p99 latency against achieved throughput (Satopää
+// et al., "Finding a Kneedle in a Haystack"): normalise both to [0, 1]; for
+// a convex increasing curve the knee is where x − y is largest.
+func kneedle(steps []Step) *Knee {
+	type pt struct {
+		x, y float64
+		n    int
+	}
+	var ps []pt
+	for _, st := range steps {
+		if st.Phase != "soak" && st.Achieved > 0 {
+			ps = append(ps, pt{st.Achieved, st.LatencyMs.P99, st.N})
+		}
+	}
+	if len(ps) < 3 {
+		return nil
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].x < ps[j].x })
+	x0, x1, y0, y1 := ps[0].x, ps[len(ps)-1].x, ps[0].y, ps[0].y
+	for _, p := range ps {
+		y0, y1 = math.Min(y0, p.y), math.Max(y1, p.y)
+	}
+	if x1 == x0 || y1 == y0 {
+		return nil
+	}
+	best, bi := math.Inf(-1), -1
+	for i, p := range ps {
+		d := (p.x-x0)/(x1-x0) - (p.y-y0)/(y1-y0)
+		if d > best {
+			best, bi = d, i
+		}
+	}
+	if bi <= 0 || bi == len(ps)-1 {
+		return nil
+	}
+	return &Knee{Throughput: ps[bi].x, P99Ms: ps[bi].y, Step: ps[bi].n}
+}

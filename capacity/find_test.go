@@ -1,0 +1,180 @@
+package capacity
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/loadcap/loadcap/loadgen/target"
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+func TestParseSLO(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      string
+		want    []Clause
+		wantErr string
+	}{
+		{"percentile and error", "p(99)<200ms,error<0.5%", []Clause{
+			{Text: "p(99)<200ms", Agg: "p", Pct: 99, Op: "<", Limit: 200},
+			{Text: "error<0.5%", Agg: "error", Op: "<", Limit: 0.005}}, ""},
+		{"seconds, bare ms, fraction", "p(99.9)<=1.5s, avg<20, error<0.01", []Clause{
+			{Text: "p(99.9)<=1.5s", Agg: "p", Pct: 99.9, Op: "<=", Limit: 1500},
+			{Text: "avg<20", Agg: "avg", Op: "<", Limit: 20},
+			{Text: "error<0.01", Agg: "error", Op: "<", Limit: 0.01}}, ""},
+		{"empty", " , ", nil, "no clauses"},
+		{"lower bound", "p(99)>5ms", nil, "upper limit"},
+		{"unknown aggregation", "p99<5ms", nil, "unknown aggregation"},
+		{"bad percentile", "p(120)<5ms", nil, "percentile"},
+		{"bad duration", "p(99)<fast", nil, "latency limit"},
+		{"error over 100%", "error<150%", nil, "over 100%"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			slo, err := ParseSLO(tc.in)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(slo.Clauses) != len(tc.want) {
+				t.Fatalf("clauses %+v, want %+v", slo.Clauses, tc.want)
+			}
+			for i, c := range slo.Clauses {
+				if c != tc.want[i] {
+					t.Errorf("clause %d = %+v, want %+v", i, c, tc.want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestKneedle(t *testing.T) {
+	// A hockey stick: flat until 800, then steep.
+	var steps []Step
+	for i, x := range []float64{100, 200, 400, 600, 700, 780, 800, 805} {
+		y := 5.0
+		if x > 700 {
+			y = 5 + (x-700)*4
+		}
+		steps = append(steps, Step{N: i + 1, Phase: "ramp", Achieved: x, LatencyMs: StepLatency{P99: y}})
+	}
+	k := kneedle(steps)
+	if k == nil || k.Throughput != 700 {
+		t.Errorf("knee %+v, want at 700 req/s", k)
+	}
+}
+
+func startTarget(t *testing.T, c target.Config) *target.Server {
+	t.Helper()
+	c.Listen = "127.0.0.1:0"
+	srv, err := target.Start(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func quick(t *testing.T, url string) *scenarios.File {
+	t.Helper()
+	f, err := scenarios.Quick(scenarios.QuickOptions{URL: url, RatePerSec: 1, Duration: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// Against targets of known capacity (4 workers × 5 ms = 800 req/s), find
+// lands within 5% of it in at most 12 steps and confirms it with a soak.
+func TestFindKnownCapacity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ~12 load steps")
+	}
+	tests := []struct {
+		name string
+		cfg  target.Config
+		slo  string
+	}{
+		{"fixed service time", target.Config{Workers: 4, ServiceTime: 5 * time.Millisecond}, "p(99)<50ms,error<1%"},
+		{"exponential service time: latency rises before saturation", target.Config{Workers: 4, ServiceTime: 5 * time.Millisecond, Dist: "exp", Seed: 7}, "p(99)<250ms,error<1%"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := startTarget(t, tc.cfg)
+			slo, err := ParseSLO(tc.slo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var progress bytes.Buffer
+			res, err := Find(context.Background(), FindConfig{
+				Base: quick(t, srv.URL()+"/"), SLO: slo, StartRate: 100,
+				Warmup: time.Second, Window: 2 * time.Second, Soak: 3 * time.Second, Progress: &progress,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("\n%s", progress.String())
+			if math.Abs(res.MaxQPS-800)/800 > 0.05 || !res.Confirmed {
+				t.Errorf("max_qps %.1f (confirmed %v), want 800 ±5%%", res.MaxQPS, res.Confirmed)
+			}
+			if len(res.Steps) > 12 {
+				t.Errorf("%d steps, want ≤ 12", len(res.Steps))
+			}
+			if res.SaturationQPS < 760 || res.SaturationQPS > 840 {
+				t.Errorf("saturation %.1f, want ≈800", res.SaturationQPS)
+			}
+			if n := strings.Count(progress.String(), "\n"); n != len(res.Steps) {
+				t.Errorf("%d progress lines for %d steps", n, len(res.Steps))
+			}
+			// find.json carries DESIGN.md's fields.
+			b, _ := json.Marshal(res)
+			var m map[string]any
+			json.Unmarshal(b, &m)
+			step := m["steps"].([]any)[0].(map[string]any)
+			for _, k := range []string{"offered", "achieved", "concurrency", "latency_ms", "error_rate", "passed"} {
+				if _, ok := step[k]; !ok {
+					t.Errorf("step lacks %q", k)
+				}
+			}
+			if _, ok := m["max_qps"]; !ok {
+				t.Error("find.json lacks max_qps")
+			}
+		})
+	}
+}
+
+func TestFindScrapesMetrics(t *testing.T) {
+	srv := startTarget(t, target.Config{Workers: 2, ServiceTime: 2 * time.Millisecond})
+	slo, _ := ParseSLO("p(99)<100ms")
+	src, err := ParseMetricsSource("target=" + srv.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := Find(context.Background(), FindConfig{
+		Base: quick(t, srv.URL()+"/"), SLO: slo, StartRate: 200, MaxRate: 200, MaxSteps: 1,
+		Warmup: time.Second, Window: 2 * time.Second, Soak: 2 * time.Second, Metrics: []MetricsSource{src},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := res.Steps[0].Services
+	if len(svc) != 1 || svc[0].Error != "" {
+		t.Fatalf("services %+v", svc)
+	}
+	if math.Abs(svc[0].RequestRate-200) > 20 || svc[0].MeanLatencyMs < 1.5 || svc[0].CPUCores <= 0 {
+		t.Errorf("target's own metrics: %+v; want ≈200 req/s, ≈2 ms, some CPU", svc[0])
+	}
+	if !res.Steps[0].LittleOK {
+		t.Errorf("steady step flagged by Little's law: %+v", res.Steps[0])
+	}
+}

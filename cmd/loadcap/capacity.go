@@ -1,0 +1,244 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+func newCapacityCmd(st *state) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "capacity",
+		Short: "Turn measurements into capacity: max QPS under an SLO, the USL model, replicas and autoscaler config",
+	}
+	cmd.AddCommand(newFindCmd(st), newFitCmd(st), newPlanCmd(st))
+	return cmd
+}
+
+type findFlags struct {
+	url, target, slo, out string
+	metrics               []string
+	cfg                   capacity.FindConfig
+	quiet                 bool
+}
+
+func newFindCmd(st *state) *cobra.Command {
+	var c findFlags
+	cmd := &cobra.Command{
+		Use:   "find (--url U | FILE.yaml) --slo 'p(99)<200ms,error<0.5%'",
+		Short: "Find the highest arrival rate one node sustains under an SLO",
+		Long: `Search for the maximum sustainable QPS: constant-arrival-rate steps (a warm-up, then a
+measured window) ramping geometrically until the SLO fails, a bisection to within the tolerance,
+and a confirming soak. A step fails on an SLO clause, on achieving under 95% of the offered rate,
+or on dropped requests. Prints each step as it ends; --out writes find.json (steps, max_qps,
+saturation, knee, USL fit). A scenario file supplies the request mix; its executors are replaced.`,
+		Example: `  loadcap capacity find --url http://127.0.0.1:8080/api --slo 'p(99)<200ms,error<0.5%' --out find.json
+  loadcap capacity find scenarios/examples/checkout.yaml --slo 'p(99)<200ms' --metrics http://127.0.0.1:8080/metrics`,
+		Args: args(cobra.MaximumNArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			slo, err := capacity.ParseSLO(c.slo)
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			c.cfg.SLO = slo
+			for _, m := range c.metrics {
+				src, err := capacity.ParseMetricsSource(m)
+				if err != nil {
+					return withCode(exitUsage, err)
+				}
+				c.cfg.Metrics = append(c.cfg.Metrics, src)
+			}
+			switch {
+			case len(a) == 1 && c.url != "":
+				return usageErr("give either a scenario file or --url, not both")
+			case len(a) == 1:
+				var opts []scenarios.Option
+				if c.target != "" {
+					opts = append(opts, scenarios.WithTarget(c.target))
+				}
+				f, err := scenarios.Load(a[0], opts...)
+				if errors.Is(err, fs.ErrNotExist) {
+					return withCode(exitInvalid, err)
+				}
+				if err != nil {
+					return err
+				}
+				c.cfg.Base = f
+			case c.url != "":
+				f, err := scenarios.Quick(scenarios.QuickOptions{URL: c.url, RatePerSec: 1, Duration: time.Second})
+				if err != nil {
+					return withCode(exitUsage, err)
+				}
+				c.cfg.Base = f
+			default:
+				return usageErr("nothing to measure: give --url or a scenario file")
+			}
+			if !c.quiet {
+				c.cfg.Progress = st.stderr
+			}
+			fmt.Fprintf(st.stderr, "capacity find: SLO %s; steps of %v warm-up + %v measured, from %.4g req/s x%.3g\n",
+				slo.Text, c.cfg.Warmup, c.cfg.Window, c.cfg.StartRate, c.cfg.Factor)
+			res, err := capacity.Find(cmd.Context(), c.cfg)
+			if res != nil && c.out != "" {
+				if werr := writeJSON(c.out, res); werr != nil && err == nil {
+					err = werr
+				}
+			}
+			if err != nil {
+				return err
+			}
+			writeFindSummary(st, res)
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&c.url, "url", "", "target URL (instead of a scenario file)")
+	fl.StringVar(&c.target, "target", "", "replace the scenario file's target: base URL")
+	fl.StringVar(&c.slo, "slo", "p(99)<200ms,error<1%", "what a sustainable step must meet")
+	fl.StringVarP(&c.out, "out", "o", "", "write find.json here")
+	fl.StringArrayVar(&c.metrics, "metrics", nil, "[name=]URL of a Prometheus text endpoint to scrape per step (repeatable)")
+	fl.Float64Var(&c.cfg.StartRate, "start-rate", capacity.DefaultStartRate, "first step's rate, req/s")
+	fl.Float64Var(&c.cfg.Factor, "factor", capacity.DefaultFactor, "ramp multiplier between steps")
+	fl.Float64Var(&c.cfg.Tolerance, "tolerance", capacity.DefaultTolerance, "stop bisecting when the bracket is this narrow (relative)")
+	fl.Float64Var(&c.cfg.MaxRate, "max-rate", 0, "never offer more than this, req/s (0 = no limit)")
+	fl.DurationVar(&c.cfg.Warmup, "warmup", capacity.DefaultWarmup, "per step, not measured")
+	fl.DurationVar(&c.cfg.Window, "window", capacity.DefaultWindow, "per step, measured")
+	fl.DurationVar(&c.cfg.Soak, "soak", capacity.DefaultSoak, "the confirming step at the answer")
+	fl.IntVar(&c.cfg.MaxSteps, "max-steps", capacity.DefaultMaxSteps, "step budget")
+	fl.IntVar(&c.cfg.MaxVUs, "max-vus", capacity.DefaultMaxVUs, "in-flight cap per step")
+	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no per-step lines")
+	return cmd
+}
+
+func writeFindSummary(st *state, r *capacity.FindResult) {
+	w := st.stdout
+	conf := "confirmed by a soak"
+	if !r.Confirmed {
+		conf = "NOT confirmed"
+	}
+	fmt.Fprintf(w, "max sustainable QPS: %.1f req/s (%s) under %s\n", r.MaxQPS, conf, r.SLO)
+	fmt.Fprintf(w, "saturation throughput: %.1f req/s\n", r.SaturationQPS)
+	if r.Knee != nil {
+		fmt.Fprintf(w, "latency knee: %.1f req/s (p99 %.2f ms, step %d)\n", r.Knee.Throughput, r.Knee.P99Ms, r.Knee.Step)
+	}
+	for _, st := range r.Steps {
+		if !st.LittleOK {
+			fmt.Fprintf(w, "note: step %d was not in steady state (sampled in-flight %.1f vs Little's law %.1f)\n", st.N, st.SampledN, st.Concurrency)
+		}
+	}
+	if r.USL != nil {
+		fmt.Fprintf(w, "USL fit over %d steps: sigma %.4g, kappa %.4g, lambda %.4g, R² %.3f\n", r.USL.Points, r.USL.Sigma, r.USL.Kappa, r.USL.Lambda, r.USL.R2)
+	} else if r.USLError != "" {
+		fmt.Fprintf(w, "USL fit: %s\n", r.USLError)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintln(w, "note:", n)
+	}
+}
+
+func newFitCmd(st *state) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "fit (find.json | data.csv)",
+		Short: "Fit the Universal Scalability Law to throughput against concurrency",
+		Long: `Fit X(N) = λN / (1 + σ(N−1) + κN(N−1)) by bounded nonlinear least squares (as the R package usl
+does) to a find.json's steps or a CSV (header row; column 1 = concurrency N, column 2 = throughput X).`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(_ *cobra.Command, a []string) error {
+			pts, err := capacity.ReadPoints(a[0])
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return withCode(exitInvalid, err)
+				}
+				return err
+			}
+			u, err := capacity.FitUSL(pts)
+			if err != nil {
+				return withCode(exitInvalid, fmt.Errorf("%s: %w", a[0], err))
+			}
+			if asJSON {
+				enc := json.NewEncoder(st.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(u)
+			}
+			return u.WriteText(st.stdout)
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the fit as JSON")
+	return cmd
+}
+
+func newPlanCmd(st *state) *cobra.Command {
+	var out, hpa, keda, prom string
+	cmd := &cobra.Command{
+		Use:   "plan PLAN.yaml [--out plan.json] [--hpa DIR] [--keda DIR]",
+		Short: "Replicas per service for a target peak, with headroom and redundancy; HPA and KEDA manifests",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(_ *cobra.Command, a []string) error {
+			p, err := scenarios.LoadPlan(a[0])
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return withCode(exitInvalid, err)
+				}
+				return err
+			}
+			r, err := capacity.Compute(p)
+			if err != nil {
+				return withCode(exitInvalid, err)
+			}
+			if err := r.WriteTable(st.stdout); err != nil {
+				return err
+			}
+			if out != "" {
+				if err := writeJSON(out, r); err != nil {
+					return err
+				}
+			}
+			if hpa != "" {
+				files, err := capacity.WriteHPA(hpa, r)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(st.stdout, "wrote %d HorizontalPodAutoscaler manifests to %s\n", len(files), hpa)
+			}
+			if keda != "" {
+				files, err := capacity.WriteKEDA(keda, r, capacity.KEDAOptions{PrometheusAddress: prom})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(st.stdout, "wrote %d KEDA ScaledObjects to %s\n", len(files), keda)
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&out, "out", "o", "", "write plan.json here")
+	fl.StringVar(&hpa, "hpa", "", "write one autoscaling/v2 HorizontalPodAutoscaler per service into this directory")
+	fl.StringVar(&keda, "keda", "", "write one KEDA ScaledObject per service into this directory")
+	fl.StringVar(&prom, "prometheus", "", "KEDA's Prometheus server address (default: the plan's or KEDA's default)")
+	return cmd
+}
+
+// writeJSON writes v indented to path, through a temporary file.
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
