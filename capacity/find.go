@@ -133,15 +133,19 @@ type Knee struct {
 
 // FindResult is the outcome of Find (find.json).
 type FindResult struct {
-	MaxQPS        float64  `json:"max_qps"`        // highest passing rate (confirmed when Confirmed)
-	Confirmed     bool     `json:"confirmed"`      // the soak at MaxQPS passed
-	SaturationQPS float64  `json:"saturation_qps"` // highest throughput achieved at any step
-	SLO           string   `json:"slo"`
-	Knee          *Knee    `json:"knee"`
-	Steps         []Step   `json:"steps"`
-	USL           *USL     `json:"usl"`
-	USLError      string   `json:"usl_error,omitempty"`
-	Notes         []string `json:"notes,omitempty"`
+	MaxQPS        float64 `json:"max_qps"`        // highest passing rate (confirmed when Confirmed)
+	Confirmed     bool    `json:"confirmed"`      // the soak at MaxQPS passed
+	SaturationQPS float64 `json:"saturation_qps"` // highest throughput achieved at any step
+	SLO           string  `json:"slo"`
+	Knee          *Knee   `json:"knee"`
+	Steps         []Step  `json:"steps"`
+	USL           *USL    `json:"usl"`
+	USLError      string  `json:"usl_error,omitempty"`
+	// FirstSaturated names the scraped service whose mean latency first
+	// rose past twice its lowest-step value, with the step it happened at.
+	FirstSaturated     string   `json:"first_saturated,omitempty"`
+	FirstSaturatedStep int      `json:"first_saturated_step,omitempty"`
+	Notes              []string `json:"notes,omitempty"`
 }
 
 // Find searches for the highest constant arrival rate the target sustains
@@ -407,6 +411,7 @@ func (s *search) summarize() {
 		}
 	}
 	res.Knee = kneedle(res.Steps)
+	res.FirstSaturated, res.FirstSaturatedStep = firstSaturated(res.Steps)
 	sort.Slice(pts, func(i, j int) bool { return pts[i].N < pts[j].N })
 	if u, err := FitUSL(pts); err == nil {
 		res.USL = u
@@ -451,4 +456,34 @@ func kneedle(steps []Step) *Knee {
 		return nil
 	}
 	return &Knee{Throughput: ps[bi].x, P99Ms: ps[bi].y, Step: ps[bi].n}
+}
+
+// firstSaturated looks at the steps in order of offered rate and returns
+// the first service whose mean latency reached twice its value at the
+// lowest rate: in a chain of services, the one that ran out first.
+func firstSaturated(steps []Step) (string, int) {
+	ordered := make([]Step, 0, len(steps))
+	for _, st := range steps {
+		if st.Phase != "soak" && len(st.Services) > 0 {
+			ordered = append(ordered, st)
+		}
+	}
+	sort.SliceStable(ordered, func(i, j int) bool { return ordered[i].Offered < ordered[j].Offered })
+	if len(ordered) < 2 {
+		return "", 0
+	}
+	base := map[string]float64{}
+	for _, sv := range ordered[0].Services {
+		if sv.Error == "" && sv.MeanLatencyMs > 0 {
+			base[sv.Name] = sv.MeanLatencyMs
+		}
+	}
+	for _, st := range ordered[1:] {
+		for _, sv := range st.Services {
+			if b, ok := base[sv.Name]; ok && sv.Error == "" && sv.MeanLatencyMs >= 2*b {
+				return sv.Name, st.N
+			}
+		}
+	}
+	return "", 0
 }

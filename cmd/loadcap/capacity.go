@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -120,6 +121,36 @@ saturation, knee, USL fit). A scenario file supplies the request mix; its execut
 
 func writeFindSummary(st *state, r *capacity.FindResult) {
 	w := st.stdout
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "step\tphase\toffered/s\tachieved/s\tN\tp50 ms\tp99 ms\tp99.9 ms\terrors\tSLO\t")
+	for _, s := range r.Steps {
+		verdict := "pass"
+		if !s.Passed {
+			verdict = "FAIL"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f%%\t%s\t\n", s.N, s.Phase, s.Offered, s.Achieved,
+			s.Concurrency, s.LatencyMs.P50, s.LatencyMs.P99, s.LatencyMs.P999, 100*s.ErrorRate, verdict)
+	}
+	tw.Flush()
+	if len(r.Steps) > 0 && len(r.Steps[0].Services) > 0 {
+		fmt.Fprintln(w, "\nservices per step (from their metrics):")
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintln(tw, "step\tservice\treq/s\tfan-out\tmean ms\tCPU cores\t")
+		for _, s := range r.Steps {
+			for _, sv := range s.Services {
+				if sv.Error != "" {
+					fmt.Fprintf(tw, "%d\t%s\tscrape failed: %s\t\t\t\t\n", s.N, sv.Name, sv.Error)
+					continue
+				}
+				fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2f\t%.2f\t%.2f\t\n", s.N, sv.Name, sv.RequestRate, sv.FanOut, sv.MeanLatencyMs, sv.CPUCores)
+			}
+		}
+		tw.Flush()
+		if r.FirstSaturated != "" {
+			fmt.Fprintf(w, "first to saturate: %s (its mean latency doubled by step %d)\n", r.FirstSaturated, r.FirstSaturatedStep)
+		}
+	}
+	fmt.Fprintln(w)
 	conf := "confirmed by a soak"
 	if !r.Confirmed {
 		conf = "NOT confirmed"
