@@ -15,6 +15,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,6 +155,13 @@ func (e *Engine) PlannedDuration() time.Duration { return e.total }
 // which kills) and returns what was measured. The error is for the engine's
 // own failures; request failures are data in the Result.
 func (e *Engine) Run(ctx context.Context) (*Result, error) {
+	open := 0
+	for _, sc := range e.f.Scenarios {
+		if sc.Workload.Model == scenarios.Open {
+			open++
+		}
+	}
+	defer runtime.GOMAXPROCS(pacerProcs(open))
 	start := time.Now()
 	e.rec.Start(start)
 	var wg sync.WaitGroup
@@ -364,7 +372,7 @@ func (s *scenarioRun) runOpen(t0 time.Time) {
 	tm := time.NewTimer(time.Hour)
 	tm.Stop()
 	defer tm.Stop()
-pace:
+	defer preciseThread()()
 	for {
 		off, ok := sched.Next()
 		if !ok {
@@ -372,11 +380,8 @@ pace:
 		}
 		intended := t0.Add(off)
 		if d := time.Until(intended); d > 0 {
-			tm.Reset(d)
-			select {
-			case <-tm.C:
-			case <-s.e.stopCh:
-				break pace
+			if !waitUntil(intended, tm, s.e.stopCh) {
+				break
 			}
 		} else {
 			if s.stopped() {
@@ -399,6 +404,12 @@ pace:
 	}
 	// The scenario lasts its full duration even after its last arrival.
 	s.sleepUntil(t0.Add(w.Duration()))
+	// Arrivals handed out just before the end may still sit in the queue
+	// while idle VUs wake up to take them: let them. What is queued once
+	// no VU is idle is a real backlog, and the end cuts it off.
+	for deadline := time.Now().Add(100 * time.Millisecond); len(work) > 0 && s.idle.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Microsecond)
+	}
 	s.stopping.Store(true)
 	close(work)
 }

@@ -443,3 +443,52 @@ thresholds:
 		}
 	}
 }
+
+// Arrivals at the very end of a run must not be dropped while VUs are idle.
+func TestNoDropsAtTheEnd(t *testing.T) {
+	srv := startTarget(t, target.Config{})
+	for i := 0; i < 3; i++ {
+		f := parse(t, `
+target: %s
+scenarios:
+  s:
+    executor: constant-arrival-rate
+    rate: 10000
+    duration: 1s
+    preAllocatedVUs: 100
+    maxVUs: 2000
+requests:
+  - name: a
+    path: /
+`, srv.URL())
+		res := run(t, f)
+		if res.Totals.Dropped != 0 || res.Totals.Completed != 10000 {
+			t.Fatalf("run %d: dropped %d, completed %d of 10000 with VUs to spare (peak %d)", i, res.Totals.Dropped, res.Totals.Completed, res.MaxVUs)
+		}
+	}
+}
+
+// The pacer dispatches on time: against an idle fast target, latency from
+// the intended send time exceeds the service time by far less than the
+// millisecond Go's timers would add, or a 0.1 ms service would be reported
+// as several times slower than it is.
+func TestPacerIsOnTime(t *testing.T) {
+	srv := startTarget(t, target.Config{})
+	f := parse(t, `
+target: %s
+scenarios:
+  s:
+    executor: constant-arrival-rate
+    rate: 300
+    duration: 2s
+    preAllocatedVUs: 10
+requests:
+  - name: a
+    path: /
+`, srv.URL())
+	res := run(t, f)
+	lat, svc := loadgen.Summarize(res.Latency), loadgen.Summarize(res.Service)
+	if lat.P50-svc.P50 > 0.25 {
+		t.Errorf("median latency %.3fms vs service %.3fms: the pacer dispatched %.3fms late", lat.P50, svc.P50, lat.P50-svc.P50)
+	}
+}

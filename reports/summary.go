@@ -42,7 +42,8 @@ func WriteSummary(w io.Writer, r *Run) error {
 	fmt.Fprintf(&b, "duration %.1fs, %.1f req/s, %s sent, %s received, peak VUs %d\n",
 		r.DurationS, t.RPS, byteSize(t.BytesSent), byteSize(t.BytesReceived), r.Meta.MaxVUs)
 	if t.Dropped > 0 {
-		fmt.Fprintf(&b, "note: %d arrivals were dropped because all %d VUs were busy (raise maxVUs, or the target is saturated)\n",
+		fmt.Fprintf(&b, "note: %d arrivals were never sent: they queued for a VU (peak %d in use) until the backlog was full, "+
+			"they had waited longer than the request timeout, or the scenario ended; raise maxVUs, or the target is saturated\n",
 			t.Dropped, r.Meta.MaxVUs)
 	}
 	if t.LateArrivals > 0 {

@@ -60,7 +60,7 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 	fl.Float64Var(&c.quick.RatePerSec, "rate", 0, "open model: arrivals per second (constant-arrival-rate)")
 	fl.DurationVar(&c.duration, "duration", 30*time.Second, "ad hoc run length")
 	fl.IntVar(&c.quick.VUs, "vus", 0, "closed model: virtual users looping (constant-vus)")
-	fl.IntVar(&c.quick.MaxVUs, "max-vus", 0, "open model: in-flight cap; arrivals beyond it are counted as dropped")
+	fl.IntVar(&c.quick.MaxVUs, "max-vus", 0, "open model: in-flight cap; arrivals beyond it queue and are sent late, timed from their intended send (dropped only when the backlog overflows, outlives the timeout, or the run ends)")
 	fl.IntVar(&c.quick.PreAllocatedVUs, "pre-allocated-vus", 0, "open model: VUs created before the start")
 	fl.DurationVar(&c.quick.Timeout, "timeout", 0, "per-request timeout (default 60s)")
 	fl.BoolVar(&c.quick.HTTP2, "http2", false, "use HTTP/2 (ALPN h2 for https, h2c for http)")

@@ -4,6 +4,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/loadcap/loadcap/loadgen/internal/clock"
 )
 
 // Go timers on an idle Linux process wake through epoll_wait, whose timeout
@@ -123,7 +125,7 @@ func (p *preciseSleeper) run() {
 		// retaken by the runtime, so without the yield they could wait
 		// behind a busy process indefinitely.
 		runtime.Gosched()
-		fineSleep(min(d, fineStep))
+		clock.Sleep(min(d, fineStep))
 	}
 }
 

@@ -12,7 +12,8 @@
 #
 # Usage: test/bench/vs_peers.sh [efficiency|rate|co|all]   (N=runs, default 3;
 #        BUILD=0 to reuse $LOADCAP; HTTP_PORT/GRPC_PORT for the target, 18280/18281)
-# Results: $RESULTS/<name>.runK.txt and <name>.summary.txt (min/median/max).
+# Results (default /tmp/loadcap-vs-peers): <name>.runK.txt metric lines,
+# <name>.summary.txt (min/median/max), raw tool output in raw/<name>-rK.*/.
 # Needs the peers: ../shared/bench/install_peers.sh (wrk, jq from apt).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +27,7 @@ LOADCAP=${LOADCAP:-/tmp/loadcap-bench/loadcap}
 export HTTP_PORT=${HTTP_PORT:-18280} GRPC_PORT=${GRPC_PORT:-18281}
 TRIES=${TRIES:-3} # a harness run that fails (e.g. its target vanished) is retried
 what=${1:-all}
-mkdir -p "$RESULTS" "$(dirname "$LOADCAP")"
+mkdir -p "$RESULTS/raw" "$(dirname "$LOADCAP")"
 
 # BUILD=0 measures an existing $LOADCAP as is (the tree may be mid-edit).
 if [[ ${BUILD:-1} != 0 || ! -x $LOADCAP ]]; then
@@ -55,7 +56,7 @@ series() {
 	rm -f "$RESULTS/$name".run*
 	for i in $(seq "$N"); do
 		for try in $(seq "$TRIES"); do
-			od=$(mktemp -d "/tmp/bench-$name-r$i.XXXXXX")
+			od=$(mktemp -d "$RESULTS/raw/$name-r$i.XXXXXX")
 			echo "# $name run $i/$N (try $try, raw output in $od)" >&2
 			env "$@" OUT_DIR="$od" "$BENCH/$script" >"$RESULTS/$name.run$i.txt" && break
 			echo "# $name run $i: $script failed (exit $?)" >&2
