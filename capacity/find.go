@@ -282,9 +282,9 @@ func (s *search) step(ctx context.Context, phase string, rate float64, total tim
 	if r.Status == loadgen.StatusAborted {
 		return nil, fmt.Errorf("capacity find: step at %.4g req/s aborted: %s", rate, r.AbortReason)
 	}
-	st := measure(r, cfg.Warmup, measured, rate)
+	st, h := measure(r, cfg.Warmup, measured, rate)
 	st.N, st.Phase = len(s.res.Steps)+1, phase
-	st.judge(cfg.SLO)
+	st.judge(cfg.SLO, h)
 	if scr != nil {
 		st.Services = scr.wait()
 	}
@@ -300,8 +300,9 @@ func (s *search) step(ctx context.Context, phase string, rate float64, total tim
 	return st, nil
 }
 
-// measure reduces a step's run to the window after the warm-up.
-func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) *Step {
+// measure reduces a step's run to the window after the warm-up; it also
+// returns the window's latency histogram (µs).
+func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) (*Step, *hdr.Histogram) {
 	st := &Step{Offered: offered}
 	from, to := int(warmup/time.Second), int((warmup+window)/time.Second)
 	h := hdr.New(1, r.Latency.HighestTrackableValue(), 3)
@@ -343,11 +344,12 @@ func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) *
 			Mean: h.Mean() / 1000, Max: ms(h.Max()),
 		}
 	}
-	return st
+	return st, h
 }
 
-// judge applies the SLO and find's own conditions.
-func (st *Step) judge(slo SLO) {
+// judge applies the SLO and find's own conditions; h is the window's
+// latency histogram (µs), for exact percentiles.
+func (st *Step) judge(slo SLO, h *hdr.Histogram) {
 	st.Passed = true
 	fail := func(why string) {
 		if st.Passed {
@@ -361,7 +363,9 @@ func (st *Step) judge(slo SLO) {
 		case "error":
 			v = st.ErrorRate
 		case "p":
-			v = st.percentile(c.Pct)
+			if h != nil && h.TotalCount() > 0 {
+				v = float64(h.ValueAtPercentile(c.Pct)) / 1000
+			}
 		case "avg":
 			v = st.LatencyMs.Mean
 		case "med":
@@ -381,23 +385,6 @@ func (st *Step) judge(slo SLO) {
 	if st.Dropped > 0 {
 		fail(fmt.Sprintf("%d requests dropped", st.Dropped))
 	}
-}
-
-// percentile reads a latency percentile from the step's summary; the
-// common ones are exact, others take the nearest stored one above.
-func (st *Step) percentile(p float64) float64 {
-	l := st.LatencyMs
-	switch {
-	case p <= 50:
-		return l.P50
-	case p <= 90:
-		return l.P90
-	case p <= 99:
-		return l.P99
-	case p <= 99.9:
-		return l.P999
-	}
-	return l.Max
 }
 
 // summarize fills the figures derived from all steps: saturation, knee, USL.

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/loadcap/loadcap/loadgen/target"
 	"github.com/loadcap/loadcap/scenarios"
 )
@@ -176,5 +178,24 @@ func TestFindScrapesMetrics(t *testing.T) {
 	}
 	if !res.Steps[0].LittleOK {
 		t.Errorf("steady step flagged by Little's law: %+v", res.Steps[0])
+	}
+}
+
+func TestJudgeUsesExactPercentiles(t *testing.T) {
+	h := hdr.New(1, 60_000_000, 3)
+	for i := 1; i <= 100; i++ {
+		h.RecordValue(int64(i) * 1000) // 1..100 ms
+	}
+	slo, _ := ParseSLO("p(95)<96ms")
+	st := &Step{Offered: 10, Achieved: 10}
+	st.judge(slo, h)
+	if v := st.Clauses[0].Value; !st.Passed || v < 95 || v > 95.1 { // HDR: 3 significant digits
+		t.Errorf("p(95) = %v (passed %v), want 95 ms from the histogram", v, st.Passed)
+	}
+	slo, _ = ParseSLO("p(95)<94ms")
+	st = &Step{Offered: 10, Achieved: 10}
+	st.judge(slo, h)
+	if st.Passed {
+		t.Error("p(95)=95ms passed p(95)<94ms")
 	}
 }
