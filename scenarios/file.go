@@ -121,25 +121,36 @@ func lineCount(data []byte) int {
 	return n
 }
 
+// document reads a file's top-level mapping, reporting an empty file
+// (with what it needs) and unknown keys; x- keys are extensions, a place
+// for anchors, and are skipped.
+func (p *parser) document(root *yaml.Node, needs string, keys []string) ([]kv, bool) {
+	pairs, ok := p.mapping(root, "")
+	if !ok {
+		return nil, false
+	}
+	if len(pairs) == 0 {
+		p.errorf(root, "", "the file is empty: %s", needs)
+		return nil, false
+	}
+	var own []kv
+	for _, e := range pairs {
+		if !strings.HasPrefix(e.key, "x-") {
+			own = append(own, e)
+		}
+	}
+	p.known(own, "", keys...)
+	return pairs, true
+}
+
 var rootKeys = []string{"target", "http", "data", "seed", "scenarios", "requests", "thresholds"}
 
 func (p *parser) parseFile(root *yaml.Node) *File {
 	f := &File{Path: p.file, Timeout: DefaultTimeout, Seed: DefaultSeed}
-	pairs, ok := p.mapping(root, "")
+	pairs, ok := p.document(root, "it needs at least scenarios and requests", rootKeys)
 	if !ok {
 		return nil
 	}
-	if len(pairs) == 0 {
-		p.errorf(root, "", "the file is empty: it needs at least scenarios and requests")
-		return nil
-	}
-	var own []kv
-	for _, e := range pairs {
-		if !strings.HasPrefix(e.key, "x-") { // extension keys: a place for anchors
-			own = append(own, e)
-		}
-	}
-	p.known(own, "", rootKeys...)
 
 	var base *baseURL
 	if p.target != "" {

@@ -141,21 +141,10 @@ var planRootKeys = []string{"peak", "headroom", "redundancy", "budget", "service
 
 func (p *parser) planFile(root *yaml.Node) *Plan {
 	plan := &Plan{Path: p.file, Headroom: DefaultHeadroom, Redundancy: DefaultRedundancy}
-	pairs, ok := p.mapping(root, "")
+	pairs, ok := p.document(root, "a plan needs at least peak and services", planRootKeys)
 	if !ok {
 		return nil
 	}
-	if len(pairs) == 0 {
-		p.errorf(root, "", "the file is empty: a plan needs at least peak and services")
-		return nil
-	}
-	var own []kv
-	for _, e := range pairs {
-		if !strings.HasPrefix(e.key, "x-") { // extension keys: a place for anchors
-			own = append(own, e)
-		}
-	}
-	p.known(own, "", planRootKeys...)
 
 	if e, ok := find(pairs, "peak"); ok {
 		p.planPeak(e.v, plan)
