@@ -86,19 +86,27 @@ func Parse(path string, data []byte, opts ...Option) (*File, error) {
 	if root := p.decode(data); root != nil {
 		f = p.parseFile(root)
 	}
-	if len(p.errs) > 0 {
-		// yaml.v3 may name the line after the last one for an error at the
-		// end of input; keep every position inside the file.
-		last := lineCount(data)
-		for _, e := range p.errs {
-			if e.Line > last {
-				e.Line, e.Col = last, 0
-			}
-		}
-		p.errs.sort()
-		return nil, p.errs
+	if err := p.failed(data); err != nil {
+		return nil, err
 	}
 	return f, nil
+}
+
+// failed returns the problems found, sorted, or nil. yaml.v3 may name the
+// line after the last one for an error at the end of input; every position
+// is kept inside the file.
+func (p *parser) failed(data []byte) error {
+	if len(p.errs) == 0 {
+		return nil
+	}
+	last := lineCount(data)
+	for _, e := range p.errs {
+		if e.Line > last {
+			e.Line, e.Col = last, 0
+		}
+	}
+	p.errs.sort()
+	return p.errs
 }
 
 // lineCount counts lines the way YAML does (LF, CR, CRLF, NEL, LS, PS).

@@ -124,15 +124,8 @@ func ParsePlan(path string, data []byte) (*Plan, error) {
 	if root := p.decode(data); root != nil {
 		plan = p.planFile(root)
 	}
-	if len(p.errs) > 0 {
-		last := lineCount(data)
-		for _, e := range p.errs {
-			if e.Line > last {
-				e.Line, e.Col = last, 0
-			}
-		}
-		p.errs.sort()
-		return nil, p.errs
+	if err := p.failed(data); err != nil {
+		return nil, err
 	}
 	return plan, nil
 }
