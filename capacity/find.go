@@ -33,8 +33,8 @@ const (
 
 	// minAchieved is the share of the offered rate a step must achieve.
 	minAchieved = 0.95
-	// littleTolerance flags a step whose sampled concurrency is off the
-	// Little's law figure by more than this: it was not in steady state.
+	// littleTolerance flags a step whose mean concurrency is off the
+	// Little's law figure X·R by more than this: it was not in steady state.
 	littleTolerance = 0.10
 )
 
@@ -111,9 +111,9 @@ type Step struct {
 	Phase       string         `json:"phase"` // ramp, search or soak
 	Offered     float64        `json:"offered"`
 	Achieved    float64        `json:"achieved"`    // completed+failed per second in the window
-	Concurrency float64        `json:"concurrency"` // mean requests in flight: Σ service time / window
-	SampledN    float64        `json:"sampled_concurrency"`
-	LittleOK    bool           `json:"little_ok"` // sampled in-flight within 10% of X·R
+	Concurrency float64        `json:"concurrency"` // mean requests in flight over the window (exact time average)
+	LittleN     float64        `json:"little_n"`    // X·R: achieved × mean service time
+	LittleOK    bool           `json:"little_ok"`   // concurrency within 10% of X·R: the window was in steady state
 	LatencyMs   StepLatency    `json:"latency_ms"`
 	ServiceMs   float64        `json:"service_mean_ms"`
 	ErrorRate   float64        `json:"error_rate"`
@@ -306,36 +306,41 @@ func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) (
 	st := &Step{Offered: offered}
 	from, to := int(warmup/time.Second), int((warmup+window)/time.Second)
 	h := hdr.New(1, r.Latency.HighestTrackableValue(), 3)
-	var done, failed, samples int64
+	var done, failed int64
 	var svc, lat time.Duration
-	var inflight float64
+	var busy0, busy1, t0, t1 time.Duration // the in-flight integral at the window's edges
 	for _, iv := range r.Intervals {
 		st.Dropped += iv.Dropped
+		if iv.T == from-1 {
+			busy0, t0 = iv.Busy, iv.End
+		}
 		if iv.T < from || iv.T >= to {
 			continue
 		}
+		busy1, t1 = iv.Busy, iv.End
 		done += iv.Completed + iv.Failed
 		failed += iv.Failed
 		svc += iv.ServiceSum
 		lat += iv.LatencySum
-		inflight += float64(iv.Inflight)
-		samples++
 		for _, ih := range iv.Hists {
 			ih.MergeInto(h)
 		}
 	}
 	secs := window.Seconds()
 	st.Achieved = float64(done) / secs
-	st.Concurrency = svc.Seconds() / secs
-	if samples > 0 {
-		st.SampledN = inflight / float64(samples)
+	st.LittleN = svc.Seconds() / secs
+	if t1 > t0 {
+		st.Concurrency = (busy1 - busy0).Seconds() / (t1 - t0).Seconds()
 	}
 	if done > 0 {
 		st.ErrorRate = float64(failed) / float64(done)
 		st.ServiceMs = float64(svc.Microseconds()) / 1000 / float64(done)
 	}
-	// Little's law: in-flight sampled each second against X·R.
-	st.LittleOK = st.Concurrency == 0 || math.Abs(st.SampledN-st.Concurrency) <= littleTolerance*math.Max(st.Concurrency, 1)
+	// Little's law: the time-averaged in-flight count against X·R. They
+	// part when the window is not in steady state (a queue still growing
+	// holds requests that have not completed yet); the small absolute slack
+	// covers the requests that straddle the window's edges.
+	st.LittleOK = math.Abs(st.Concurrency-st.LittleN) <= littleTolerance*math.Max(st.Concurrency, st.LittleN)+0.05
 	ms := func(us int64) float64 { return float64(us) / 1000 }
 	if h.TotalCount() > 0 {
 		st.LatencyMs = StepLatency{

@@ -51,7 +51,7 @@ func BenchmarkRecord(b *testing.B) {
 	o := Outcome{Name: 1, Latency: 3 * time.Millisecond, Service: 2 * time.Millisecond, Status: 200, BytesSent: 100, BytesRecv: 200}
 	b.ReportAllocs()
 	for b.Loop() {
-		r.Sent(o.Name)
+		r.Sent(o.Name, time.Now())
 		r.Record(1, &o)
 	}
 }
@@ -64,7 +64,7 @@ func BenchmarkRecordParallel(b *testing.B) {
 		o := Outcome{Latency: 3 * time.Millisecond, Service: 2 * time.Millisecond, Status: 200}
 		id := int(time.Now().UnixNano())
 		for pb.Next() {
-			r.Sent(0)
+			r.Sent(0, time.Now())
 			r.Record(id, &o)
 		}
 	})

@@ -542,8 +542,8 @@ func (v *vu) do(intended time.Time) {
 	e := v.s.e
 	ent := v.s.mix.pick(v.rng)
 	req := v.rd.render(ent)
-	e.rec.Sent(ent.name)
 	sent := time.Now()
+	e.rec.Sent(ent.name, sent)
 	if intended.IsZero() {
 		intended = sent
 	}
@@ -558,6 +558,7 @@ func (v *vu) do(intended time.Time) {
 		Name:      ent.name,
 		Latency:   end.Sub(intended),
 		Service:   end.Sub(sent),
+		End:       end,
 		Status:    v.res.Status,
 		BytesSent: v.res.BytesSent,
 		BytesRecv: v.res.BytesReceived,

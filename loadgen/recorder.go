@@ -38,7 +38,8 @@ type Outcome struct {
 	Class     uint8         // 0 = success, else an error class
 	BytesSent int64
 	BytesRecv int64
-	Err       string // a sample message for the class (only read when Class != 0 and the class has none yet)
+	End       time.Time // when the response ended
+	Err       string    // a sample message for the class (only read when Class != 0 and the class has none yet)
 }
 
 // counters is the per-name set of counts the recorder keeps.
@@ -47,6 +48,7 @@ type counters struct {
 	BytesSent, BytesRecv int64
 	ServiceSum           time.Duration // Σ service time: its time average is the mean concurrency
 	LatencySum           time.Duration // Σ latency from the intended send time
+	EndSum               int64         // Σ end times, µs since start
 	Classes              [numClasses]int64
 }
 
@@ -57,6 +59,7 @@ func (c *counters) add(o *counters) {
 	c.BytesRecv += o.BytesRecv
 	c.ServiceSum += o.ServiceSum
 	c.LatencySum += o.LatencySum
+	c.EndSum += o.EndSum
 	for i := range c.Classes {
 		c.Classes[i] += o.Classes[i]
 	}
@@ -90,6 +93,7 @@ type Recorder struct {
 	scheduled atomic.Int64
 	dropped   atomic.Int64
 	late      atomic.Int64 // arrivals dispatched more than LateAfter behind schedule
+	sendSum   atomic.Int64 // Σ send times (µs since start), for the in-flight time integral
 	maxLag    atomic.Int64 // ns
 
 	mu        sync.Mutex // guards everything below (rotation state and results)
@@ -185,9 +189,12 @@ func (r *Recorder) Lag(d time.Duration) {
 // Dropped counts an arrival that found no free VU (the in-flight cap).
 func (r *Recorder) Dropped() { r.dropped.Add(1) }
 
-// Sent counts a request about to be written. Every Sent is later matched by
-// a Record, or the request is in flight when the run stops.
-func (r *Recorder) Sent(name int) { r.sent[name].Add(1) }
+// Sent counts a request about to be written at time at. Every Sent is later
+// matched by a Record, or the request is in flight when the run stops.
+func (r *Recorder) Sent(name int, at time.Time) {
+	r.sent[name].Add(1)
+	r.sendSum.Add(at.Sub(r.start).Microseconds())
+}
 
 // Record adds one finished request. shard is any small integer (the VU's
 // number); it only spreads contention.
@@ -209,6 +216,7 @@ func (r *Recorder) Record(shardHint int, o *Outcome) {
 	sn.cur.BytesRecv += o.BytesRecv
 	sn.cur.ServiceSum += o.Service
 	sn.cur.LatencySum += o.Latency
+	sn.cur.EndSum += o.End.Sub(r.start).Microseconds()
 	if o.Status != 0 {
 		sn.status[o.Status]++
 	}
@@ -304,11 +312,15 @@ func (r *Recorder) Rotate(now time.Time) Interval {
 	iv.Dropped = drop - r.lastDrop
 	iv.Scheduled = sched - r.lastSched
 	r.lastSent, r.lastDrop, r.lastSched = sentTotal, drop, sched
-	var done int64
+	var done, endSum int64
 	for j := range r.totals {
 		done += r.totals[j].Completed + r.totals[j].Failed
+		endSum += r.totals[j].EndSum
 	}
 	iv.Inflight = sentTotal - done
+	// ∫₀ᵀ inflight dt = T·inflight(T) − Σ send times + Σ end times: the
+	// exact time integral, requests straddling the edges included.
+	iv.Busy = time.Duration(iv.End.Microseconds()*iv.Inflight-r.sendSum.Load()+endSum) * time.Microsecond
 	r.intervals = append(r.intervals, iv)
 	return iv
 }

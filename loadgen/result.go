@@ -77,7 +77,8 @@ type Interval struct {
 	End                      time.Duration // when it was closed, since start
 	Scheduled, Sent, Dropped int64
 	Completed, Failed        int64
-	Inflight                 int64 // at the end of the interval
+	Inflight                 int64         // at the end of the interval
+	Busy                     time.Duration // ∫ inflight dt from the run's start to End: Busy/ΔEnd is mean concurrency
 	BytesSent, BytesRecv     int64
 	ServiceSum, LatencySum   time.Duration // Σ over the requests done in it
 	Classes                  [numClasses]int64

@@ -103,3 +103,24 @@ func TestRecorderFlagsPacerLag(t *testing.T) {
 		t.Errorf("late %d max lag %v; want 2 arrivals over %v, worst 40ms", tt.Late, tt.MaxLag, LateAfter)
 	}
 }
+
+func TestRecorderInFlightIntegral(t *testing.T) {
+	start := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	r := NewRecorder([]Series{{"s", "a"}}, time.Minute)
+	r.Start(start)
+	// A: 200..700 ms. B: sent at 500 ms, still in flight at 1 s and done at 1500 ms.
+	r.Sent(0, at(200))
+	r.Sent(0, at(500))
+	r.Record(0, &Outcome{Service: 500 * time.Millisecond, Latency: 500 * time.Millisecond, End: at(700), Status: 200})
+	iv := r.Rotate(at(1000))
+	// ∫ inflight over [0, 1 s] = A's 0.5 s + B's 0.5 s so far.
+	if iv.Busy != time.Second || iv.Inflight != 1 {
+		t.Errorf("first second: busy %v inflight %d, want 1s and 1", iv.Busy, iv.Inflight)
+	}
+	r.Record(0, &Outcome{Service: time.Second, Latency: time.Second, End: at(1500), Status: 200})
+	iv = r.Rotate(at(2000))
+	if iv.Busy != 1500*time.Millisecond || iv.Inflight != 0 {
+		t.Errorf("two seconds: busy %v inflight %d, want 1.5s and 0", iv.Busy, iv.Inflight)
+	}
+}

@@ -162,7 +162,7 @@ func writeFindSummary(st *state, r *capacity.FindResult) {
 	}
 	for _, st := range r.Steps {
 		if !st.LittleOK {
-			fmt.Fprintf(w, "note: step %d was not in steady state (sampled in-flight %.1f vs Little's law %.1f)\n", st.N, st.SampledN, st.Concurrency)
+			fmt.Fprintf(w, "note: step %d was not in steady state (mean in flight %.2f vs Little's law X·R %.2f)\n", st.N, st.Concurrency, st.LittleN)
 		}
 	}
 	if r.USL != nil {
