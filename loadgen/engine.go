@@ -404,15 +404,14 @@ func (s *scenarioRun) runOpen(t0 time.Time) {
 	}
 	// The scenario lasts its full duration even after its last arrival.
 	s.sleepUntil(t0.Add(w.Duration()))
-	// Arrivals handed out just before the end may still sit in the queue
-	// while idle VUs wake up to take them: let them. What is queued once
-	// no VU is idle is a real backlog, and the end cuts it off.
-	for deadline := time.Now().Add(100 * time.Millisecond); len(work) > 0 && s.idle.Load() > 0 && time.Now().Before(deadline); {
-		time.Sleep(50 * time.Microsecond)
-	}
 	s.stopping.Store(true)
 	close(work)
 }
+
+// endGrace is how long an arrival may have waited for a VU and still be
+// sent after its scenario ended: long enough for an idle VU to wake, far
+// shorter than a backlog waits.
+const endGrace = 10 * time.Millisecond
 
 // backlogSize bounds the open model's queue of late arrivals: ten seconds
 // of the peak rate, within [1024, 1M] entries.
@@ -518,9 +517,12 @@ func (v *vu) openLoop(work <-chan time.Time, first time.Time) {
 		if !ok {
 			return
 		}
-		// Arrivals still queued when the scenario ends, or queued longer
-		// than a request may take, are never sent.
-		if s.stopping.Load() || time.Since(intended) > s.e.timeout {
+		// Arrivals queued longer than a request may take are never sent,
+		// and the scenario's end cuts off a backlog; an arrival handed out
+		// just before the end, which only waited for a VU to wake, still
+		// goes.
+		wait := time.Since(intended)
+		if wait > s.e.timeout || (s.stopping.Load() && wait > endGrace) {
 			s.e.rec.Dropped()
 			continue
 		}

@@ -95,3 +95,32 @@ func TestCapacityFind(t *testing.T) {
 		t.Errorf("bad SLO: exit %d, want 2", r.code)
 	}
 }
+
+func TestCompareRuns(t *testing.T) {
+	fast := testTarget(t, target.Config{ServiceTime: time.Millisecond})
+	slow := testTarget(t, target.Config{ServiceTime: 5 * time.Millisecond})
+	dir := t.TempDir()
+	base, run := filepath.Join(dir, "base.json"), filepath.Join(dir, "run.json")
+	for _, r := range [][]string{
+		{"run", "-q", "--no-summary", "--url", fast + "/", "--rate", "100", "--duration", "1s", "--out", base},
+		{"run", "-q", "--no-summary", "--url", slow + "/", "--rate", "100", "--duration", "1s", "--out", run},
+	} {
+		if res := loadcap(t, nil, false, r...); res.code != 0 {
+			t.Fatalf("%v: exit %d %s", r, res.code, res.stderr)
+		}
+	}
+	same := loadcap(t, nil, false, "compare", base, base)
+	if same.code != 0 || !strings.Contains(same.stdout, "no regression") {
+		t.Errorf("a run against itself: exit %d\n%s", same.code, same.stdout)
+	}
+	worse := loadcap(t, nil, false, "compare", base, run, "--max-regression", "p(95)+50%")
+	if worse.code != 110 || !strings.Contains(worse.stdout, "REGRESSED") {
+		t.Errorf("1 ms -> 5 ms service: exit %d, want 110\n%s", worse.code, worse.stdout)
+	}
+	if r := loadcap(t, nil, false, "compare", base, run, "--max-regression", "rps+5%"); r.code != 2 {
+		t.Errorf("bad allowance: exit %d, want 2", r.code)
+	}
+	if r := loadcap(t, nil, false, "compare", base, filepath.Join(dir, "none.json")); r.code != 104 {
+		t.Errorf("missing run file: exit %d, want 104", r.code)
+	}
+}

@@ -21,8 +21,8 @@ const (
 	exitThresholds = 99
 	exitInvalid    = 104
 	exitAborted    = 105
-	// 106 isolation violated and 110 regression come with the shadow and
-	// compare commands.
+	exitRegression = 110
+	// 106 (isolation violated) comes with the shadow commands.
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -106,6 +106,7 @@ func newRoot(st *state) *cobra.Command {
 		newDemoCmd(st),
 		newTargetCmd(st),
 		newCapacityCmd(st),
+		newCompareCmd(st),
 		newVersionCmd(st),
 	)
 	return root

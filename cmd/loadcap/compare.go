@@ -1,0 +1,49 @@
+package main
+
+import (
+	"errors"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loadcap/loadcap/reports"
+)
+
+func newCompareCmd(st *state) *cobra.Command {
+	var allowed string
+	cmd := &cobra.Command{
+		Use:   "compare BASELINE.json RUN.json [--max-regression 'p(99)+10%,rps-5%,error_rate+0.1pp']",
+		Short: "Compare a run with a baseline, overall and per request; exit 110 on a regression",
+		Long: `Compare two run results (loadcap run --out). Latencies come from the runs' histograms, so any
+percentile is exact. Each --max-regression clause says how far a metric may move the bad way:
+p(N), avg and max may rise by a % or by ms; rps may fall by a %; error_rate may rise by
+percentage points (pp). Exit 110 when any clause is exceeded overall or for any request.`,
+		Args: args(cobra.ExactArgs(2)),
+		RunE: func(_ *cobra.Command, a []string) error {
+			allow, err := reports.ParseAllowances(allowed)
+			if err != nil {
+				return withCode(exitUsage, err)
+			}
+			base, err := reports.ReadFile(a[0])
+			if err != nil {
+				return withCode(exitInvalid, err)
+			}
+			run, err := reports.ReadFile(a[1])
+			if err != nil {
+				return withCode(exitInvalid, err)
+			}
+			c, err := reports.Compare(base, run, allow)
+			if err != nil {
+				return withCode(exitInvalid, err)
+			}
+			if err := c.WriteText(st.stdout); err != nil {
+				return err
+			}
+			if c.Regressed {
+				return withCode(exitRegression, errors.New("regression against the baseline"))
+			}
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&allowed, "max-regression", reports.DefaultMaxRegression, "what each metric may lose against the baseline")
+	return cmd
+}
