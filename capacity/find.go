@@ -255,17 +255,14 @@ func (s *search) step(ctx context.Context, phase string, rate float64, total tim
 	f.Thresholds = nil
 	grace := min(cfg.Window/2, 5*time.Second)
 	pre := int(math.Min(float64(cfg.MaxVUs), math.Ceil(rate/20)+10))
-	f.Scenarios = []scenarios.Scenario{{
-		Name: "step",
-		Workload: scenarios.Workload{
-			Model:           scenarios.Open,
-			StartRatePerSec: rate,
-			RateStages:      []scenarios.RateStage{{TargetPerSec: rate, Duration: total}},
-			PreAllocatedVUs: pre,
-			MaxVUs:          cfg.MaxVUs,
-			GracefulStop:    grace,
-		},
-	}}
+	f.Scenarios = []scenarios.Scenario{cfg.Base.NewScenario("step", scenarios.Workload{
+		Model:           scenarios.Open,
+		StartRatePerSec: rate,
+		RateStages:      []scenarios.RateStage{{TargetPerSec: rate, Duration: total}},
+		PreAllocatedVUs: pre,
+		MaxVUs:          cfg.MaxVUs,
+		GracefulStop:    grace,
+	}, nil)}
 	eng, err := loadgen.New(&f)
 	if err != nil {
 		return nil, fmt.Errorf("capacity find: %w", err)

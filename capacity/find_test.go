@@ -12,6 +12,7 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/loadcap/loadcap/loadgen/target"
+	"github.com/loadcap/loadcap/loadgen/target/targettest"
 	"github.com/loadcap/loadcap/scenarios"
 )
 
@@ -76,17 +77,6 @@ func TestKneedle(t *testing.T) {
 	}
 }
 
-func startTarget(t *testing.T, c target.Config) *target.Server {
-	t.Helper()
-	c.Listen = "127.0.0.1:0"
-	srv, err := target.Start(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv
-}
-
 func quick(t *testing.T, url string) *scenarios.File {
 	t.Helper()
 	f, err := scenarios.Quick(scenarios.QuickOptions{URL: url, RatePerSec: 1, Duration: time.Second})
@@ -112,7 +102,7 @@ func TestFindKnownCapacity(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := startTarget(t, tc.cfg)
+			srv := targettest.Start(t, tc.cfg)
 			slo, err := ParseSLO(tc.slo)
 			if err != nil {
 				t.Fatal(err)
@@ -156,7 +146,7 @@ func TestFindKnownCapacity(t *testing.T) {
 }
 
 func TestFindScrapesMetrics(t *testing.T) {
-	srv := startTarget(t, target.Config{Workers: 2, ServiceTime: 2 * time.Millisecond})
+	srv := targettest.Start(t, target.Config{Workers: 2, ServiceTime: 2 * time.Millisecond})
 	slo, _ := ParseSLO("p(99)<100ms")
 	src, err := ParseMetricsSource("target=" + srv.URL() + "/metrics")
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -93,7 +92,7 @@ func New(f *scenarios.File, opts ...Option) (*Engine, error) {
 	e := &Engine{f: f, o: o, index: map[Series]int{}, stopCh: make(chan struct{}), killCh: make(chan struct{})}
 	for i := range f.Scenarios {
 		sc := &f.Scenarios[i]
-		for _, ri := range scenarioRequests(f, sc) {
+		for _, ri := range sc.Requests {
 			k := Series{Scenario: sc.Name, Name: f.Requests[ri].Name}
 			if _, ok := e.index[k]; !ok {
 				e.index[k] = len(e.series)
@@ -167,7 +166,7 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 	var wg sync.WaitGroup
 	for i := range e.f.Scenarios {
 		sr := &scenarioRun{e: e, sc: &e.f.Scenarios[i]}
-		sr.mix = newMix(e.f, &e.f.Scenarios[i], scenarioRequests(e.f, &e.f.Scenarios[i]), e.index)
+		sr.mix = newMix(e.f, &e.f.Scenarios[i], e.index)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -241,17 +240,6 @@ func (e *Engine) checkAbort(elapsed time.Duration) {
 			return
 		}
 	}
-}
-
-func scenarioRequests(f *scenarios.File, sc *scenarios.Scenario) []int {
-	if len(sc.Requests) > 0 {
-		return sc.Requests
-	}
-	idx := make([]int, len(f.Requests))
-	for i := range idx {
-		idx[i] = i
-	}
-	return idx
 }
 
 // scenarioRun is one scenario's execution.
@@ -336,7 +324,6 @@ func (s *scenarioRun) newVU() *vu {
 		id:     id,
 		s:      s,
 		client: s.e.tr.NewClient(),
-		rng:    newRand(s.e.f.Seed ^ uint64(id)<<32 ^ uint64(id)),
 	}
 	v.rd.st = s.e.f.NewState(id)
 	s.mu.Lock()
@@ -488,15 +475,11 @@ type vu struct {
 	id     int
 	s      *scenarioRun
 	client httpc.Client
-	rng    *rand.Rand
 	rd     renderer
 	res    httpc.Result
 	out    Outcome
 	quit   atomic.Bool
 }
-
-// newRand is a VU's generator for choosing from the mix.
-func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, 0x6c6f6164636170)) }
 
 func (v *vu) exit() {
 	v.client.Close()
@@ -542,10 +525,10 @@ func (v *vu) closedLoop() {
 // model, where latency runs from the actual send).
 func (v *vu) do(intended time.Time) {
 	e := v.s.e
-	ent := v.s.mix.pick(v.rng)
+	ent := v.s.mix.pick(v.rd.st)
 	req := v.rd.render(ent)
 	sent := time.Now()
-	e.rec.Sent(ent.name, sent)
+	e.rec.Sent(ent.name, v.id, sent)
 	if intended.IsZero() {
 		intended = sent
 	}

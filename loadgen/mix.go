@@ -1,7 +1,6 @@
 package loadgen
 
 import (
-	"math/rand/v2"
 	"strings"
 
 	"github.com/loadcap/loadcap/loadgen/httpc"
@@ -51,17 +50,17 @@ type entry struct {
 	hasBody bool
 }
 
-// mix is a scenario's weighted choice of requests.
+// mix is a scenario's requests ready to render, by index into File.Requests;
+// the scenario's Pick chooses among them by weight.
 type mix struct {
-	entries []entry
-	cum     []float64 // cumulative weights
+	sc      *scenarios.Scenario
+	entries []entry // by File.Requests index; only the scenario's are set
 }
 
-func newMix(f *scenarios.File, sc *scenarios.Scenario, idx []int, index map[Series]int) mix {
-	var m mix
-	var total float64
+func newMix(f *scenarios.File, sc *scenarios.Scenario, index map[Series]int) mix {
+	m := mix{sc: sc, entries: make([]entry, len(f.Requests))}
 	st := f.NewState(0)
-	for _, i := range idx {
+	for _, i := range sc.Requests {
 		r := &f.Requests[i]
 		e := entry{
 			name:    index[Series{Scenario: sc.Name, Name: r.Name}],
@@ -81,9 +80,7 @@ func newMix(f *scenarios.File, sc *scenarios.Scenario, idx []int, index map[Seri
 		for _, h := range r.Headers {
 			e.headers = append(e.headers, hdrTmpl{h.Name, newTmpl(h.Value, st)})
 		}
-		total += r.Weight
-		m.entries = append(m.entries, e)
-		m.cum = append(m.cum, total)
+		m.entries[i] = e
 	}
 	return m
 }
@@ -97,19 +94,8 @@ func hasHeader(hs []scenarios.Header, name string) bool {
 	return false
 }
 
-// pick chooses an entry by weight.
-func (m *mix) pick(rng *rand.Rand) *entry {
-	if len(m.entries) == 1 {
-		return &m.entries[0]
-	}
-	x := rng.Float64() * m.cum[len(m.cum)-1]
-	for i, c := range m.cum {
-		if x < c {
-			return &m.entries[i]
-		}
-	}
-	return &m.entries[len(m.entries)-1]
-}
+// pick chooses the next request by weight, with the VU's generator state.
+func (m *mix) pick(st *scenarios.State) *entry { return &m.entries[m.sc.Pick(st)] }
 
 // renderer turns a mix entry into an httpc.Request in buffers it reuses, so
 // that rendering allocates nothing once warm.

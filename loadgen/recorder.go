@@ -74,9 +74,10 @@ type shardName struct {
 }
 
 type shard struct {
-	mu    sync.Mutex
-	names []shardName
-	_     [64]byte // keep shards on separate cache lines
+	mu      sync.Mutex
+	names   []shardName
+	sendSum atomic.Int64 // Σ send times (µs since start) of this shard's VUs
+	_       [64]byte     // keep shards on separate cache lines
 }
 
 // Recorder aggregates outcomes into HDR histograms per series (scenario and
@@ -93,7 +94,6 @@ type Recorder struct {
 	scheduled atomic.Int64
 	dropped   atomic.Int64
 	late      atomic.Int64 // arrivals dispatched more than LateAfter behind schedule
-	sendSum   atomic.Int64 // Σ send times (µs since start), for the in-flight time integral
 	maxLag    atomic.Int64 // ns
 
 	mu        sync.Mutex // guards everything below (rotation state and results)
@@ -189,11 +189,12 @@ func (r *Recorder) Lag(d time.Duration) {
 // Dropped counts an arrival that found no free VU (the in-flight cap).
 func (r *Recorder) Dropped() { r.dropped.Add(1) }
 
-// Sent counts a request about to be written at time at. Every Sent is later
-// matched by a Record, or the request is in flight when the run stops.
-func (r *Recorder) Sent(name int, at time.Time) {
+// Sent counts a request about to be written at time at; shardHint is the
+// same as Record's. Every Sent is later matched by a Record, or the request
+// is in flight when the run stops.
+func (r *Recorder) Sent(name, shardHint int, at time.Time) {
 	r.sent[name].Add(1)
-	r.sendSum.Add(at.Sub(r.start).Microseconds())
+	r.shards[shardHint%len(r.shards)].sendSum.Add(at.Sub(r.start).Microseconds())
 }
 
 // Record adds one finished request. shard is any small integer (the VU's
@@ -320,7 +321,11 @@ func (r *Recorder) Rotate(now time.Time) Interval {
 	iv.Inflight = sentTotal - done
 	// ∫₀ᵀ inflight dt = T·inflight(T) − Σ send times + Σ end times: the
 	// exact time integral, requests straddling the edges included.
-	iv.Busy = time.Duration(iv.End.Microseconds()*iv.Inflight-r.sendSum.Load()+endSum) * time.Microsecond
+	var sendSum int64
+	for i := range r.shards {
+		sendSum += r.shards[i].sendSum.Load()
+	}
+	iv.Busy = time.Duration(iv.End.Microseconds()*iv.Inflight-sendSum+endSum) * time.Microsecond
 	r.intervals = append(r.intervals, iv)
 	return iv
 }

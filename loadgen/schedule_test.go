@@ -110,8 +110,8 @@ func TestRecorderInFlightIntegral(t *testing.T) {
 	r := NewRecorder([]Series{{"s", "a"}}, time.Minute)
 	r.Start(start)
 	// A: 200..700 ms. B: sent at 500 ms, still in flight at 1 s and done at 1500 ms.
-	r.Sent(0, at(200))
-	r.Sent(0, at(500))
+	r.Sent(0, 0, at(200))
+	r.Sent(0, 1, at(500))
 	r.Record(0, &Outcome{Service: 500 * time.Millisecond, Latency: 500 * time.Millisecond, End: at(700), Status: 200})
 	iv := r.Rotate(at(1000))
 	// ∫ inflight over [0, 1 s] = A's 0.5 s + B's 0.5 s so far.

@@ -65,6 +65,22 @@ func (sc *Scenario) Pick(s *State) int {
 	return sc.Requests[min(i, len(sc.Requests)-1)]
 }
 
+// NewScenario builds a scenario in code (capacity find's steps) over f's
+// requests: requests are indices into f.Requests, all of them when nil.
+// The workload is taken as given; Config stays nil.
+func (f *File) NewScenario(name string, w Workload, requests []int) Scenario {
+	sc := Scenario{Name: name, Workload: w, Requests: requests}
+	if sc.Requests == nil {
+		for i := range f.Requests {
+			sc.Requests = append(sc.Requests, i)
+		}
+	}
+	if len(sc.Requests) > 0 {
+		sc.weigh(f.Requests)
+	}
+	return sc
+}
+
 func (sc *Scenario) weigh(reqs []Request) {
 	sc.cum = make([]float64, len(sc.Requests))
 	total := 0.0

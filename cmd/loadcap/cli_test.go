@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/loadcap/loadcap/loadgen/target"
+	"github.com/loadcap/loadcap/loadgen/target/targettest"
 	"github.com/loadcap/loadcap/reports"
 )
 
@@ -33,16 +34,7 @@ func loadcap(t *testing.T, signals chan os.Signal, tty bool, a ...string) result
 	return result{code, out.String(), errb.String()}
 }
 
-func testTarget(t *testing.T, c target.Config) string {
-	t.Helper()
-	c.Listen = "127.0.0.1:0"
-	srv, err := target.Start(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	return srv.URL()
-}
+func testTarget(t *testing.T, c target.Config) string { return targettest.Start(t, c).URL() }
 
 func writeFile(t *testing.T, name, body string) string {
 	t.Helper()
