@@ -191,8 +191,12 @@ func Find(ctx context.Context, cfg FindConfig) (*FindResult, error) {
 		hi := firstFail
 		// A saturated target achieves about its capacity: no rate above
 		// what the failing step achieved (plus the tolerance) can pass.
-		if cap := failAchieved * (1 + cfg.Tolerance); failAchieved > 0 && cap < hi && cap > lastPass {
-			hi = cap
+		// When even that is no more than the last passing rate (the
+		// target collapsed under the overload, or the pass was right at
+		// capacity), capacity is about the last pass: probe just above it
+		// instead of bisecting down from the overload.
+		if cap := failAchieved * (1 + cfg.Tolerance); failAchieved > 0 && cap < hi {
+			hi = max(cap, min(hi, lastPass*(1+2*cfg.Tolerance)))
 		}
 		lo := lastPass
 		for lo == 0 || (hi-lo)/lo > cfg.Tolerance {

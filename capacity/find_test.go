@@ -14,6 +14,7 @@ import (
 	"github.com/loadcap/loadcap/loadgen/target"
 	"github.com/loadcap/loadcap/loadgen/target/targettest"
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/test/israce"
 )
 
 func TestParseSLO(t *testing.T) {
@@ -91,6 +92,9 @@ func quick(t *testing.T, url string) *scenarios.File {
 func TestFindKnownCapacity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs ~12 load steps")
+	}
+	if israce.Enabled {
+		t.Skip("measures a target's capacity: under the race detector it would measure the detector")
 	}
 	tests := []struct {
 		name string

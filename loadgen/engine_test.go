@@ -12,6 +12,7 @@ import (
 	"github.com/loadcap/loadcap/loadgen/target"
 	"github.com/loadcap/loadcap/loadgen/target/targettest"
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/test/israce"
 )
 
 func parse(t *testing.T, yaml string, args ...any) *scenarios.File {
@@ -116,6 +117,9 @@ requests:
 `, srv.URL(), min(maxVUs, 50), maxVUs)
 			res := run(t, f)
 			s := loadgen.Summarize(res.Latency)
+			if israce.Enabled {
+				return // the detector's slowdown, not the engine, would set the percentiles
+			}
 			if math.Abs(s.P90-100) > 15 || math.Abs(s.P99-190) > 19 {
 				t.Errorf("p90 %.1fms p99 %.1fms, want ≈100 and ≈190 (CO-correct)", s.P90, s.P99)
 			}
@@ -480,7 +484,7 @@ requests:
 `, srv.URL())
 	res := run(t, f)
 	lat, svc := loadgen.Summarize(res.Latency), loadgen.Summarize(res.Service)
-	if lat.P50-svc.P50 > 0.4 { // the old timer-based pacer: 0.5-0.7 ms
+	if !israce.Enabled && lat.P50-svc.P50 > 0.4 { // the old timer-based pacer: 0.5-0.7 ms
 		t.Errorf("median latency %.3fms vs service %.3fms: the pacer dispatched %.3fms late", lat.P50, svc.P50, lat.P50-svc.P50)
 	}
 }
