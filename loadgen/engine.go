@@ -57,6 +57,7 @@ type options struct {
 	plainEach int // plain progress: one line every plainEach intervals
 	transport func(httpc.Options) httpc.Options
 	onRotate  func(Interval)
+	replay    ReplaySource
 }
 
 // Option tunes an Engine.
@@ -88,6 +89,9 @@ func New(f *scenarios.File, opts ...Option) (*Engine, error) {
 	}
 	if len(f.Scenarios) == 0 || len(f.Requests) == 0 {
 		return nil, fmt.Errorf("%s: nothing to run: no scenarios or no requests", f.Path)
+	}
+	if f.Replay != nil && o.replay == nil {
+		return nil, fmt.Errorf("%s: replay: needs a replay source (WithReplay)", f.Path)
 	}
 	e := &Engine{f: f, o: o, index: map[Series]int{}, stopCh: make(chan struct{}), killCh: make(chan struct{})}
 	for i := range f.Scenarios {
@@ -345,7 +349,9 @@ func (s *scenarioRun) newVU() *vu {
 func (s *scenarioRun) runOpen(t0 time.Time) {
 	w := &s.sc.Workload
 	rec := s.e.rec
-	work := make(chan time.Time, backlogSize(w))
+	work := make(chan arrival, backlogSize(w))
+	src := s.e.replaySource()
+	timed := src != nil && s.e.f.Replay.Mode == scenarios.ReplayTimed
 	maxVUs := w.MaxVUs
 	if maxVUs < w.PreAllocatedVUs {
 		maxVUs = w.PreAllocatedVUs
@@ -353,7 +359,7 @@ func (s *scenarioRun) runOpen(t0 time.Time) {
 	nvus := 0
 	for ; nvus < w.PreAllocatedVUs; nvus++ {
 		v := s.newVU()
-		go v.openLoop(work, time.Time{})
+		go v.openLoop(work, arrival{})
 	}
 	sched := newSchedule(w.StartRatePerSec, w.RateStages)
 	tm := time.NewTimer(time.Hour)
@@ -361,11 +367,22 @@ func (s *scenarioRun) runOpen(t0 time.Time) {
 	defer tm.Stop()
 	defer preciseThread()()
 	for {
-		off, ok := sched.Next()
+		var a arrival
+		var off time.Duration
+		var ok bool
+		if timed {
+			// The recording is the schedule.
+			if a.item, ok = src.Next(); ok {
+				off = a.item.At
+			}
+		} else if off, ok = sched.Next(); ok && src != nil {
+			a.item, ok = src.Next()
+		}
 		if !ok {
 			break
 		}
 		intended := t0.Add(off)
+		a.t = intended
 		if d := time.Until(intended); d > 0 {
 			if !waitUntil(intended, tm, s.e.stopCh) {
 				break
@@ -380,13 +397,14 @@ func (s *scenarioRun) runOpen(t0 time.Time) {
 		if s.idle.Load() == 0 && nvus < maxVUs {
 			nvus++
 			v := s.newVU()
-			go v.openLoop(work, intended)
+			go v.openLoop(work, a)
 			continue
 		}
 		select {
-		case work <- intended:
+		case work <- a:
 		default:
 			rec.Dropped() // backlog full
+			s.release(a.item)
 		}
 	}
 	// The scenario lasts its full duration even after its last arrival.
@@ -487,19 +505,20 @@ func (v *vu) exit() {
 	v.s.vuWG.Done()
 }
 
-func (v *vu) openLoop(work <-chan time.Time, first time.Time) {
+func (v *vu) openLoop(work <-chan arrival, first arrival) {
 	defer v.exit()
-	if !first.IsZero() {
-		v.do(first)
+	if !first.t.IsZero() {
+		v.do(first.t, first.item)
 	}
 	s := v.s
 	for {
 		s.idle.Add(1)
-		intended, ok := <-work
+		a, ok := <-work
 		s.idle.Add(-1)
 		if !ok {
 			return
 		}
+		intended := a.t
 		// Arrivals queued longer than a request may take are never sent,
 		// and the scenario's end cuts off a backlog; an arrival handed out
 		// just before the end, which only waited for a VU to wake, still
@@ -507,9 +526,10 @@ func (v *vu) openLoop(work <-chan time.Time, first time.Time) {
 		wait := time.Since(intended)
 		if wait > s.e.timeout || (s.stopping.Load() && wait > endGrace) {
 			s.e.rec.Dropped()
+			s.release(a.item)
 			continue
 		}
-		v.do(intended)
+		v.do(intended, a.item)
 	}
 }
 
@@ -517,16 +537,33 @@ func (v *vu) closedLoop() {
 	defer v.exit()
 	for !v.quit.Load() && !v.s.stopping.Load() && !v.s.stopped() {
 		v.s.e.rec.Scheduled(1)
-		v.do(time.Time{})
+		var it *ReplayItem
+		if src := v.s.e.replaySource(); src != nil {
+			var ok bool
+			if it, ok = src.Next(); !ok {
+				v.s.e.rec.Dropped() // the source failed: counted, never sent
+				return
+			}
+		}
+		v.do(time.Time{}, it)
 	}
 }
 
-// do sends one request. intended is the arrival time (zero in the closed
-// model, where latency runs from the actual send).
-func (v *vu) do(intended time.Time) {
+// do sends one request: item when replaying, else the next of the mix.
+// intended is the arrival time (zero in the closed model, where latency
+// runs from the actual send).
+func (v *vu) do(intended time.Time, item *ReplayItem) {
 	e := v.s.e
-	ent := v.s.mix.pick(v.rd.st)
-	req := v.rd.render(ent)
+	var ent *entry
+	var req *httpc.Request
+	if item != nil {
+		ent = &v.s.mix.entries[item.Request]
+		req = v.rd.replay(item, ent)
+		defer v.s.release(item)
+	} else {
+		ent = v.s.mix.pick(v.rd.st)
+		req = v.rd.render(ent)
+	}
 	sent := time.Now()
 	e.rec.Sent(ent.name, v.id, sent)
 	if intended.IsZero() {
@@ -560,7 +597,7 @@ func (v *vu) do(intended time.Time) {
 		o.Class = class4xx
 	}
 	if o.Class >= class4xx && e.rec.WantSample(ent.name, o.Class) {
-		o.Err = fmt.Sprintf("%s %s: HTTP %d", ent.method, req.Target, v.res.Status)
+		o.Err = fmt.Sprintf("%s %s: HTTP %d", req.Method, req.Target, v.res.Status)
 	}
 	e.rec.Record(v.id, o)
 }

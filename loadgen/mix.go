@@ -103,6 +103,7 @@ type renderer struct {
 	st   *scenarios.State
 	buf  []byte
 	offs []int
+	hdr  []httpc.Header
 	req  httpc.Request
 }
 
@@ -123,10 +124,11 @@ func (rd *renderer) render(e *entry) *httpc.Request {
 	}
 	// Slice only after all appends: buf may have moved while growing.
 	r.Target = buf[:offs[0]]
-	r.Header = r.Header[:0]
+	hs := rd.hdr[:0]
 	for i := range e.headers {
-		r.Header = append(r.Header, httpc.Header{Name: e.headers[i].name, Value: buf[offs[i]:offs[i+1]]})
+		hs = append(hs, httpc.Header{Name: e.headers[i].name, Value: buf[offs[i]:offs[i+1]]})
 	}
+	r.Header, rd.hdr = hs, hs
 	if e.hasBody {
 		r.Body = buf[offs[len(offs)-1]:]
 	} else {

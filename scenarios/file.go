@@ -36,6 +36,11 @@ type File struct {
 	Requests   []Request
 	Thresholds []Threshold
 	Data       []*DataSource
+	// DrillID is the shadow tag every request carries (drill_id:); "" sends
+	// untagged traffic.
+	DrillID string
+	// Replay is set when requests come from a recording (replay:).
+	Replay *Replay
 }
 
 // Header is one header line; its value may hold generators.
@@ -151,7 +156,7 @@ func (p *parser) document(root *yaml.Node, needs string, keys []string) ([]kv, b
 	return pairs, true
 }
 
-var rootKeys = []string{"target", "http", "data", "seed", "scenarios", "requests", "thresholds"}
+var rootKeys = []string{"target", "http", "data", "seed", "scenarios", "requests", "thresholds", "drill_id", "replay"}
 
 func (p *parser) parseFile(root *yaml.Node) *File {
 	f := &File{Path: p.file, Timeout: DefaultTimeout, Seed: DefaultSeed}
@@ -198,6 +203,26 @@ func (p *parser) parseFile(root *yaml.Node) *File {
 		p.httpSection(e.v, f, env)
 	}
 
+	if e, ok := find(pairs, "drill_id"); ok {
+		f.DrillID = p.drillID(e.v)
+	}
+	shadowHeaders(f)
+	if e, ok := find(pairs, "replay"); ok {
+		// The recording supplies the requests (SetReplayRequests).
+		if f.Replay = p.replay(e.v); f.Replay != nil {
+			p.replayChecks(root, pairs, f.Replay)
+			if e, ok := find(pairs, "scenarios"); ok && f.Replay.Mode == ReplayRate {
+				f.Scenarios = p.scenarios(e, nil, true)
+			}
+			if f.Target == "" {
+				p.errorf(root, "target", "is required with replay: the base URL the recorded requests are sent to")
+			}
+		}
+		if e, ok := find(pairs, "thresholds"); ok {
+			f.Thresholds = p.thresholds(e.v, f)
+		}
+		return f
+	}
 	reqs, hasReqs := find(pairs, "requests")
 	if !hasReqs {
 		p.errorf(root, "requests", "is required: the mix of requests to send")
