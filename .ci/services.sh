@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# Installs (Debian packages) and starts the real servers the tests use, on
+# loopback only, and prints the environment the tests read:
+#
+#   eval "$(bash .ci/services.sh)"     # then: go test ./...
+#
+# PostgreSQL on 127.0.0.1:55432 and Redis on 127.0.0.1:56379, both under
+# /tmp/loadcap-services (removed and recreated on every call); Chromium is
+# only installed (tests start it themselves). Prometheus and nginx are
+# installed for the tests that start their own instances with their own
+# configs. Idempotent; everything it starts stops with `--stop`.
+set -euo pipefail
+
+BASE=/tmp/loadcap-services
+PG_PORT=55432
+REDIS_PORT=56379
+
+log() { echo "services: $*" >&2; }
+
+stop() {
+	if [ -d "$BASE/pg" ]; then
+		su postgres -c "/usr/lib/postgresql/*/bin/pg_ctl -D $BASE/pg -m immediate stop" >/dev/null 2>&1 || true
+	fi
+	if [ -f "$BASE/redis.pid" ]; then
+		kill "$(cat "$BASE/redis.pid")" 2>/dev/null || true
+	fi
+}
+
+if [ "${1:-}" = "--stop" ]; then
+	stop
+	exit 0
+fi
+
+need=()
+command -v chromium >/dev/null || need+=(chromium)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v nginx >/dev/null || need+=(nginx-light)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+if [ ${#need[@]} -gt 0 ]; then
+	log "installing ${need[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	sudo=""
+	[ "$(id -u)" -ne 0 ] && sudo=sudo
+	# Debian starts nothing here (policy-rc.d); the tests start their own.
+	timeout 600 $sudo apt-get update -qq >&2 || log "apt-get update failed; trying with the cached lists"
+	timeout 900 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+
+stop
+rm -rf "$BASE"
+mkdir -p "$BASE"
+chmod 755 "$BASE"
+
+# PostgreSQL: a throwaway cluster, trust auth on loopback only.
+PGBIN=$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -1)")
+mkdir -p "$BASE/pg" "$BASE/pgrun"
+chown postgres "$BASE/pg" "$BASE/pgrun"
+su postgres -c "$PGBIN/initdb -D $BASE/pg -A trust -U postgres --no-sync" >/dev/null
+su postgres -c "$PGBIN/pg_ctl -D $BASE/pg -w -t 60 -l $BASE/pgrun/pg.log \
+	-o '-c listen_addresses=127.0.0.1 -p $PG_PORT -k $BASE/pgrun -c fsync=off -c max_connections=200' start" >/dev/null
+psql -h 127.0.0.1 -p $PG_PORT -U postgres -qc "CREATE DATABASE loadcap" >/dev/null
+log "postgres on 127.0.0.1:$PG_PORT"
+
+# Redis: no persistence, loopback only.
+redis-server --bind 127.0.0.1 --port $REDIS_PORT --save '' --appendonly no \
+	--daemonize yes --pidfile "$BASE/redis.pid" --logfile "$BASE/redis.log" --dir "$BASE"
+for _ in $(seq 50); do
+	redis-cli -h 127.0.0.1 -p $REDIS_PORT ping >/dev/null 2>&1 && break
+	sleep 0.1
+done
+log "redis on 127.0.0.1:$REDIS_PORT"
+
+cat <<EOF
+export LOADCAP_PG_DSN='postgres://postgres@127.0.0.1:$PG_PORT/loadcap?sslmode=disable'
+export LOADCAP_REDIS_ADDR='127.0.0.1:$REDIS_PORT'
+export LOADCAP_REQUIRE_PG=1 LOADCAP_REQUIRE_REDIS=1 LOADCAP_REQUIRE_BROWSER=1
+EOF
