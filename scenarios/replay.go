@@ -252,7 +252,7 @@ type RecordingStats struct {
 // SetReplayRequests installs a replay's request names (one Request per
 // route; the engine takes each request from the recording, so only Name
 // and Pos matter) and, for a timed replay, its scenario: open model, the
-// recording's span divided by Speed, at the recording's mean rate scaled by
+// recording's span plus its last second, divided by Speed, at the recording's mean rate scaled by
 // Speed and Amplify (the rate only sizes the engine's buffers; arrivals
 // follow the recording).
 func (f *File) SetReplayRequests(names []string, st RecordingStats) error {
@@ -268,7 +268,9 @@ func (f *File) SetReplayRequests(names []string, st RecordingStats) error {
 	}
 	r := f.Replay
 	if r.Mode == ReplayTimed {
-		span := time.Duration(float64(st.Span) / r.Speed)
+		// Access logs time requests to the second: the recording covers
+		// its last second whole, so its last requests are not cut off.
+		span := time.Duration(float64(st.Span+time.Second) / r.Speed)
 		if span < time.Millisecond {
 			span = time.Millisecond
 		}

@@ -29,8 +29,9 @@ replay:
 		f.Headers[0].Value.String() != "presale-2026-11" || f.Headers[1].Value.String() != "loadcap.shadow=presale-2026-11" {
 		t.Errorf("tag headers %+v", f.Headers)
 	}
-	// A 10 s recording of 1000 requests at ×5, ×3: 2 s at 1500/s.
-	if err := f.SetReplayRequests([]string{"GET /a", "GET /b"}, RecordingStats{Count: 1000, Span: 10 * time.Second}); err != nil {
+	// A recording of 1000 requests over 9 s (first to last, so 10 s with
+	// its last second) at ×5, ×3: 2 s at 1500/s.
+	if err := f.SetReplayRequests([]string{"GET /a", "GET /b"}, RecordingStats{Count: 1000, Span: 9 * time.Second}); err != nil {
 		t.Fatal(err)
 	}
 	if len(f.Scenarios) != 1 || f.Scenarios[0].Name != ReplayScenario || len(f.Requests) != 2 {
