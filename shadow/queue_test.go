@@ -1,0 +1,99 @@
+package shadow_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"go.opentelemetry.io/otel/propagation"
+
+	"github.com/loadcap/loadcap/shadow"
+)
+
+// message is a queued message: its headers and body.
+type message struct {
+	headers shadow.MapCarrier
+	body    string
+}
+
+// TestQueueRoundTrip: a producer publishes to the topic Topic names with
+// the tag injected; the consumer extracts it and writes where Table says.
+func TestQueueRoundTrip(t *testing.T) {
+	producer := shopPolicy(t)
+	consumer := shopPolicy(t)
+	queues := map[string]chan message{"events": make(chan message, 4), "events_shadow": make(chan message, 4)}
+
+	publish := func(ctx context.Context, body string) {
+		topic, err := shadow.Topic(ctx, "events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := message{headers: shadow.MapCarrier{}, body: body}
+		shadow.Inject(ctx, m.headers)
+		queues[topic] <- m
+	}
+	consume := func(topic string) (drill, table string) {
+		m := <-queues[topic]
+		ctx, err := consumer.Extract(context.Background(), m.headers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		drill, _ = shadow.FromContext(ctx)
+		table, err = shadow.Table(ctx, "events_20240101")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return drill, table
+	}
+
+	publish(tagged(t, producer, "d1"), "tagged click")
+	publish(context.Background(), "real click")
+	if len(queues["events_shadow"]) != 1 || len(queues["events"]) != 1 {
+		t.Fatalf("shadow topic has %d, production %d messages; want 1 each", len(queues["events_shadow"]), len(queues["events"]))
+	}
+	if drill, table := consume("events_shadow"); drill != "d1" || table != "shadow_events_20240101" {
+		t.Fatalf("shadow message: drill %q, table %q", drill, table)
+	}
+	if drill, table := consume("events"); drill != "" || table != "events_20240101" {
+		t.Fatalf("production message: drill %q, table %q", drill, table)
+	}
+	if st := consumer.Stats(); st.Tagged != 1 || st.Untagged != 1 {
+		t.Fatalf("consumer stats %+v, want 1 tagged, 1 untagged", st)
+	}
+}
+
+func TestExtract(t *testing.T) {
+	tests := []struct {
+		name    string
+		headers shadow.Carrier
+		want    string
+		refused bool
+	}{
+		{name: "untagged", headers: shadow.MapCarrier{"content-type": "json"}},
+		{name: "header", headers: shadow.MapCarrier{shadow.MetadataKey: "d1"}, want: "d1"},
+		{name: "baggage header", headers: shadow.MapCarrier{"baggage": "loadcap.shadow=d2"}, want: "d2"},
+		{name: "OTel header carrier", headers: propagation.HeaderCarrier{"X-Loadcap-Shadow": {"d3"}}, want: "d3"},
+		{name: "invalid tag", headers: shadow.MapCarrier{shadow.MetadataKey: "a,b"}, refused: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := shopPolicy(t)
+			ctx, err := p.Extract(context.Background(), tt.headers)
+			if tt.refused {
+				if !errors.Is(err, shadow.ErrNotIsolated) {
+					t.Fatalf("Extract = %v, want a refusal", err)
+				}
+				if _, ok := shadow.FromContext(ctx); ok {
+					t.Fatal("refused message got a tagged context")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := shadow.FromContext(ctx); got != tt.want {
+				t.Fatalf("drill %q, want %q", got, tt.want)
+			}
+		})
+	}
+}

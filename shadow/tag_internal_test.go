@@ -1,0 +1,201 @@
+package shadow
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"go.opentelemetry.io/otel/baggage"
+)
+
+func TestValidateTag(t *testing.T) {
+	tests := []struct {
+		name  string
+		id    string
+		valid bool
+	}{
+		{name: "plain", id: "drill-2024.11_a", valid: true},
+		{name: "all token punctuation", id: "!#$%&'*+-.^_`|~", valid: true},
+		{name: "64 bytes", id: strings.Repeat("a", 64), valid: true},
+		{name: "65 bytes", id: strings.Repeat("a", 65)},
+		{name: "empty", id: ""},
+		{name: "space", id: "drill 1"},
+		{name: "comma", id: "a,b"},
+		{name: "semicolon", id: "a;b"},
+		{name: "CR LF", id: "a\r\nX-Evil: 1"},
+		{name: "non-ASCII", id: "drill-é"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ValidateTag(tt.id)
+			if tt.valid != (err == nil) {
+				t.Fatalf("ValidateTag(%q) = %v, want valid=%v", tt.id, err, tt.valid)
+			}
+			if err != nil && !errors.Is(err, ErrInvalidTag) {
+				t.Fatalf("error %v does not wrap ErrInvalidTag", err)
+			}
+		})
+	}
+}
+
+func TestTagFrom(t *testing.T) {
+	tests := []struct {
+		name    string
+		tag     []string
+		bag     []string
+		drill   string
+		found   bool
+		invalid bool
+	}{
+		{name: "nothing"},
+		{name: "header", tag: []string{"d1"}, drill: "d1", found: true},
+		{name: "header trimmed", tag: []string{" d1 "}, drill: "d1", found: true},
+		{name: "header repeated with one value", tag: []string{"d1", "d1"}, drill: "d1", found: true},
+		{name: "header conflicting values", tag: []string{"d1", "d2"}, found: true, invalid: true},
+		{name: "header invalid", tag: []string{"d 1"}, found: true, invalid: true},
+		{name: "header empty", tag: []string{""}, found: true, invalid: true},
+		{name: "baggage alone", bag: []string{"user=7,loadcap.shadow=d2;p=1,z=9"}, drill: "d2", found: true},
+		{name: "baggage over two header lines", bag: []string{"user=7", "loadcap.shadow=d2"}, drill: "d2", found: true},
+		{name: "baggage percent-encoded", bag: []string{"loadcap.shadow=d%25x"}, drill: "d%x", found: true},
+		{name: "header wins over baggage", tag: []string{"d1"}, bag: []string{"loadcap.shadow=d2"}, drill: "d1", found: true},
+		{name: "baggage without our member", bag: []string{"user=7,tenant=acme"}},
+		{name: "our name only inside another value", bag: []string{"note=loadcap.shadow"}},
+		{name: "baggage member invalid tag", bag: []string{"loadcap.shadow=d%201"}, found: true, invalid: true},
+		{name: "unreadable baggage mentioning us", bag: []string{"loadcap.shadow"}, found: true, invalid: true},
+		{name: "our member fine beside a broken one", bag: []string{"=broken,loadcap.shadow=d3"}, drill: "d3", found: true},
+		{name: "duplicate member, last wins", bag: []string{"loadcap.shadow=a,x=1", "loadcap.shadow=b"}, drill: "b", found: true},
+		{name: "spaces and properties", bag: []string{" x=1 , loadcap.shadow = d5 ;prop=1;flag "}, drill: "d5", found: true},
+		{name: "similar key is not ours", bag: []string{"loadcap.shadowy=d6"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			drill, found, err := tagFrom(tt.tag, tt.bag)
+			if found != tt.found || (err != nil) != tt.invalid {
+				t.Fatalf("tagFrom = %q, found %v, err %v; want found %v, invalid %v", drill, found, err, tt.found, tt.invalid)
+			}
+			if !tt.invalid && drill != tt.drill {
+				t.Fatalf("drill = %q, want %q", drill, tt.drill)
+			}
+		})
+	}
+}
+
+func TestMergeBaggage(t *testing.T) {
+	tests := []struct {
+		name    string
+		in      []string
+		members map[string]string // after parsing all values together
+		values  int
+	}{
+		{name: "none", members: map[string]string{BaggageMember: "d1"}, values: 1},
+		{name: "others kept", in: []string{"user=alice,tenant=acme;ttl=5"},
+			members: map[string]string{"user": "alice", "tenant": "acme", BaggageMember: "d1"}, values: 1},
+		{name: "ours replaced", in: []string{"loadcap.shadow=old,user=alice"},
+			members: map[string]string{"user": "alice", BaggageMember: "d1"}, values: 1},
+		{name: "unparseable kept as it is", in: []string{"user=alice,=broken"},
+			members: map[string]string{"user": "alice", BaggageMember: "d1"}, values: 1},
+		{name: "unparseable with ours kept as it is", in: []string{"loadcap.shadow=old,=broken"},
+			members: map[string]string{BaggageMember: "d1"}, values: 2},
+		{name: "two header lines", in: []string{"user=alice", "tenant=acme"},
+			members: map[string]string{"user": "alice", "tenant": "acme", BaggageMember: "d1"}, values: 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := mergeBaggage(tt.in, "d1")
+			if len(out) != tt.values {
+				t.Fatalf("mergeBaggage = %q, want %d values", out, tt.values)
+			}
+			if !strings.HasPrefix(strings.Join(out, ","), strings.Join(tt.in, ",")) && !strings.Contains(tt.name, "replaced") {
+				t.Fatalf("others' baggage %q changed: %q", tt.in, out)
+			}
+			b, _ := baggage.Parse(strings.Join(out, ","))
+			for k, v := range tt.members {
+				if got := b.Member(k).Value(); got != v {
+					t.Errorf("member %s = %q, want %q (baggage %q)", k, got, v, out)
+				}
+			}
+			if b.Len() != len(tt.members) {
+				t.Errorf("baggage %q has %d members, want %d", out, b.Len(), len(tt.members))
+			}
+		})
+	}
+}
+
+func TestAllowList(t *testing.T) {
+	p, err := NewPolicy(AllowHosts("127.0.0.1:8080", "LOCALHOST", "::1", "[::2]:9", "unix"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name, host, port string
+		want             bool
+	}{
+		{name: "host and port", host: "127.0.0.1", port: "8080", want: true},
+		{name: "other port", host: "127.0.0.1", port: "8081"},
+		{name: "any port of a host entry", host: "localhost", port: "1", want: true},
+		{name: "case-insensitive", host: "LocalHost", port: "443", want: true},
+		{name: "not resolved", host: "127.0.0.2", port: "8080"},
+		{name: "IPv6 any port", host: "::1", port: "5", want: true},
+		{name: "IPv6 with port", host: "::2", port: "9", want: true},
+		{name: "IPv6 other port", host: "::2", port: "10"},
+		{name: "unix socket", host: "unix", port: "/tmp/s.sock", want: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := p.allows(tt.host, tt.port); got != tt.want {
+				t.Fatalf("allows(%q, %q) = %v, want %v", tt.host, tt.port, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTargetHostPort(t *testing.T) {
+	tests := []struct {
+		target, host, port string
+	}{
+		{"dns:///127.0.0.1:50051", "127.0.0.1", "50051"},
+		{"dns://8.8.8.8/example.com:42", "example.com", "42"},
+		{"passthrough:///localhost:7", "localhost", "7"},
+		{"dns:///example.com", "example.com", "443"},
+		{"dns:///[::1]:9", "::1", "9"},
+		{"unix:///tmp/x.sock", "unix", "/tmp/x.sock"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			host, port := targetHostPort(tt.target)
+			if host != tt.host || port != tt.port {
+				t.Fatalf("targetHostPort(%q) = %q, %q; want %q, %q", tt.target, host, port, tt.host, tt.port)
+			}
+		})
+	}
+}
+
+// FuzzScanBaggage: the fast baggage scan agrees with OpenTelemetry's parser
+// whenever both read a valid tag from a baggage value it accepts.
+func FuzzScanBaggage(f *testing.F) {
+	for _, seed := range []string{
+		"loadcap.shadow=d1",
+		"user=alice,loadcap.shadow=d2;p=1,z=9",
+		" loadcap.shadow = d3 ;prop",
+		"loadcap.shadow=a,loadcap.shadow=b",
+		"loadcap.shadow=d%25x",
+		"=broken,loadcap.shadow=d4",
+		"loadcap.shadowy=x,note=loadcap.shadow",
+		"loadcap.shadow=a=b",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := scanBaggage([]string{s})
+		if !ok || ValidateTag(got) != nil {
+			return // the caller falls back to baggage.Parse
+		}
+		b, err := baggage.Parse(s)
+		if err != nil {
+			return
+		}
+		if want := b.Member(BaggageMember).Value(); got != want {
+			t.Fatalf("scanBaggage(%q) = %q, baggage.Parse gives %q", s, got, want)
+		}
+	})
+}
