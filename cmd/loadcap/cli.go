@@ -22,7 +22,7 @@ const (
 	exitInvalid    = 104
 	exitAborted    = 105
 	exitRegression = 110
-	// 106 (isolation violated) comes with the shadow commands.
+	exitIsolation  = 106 // the isolation pre-flight or the audit found a leak
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -107,6 +107,8 @@ func newRoot(st *state) *cobra.Command {
 		newTargetCmd(st),
 		newCapacityCmd(st),
 		newCompareCmd(st),
+		newReportCmd(st),
+		newShadowCmd(st),
 		newVersionCmd(st),
 	)
 	return root

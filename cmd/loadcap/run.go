@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net"
+	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -13,6 +17,7 @@ import (
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/shadow/capture"
 )
 
 type runConfig struct {
@@ -21,8 +26,11 @@ type runConfig struct {
 	quick    scenarios.QuickOptions
 	headers  []string
 	out      string
+	report   string
+	junit    string
 	quiet    bool
 	noSumm   bool
+	noTag    bool
 	duration time.Duration
 }
 
@@ -48,7 +56,7 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 			if err != nil {
 				return err
 			}
-			return execute(cmd.Context(), st, f, execOptions{out: c.out, quiet: c.quiet, noSummary: c.noSumm})
+			return execute(cmd.Context(), st, f, execOptions{out: c.out, report: c.report, junit: c.junit, quiet: c.quiet, noSummary: c.noSumm, noTag: c.noTag})
 		},
 	}
 	fl := cmd.Flags()
@@ -66,8 +74,11 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 	fl.BoolVar(&c.quick.HTTP2, "http2", false, "use HTTP/2 (ALPN h2 for https, h2c for http)")
 	fl.BoolVar(&c.quick.Insecure, "insecure", false, "skip TLS certificate verification")
 	fl.StringVarP(&c.out, "out", "o", "", "write the run result (JSON, loadcap.run/v1) to this file")
+	fl.StringVar(&c.report, "report", "", "also write the HTML report (as loadcap report) to this file")
+	fl.StringVar(&c.junit, "junit", "", "also write the thresholds as JUnit XML to this file")
 	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no progress line")
 	fl.BoolVar(&c.noSumm, "no-summary", false, "do not print the summary table")
+	fl.BoolVar(&c.noTag, "no-tag", false, "replay without the shadow tag (refused unless the target is loopback)")
 	return cmd
 }
 
@@ -123,8 +134,11 @@ func (c *runConfig) load(cmd *cobra.Command) (*scenarios.File, error) {
 
 type execOptions struct {
 	out       string
+	report    string // HTML report path
+	junit     string
 	quiet     bool
 	noSummary bool
+	noTag     bool
 }
 
 // execute runs f, writes the result and the summary, and maps the outcome
@@ -133,6 +147,19 @@ func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) e
 	var opts []loadgen.Option
 	if !o.quiet {
 		opts = append(opts, loadgen.WithProgress(st.stderr, st.tty))
+	}
+	if f.Replay != nil {
+		src, err := replaySource(st, f, o)
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		opts = append(opts, loadgen.WithReplay(src))
+		defer func() {
+			if m := src.Malformed(); m.Count > 0 {
+				fmt.Fprintf(st.stderr, "replay: %d malformed records skipped:\n%v\n", m.Count, m.Err())
+			}
+		}()
 	}
 	eng, err := loadgen.New(f, opts...)
 	if err != nil {
@@ -177,6 +204,13 @@ func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) e
 	if werr != nil {
 		return werr
 	}
+	if o.report != "" || o.junit != "" {
+		in := reports.HTMLInput{Run: run}
+		in.ExitCode = verdictCode(in)
+		if err := writeReports(st, in, o.report, o.junit); err != nil {
+			return err
+		}
+	}
 	switch {
 	case run.Status == loadgen.StatusAborted && res.AbortCause == loadgen.CauseSignal:
 		return withCode(exitAborted, errSilent)
@@ -201,4 +235,48 @@ func meta(f *scenarios.File) reports.Meta {
 		m.Scenarios = append(m.Scenarios, s.Name)
 	}
 	return m
+}
+
+// replaySource opens a file's recording. Every replayed request carries
+// the drill's shadow tag; --no-tag is refused unless the target is
+// loopback.
+func replaySource(st *state, f *scenarios.File, o execOptions) (*capture.ReplaySource, error) {
+	switch {
+	case o.noTag && !loopbackURL(f.Target):
+		return nil, usageErr("--no-tag replays production traffic untagged: refused for %s (only against loopback)", f.Target)
+	case o.noTag:
+		f.DrillID = ""
+		f.Headers = slices.DeleteFunc(f.Headers, func(h scenarios.Header) bool {
+			return strings.EqualFold(h.Name, scenarios.ShadowHeader) || strings.EqualFold(h.Name, "Baggage")
+		})
+	case f.DrillID == "":
+		return nil, withCode(exitInvalid, &scenarios.Error{File: f.Path, Pos: f.Replay.Pos, Path: "drill_id",
+			Msg: "is required with replay: every replayed request carries the drill's shadow tag (--no-tag only against loopback)"})
+	}
+	var progress io.Writer
+	if !o.quiet {
+		progress = st.stderr
+	}
+	src, err := capture.NewReplaySource(f, capture.ReplayConfig{Progress: progress})
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, withCode(exitInvalid, err)
+		}
+		return nil, err
+	}
+	return src, nil
+}
+
+// loopbackURL reports whether u's host is a loopback address or localhost.
+func loopbackURL(u string) bool {
+	p, err := url.Parse(u)
+	if err != nil {
+		return false
+	}
+	h := p.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }

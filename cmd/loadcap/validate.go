@@ -8,6 +8,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/shadow/capture"
 )
 
 func newValidateCmd(st *state) *cobra.Command {
@@ -47,6 +48,17 @@ func validateFile(path string) (string, error) {
 	f, err := scenarios.Load(path)
 	if err != nil {
 		return "", err
+	}
+	if r := f.Replay; r != nil {
+		if r.Rewrite != "" {
+			if _, err := capture.LoadRules(r.Rewrite); err != nil {
+				return "", err
+			}
+		}
+		if _, err := os.Stat(r.File); err != nil {
+			return "", &scenarios.Error{File: path, Pos: r.Pos, Path: "replay.file", Msg: err.Error()}
+		}
+		return fmt.Sprintf("replay of %s (%s), %d thresholds", r.File, r.Mode, len(f.Thresholds)), nil
 	}
 	return fmt.Sprintf("%d scenarios, %d requests, %d thresholds", len(f.Scenarios), len(f.Requests), len(f.Thresholds)), nil
 }
