@@ -58,6 +58,8 @@ type options struct {
 	transport func(httpc.Options) httpc.Options
 	onRotate  func(Interval)
 	replay    ReplaySource
+	seg       *Segment
+	snapshots func(*Snapshot)
 }
 
 // Option tunes an Engine.
@@ -93,36 +95,15 @@ func New(f *scenarios.File, opts ...Option) (*Engine, error) {
 	if f.Replay != nil && o.replay == nil {
 		return nil, fmt.Errorf("%s: replay: needs a replay source (WithReplay)", f.Path)
 	}
-	e := &Engine{f: f, o: o, index: map[Series]int{}, stopCh: make(chan struct{}), killCh: make(chan struct{})}
-	for i := range f.Scenarios {
-		sc := &f.Scenarios[i]
-		for _, ri := range sc.Requests {
-			k := Series{Scenario: sc.Name, Name: f.Requests[ri].Name}
-			if _, ok := e.index[k]; !ok {
-				e.index[k] = len(e.series)
-				e.series = append(e.series, k)
-			}
-		}
+	if o.seg != nil && o.replay != nil {
+		o.replay = SegmentReplay(o.replay, o.seg)
 	}
-	to := f.Timeout
-	if to <= 0 {
-		to = scenarios.DefaultTimeout
-	}
+	e := &Engine{f: f, o: o, stopCh: make(chan struct{}), killCh: make(chan struct{})}
+	e.series, e.index = seriesOf(f)
 	var top time.Duration
-	for _, sc := range f.Scenarios {
-		w := sc.Workload
-		if end := w.StartTime + w.Duration(); end > e.total {
-			e.total = end
-		}
-		// The longest latency a request can show: its arrival waits out a
-		// full timeout plus the graceful stop.
-		if t := to + w.GracefulStop + time.Second; t > top {
-			top = t
-		}
-	}
-	e.timeout = to
+	e.timeout, top, e.total = limits(f)
 	e.rec = NewRecorder(e.series, top)
-	ho := httpc.Options{Timeout: to, HTTP2: f.HTTP2, UserAgent: "loadcap"}
+	ho := httpc.Options{Timeout: e.timeout, HTTP2: f.HTTP2, UserAgent: "loadcap"}
 	if f.Insecure {
 		ho.TLSConfig = insecureTLS()
 	}
@@ -131,6 +112,52 @@ func New(f *scenarios.File, opts ...Option) (*Engine, error) {
 	}
 	e.tr = httpc.NewTransport(ho)
 	return e, nil
+}
+
+// seriesOf lists what the recorder keeps apart for f, in the order every
+// engine and Merger of f share.
+func seriesOf(f *scenarios.File) ([]Series, map[Series]int) {
+	var series []Series
+	index := map[Series]int{}
+	for i := range f.Scenarios {
+		sc := &f.Scenarios[i]
+		for _, ri := range sc.Requests {
+			k := Series{Scenario: sc.Name, Name: f.Requests[ri].Name}
+			if _, ok := index[k]; !ok {
+				index[k] = len(series)
+				series = append(series, k)
+			}
+		}
+	}
+	return series, index
+}
+
+// SeriesOf lists the series an engine running f records, in the order of
+// Snapshot.Series.
+func SeriesOf(f *scenarios.File) []Series {
+	s, _ := seriesOf(f)
+	return s
+}
+
+// limits returns f's per-request timeout, the top of its histograms and
+// its planned length.
+func limits(f *scenarios.File) (timeout, top, total time.Duration) {
+	timeout = f.Timeout
+	if timeout <= 0 {
+		timeout = scenarios.DefaultTimeout
+	}
+	for _, sc := range f.Scenarios {
+		w := sc.Workload
+		if end := w.StartTime + w.Duration(); end > total {
+			total = end
+		}
+		// The longest latency a request can show: its arrival waits out a
+		// full timeout plus the graceful stop.
+		if t := timeout + w.GracefulStop + time.Second; t > top {
+			top = t
+		}
+	}
+	return timeout, top, total
 }
 
 // Stop ends the run early and gracefully: no new requests are scheduled,
@@ -192,7 +219,7 @@ loop:
 			<-done
 			break loop
 		case now := <-tick.C:
-			iv := e.rec.Rotate(now)
+			iv := e.rotate(now)
 			prog.interval(iv, int(e.activeVUs.Load()))
 			if e.o.onRotate != nil {
 				e.o.onRotate(iv)
@@ -201,7 +228,7 @@ loop:
 		}
 	}
 	end := time.Now()
-	last := e.rec.Rotate(end)
+	last := e.rotate(end)
 	if e.o.onRotate != nil {
 		e.o.onRotate(last)
 	}
@@ -225,25 +252,47 @@ loop:
 	return res, nil
 }
 
+// rotate closes an interval, handing its snapshot to WithSnapshots.
+func (e *Engine) rotate(now time.Time) Interval {
+	if e.o.snapshots == nil {
+		return e.rec.Rotate(now)
+	}
+	snap := &Snapshot{}
+	iv := e.rec.rotate(now, snap)
+	snap.VUs = int(e.activeVUs.Load())
+	snap.PeakVUs = int(e.peakVUs.Load())
+	e.o.snapshots(snap)
+	return iv
+}
+
 // checkAbort evaluates abortOnFail thresholds once their delay has passed.
 func (e *Engine) checkAbort(elapsed time.Duration) {
+	if reason := abortReason(e.f.Thresholds, e.rec, elapsed); reason != "" {
+		e.Stop(CauseThreshold, reason)
+	}
+}
+
+// abortReason evaluates the abortOnFail thresholds of ths whose delay has
+// passed against what rec holds, and names the first one crossed; "" when
+// none is.
+func abortReason(ths []scenarios.Threshold, rec *Recorder, elapsed time.Duration) string {
 	var due []scenarios.Threshold
-	for _, t := range e.f.Thresholds {
+	for _, t := range ths {
 		if t.AbortOnFail && elapsed >= t.DelayAbortEval {
 			due = append(due, t)
 		}
 	}
 	if len(due) == 0 {
-		return
+		return ""
 	}
-	res := e.rec.result()
+	res := rec.result()
 	res.Duration = elapsed
 	for _, r := range evaluate(due, res) {
 		if !r.Passed {
-			e.Stop(CauseThreshold, fmt.Sprintf("threshold %s %s crossed (value %.4g), abortOnFail", r.Metric, r.Expr, r.Value))
-			return
+			return fmt.Sprintf("threshold %s %s crossed (value %.4g), abortOnFail", r.Metric, r.Expr, r.Value)
 		}
 	}
+	return ""
 }
 
 // scenarioRun is one scenario's execution.
@@ -352,12 +401,16 @@ func (s *scenarioRun) runOpen(t0 time.Time) {
 	work := make(chan arrival, backlogSize(w))
 	src := s.e.replaySource()
 	timed := src != nil && s.e.f.Replay.Mode == scenarios.ReplayTimed
-	maxVUs := w.MaxVUs
-	if maxVUs < w.PreAllocatedVUs {
-		maxVUs = w.PreAllocatedVUs
+	seg := s.e.o.seg
+	pre := seg.scaleVUs(w.PreAllocatedVUs)
+	maxVUs := max(seg.scaleVUs(w.MaxVUs), pre)
+	// With a segment, this engine sends only the arrivals it owns.
+	var owned *stripe
+	if seg != nil {
+		owned = &stripe{s: seg}
 	}
 	nvus := 0
-	for ; nvus < w.PreAllocatedVUs; nvus++ {
+	for ; nvus < pre; nvus++ {
 		v := s.newVU()
 		go v.openLoop(work, arrival{})
 	}
@@ -375,7 +428,7 @@ func (s *scenarioRun) runOpen(t0 time.Time) {
 			if a.item, ok = src.Next(); ok {
 				off = a.item.At
 			}
-		} else if off, ok = sched.Next(); ok && src != nil {
+		} else if off, ok = nextArrival(sched, owned); ok && src != nil {
 			a.item, ok = src.Next()
 		}
 		if !ok {
@@ -413,6 +466,15 @@ func (s *scenarioRun) runOpen(t0 time.Time) {
 	close(work)
 }
 
+// nextArrival is the offset of the schedule's next arrival, or of the next
+// one owned when owned is set.
+func nextArrival(sched *schedule, owned *stripe) (time.Duration, bool) {
+	if owned == nil {
+		return sched.Next()
+	}
+	return sched.At(owned.next())
+}
+
 // endGrace is how long an arrival may have waited for a VU and still be
 // sent after its scenario ended: long enough for an idle VU to wake, far
 // shorter than a backlog waits.
@@ -440,7 +502,7 @@ func (s *scenarioRun) runClosed(t0 time.Time) {
 		if !now.Before(end) {
 			break
 		}
-		target := vuTarget(w, now.Sub(t0))
+		target := int(s.e.o.seg.Scale(int64(vuTarget(w, now.Sub(t0)))))
 		for len(active) < target {
 			v := s.newVU()
 			active = append(active, v)

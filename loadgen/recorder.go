@@ -113,6 +113,10 @@ type Recorder struct {
 
 	samples sync.Map        // "name\x00class" → the first error message seen
 	sampled []atomic.Uint32 // per name: bit c set once class c has a sample
+
+	// Snapshots (WithSnapshots): what the last rotation had sent.
+	lastSentS []int64 // per series, at the last rotation
+	lastLate  int64
 }
 
 // NewRecorder returns a recorder for the given series. top is the highest
@@ -140,6 +144,7 @@ func NewRecorder(series []Series, top time.Duration) *Recorder {
 		}
 	}
 	r.sent = make([]atomic.Int64, len(series))
+	r.lastSentS = make([]int64, len(series))
 	r.sampled = make([]atomic.Uint32, len(series))
 	for range series {
 		r.lat = append(r.lat, r.newHist())
@@ -248,7 +253,11 @@ func clampMicros(d time.Duration, top int64) int64 {
 // Rotate closes the current interval: everything recorded since the last
 // rotation becomes interval number len(intervals), and is added to the
 // overall figures. inflight is sampled by the caller at the same moment.
-func (r *Recorder) Rotate(now time.Time) Interval {
+func (r *Recorder) Rotate(now time.Time) Interval { return r.rotate(now, nil) }
+
+// rotate is Rotate; when snap is not nil (an engine WithSnapshots), it
+// also fills snap with the interval's per-series figures.
+func (r *Recorder) rotate(now time.Time, snap *Snapshot) Interval {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	iv := Interval{
@@ -265,6 +274,9 @@ func (r *Recorder) Rotate(now time.Time) Interval {
 	}
 	r.allPacked.Reset()
 	cs := make([]counters, len(r.series))
+	if snap != nil {
+		snap.Series = make([]SeriesDelta, len(r.series))
+	}
 	var sentTotal int64
 	for j, sr := range r.series {
 		pl, ps := r.packL[j], r.packS[j]
@@ -282,13 +294,26 @@ func (r *Recorder) Rotate(now time.Time) Interval {
 			}
 			cs[j].add(&sn.cur)
 			sn.cur = counters{}
+			if snap != nil {
+				sd := &snap.Series[j]
+				if sd.StatusCodes == nil {
+					sd.StatusCodes = map[int]int64{}
+				}
+				for code, n := range sn.status {
+					sd.StatusCodes[code] += n
+				}
+			}
 			s.mu.Unlock()
 		}
 		pl.MergeInto(r.lat[j])
 		ps.MergeInto(r.svc[j])
 		r.allPacked.Merge(pl)
 		r.perName[sr.Name].Merge(pl)
-		sentTotal += r.sent[j].Load()
+		sj := r.sent[j].Load()
+		sentTotal += sj
+		if snap != nil {
+			r.fillDelta(&snap.Series[j], j, sj, &cs[j])
+		}
 		r.totals[j].add(&cs[j])
 		iv.Completed += cs[j].Completed
 		iv.Failed += cs[j].Failed
@@ -327,7 +352,45 @@ func (r *Recorder) Rotate(now time.Time) Interval {
 	}
 	iv.Busy = time.Duration(iv.End.Microseconds()*iv.Inflight-sendSum+endSum) * time.Microsecond
 	r.intervals = append(r.intervals, iv)
+	if snap != nil {
+		late := r.late.Load()
+		*snap = Snapshot{
+			T: iv.T, End: iv.End, Scheduled: iv.Scheduled, Dropped: iv.Dropped,
+			Late: late - r.lastLate, MaxLag: time.Duration(r.maxLag.Load()),
+			Inflight: iv.Inflight, Busy: iv.Busy, Series: snap.Series,
+		}
+		r.lastLate = late
+	}
 	return iv
+}
+
+// fillDelta completes series j's part of a snapshot: sent is its Sent
+// counter as read for this rotation, c its counters since the last one.
+// packL and packS hold its histograms since then.
+func (r *Recorder) fillDelta(sd *SeriesDelta, j int, sent int64, c *counters) {
+	sd.Sent = sent - r.lastSentS[j]
+	r.lastSentS[j] = sent
+	sd.Completed, sd.Failed = c.Completed, c.Failed
+	sd.BytesSent, sd.BytesRecv = c.BytesSent, c.BytesRecv
+	sd.ServiceSum, sd.LatencySum = c.ServiceSum, c.LatencySum
+	sd.Classes = c.Classes
+	if r.packL[j].TotalCount() > 0 {
+		sd.Latency, sd.Service = r.packL[j].Clone(), r.packS[j].Clone()
+		sd.Latency.Compact()
+		sd.Service.Compact()
+	}
+	if bits := r.sampled[j].Load(); bits != 0 {
+		sd.ErrorSamples = map[string]string{}
+		for c := range numClasses {
+			if bits&(1<<c) == 0 {
+				continue
+			}
+			cn := ClassName(c)
+			if v, ok := r.samples.Load(seriesKey(j, cn)); ok {
+				sd.ErrorSamples[cn] = v.(string)
+			}
+		}
+	}
 }
 
 // Totals is the run-wide count of requests. Invariants, once a run has

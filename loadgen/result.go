@@ -124,9 +124,24 @@ type Result struct {
 	Intervals      []Interval
 	Thresholds     []ThresholdResult
 	MaxVUs         int // peak VUs in use
+	// Lost lists the parts of a distributed run that ended before the
+	// rest (an agent lost mid-run); the result holds what they measured
+	// until then. Empty for a complete run.
+	Lost []Lost
 
 	top int64 // histogram top (µs), for Select
 }
+
+// Lost is a part of a distributed run that ended early.
+type Lost struct {
+	Agent  string        // who ran it (an agent's address)
+	At     time.Duration // when it was lost, since the start
+	Share  float64       // its fraction of the load (its segment's length)
+	Reason string
+}
+
+// Partial reports whether part of the load was lost (Result.Lost).
+func (r *Result) Partial() bool { return len(r.Lost) > 0 }
 
 // RPS is completed plus failed requests per second of run time.
 func (r *Result) RPS() float64 {

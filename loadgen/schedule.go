@@ -52,6 +52,14 @@ func (s *schedule) Next() (time.Duration, bool) {
 	return 0, false
 }
 
+// At returns the offset of arrival i (0-based), skipping the arrivals
+// before it, or false when the stages hold fewer. i must not be below an
+// index already returned.
+func (s *schedule) At(i int64) (time.Duration, bool) {
+	s.next = float64(i)
+	return s.Next()
+}
+
 // rampTime solves a·t + (b−a)·t²/(2d) = n for t in seconds: the time at
 // which a rate ramping linearly from a to b over d seconds has produced n
 // arrivals. The form 2n / (a + √(a² + 2(b−a)n/d)) is stable for a = 0 and

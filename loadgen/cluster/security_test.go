@@ -1,0 +1,355 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/loadcap/loadcap/loadgen/cluster/clusterpb"
+	"github.com/loadcap/loadcap/loadgen/target"
+	"github.com/loadcap/loadcap/loadgen/target/targettest"
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+func prepareRequest(t *testing.T, yaml string) *clusterpb.PrepareRequest {
+	t.Helper()
+	return &clusterpb.PrepareRequest{RunId: "r1", ScenarioName: "s.yaml", Scenario: []byte(yaml), Segment: "0:1", Sequence: "0,1"}
+}
+
+func TestAgentRefusesClientsWithoutAValidCertificate(t *testing.T) {
+	srv := targettest.Start(t, target.Config{})
+	certs, other := newCerts(t), newCerts(t)
+	addr := localAgent(t, certs.agentConfig())
+	pool := x509.NewCertPool()
+	ca, err := os.ReadFile(certs.path(CAFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AppendCertsFromPEM(ca)
+	withCert := func(c testCerts, cert, key string) *tls.Config {
+		kp, err := tls.LoadX509KeyPair(c.path(cert), c.path(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{kp}, MinVersion: tls.VersionTLS13}
+	}
+	tests := []struct {
+		name  string
+		creds credentials.TransportCredentials
+		ok    bool
+	}{
+		{"coordinator certificate", credentials.NewTLS(withCert(certs, CoordinatorCertFile, CoordinatorKeyFile)), true},
+		{"no client certificate", credentials.NewTLS(&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13}), false},
+		{"certificate of another CA", credentials.NewTLS(withCert(other, CoordinatorCertFile, CoordinatorKeyFile)), false},
+		{"server-only certificate", credentials.NewTLS(withCert(certs, AgentCertFile, AgentKeyFile)), false},
+		{"plaintext", insecure.NewCredentials(), false},
+	}
+	plan := prepareRequest(t, "target: "+srv.URL()+"\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: /}\n")
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(tc.creds))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, err = clusterpb.NewAgentClient(conn).Prepare(ctx, plan)
+			if tc.ok && err != nil {
+				t.Fatalf("a valid coordinator certificate was refused: %v", err)
+			}
+			if !tc.ok && err == nil {
+				t.Fatal("the agent accepted a plan from a client without a valid certificate")
+			}
+			if !tc.ok && status.Code(err) != codes.Unavailable {
+				t.Errorf("refused with %v, want the connection refused (Unavailable)", err)
+			}
+		})
+	}
+}
+
+func TestAgentRefusesTargetsOutsideItsAllowList(t *testing.T) {
+	srv := targettest.Start(t, target.Config{})
+	tests := []struct {
+		name  string
+		allow []string
+		yaml  string
+		host  string
+	}{
+		{"target outside the default loopback list", nil,
+			"target: http://10.255.255.1:8080\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: /}\n",
+			`"10.255.255.1:8080"`},
+		{"one request elsewhere", nil,
+			"target: " + srv.URL() + "\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: /}\n  - {name: b, url: 'http://blocked.invalid/x'}\n",
+			`"blocked.invalid:80"`},
+		{"loopback not on an explicit list", []string{"10.20.0.0/16", "shop.internal"},
+			"target: " + srv.URL() + "\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: /}\n",
+			`"` + srv.Addr() + `"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := localAgent(t, AgentConfig{Insecure: true, AllowTargets: tc.allow})
+			f := scenario(t, tc.yaml, nil)
+			plan, err := NewPlan(f, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, rep, err := Run(context.Background(), f, plan, CoordinatorConfig{Agents: []string{addr}, Insecure: true, PrepareTimeout: 5 * time.Second})
+			if err == nil {
+				t.Fatal("the agent accepted a plan aimed outside its allow list")
+			}
+			if msg := err.Error(); !strings.Contains(msg, tc.host) || !strings.Contains(msg, "allow list") || !strings.Contains(msg, addr) {
+				t.Errorf("error %q must name the agent, the host %s and the allow list", msg, tc.host)
+			}
+			if rep.Agents[0].Status != AgentRefused {
+				t.Errorf("agent status %s, want refused", rep.Agents[0].Status)
+			}
+			if srv.Stats().Arrived != 0 {
+				t.Errorf("the target saw %d requests from a refused plan", srv.Stats().Arrived)
+			}
+		})
+	}
+}
+
+func TestAllowListCheck(t *testing.T) {
+	a, err := ParseAllowList("10.20.0.0/16,shop.internal", "*.svc.local", "192.0.2.7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.lookup = func(_ context.Context, host string) ([]netip.Addr, error) {
+		switch host {
+		case "inside.corp":
+			return []netip.Addr{netip.MustParseAddr("10.20.3.4")}, nil
+		case "straddle.corp":
+			return []netip.Addr{netip.MustParseAddr("10.20.3.4"), netip.MustParseAddr("203.0.113.9")}, nil
+		}
+		return nil, &netipError{}
+	}
+	tests := []struct {
+		host string
+		ok   bool
+	}{
+		{"10.20.1.2:80", true},
+		{"10.21.0.1:80", false},
+		{"[::ffff:10.20.0.9]:443", true},
+		{"192.0.2.7", true},
+		{"192.0.2.8:80", false},
+		{"shop.internal:8080", true},
+		{"SHOP.internal.:8080", true},
+		{"evil-shop.internal:80", false},
+		{"api.svc.local:7070", true},
+		{"svc.local:7070", false},
+		{"inside.corp:80", true},
+		{"straddle.corp:80", false},
+		{"unknown.corp:80", false},
+		{"127.0.0.1:80", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.host, func(t *testing.T) {
+			err := a.Check(context.Background(), tc.host)
+			if (err == nil) != tc.ok {
+				t.Errorf("Check(%s) = %v, want allowed %v", tc.host, err, tc.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), tc.host) {
+				t.Errorf("the error %q must name the host", err)
+			}
+		})
+	}
+	d := DefaultAllowList()
+	for _, h := range []string{"127.0.0.1:1", "[::1]:1", "localhost:8080", "127.9.9.9"} {
+		if err := d.Check(context.Background(), h); err != nil {
+			t.Errorf("default list refuses loopback %s: %v", h, err)
+		}
+	}
+	for _, bad := range []string{"10.0.0.0/33", "http://x", "a b", ""} {
+		if _, err := ParseAllowList(bad); err == nil {
+			t.Errorf("ParseAllowList(%q) accepted", bad)
+		}
+	}
+}
+
+type netipError struct{}
+
+func (*netipError) Error() string { return "no such host" }
+
+func TestInsecureOnlyOnLoopback(t *testing.T) {
+	tests := []struct {
+		name string
+		err  func() error
+		want string
+	}{
+		{"agent on all interfaces", func() error {
+			return ServeAgent(context.Background(), AgentConfig{Listen: "0.0.0.0:0", Insecure: true})
+		}, "loopback"},
+		{"agent without certificates", func() error {
+			return ServeAgent(context.Background(), AgentConfig{Listen: "127.0.0.1:0"})
+		}, "mutual TLS"},
+		{"agent TLS without client auth", func() error {
+			return ServeAgent(context.Background(), AgentConfig{Listen: "127.0.0.1:0", TLS: &tls.Config{}})
+		}, "client certificates"},
+		{"coordinator with a remote agent", func() error {
+			_, err := NewCoordinator(twoRequests(t), &Plan{}, CoordinatorConfig{Agents: []string{"127.0.0.1:7070", "10.0.0.5:7070"}, Insecure: true})
+			return err
+		}, "10.0.0.5:7070"},
+		{"coordinator without certificates", func() error {
+			_, err := NewCoordinator(twoRequests(t), &Plan{}, CoordinatorConfig{Agents: []string{"127.0.0.1:7070"}})
+			return err
+		}, "mutual TLS"},
+		{"coordinator with too few segments", func() error {
+			_, err := NewCoordinator(twoRequests(t), &Plan{}, CoordinatorConfig{Agents: []string{"127.0.0.1:7070", "[::1]:7070"}, Insecure: true, Sequence: "0,1"})
+			return err
+		}, "1 segments for 2 agents"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.err()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an error with %q", err, tc.want)
+			}
+		})
+	}
+	if _, err := NewCoordinator(twoRequests(t), &Plan{}, CoordinatorConfig{Agents: []string{"127.0.0.1:7070", "localhost:7071", "[::1]:7072"}, Insecure: true}); err != nil {
+		t.Errorf("insecure on loopback refused: %v", err)
+	}
+}
+
+func twoRequests(t *testing.T) *scenarios.File {
+	return scenario(t, "target: http://127.0.0.1:9\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: /}\n  - {name: b, path: /b}\n", nil)
+}
+
+// syncBuffer is a bytes.Buffer for a logger used from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestSecretHeadersNeverLogged(t *testing.T) {
+	srv := targettest.Start(t, target.Config{})
+	var log syncBuffer
+	addr := localAgent(t, AgentConfig{
+		Insecure: true, SecretHeaders: []string{"X-Shop-Key"},
+		Logger: slog.New(slog.NewJSONHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	f := scenario(t, `
+target: `+srv.URL()+`
+http:
+  headers:
+    Cookie: sid=c00kie-value
+scenarios:
+  s: {executor: constant-arrival-rate, rate: 20, duration: 1s, preAllocatedVUs: 2, maxVUs: 20}
+requests:
+  - name: a
+    path: /
+    headers:
+      Authorization: Bearer s3cr3t-token
+      X-Shop-Key: k3y-v4lue
+      X-Trace: visible-value
+`, nil)
+	res, _ := runCluster(t, f, CoordinatorConfig{Agents: []string{addr}, Insecure: true})
+	if res.Totals.Completed == 0 {
+		t.Error("the run sent nothing")
+	}
+	out := log.String()
+	for _, secret := range []string{"s3cr3t-token", "k3y-v4lue", "c00kie-value"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the agent logged the secret %q:\n%s", secret, out)
+		}
+	}
+	if !strings.Contains(out, "[redacted]") || !strings.Contains(out, "visible-value") {
+		t.Errorf("the plan's headers should be logged, secrets redacted:\n%s", out)
+	}
+}
+
+func TestPlanStaysInsideTheScenarioDirectory(t *testing.T) {
+	dir := t.TempDir()
+	outside := filepath.Join(dir, "users.csv")
+	if err := os.WriteFile(outside, []byte(usersCSV), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	yaml := "target: http://127.0.0.1:9\ndata:\n  users: %s\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: '/{{users.id}}'}\n"
+	f := scenario(t, strings.Replace(yaml, "%s", outside, 1), nil)
+	if _, err := NewPlan(f, ""); err == nil || !strings.Contains(err.Error(), "outside the scenario's directory") {
+		t.Errorf("NewPlan with a CSV outside the scenario's directory: %v", err)
+	}
+	// An agent refuses a plan that reads a file it did not ship.
+	addr := localAgent(t, AgentConfig{Insecure: true})
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cl := clusterpb.NewAgentClient(conn)
+	for name, req := range map[string]*clusterpb.PrepareRequest{
+		"absolute data path": prepareRequest(t, strings.Replace(yaml, "%s", outside, 1)),
+		"escaping file name": {RunId: "r", ScenarioName: "s.yaml", Scenario: []byte(strings.Replace(yaml, "%s", "../users.csv", 1)),
+			Files: map[string][]byte{"../users.csv": []byte(usersCSV)}},
+		"path as scenario name": {RunId: "r", ScenarioName: "../s.yaml", Scenario: []byte("x: 1")},
+	} {
+		_, err := cl.Prepare(context.Background(), req)
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: Prepare = %v, want InvalidArgument", name, err)
+		}
+	}
+}
+
+func TestWriteCertsRefusesToOverwrite(t *testing.T) {
+	dir := t.TempDir()
+	if err := WriteCerts(dir, "agent.example", "10.1.2.3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteCerts(dir); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("second WriteCerts into the same directory: %v", err)
+	}
+	st, err := os.Stat(filepath.Join(dir, AgentKeyFile))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("agent key mode %v (%v), want 0600", st.Mode(), err)
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, AgentCertFile))
+	cert, err := tls.X509KeyPair(b, mustRead(t, filepath.Join(dir, AgentKeyFile)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(cert.Certificate[0])
+	if err := leaf.VerifyHostname("agent.example"); err != nil {
+		t.Error(err)
+	}
+	if err := leaf.VerifyHostname("10.1.2.3"); err != nil {
+		t.Error(err)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
