@@ -42,6 +42,20 @@ type Run struct {
 	Thresholds  []Threshold        `json:"thresholds"`
 	Histograms  map[string]string  `json:"histograms"`
 	ServiceHist map[string]string  `json:"service_histograms,omitempty"`
+	// A distributed run: Partial when an agent was lost (Lost says which,
+	// when and its share of the load), Cluster the coordinator's report
+	// (agents, segments, clock offsets, shortfalls).
+	Partial bool            `json:"partial,omitempty"`
+	Lost    []LostPart      `json:"lost,omitempty"`
+	Cluster json.RawMessage `json:"cluster,omitempty"`
+}
+
+// LostPart is an agent that ended before its run did.
+type LostPart struct {
+	Agent  string  `json:"agent"`
+	AtS    float64 `json:"at_s"`  // seconds since the start
+	Share  float64 `json:"share"` // its fraction of the load
+	Reason string  `json:"reason"`
 }
 
 // Meta describes what ran.
@@ -152,6 +166,10 @@ func NewRun(res *loadgen.Result, meta Meta) *Run {
 		Intervals:   []Interval{},
 	}
 	r.Meta.MaxVUs = res.MaxVUs
+	for _, l := range res.Lost {
+		r.Partial = true
+		r.Lost = append(r.Lost, LostPart{Agent: l.Agent, AtS: round3(l.At.Seconds()), Share: l.Share, Reason: l.Reason})
+	}
 	t := res.Totals
 	r.Totals = Totals{
 		Scheduled: t.Scheduled, Sent: t.Sent, Completed: t.Completed, Failed: t.Failed,

@@ -38,6 +38,9 @@ func WriteSummary(w io.Writer, r *Run) error {
 	t := r.Totals
 	fmt.Fprintf(&b, "\nlatency is measured from the intended send time; service time (from the actual send) p99 %s\n", ms(r.ServiceMs.P99))
 	fmt.Fprintf(&b, "scheduled %d = sent %d + dropped %d\n", t.Scheduled, t.Sent, t.Dropped)
+	for _, l := range r.Lost {
+		fmt.Fprintf(&b, "PARTIAL: agent %s lost at %.1fs (%.1f%% of the load): %s\n", l.Agent, l.AtS, 100*l.Share, l.Reason)
+	}
 	fmt.Fprintf(&b, "sent %d = completed %d + failed %d + in flight at stop %d\n", t.Sent, t.Completed, t.Failed, t.InflightAtStop)
 	fmt.Fprintf(&b, "duration %.1fs, %.1f req/s, %s sent, %s received, peak VUs %d\n",
 		r.DurationS, t.RPS, byteSize(t.BytesSent), byteSize(t.BytesReceived), r.Meta.MaxVUs)

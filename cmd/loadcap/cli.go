@@ -109,6 +109,9 @@ func newRoot(st *state) *cobra.Command {
 		newCompareCmd(st),
 		newReportCmd(st),
 		newShadowCmd(st),
+		newAgentCmd(st),
+		newCertsCmd(st),
+		newK8sCmd(st),
 		newVersionCmd(st),
 	)
 	return root

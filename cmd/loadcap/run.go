@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,11 +11,13 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/shadow/capture"
@@ -31,6 +34,7 @@ type runConfig struct {
 	quiet    bool
 	noSumm   bool
 	noTag    bool
+	cluster  clusterFlags
 	duration time.Duration
 }
 
@@ -56,7 +60,8 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 			if err != nil {
 				return err
 			}
-			return execute(cmd.Context(), st, f, execOptions{out: c.out, report: c.report, junit: c.junit, quiet: c.quiet, noSummary: c.noSumm, noTag: c.noTag})
+			return execute(cmd.Context(), st, f, execOptions{out: c.out, report: c.report, junit: c.junit, quiet: c.quiet, noSummary: c.noSumm, noTag: c.noTag,
+				target: c.target, cluster: &c.cluster})
 		},
 	}
 	fl := cmd.Flags()
@@ -78,6 +83,7 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 	fl.StringVar(&c.junit, "junit", "", "also write the thresholds as JUnit XML to this file")
 	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no progress line")
 	fl.BoolVar(&c.noSumm, "no-summary", false, "do not print the summary table")
+	c.cluster.add(cmd)
 	fl.BoolVar(&c.noTag, "no-tag", false, "replay without the shadow tag (refused unless the target is loopback)")
 	return cmd
 }
@@ -139,34 +145,19 @@ type execOptions struct {
 	quiet     bool
 	noSummary bool
 	noTag     bool
+	target    string        // run --target (agents re-aim the file with it)
+	cluster   *clusterFlags // --agents: a distributed run
 }
 
 // execute runs f, writes the result and the summary, and maps the outcome
 // to an exit code: 99 when a threshold failed, 105 when interrupted.
 func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) error {
-	var opts []loadgen.Option
-	if !o.quiet {
-		opts = append(opts, loadgen.WithProgress(st.stderr, st.tty))
-	}
-	if f.Replay != nil {
-		src, err := replaySource(st, f, o)
-		if err != nil {
-			return err
-		}
-		defer src.Close()
-		opts = append(opts, loadgen.WithReplay(src))
-		defer func() {
-			if m := src.Malformed(); m.Count > 0 {
-				fmt.Fprintf(st.stderr, "replay: %d malformed records skipped:\n%v\n", m.Count, m.Err())
-			}
-		}()
-	}
-	eng, err := loadgen.New(f, opts...)
-	if err != nil {
-		return withCode(exitInvalid, err)
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The first signal stops gracefully, the second at once; stop and kill
+	// are set once the run (local or distributed) exists.
+	var mu sync.Mutex
+	var stopFn, killFn func(cause, reason string)
 	go func() {
 		n := 0
 		for {
@@ -178,20 +169,47 @@ func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) e
 					return
 				}
 				n++
-				if n == 1 {
+				mu.Lock()
+				stop, kill := stopFn, killFn
+				mu.Unlock()
+				switch {
+				case stop == nil:
+					cancel() // not started yet
+				case n == 1:
 					fmt.Fprintf(st.stderr, "\n%s: stopping; in-flight requests get their gracefulStop (again to stop at once)\n", s)
-					eng.Stop(loadgen.CauseSignal, "interrupted by "+s.String())
-				} else {
-					eng.Kill(loadgen.CauseSignal, "interrupted by "+s.String())
+					stop(loadgen.CauseSignal, "interrupted by "+s.String())
+				default:
+					kill(loadgen.CauseSignal, "interrupted by "+s.String())
 				}
 			}
 		}
 	}()
-	res, err := eng.Run(ctx)
+	setStop := func(stop, kill func(cause, reason string)) {
+		mu.Lock()
+		stopFn, killFn = stop, kill
+		mu.Unlock()
+	}
+
+	var res *loadgen.Result
+	var clusterReport *cluster.Report
+	var err error
+	if o.cluster != nil && len(o.cluster.agents) > 0 {
+		res, clusterReport, err = runDistributed(ctx, st, f, o.target, o.cluster, o, setStop)
+	} else {
+		res, err = runLocal(ctx, st, f, o, setStop)
+	}
 	if err != nil {
 		return err
 	}
 	run := reports.NewRun(res, meta(f))
+	if clusterReport != nil {
+		if run.Cluster, err = json.Marshal(clusterReport); err != nil {
+			return err
+		}
+		for _, p := range clusterReport.Problems() {
+			fmt.Fprintln(st.stderr, "cluster:", p)
+		}
+	}
 	var werr error
 	if o.out != "" {
 		werr = run.WriteFile(o.out)
@@ -220,6 +238,36 @@ func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) e
 	return nil
 }
 
+// runLocal runs f in this process.
+func runLocal(ctx context.Context, st *state, f *scenarios.File, o execOptions, setStop func(stop, kill func(cause, reason string))) (*loadgen.Result, error) {
+	var opts []loadgen.Option
+	if !o.quiet {
+		opts = append(opts, loadgen.WithProgress(st.stderr, st.tty))
+	}
+	if f.Replay != nil {
+		src, err := replaySource(st, f, o)
+		if err != nil {
+			return nil, err
+		}
+		defer src.Close()
+		opts = append(opts, loadgen.WithReplay(src))
+		defer func() {
+			if m := src.Malformed(); m.Count > 0 {
+				fmt.Fprintf(st.stderr, "replay: %d malformed records skipped:\n%v\n", m.Count, m.Err())
+			}
+			if err := src.Err(); err != nil {
+				fmt.Fprintln(st.stderr, "replay: reading stopped early:", err)
+			}
+		}()
+	}
+	eng, err := loadgen.New(f, opts...)
+	if err != nil {
+		return nil, withCode(exitInvalid, err)
+	}
+	setStop(eng.Stop, eng.Kill)
+	return eng.Run(ctx)
+}
+
 func thresholdFailed(r *reports.Run) bool {
 	for _, t := range r.Thresholds {
 		if !t.Passed {
@@ -241,17 +289,8 @@ func meta(f *scenarios.File) reports.Meta {
 // the drill's shadow tag; --no-tag is refused unless the target is
 // loopback.
 func replaySource(st *state, f *scenarios.File, o execOptions) (*capture.ReplaySource, error) {
-	switch {
-	case o.noTag && !loopbackURL(f.Target):
-		return nil, usageErr("--no-tag replays production traffic untagged: refused for %s (only against loopback)", f.Target)
-	case o.noTag:
-		f.DrillID = ""
-		f.Headers = slices.DeleteFunc(f.Headers, func(h scenarios.Header) bool {
-			return strings.EqualFold(h.Name, scenarios.ShadowHeader) || strings.EqualFold(h.Name, "Baggage")
-		})
-	case f.DrillID == "":
-		return nil, withCode(exitInvalid, &scenarios.Error{File: f.Path, Pos: f.Replay.Pos, Path: "drill_id",
-			Msg: "is required with replay: every replayed request carries the drill's shadow tag (--no-tag only against loopback)"})
+	if err := checkTag(f, o); err != nil {
+		return nil, err
 	}
 	var progress io.Writer
 	if !o.quiet {
@@ -265,6 +304,24 @@ func replaySource(st *state, f *scenarios.File, o execOptions) (*capture.ReplayS
 		return nil, err
 	}
 	return src, nil
+}
+
+// checkTag enforces the shadow tag on a replay: drill_id is required, and
+// --no-tag (which removes it) is refused unless the target is loopback.
+func checkTag(f *scenarios.File, o execOptions) error {
+	switch {
+	case o.noTag && !loopbackURL(f.Target):
+		return usageErr("--no-tag replays production traffic untagged: refused for %s (only against loopback)", f.Target)
+	case o.noTag:
+		f.DrillID = ""
+		f.Headers = slices.DeleteFunc(f.Headers, func(h scenarios.Header) bool {
+			return strings.EqualFold(h.Name, scenarios.ShadowHeader) || strings.EqualFold(h.Name, "Baggage")
+		})
+	case f.DrillID == "":
+		return withCode(exitInvalid, &scenarios.Error{File: f.Path, Pos: f.Replay.Pos, Path: "drill_id",
+			Msg: "is required with replay: every replayed request carries the drill's shadow tag (--no-tag only against loopback)"})
+	}
+	return nil
 }
 
 // loopbackURL reports whether u's host is a loopback address or localhost.

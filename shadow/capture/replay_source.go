@@ -75,6 +75,40 @@ const sourceQueue = 4096
 // (scenarios.File.SetReplayRequests: one series per route; a timed replay's
 // scenario), and starts reading. Close it when the run is over.
 func NewReplaySource(f *scenarios.File, cfg ReplayConfig) (*ReplaySource, error) {
+	s, err := prepare(f, cfg)
+	if err != nil {
+		return nil, err
+	}
+	go s.run()
+	return s, nil
+}
+
+// PrepareReplay installs f's replay requests and scenario as NewReplaySource
+// does, without reading on: a coordinator that merges agents' results needs
+// the same series as they record.
+func PrepareReplay(f *scenarios.File, cfg ReplayConfig) error {
+	s, err := prepare(f, cfg)
+	if err != nil {
+		return err
+	}
+	close(s.items)
+	close(s.done)
+	return nil
+}
+
+// Hosts are the destinations of a replay's requests (host:port): the
+// scenario's target, and hosts the rewrite rules map recorded hosts to.
+func (s *ReplaySource) Hosts() []string {
+	hosts := []string{s.host}
+	if s.rw != nil {
+		for _, h := range s.rw.Hosts() {
+			hosts = append(hosts, withPort(h, s.scheme))
+		}
+	}
+	return hosts
+}
+
+func prepare(f *scenarios.File, cfg ReplayConfig) (*ReplaySource, error) {
 	r := f.Replay
 	if r == nil {
 		return nil, fmt.Errorf("%s: no replay: section", f.Path)
@@ -133,7 +167,6 @@ func NewReplaySource(f *scenarios.File, cfg ReplayConfig) (*ReplaySource, error)
 			s.perSec[sec.Time.Unix()] = sec.N
 		}
 	}
-	go s.run()
 	return s, nil
 }
 

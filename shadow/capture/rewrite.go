@@ -379,3 +379,16 @@ func (r *idRule) mapJSON(dst, val []byte, k int) ([]byte, leafAct) {
 	}
 	return dst, leafKeep
 }
+
+// Hosts lists every host the rules send requests to (host: and the
+// values of hosts:), for allow lists.
+func (rw *Rewriter) Hosts() []string {
+	var out []string
+	if rw.host != "" {
+		out = append(out, rw.host)
+	}
+	for _, h := range rw.hosts {
+		out = append(out, h.Value)
+	}
+	return out
+}
