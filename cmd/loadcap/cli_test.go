@@ -14,6 +14,7 @@ import (
 	"github.com/loadcap/loadcap/loadgen/target"
 	"github.com/loadcap/loadcap/loadgen/target/targettest"
 	"github.com/loadcap/loadcap/reports"
+	"github.com/loadcap/loadcap/test/israce"
 )
 
 type result struct {
@@ -232,10 +233,14 @@ func TestDemo(t *testing.T) {
 		t.Skip("demo runs for 10s")
 	}
 	r := loadcap(t, nil, false, "demo")
-	if r.code != 0 {
-		t.Fatalf("demo exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	want := []string{"checkout", "product", "home", "dropped 0"}
+	if !israce.Enabled { // the thresholds judge latency: the detector's slowdown would fail them
+		if r.code != 0 {
+			t.Fatalf("demo exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		want = append(want, "status: passed")
 	}
-	for _, s := range []string{"checkout", "product", "home", "status: passed", "dropped 0"} {
+	for _, s := range want {
 		if !strings.Contains(r.stdout, s) {
 			t.Errorf("demo output lacks %q:\n%s", s, r.stdout)
 		}
