@@ -38,7 +38,17 @@ func newValidateCmd(st *state) *cobra.Command {
 // validateFile checks one file as what it is: a capacity plan when its
 // top level has peak: or services:, else a scenario.
 func validateFile(path string) (string, error) {
-	if isPlan(path) {
+	switch fileKind(path) {
+	case "drill":
+		d, err := scenarios.LoadDrill(path)
+		if err != nil {
+			return "", err
+		}
+		if err := checkDrillFiles(d); err != nil {
+			return "", err
+		}
+		return fmt.Sprintf("drill plan, %d stages over %v, %d guard rules", len(d.Stages), d.Duration(), len(d.Guard.Rules)), nil
+	case "plan":
 		p, err := scenarios.LoadPlan(path)
 		if err != nil {
 			return "", err
@@ -63,17 +73,45 @@ func validateFile(path string) (string, error) {
 	return fmt.Sprintf("%d scenarios, %d requests, %d thresholds", len(f.Scenarios), len(f.Requests), len(f.Thresholds)), nil
 }
 
-func isPlan(path string) bool {
+// fileKind tells a drill plan (traffic: and stages:), a capacity plan
+// (peak: or services: without scenarios:) and a scenario apart by their
+// top-level keys.
+func fileKind(path string) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return false
+		return "scenario"
 	}
 	var top map[string]yaml.Node
 	if yaml.Unmarshal(b, &top) != nil {
-		return false
+		return "scenario"
 	}
-	_, peak := top["peak"]
-	_, services := top["services"]
-	_, scen := top["scenarios"]
-	return (peak || services) && !scen
+	has := func(k string) bool { _, ok := top[k]; return ok }
+	switch {
+	case has("stages") || has("traffic"):
+		return "drill"
+	case (has("peak") || has("services")) && !has("scenarios"):
+		return "plan"
+	}
+	return "scenario"
+}
+
+// checkDrillFiles checks what a drill plan refers to: the recording exists
+// and its rewrite rules parse, or the scenario file parses.
+func checkDrillFiles(d *scenarios.Drill) error {
+	if d.Replay != "" {
+		if _, err := os.Stat(d.Replay); err != nil {
+			return err
+		}
+	}
+	if d.Rewrite != "" {
+		if _, err := capture.LoadRules(d.Rewrite); err != nil {
+			return err
+		}
+	}
+	if d.Scenario != "" {
+		if _, err := scenarios.Load(d.Scenario, scenarios.WithTarget(d.Target)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
