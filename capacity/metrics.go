@@ -107,11 +107,16 @@ func fetch(u string) (map[string]*dto.MetricFamily, error) {
 // wait returns the per-service figures once both scrapes are done.
 func (s *scraper) wait() []ServiceStats {
 	s.wg.Wait()
-	secs := s.window.Seconds()
-	out := make([]ServiceStats, len(s.srcs))
-	for i, src := range s.srcs {
+	return serviceDelta(s.srcs, s.before, s.after, s.window.Seconds())
+}
+
+// serviceDelta is each service's figures between two scrapes secs apart;
+// fan-out is relative to the first service.
+func serviceDelta(srcs []MetricsSource, before, after []scrape, secs float64) []ServiceStats {
+	out := make([]ServiceStats, len(srcs))
+	for i, src := range srcs {
 		st := ServiceStats{Name: src.Name}
-		a, b := s.before[i], s.after[i]
+		a, b := before[i], after[i]
 		switch {
 		case a.err != nil:
 			st.Error = a.err.Error()

@@ -207,6 +207,13 @@ func (p *parser) replayChecks(root *yaml.Node, pairs []kv, r *Replay) {
 	}
 }
 
+// Tag makes every request of f carry the shadow tag drillID (as drill_id:
+// does); "" leaves f untagged.
+func (f *File) Tag(drillID string) {
+	f.DrillID = drillID
+	shadowHeaders(f)
+}
+
 // shadowHeaders tags every request with the drill id (DESIGN.md's tag
 // protocol), unless the file sets the header itself.
 func shadowHeaders(f *File) {

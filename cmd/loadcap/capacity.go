@@ -151,11 +151,18 @@ func writeFindSummary(st *state, r *capacity.FindResult) {
 		}
 	}
 	fmt.Fprintln(w)
-	conf := "confirmed by a soak"
-	if !r.Confirmed {
-		conf = "NOT confirmed"
+	switch {
+	case len(r.Steps) > 0 && r.Steps[0].Phase != "ramp": // a drill's stages
+		slo := r.SLO
+		if slo == "" {
+			slo = "(no drill rule: every stage that kept its rate)"
+		}
+		fmt.Fprintf(w, "highest stage rate that passed %s: %.1f req/s\n", slo, r.MaxQPS)
+	case r.Confirmed:
+		fmt.Fprintf(w, "max sustainable QPS: %.1f req/s (confirmed by a soak) under %s\n", r.MaxQPS, r.SLO)
+	default:
+		fmt.Fprintf(w, "max sustainable QPS: %.1f req/s (NOT confirmed) under %s\n", r.MaxQPS, r.SLO)
 	}
-	fmt.Fprintf(w, "max sustainable QPS: %.1f req/s (%s) under %s\n", r.MaxQPS, conf, r.SLO)
 	fmt.Fprintf(w, "saturation throughput: %.1f req/s\n", r.SaturationQPS)
 	if r.Knee != nil {
 		fmt.Fprintf(w, "latency knee: %.1f req/s (p99 %.2f ms, step %d)\n", r.Knee.Throughput, r.Knee.P99Ms, r.Knee.Step)

@@ -109,6 +109,7 @@ func newRoot(st *state) *cobra.Command {
 		newCompareCmd(st),
 		newReportCmd(st),
 		newShadowCmd(st),
+		newDrillCmd(st),
 		newAgentCmd(st),
 		newCertsCmd(st),
 		newK8sCmd(st),

@@ -113,9 +113,12 @@ func prepare(f *scenarios.File, cfg ReplayConfig) (*ReplaySource, error) {
 	if r == nil {
 		return nil, fmt.Errorf("%s: no replay: section", f.Path)
 	}
-	format, err := ParseFormat(r.Format)
-	if err != nil {
-		return nil, err
+	var format Format // "": guessed from the file's first bytes
+	var err error
+	if r.Format != "" {
+		if format, err = ParseFormat(r.Format); err != nil {
+			return nil, err
+		}
 	}
 	s := &ReplaySource{f: f, keep: cfg.Keep, opts: cfg.Options, format: format, other: -1,
 		stop: make(chan struct{}), done: make(chan struct{}), items: make(chan *loadgen.ReplayItem, sourceQueue)}

