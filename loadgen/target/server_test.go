@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loadcap/loadcap/test/israce"
 )
 
 // start starts a target for the test and closes it at cleanup.
@@ -301,7 +303,11 @@ func timing(t *testing.T, measure func() []string) {
 		}
 		if i == attempts {
 			for _, p := range problems {
-				t.Error(p)
+				if israce.Enabled { // the detector's slowdown, not the target, missed the mark
+					t.Log(p)
+				} else {
+					t.Error(p)
+				}
 			}
 			return
 		}
