@@ -384,6 +384,20 @@ func (t *stageTracker) finish(r *loadgen.Result) *FindResult {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// A stage cut short (the guard stopped the drill) is measured up to
+	// now: the services that saturated it show it.
+	var from time.Duration
+	for i, s := range t.d.Stages {
+		holdFrom := from + s.Ramp
+		from += s.Ramp + s.Hold
+		if t.scrapes != nil && t.scrapes[i][0] != nil && t.scrapes[i][1] == nil {
+			if secs := time.Since(t.t0) - holdFrom; secs >= time.Second {
+				sc := make([]scrape, len(t.srcs))
+				(&scraper{srcs: t.srcs}).scrapeAll(sc)
+				t.services[i] = serviceDelta(t.srcs, t.scrapes[i][0], sc, secs.Seconds())
+			}
+		}
+	}
 	res := &FindResult{SLO: drillSLOText(t.d)}
 	slo, sloErr := ParseSLO(res.SLO)
 	var at time.Duration
@@ -428,31 +442,55 @@ func drillSLOText(d *scenarios.Drill) string {
 	return strings.Join(clauses, ",")
 }
 
-// measureServices takes each service's capacity from the stages: the
-// highest rate it served before its mean latency doubled from the first
-// stage's.
+// measureServices takes each service's capacity from the stages. In the
+// first stage where some service's mean latency doubled from the first
+// stage's, the one whose latency grew the most is the bottleneck: a
+// saturated server serves about its capacity, so its rate there is its
+// capacity. Services that called it wait on it and slow down too, so for
+// every other service the highest rate it served is a lower bound.
 func measureServices(d *scenarios.Drill, stages *FindResult) []ServiceMeasure {
+	base := map[string]float64{}
+	bottleneck, at := "", -1
+	for i, st := range stages.Steps {
+		worst := 0.0
+		for _, s := range st.Services {
+			if s.Error != "" || s.RequestRate <= 0 || s.MeanLatencyMs <= 0 {
+				continue
+			}
+			b, ok := base[s.Name]
+			if !ok {
+				base[s.Name] = s.MeanLatencyMs
+				continue
+			}
+			if r := s.MeanLatencyMs / b; r >= 2 && r > worst {
+				worst, bottleneck = r, s.Name
+			}
+		}
+		if worst > 0 {
+			at = i
+			break
+		}
+	}
+	if bottleneck != "" {
+		stages.FirstSaturated, stages.FirstSaturatedStep = bottleneck, stages.Steps[at].N
+	}
 	var out []ServiceMeasure
 	for _, svc := range d.Services {
 		m := ServiceMeasure{Name: svc.Name}
-		base := 0.0
-		for _, st := range stages.Steps {
+		for i, st := range stages.Steps {
+			if at >= 0 && i > at {
+				break
+			}
 			for _, s := range st.Services {
 				if s.Name != svc.Name || s.Error != "" || s.RequestRate <= 0 {
 					continue
 				}
-				if base == 0 {
-					base = s.MeanLatencyMs
-				}
-				if base > 0 && s.MeanLatencyMs >= 2*base {
-					m.Saturated = true
-					continue
-				}
-				if !m.Saturated && s.RequestRate > m.CapacityQPS {
+				if s.RequestRate > m.CapacityQPS || (i == at && svc.Name == bottleneck) {
 					m.CapacityQPS, m.Fanout, m.Stage = s.RequestRate, s.FanOut, st.Phase
 				}
 			}
 		}
+		m.Saturated = svc.Name == bottleneck
 		replicas := max(svc.Current, 1)
 		m.PerReplicaQPS = m.CapacityQPS / float64(replicas)
 		if m.Fanout == 0 {
@@ -472,7 +510,7 @@ func drillPlan(d *scenarios.Drill, services []ServiceMeasure) (*PlanResult, erro
 			return nil, fmt.Errorf("service %s: no request rate measured from %s", s.Name, d.Services[i].Metrics)
 		}
 		p.Services = append(p.Services, scenarios.PlanService{Name: s.Name, CapacityQPS: s.PerReplicaQPS, Fanout: s.Fanout,
-			Current: d.Services[i].Current, Zones: max(d.Services[i].Zones, 1)})
+			Current: d.Services[i].Current, Zones: max(d.Services[i].Zones, 1), LowerBound: !s.Saturated})
 	}
 	return Compute(p)
 }

@@ -58,8 +58,10 @@ type ServicePlan struct {
 	Name         string  `json:"name"`
 	CapacityQPS  float64 `json:"capacity_qps"`            // one replica, within the SLO
 	CapacityFile string  `json:"capacity_file,omitempty"` // the find.json it came from
-	Fanout       float64 `json:"fanout"`                  // requests to it per entry request
-	LoadQPS      float64 `json:"load_qps"`                // at the peak: entry_qps·fanout
+	// CapacityLowerBound: the capacity was never measured at saturation.
+	CapacityLowerBound bool    `json:"capacity_lower_bound,omitempty"`
+	Fanout             float64 `json:"fanout"`   // requests to it per entry request
+	LoadQPS            float64 `json:"load_qps"` // at the peak: entry_qps·fanout
 	// SafeQPSPerReplica is what a replica may carry at the peak:
 	// capacity·(1−headroom).
 	SafeQPSPerReplica float64 `json:"safe_qps_per_replica"`
@@ -186,6 +188,7 @@ func Compute(p *scenarios.Plan) (*PlanResult, error) {
 	if len(errs) > 0 {
 		return nil, errs
 	}
+	best, bestMeasured := math.Inf(1), false
 	for i := range r.Services {
 		s := &r.Services[i]
 		r.Totals.Current += s.Current
@@ -195,8 +198,12 @@ func Compute(p *scenarios.Plan) (*PlanResult, error) {
 				"%s needs %d replicas at the peak, more than its budget of %d: the autoscalers get maxReplicas %d; raise the budget or the capacity per replica",
 				s.Name, s.Replicas, planBudget(p, &p.Services[i]), s.MaxReplicas))
 		}
+		// The bottleneck: the least capacity per entry request, among the
+		// measured capacities when there are any (a lower bound is not one).
 		perReplica := s.CapacityQPS / s.Fanout
-		if i == 0 || perReplica < r.Bottleneck.EntryQPSPerReplica {
+		measured := !p.Services[i].LowerBound
+		if (measured && !bestMeasured) || (measured == bestMeasured && perReplica < best) {
+			best, bestMeasured = perReplica, measured
 			r.Bottleneck = Bottleneck{Service: s.Name, EntryQPSPerReplica: planRound(perReplica), SaturatesAtCurrentQPS: s.SaturatesAtCurrentQPS}
 		}
 		if i == 0 || s.SaturatesAtCurrentQPS < r.FirstToSaturate.EntryQPS {
@@ -221,6 +228,7 @@ func planService(p *scenarios.Plan, s *scenarios.PlanService) (ServicePlan, *sce
 		Name:                  s.Name,
 		CapacityQPS:           s.CapacityQPS,
 		CapacityFile:          s.CapacityFile,
+		CapacityLowerBound:    s.LowerBound,
 		Fanout:                s.Fanout,
 		LoadQPS:               planRound(p.Peak.EntryQPS * s.Fanout),
 		SafeQPSPerReplica:     planRound(s.CapacityQPS * (1 - p.Headroom)),
@@ -359,8 +367,12 @@ func (r *PlanResult) WriteTable(w io.Writer) error {
 		if s.OverBudget {
 			over = " (over budget)"
 		}
-		fmt.Fprintf(tw, "%s\t%s/s\t%s\t%s/s\t%d\t%d%s\t%+d\t%s now, %s planned\n",
-			s.Name, planNum(s.CapacityQPS), planNum(s.Fanout), planNum(s.LoadQPS), s.Current, s.Replicas, over, s.Delta,
+		atLeast := ""
+		if s.CapacityLowerBound {
+			atLeast = "≥"
+		}
+		fmt.Fprintf(tw, "%s\t%s%s/s\t%s\t%s/s\t%d\t%d%s\t%+d\t%s now, %s planned\n",
+			s.Name, atLeast, planNum(s.CapacityQPS), planNum(s.Fanout), planNum(s.LoadQPS), s.Current, s.Replicas, over, s.Delta,
 			planNum(s.SaturatesAtCurrentQPS), planNum(s.SaturatesAtPlannedQPS))
 	}
 	fmt.Fprintf(tw, "TOTAL\t\t\t\t%d\t%d\t%+d\n", r.Totals.Current, r.Totals.Replicas, r.Totals.Delta)

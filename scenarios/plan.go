@@ -99,7 +99,11 @@ type PlanService struct {
 	// MaxReplicas caps this service's autoscaler; 0 means the plan's
 	// MaxReplicas.
 	MaxReplicas int
-	Metric      string // the per-pod QPS metric name for the HPA; "" for the default
+	// LowerBound: CapacityQPS was never measured at saturation (a drill
+	// stopped by another service first), so the service sustains at least
+	// that; it is not a plan's bottleneck while a measured service is.
+	LowerBound bool
+	Metric     string // the per-pod QPS metric name for the HPA; "" for the default
 	Namespace   string // "" leaves the namespace to kubectl
 	Deployment  string // the scaled Deployment; "" means Name
 	Pos         Pos    // of the service's key

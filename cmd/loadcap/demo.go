@@ -1,71 +1,133 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/loadcap/loadcap/loadgen/target"
+	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/scenarios/examples"
+	"github.com/loadcap/loadcap/test/shop/shop"
 )
 
-// demoScenario is the built-in demo: a short arrival-rate ramp over a small
-// shop-like mix. TARGET is replaced by the in-process target's URL.
-const demoScenario = `# loadcap demo: a ramp to 600 req/s against a built-in target on loopback
-target: TARGET
-scenarios:
-  ramp:
-    executor: ramping-arrival-rate
-    startRate: 50
-    timeUnit: 1s
-    preAllocatedVUs: 20
-    maxVUs: 200
-    stages:
-      - {target: 600, duration: 5s}
-      - {target: 600, duration: 3s}
-      - {target: 0, duration: 2s}
-requests:
-  - name: home
-    path: /
-    weight: 3
-  - name: product
-    path: /product/{{randInt 1 500}}
-    weight: 2
-  - name: checkout
-    method: POST
-    path: /checkout
-    headers: {Content-Type: application/json}
-    body: '{"order": {{seq 1000}}, "sku": {{randInt 1 500}}, "qty": 1}'
-    weight: 1
-thresholds:
-  http_req_duration: ["p(99)<100"]
-  http_req_failed: ["rate<0.01"]
+// demoWeak is the demo's deliberately weak service: 2 workers x 10 ms =
+// 200 req/s, which the last stage (5x the recording's peak, ~0.7 of the
+// gateway's requests reaching it) overruns.
+var demoWeak = shop.Capacity{Workers: 2, ServiceTime: 10 * time.Millisecond}
+
+// demoPlan is the demo's drill; the placeholders are filled with the
+// in-process shop's addresses.
+const demoPlan = `# loadcap demo: a guarded pre-sale drill against the reference shop on loopback
+drill_id: loadcap-demo
+target: {{gateway}}
+traffic: {replay: {{traffic}}}
+stages:
+  - {name: warm-up, multiplier: 1, ramp: 2s, hold: 6s}
+  - {name: double,  multiplier: 2, ramp: 2s, hold: 6s}
+  - {name: peak,    multiplier: 5, ramp: 3s, hold: 12s}
+maxVUs: 1000
+guard:
+  every: 1s
+  breaches: 2
+  rules:
+    - {name: drill-latency, drill: "p(99)<250ms"}
+    - {name: drill-errors, drill: "error<5%"}
+    - {name: gateway-health, health: "{{gateway}}/healthz"}
+services:
+{{services}}capacity: {peak_qps: {{peak}}, headroom: 30%, redundancy: n+1}
+isolation: {dsn: "{{dsn}}", tables: [{{tables}}], id_offset: {{offset}}}
 `
 
 func newDemoCmd(st *state) *cobra.Command {
-	var c execOptions
+	var (
+		dir    string
+		report string
+		quiet  bool
+	)
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "No setup: start a built-in target on loopback, run a short ramp against it, print the summary",
-		Args:  args(cobra.NoArgs),
+		Short: "No setup: a guarded pre-sale drill against the built-in reference shop on loopback, with its report",
+		Long: `Start the reference shop on loopback (SQLite, in-process stores, one deliberately weak service),
+replay a bundled recording of shop traffic tagged with a drill id through three stages up to 5x
+its peak, let the guard stop the last stage when the weak service saturates, audit the shop's
+database for leaks, plan replicas for 10x the recorded peak, and write the HTML report.`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			srv, err := target.Start(target.Config{Listen: "127.0.0.1:0", Workers: 8, ServiceTime: 5 * time.Millisecond})
-			if err != nil {
-				return fmt.Errorf("demo: start target: %w", err)
-			}
-			defer srv.Close()
-			f, err := scenarios.Parse("demo.yaml", []byte(strings.Replace(demoScenario, "TARGET", srv.URL(), 1)))
-			if err != nil {
-				return fmt.Errorf("demo: built-in scenario: %w", err)
-			}
-			fmt.Fprintf(st.stdout, "demo: target %s (8 workers x 5ms service time = 1600 req/s capacity)\n", srv.URL())
-			fmt.Fprintln(st.stdout, "demo: ramping-arrival-rate 50 -> 600 req/s over 5s, hold 3s, down over 2s")
-			return execute(cmd.Context(), st, f, c)
+			return runDemo(cmd.Context(), st, dir, report, quiet)
 		},
 	}
-	cmd.Flags().StringVarP(&c.out, "out", "o", "", "write the run result (JSON) to this file")
-	cmd.Flags().BoolVarP(&c.quiet, "quiet", "q", false, "no progress line")
+	cmd.Flags().StringVar(&dir, "out-dir", "loadcap-demo", "where the drill plan, results and manifests go")
+	cmd.Flags().StringVarP(&report, "report", "o", "loadcap-report.html", "the HTML report")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress")
 	return cmd
+}
+
+func runDemo(ctx context.Context, st *state, dir, report string, quiet bool) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := shop.Start(ctx, shop.Config{Capacity: map[string]shop.Capacity{shop.Product: demoWeak}})
+	if err != nil {
+		return fmt.Errorf("demo: start the shop: %w", err)
+	}
+	defer s.Close()
+	traffic := filepath.Join(dir, "shop-traffic.jsonl")
+	if err := os.WriteFile(traffic, examples.ShopTraffic, 0o644); err != nil {
+		return err
+	}
+	var svc strings.Builder
+	for _, name := range []string{shop.Gateway, shop.Product, shop.Cart, shop.Order, shop.Payment} {
+		e, _ := s.Endpoint(name)
+		fmt.Fprintf(&svc, "  %s: {metrics: %q, current: 1, zones: 1}\n", strings.ToLower(name), e.MetricsURL)
+	}
+	tables, err := s.Tables(ctx)
+	if err != nil {
+		return err
+	}
+	abs, _ := filepath.Abs(traffic)
+	plan := strings.NewReplacer("{{gateway}}", s.URL(), "{{traffic}}", abs, "{{services}}", svc.String(),
+		"{{peak}}", "620", "{{dsn}}", s.DSN(), "{{tables}}", strings.Join(tables, ", "),
+		"{{offset}}", fmt.Sprint(s.IDOffset())).Replace(demoPlan)
+	planPath := filepath.Join(dir, "drill.yaml")
+	if err := os.WriteFile(planPath, []byte(plan), 0o644); err != nil {
+		return err
+	}
+	d, err := scenarios.ParseDrill(planPath, []byte(plan))
+	if err != nil {
+		return fmt.Errorf("demo: built-in drill plan: %w", err)
+	}
+	e, _ := s.Endpoint(shop.Product)
+	fmt.Fprintf(st.stdout, "demo: the shop runs at %s; its product service is deliberately weak (%d workers x %v = %.0f req/s)\n",
+		s.URL(), e.Capacity.Workers, e.Capacity.ServiceTime, e.Capacity.PerSec())
+	fmt.Fprintf(st.stdout, "demo: drill plan %s: 3 stages up to 5x the recording's peak, guarded by p(99)<250ms\n", planPath)
+	cfg := capacity.DrillConfig{Plan: d}
+	if !quiet {
+		cfg.Progress, cfg.Live = st.stderr, st.tty
+	}
+	res, code, err := runDrill(ctx, st, cfg, dir, report)
+	if err != nil {
+		return err
+	}
+	if n := s.Provider().Charges(); n > 0 {
+		return fmt.Errorf("demo: tagged traffic reached the payment provider %d times", n)
+	}
+	fmt.Fprintf(st.stdout, "\ndemo: report %s; results, plan and HPA/KEDA manifests in %s/\n", report, dir)
+	switch {
+	case code == exitIsolation:
+		return withCode(code, errors.New("demo: isolation violated"))
+	case res.Stopped != nil:
+		fmt.Fprintf(st.stdout, "demo: the guard stopped stage %s as designed: %s\n", res.Stopped.Stage, res.Stopped.Reason)
+	default:
+		fmt.Fprintln(st.stdout, "demo: every stage ran to its end (the weak service held; a loaded machine can hide the saturation)")
+	}
+	return nil
 }

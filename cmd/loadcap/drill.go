@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/shadow/guard"
 )
 
 type drillConfig struct {
@@ -62,7 +64,19 @@ or a signal stopped the drill · 106 the pre-flight or the audit found an isolat
 			if c.dryRun {
 				return dryRunDrill(cmd.Context(), st, cfg)
 			}
-			return runDrill(cmd.Context(), st, cfg, c.outDir)
+			_, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"))
+			if err != nil {
+				return err
+			}
+			switch code {
+			case exitIsolation:
+				return withCode(code, errors.New("isolation violated: see the audit above"))
+			case exitAborted:
+				return withCode(code, errors.New("the drill was stopped"))
+			case exitThresholds:
+				return withCode(code, errors.New("a stage failed its SLO"))
+			}
+			return nil
 		},
 	}
 	fl := cmd.Flags()
@@ -122,7 +136,9 @@ func drillErr(err error) error {
 	return err
 }
 
-func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir string) error {
+// runDrill runs a drill, writes its files into outDir and the report to
+// report, and returns the exit code the outcome stands for.
+func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, report string) (*capacity.DrillResult, int, error) {
 	d := cfg.Plan
 	cfg.Guard = drillGuard(d)
 	ctx, cancel := context.WithCancel(ctx)
@@ -141,17 +157,17 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir s
 				fmt.Fprintln(st.stdout, "isolation:", p)
 			}
 		}
-		return drillErr(err)
+		return res, 0, drillErr(err)
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return err
+		return res, 0, err
 	}
 	run := reports.NewRun(res.Run, meta(res.File))
 	if err := run.WriteFile(filepath.Join(outDir, "run.json")); err != nil {
-		return err
+		return res, 0, err
 	}
 	if err := writeJSON(filepath.Join(outDir, "stages.json"), res.Stages); err != nil {
-		return err
+		return res, 0, err
 	}
 	fmt.Fprintln(st.stdout)
 	writeFindSummary(st, res.Stages)
@@ -164,16 +180,16 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir s
 	}
 	if res.Plan != nil {
 		if err := res.Plan.WriteTable(st.stdout); err != nil {
-			return err
+			return res, 0, err
 		}
 		if err := writeJSON(filepath.Join(outDir, "plan.json"), res.Plan); err != nil {
-			return err
+			return res, 0, err
 		}
 		if _, err := capacity.WriteHPA(filepath.Join(outDir, "hpa"), res.Plan); err != nil {
-			return err
+			return res, 0, err
 		}
 		if _, err := capacity.WriteKEDA(filepath.Join(outDir, "keda"), res.Plan, capacity.KEDAOptions{PrometheusAddress: d.Guard.Prometheus}); err != nil {
-			return err
+			return res, 0, err
 		}
 	} else if res.PlanError != "" {
 		fmt.Fprintln(st.stdout, "capacity plan: not computed:", res.PlanError)
@@ -199,19 +215,10 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir s
 		code = exitThresholds
 	}
 	in := reports.HTMLInput{Run: run, Find: res.Stages, Plan: res.Plan, ExitCode: code, Title: "Drill " + d.DrillID}
-	report := filepath.Join(outDir, "report.html")
 	if err := writeReports(st, in, report, ""); err != nil {
-		return err
+		return res, 0, err
 	}
-	switch code {
-	case exitIsolation:
-		return withCode(code, errors.New("isolation violated: see the audit above"))
-	case exitAborted:
-		return withCode(code, errors.New("the drill was stopped"))
-	case exitThresholds:
-		return withCode(code, errors.New("a stage failed its SLO"))
-	}
-	return nil
+	return res, code, nil
 }
 
 func orNone(s string) string {
@@ -230,7 +237,38 @@ func allPassed(f *capacity.FindResult) bool {
 	return true
 }
 
-// drillGuard builds the guard of the plan; nil when it has no rules.
+// drillGuard builds the guard of the plan (shadow/guard); nil when the
+// plan has no rules and no hot switch.
 func drillGuard(d *scenarios.Drill) func(ctx context.Context, stop func(reason string)) (func(loadgen.Interval), error) {
-	return nil
+	dg := d.Guard
+	if len(dg.Rules) == 0 && dg.HotSwitchFile == "" && dg.HotSwitchListen == "" {
+		return nil
+	}
+	cfg := guard.Config{Every: dg.Every, Breaches: dg.Breaches, Prometheus: dg.Prometheus,
+		SignalLoss: guard.SignalLoss{Grace: dg.SignalLoss, Action: guard.ActionStop},
+		Switch:     guard.Switch{File: dg.HotSwitchFile, Listen: dg.HotSwitchListen}}
+	if dg.SignalLossContinue {
+		cfg.SignalLoss.Action = guard.ActionContinue
+	}
+	for _, r := range dg.Rules {
+		gr := guard.Rule{Name: r.Name, SLO: r.Drill, PromQL: r.PromQL, Health: r.Health, Breaches: r.Breaches}
+		if !math.IsNaN(r.Max) {
+			gr.Max = guard.Float(r.Max)
+		}
+		if !math.IsNaN(r.Min) {
+			gr.Min = guard.Float(r.Min)
+		}
+		cfg.Rules = append(cfg.Rules, gr)
+	}
+	return func(ctx context.Context, stop func(reason string)) (func(loadgen.Interval), error) {
+		g, err := guard.New(cfg)
+		if err != nil {
+			return nil, withCode(exitInvalid, fmt.Errorf("%s: guard: %w", d.Path, err))
+		}
+		go func() {
+			defer g.Close()
+			g.Run(ctx, func(b guard.Breach) { stop(b.String()) })
+		}()
+		return g.Observe, nil
+	}
 }

@@ -77,7 +77,8 @@ func writeRecording(t *testing.T, dir string, recs []capture.Record) {
 
 // Amplified ×3, every copy of an order lands in its own shadow ID range;
 // dropped routes are never sent; the route mix is the recording's; the
-// recorded host is never the destination.
+// recorded host is never the destination; recorded credentials, scrubbed
+// when the recording was written, never reach the target.
 func TestReplayAmplifiesIntoDisjointIDRanges(t *testing.T) {
 	dir := t.TempDir()
 	t0 := time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
@@ -85,7 +86,8 @@ func TestReplayAmplifiesIntoDisjointIDRanges(t *testing.T) {
 	for i := 1; i <= 30; i++ {
 		recs = append(recs, capture.Record{Time: t0.Add(time.Duration(i) * 10 * time.Millisecond), Method: "GET",
 			Host: "shop.example.com", Path: fmt.Sprintf("/orders/%d?user_id=%d", i, 100+i),
-			Header: []capture.Header{{Name: "X-Cart-Id", Value: "c" + strconv.Itoa(i)}}})
+			Header: []capture.Header{{Name: "X-Cart-Id", Value: "c" + strconv.Itoa(i)},
+				{Name: "Authorization", Value: "Bearer real-user-token"}, {Name: "Cookie", Value: "session=real"}}})
 	}
 	recs = append(recs, capture.Record{Time: t0.Add(time.Second), Method: "POST", Path: "/payments/callback"})
 	writeRecording(t, dir, recs)
@@ -111,6 +113,9 @@ replay: {file: traffic.jsonl, speed: 10, amplify: 3, rewrite: rewrite.yaml}
 	for _, r := range got {
 		if r.Method != "GET" || !strings.HasPrefix(r.URL.Path, "/orders/") {
 			t.Fatalf("unexpected request %s %s (the drop rule should have removed it)", r.Method, r.URL)
+		}
+		if r.Header.Get("Authorization") != "" || r.Header.Get("Cookie") != "" {
+			t.Fatalf("credentials reached the target: %v (the recording is scrubbed when written)", r.Header)
 		}
 		if r.Host == "shop.example.com" || r.Header.Get("X-Loadcap-Shadow") != "d-amp" {
 			t.Fatalf("request to host %q tagged %q", r.Host, r.Header.Get("X-Loadcap-Shadow"))

@@ -1,0 +1,286 @@
+package guard
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+
+	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/loadgen"
+)
+
+// Querier runs an instant PromQL query evaluated at the time at. Guards
+// use a client of Config.Prometheus; a test or a caller with its own
+// client sets Config.Querier. It must honour ctx's deadline.
+type Querier interface {
+	Query(ctx context.Context, query string, at time.Time) (model.Value, error)
+}
+
+// QuerierFunc adapts a function to a Querier.
+type QuerierFunc func(ctx context.Context, query string, at time.Time) (model.Value, error)
+
+// Query calls f.
+func (f QuerierFunc) Query(ctx context.Context, query string, at time.Time) (model.Value, error) {
+	return f(ctx, query, at)
+}
+
+var _ Querier = QuerierFunc(nil)
+
+// promQuerier queries Prometheus through the official HTTP API client.
+type promQuerier struct{ api v1.API }
+
+var _ Querier = promQuerier{}
+
+func newAPI(c api.Client) v1.API { return v1.NewAPI(c) }
+
+func (p promQuerier) Query(ctx context.Context, query string, at time.Time) (model.Value, error) {
+	var opts []v1.Option
+	if dl, ok := ctx.Deadline(); ok {
+		// Prometheus gives up on its side too, rather than evaluating a
+		// query nobody waits for.
+		opts = append(opts, v1.WithTimeout(queryTimeout(time.Until(dl))))
+	}
+	v, _, _, err := p.api.Query(ctx, query, at, opts...)
+	return v, err
+}
+
+// queryTimeout rounds d down to a duration whose String form Prometheus
+// parses ("499ms", "4s"; not "499.97ms" or "1.5s"), at least 1ms.
+func queryTimeout(d time.Duration) time.Duration {
+	if d >= time.Second {
+		return d.Truncate(time.Second)
+	}
+	return max(d.Truncate(time.Millisecond), time.Millisecond)
+}
+
+// evalPromQL runs r's query and holds its worst series against Max/Min.
+func evalPromQL(ctx context.Context, q Querier, r Rule) outcome {
+	v, err := q.Query(ctx, r.PromQL, time.Now())
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return outcome{state: StateError, detail: fmt.Sprintf("query: no answer within %v", r.Timeout)}
+		}
+		return outcome{state: StateError, detail: "query: " + err.Error()}
+	}
+	type sample struct {
+		labels string
+		v      float64
+	}
+	var ss []sample
+	switch v := v.(type) {
+	case model.Vector:
+		for _, s := range v {
+			if s.Histogram != nil || math.IsNaN(float64(s.Value)) {
+				continue
+			}
+			ss = append(ss, sample{s.Metric.String(), float64(s.Value)})
+		}
+	case *model.Scalar:
+		if !math.IsNaN(float64(v.Value)) {
+			ss = append(ss, sample{"", float64(v.Value)})
+		}
+	case nil:
+	default:
+		return outcome{state: StateError, detail: fmt.Sprintf("query returned a %s; want an instant vector or a scalar", v.Type())}
+	}
+	if len(ss) == 0 {
+		return outcome{state: StateNoData, detail: "query returned no series (or only NaN)"}
+	}
+	hi, lo := ss[0], ss[0]
+	for _, s := range ss[1:] {
+		if s.v > hi.v {
+			hi = s
+		}
+		if s.v < lo.v {
+			lo = s
+		}
+	}
+	series := func(s sample) string {
+		if len(ss) == 1 {
+			return ""
+		}
+		return fmt.Sprintf(" (series %s, 1 of %d)", s.labels, len(ss))
+	}
+	switch {
+	case r.Max != nil && hi.v > *r.Max:
+		return outcome{state: StateBad, value: hi.v, limit: *r.Max,
+			detail: fmt.Sprintf("value %g above max %g%s", hi.v, *r.Max, series(hi))}
+	case r.Min != nil && lo.v < *r.Min:
+		return outcome{state: StateBad, value: lo.v, limit: *r.Min,
+			detail: fmt.Sprintf("value %g below min %g%s", lo.v, *r.Min, series(lo))}
+	case r.Max != nil:
+		return outcome{state: StateOK, value: hi.v, limit: *r.Max,
+			detail: fmt.Sprintf("value %g within max %g%s", hi.v, *r.Max, series(hi))}
+	default:
+		return outcome{state: StateOK, value: lo.v, limit: *r.Min,
+			detail: fmt.Sprintf("value %g within min %g%s", lo.v, *r.Min, series(lo))}
+	}
+}
+
+// maxHealthBody is how much of a health answer is read (and discarded) so
+// the connection can be reused.
+const maxHealthBody = 64 << 10
+
+// evalHealth GETs r's URL: a 2xx answer is good, anything else bad.
+func evalHealth(ctx context.Context, c *http.Client, r Rule) outcome {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.Health, nil)
+	if err != nil {
+		return outcome{state: StateBad, detail: fmt.Sprintf("GET %s: %v", r.Health, err)}
+	}
+	req.Header.Set("User-Agent", "loadcap-guard")
+	start := time.Now()
+	resp, err := c.Do(req)
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return outcome{state: StateBad, detail: fmt.Sprintf("GET %s: no answer within %v", r.Health, r.Timeout)}
+		}
+		return outcome{state: StateBad, detail: fmt.Sprintf("GET %s: %v", r.Health, err)}
+	}
+	took := time.Since(start)
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxHealthBody))
+	_ = resp.Body.Close()
+	o := outcome{value: float64(resp.StatusCode),
+		detail: fmt.Sprintf("GET %s: %s in %v", r.Health, resp.Status, took.Round(time.Millisecond))}
+	if resp.StatusCode/100 == 2 {
+		o.state = StateOK
+	} else {
+		o.state = StateBad
+	}
+	return o
+}
+
+// window is the drill's traffic over one evaluation.
+type window struct {
+	seconds      int // intervals
+	done, failed int64
+	hist         *hdr.Histogram // latency (µs) of every request name; nil when empty
+}
+
+// merger sums intervals into a window. It reuses one dense histogram, so a
+// window costs a reset and a pass over the populated buckets, and no
+// allocation. Not safe for concurrent use.
+type merger struct{ dense *hdr.Histogram }
+
+// summarize adds up intervals. Their histograms are only read; the
+// window's hist is the merger's, valid until the next call.
+func (m *merger) summarize(ivs []loadgen.Interval) window {
+	w := window{seconds: len(ivs)}
+	if m.dense != nil {
+		m.dense.Reset()
+	}
+	for _, iv := range ivs {
+		w.done += iv.Completed + iv.Failed
+		w.failed += iv.Failed
+		for _, h := range iv.Hists {
+			if h == nil || h.TotalCount() == 0 {
+				continue
+			}
+			if m.dense == nil || m.dense.HighestTrackableValue() < h.HighestTrackableValue() {
+				// The first window, or a run whose histograms reach
+				// higher (a raised top for long timeouts).
+				prev := m.dense
+				m.dense = hdr.New(h.LowestTrackableValue(), h.HighestTrackableValue(), int(h.SignificantFigures()))
+				if prev != nil {
+					m.dense.Merge(prev)
+				}
+			}
+			h.MergeInto(m.dense)
+			w.hist = m.dense
+		}
+	}
+	return w
+}
+
+// evalSLO holds a traffic window against every clause of slo. The value
+// reported is the first failing clause's, or when all hold the one
+// closest to its limit.
+func evalSLO(slo capacity.SLO, minRequests int64, w window) outcome {
+	if w.done == 0 || w.done < minRequests {
+		return outcome{state: StateNoData,
+			detail: fmt.Sprintf("%d requests finished in the last %ds (need %d)", w.done, w.seconds, max(1, minRequests))}
+	}
+	var parts []string
+	var bad *capacity.Clause
+	var badV float64
+	best, bestV, bestRatio := slo.Clauses[0], 0.0, math.Inf(-1)
+	for _, c := range slo.Clauses {
+		v := clauseValue(c, w)
+		parts = append(parts, fmt.Sprintf("%s=%s", aggName(c), fmtValue(c, v)))
+		if !holds(c, v) {
+			if bad == nil {
+				bad, badV = &c, v
+			}
+			continue
+		}
+		if r := ratio(v, c.Limit); r > bestRatio {
+			best, bestV, bestRatio = c, v, r
+		}
+	}
+	seen := fmt.Sprintf("%s over %d requests in %ds", strings.Join(parts, " "), w.done, w.seconds)
+	if bad != nil {
+		return outcome{state: StateBad, value: badV, limit: bad.Limit,
+			detail: fmt.Sprintf("%s does not hold: %s", bad.Text, seen)}
+	}
+	return outcome{state: StateOK, value: bestV, limit: best.Limit, detail: seen}
+}
+
+func ratio(v, limit float64) float64 {
+	if limit == 0 {
+		return 0
+	}
+	return v / limit
+}
+
+// clauseValue is the window's figure for c: ms for latency, a fraction
+// for the error rate.
+func clauseValue(c capacity.Clause, w window) float64 {
+	if c.Agg == "error" {
+		return float64(w.failed) / float64(w.done)
+	}
+	h := w.hist
+	if h == nil {
+		return 0
+	}
+	switch c.Agg {
+	case "p":
+		return float64(h.ValueAtPercentile(c.Pct)) / 1000
+	case "avg":
+		return h.Mean() / 1000
+	case "med":
+		return float64(h.ValueAtPercentile(50)) / 1000
+	case "max":
+		return float64(h.Max()) / 1000
+	}
+	return 0
+}
+
+func holds(c capacity.Clause, v float64) bool {
+	if c.Op == "<=" {
+		return v <= c.Limit
+	}
+	return v < c.Limit
+}
+
+func aggName(c capacity.Clause) string {
+	if c.Agg == "p" {
+		return fmt.Sprintf("p(%g)", c.Pct)
+	}
+	return c.Agg
+}
+
+func fmtValue(c capacity.Clause, v float64) string {
+	if c.Agg == "error" {
+		return fmt.Sprintf("%.3g%%", 100*v)
+	}
+	return fmt.Sprintf("%.4gms", v)
+}
