@@ -104,9 +104,9 @@ type PlanService struct {
 	// that; it is not a plan's bottleneck while a measured service is.
 	LowerBound bool
 	Metric     string // the per-pod QPS metric name for the HPA; "" for the default
-	Namespace   string // "" leaves the namespace to kubectl
-	Deployment  string // the scaled Deployment; "" means Name
-	Pos         Pos    // of the service's key
+	Namespace  string // "" leaves the namespace to kubectl
+	Deployment string // the scaled Deployment; "" means Name
+	Pos        Pos    // of the service's key
 }
 
 // LoadPlan reads and parses the capacity plan at path. find.json files named
