@@ -24,6 +24,10 @@ const CauseGuard = "guard"
 // ErrOutsideWindow: the drill plan's window does not hold the start time.
 var ErrOutsideWindow = errors.New("outside the drill's allowed window")
 
+// ErrSignals: a signal the guard or the measurements read does not answer
+// before the drill starts, so it does not start.
+var ErrSignals = errors.New("pre-flight: a guard or metrics signal does not answer")
+
 // ErrIsolation: the isolation pre-flight found a table without a proper
 // shadow twin, or the audit found a leaked row.
 var ErrIsolation = errors.New("isolation violated")
@@ -212,6 +216,9 @@ func RunDrill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
 		return res, err
 	} else {
 		res.Check = rep
+	}
+	if problems := CheckSignals(ctx, d); len(problems) > 0 {
+		return res, fmt.Errorf("%w: %s", ErrSignals, strings.Join(problems, "; "))
 	}
 	f, src, peak, err := PrepareDrill(cfg)
 	if err != nil {

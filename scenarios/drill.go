@@ -107,7 +107,9 @@ type DrillIsolation struct {
 // Drill defaults.
 const (
 	DefaultGuardEvery      = time.Second
-	DefaultGuardBreaches   = 3
+	// DefaultGuardBreaches with DefaultGuardEvery stops a drill 1-2 s after
+	// a breach becomes visible.
+	DefaultGuardBreaches   = 2
 	DefaultSignalLossGrace = 10 * time.Second
 	DefaultDrillMaxVUs     = 2000
 )

@@ -39,7 +39,7 @@ capacity plan for the peak with HPA and KEDA manifests, and an HTML report.
 
 Writes into --out-dir: run.json, stages.json (each stage as a capacity step), plan.json, hpa/,
 keda/, report.html. Exit codes: 0 every stage passed · 99 a stage failed its SLO · 105 the guard
-or a signal stopped the drill · 106 the pre-flight or the audit found an isolation problem ·
+or a signal stopped the drill, or a guard signal did not answer before the start · 106 the pre-flight or the audit found an isolation problem ·
 2 outside the plan's window (--now overrides, for CI).`,
 		Example: `  loadcap drill scenarios/examples/presale-drill.yaml --dry-run --now 2026-11-01T02:00:00+08:00
   loadcap drill presale.yaml --out-dir drill-2026-11-01`,
@@ -130,6 +130,8 @@ func drillErr(err error) error {
 		return withCode(exitUsage, err)
 	case errors.Is(err, capacity.ErrIsolation):
 		return withCode(exitIsolation, err)
+	case errors.Is(err, capacity.ErrSignals):
+		return withCode(exitAborted, err)
 	case errors.Is(err, fs.ErrNotExist):
 		return withCode(exitInvalid, err)
 	}
