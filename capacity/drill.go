@@ -42,7 +42,7 @@ type DrillConfig struct {
 	Live     bool
 	// Guard starts the guard: it gets the drill's stop function and returns
 	// what to call with every closed interval. Nil runs unguarded.
-	Guard func(ctx context.Context, stop func(reason string)) (observe func(loadgen.Interval), err error)
+	Guard func(ctx context.Context, stop func(GuardBreach)) (observe func(loadgen.Interval), err error)
 }
 
 // DrillResult is what a drill measured and concluded.
@@ -60,8 +60,19 @@ type DrillResult struct {
 	AuditError   string
 }
 
+// GuardBreach is the rule that stopped a drill, as the guard saw it.
+type GuardBreach struct {
+	Rule        string  `json:"rule,omitempty"`
+	Kind        string  `json:"kind,omitempty"` // traffic, promql, health, signal, switch
+	Reason      string  `json:"reason"`
+	Value       float64 `json:"-"`
+	Limit       float64 `json:"-"`
+	Consecutive int     `json:"consecutive,omitempty"`
+}
+
 // DrillStop says why and when a drill stopped early.
 type DrillStop struct {
+	Breach      *GuardBreach  `json:"breach,omitempty"` // nil: not the guard (a signal)
 	Reason      string        `json:"reason"`
 	At          time.Duration `json:"at_ns"`
 	Stage       string        `json:"stage"`        // the stage running when it stopped
@@ -247,16 +258,20 @@ func RunDrill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
 	var observe func(loadgen.Interval)
 	var eng *loadgen.Engine
 	var stopMu sync.Mutex
-	var stopReason string
+	var breach *GuardBreach
+	var breachAt time.Duration
+	var t0 time.Time
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if cfg.Guard != nil {
-		observe, err = cfg.Guard(ctx, func(reason string) {
+		observe, err = cfg.Guard(ctx, func(b GuardBreach) {
 			stopMu.Lock()
 			defer stopMu.Unlock()
-			if stopReason == "" && eng != nil {
-				stopReason = reason
-				eng.Stop(CauseGuard, "guard: "+reason)
+			if breach == nil && eng != nil {
+				// Production suffers: requests in flight are abandoned at
+				// once rather than given their graceful stop.
+				breach, breachAt = &b, time.Since(t0)
+				eng.Kill(CauseGuard, "guard: "+b.Reason)
 			}
 		})
 		if err != nil {
@@ -274,11 +289,12 @@ func RunDrill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
 	}
 	stopMu.Lock()
 	eng, err = loadgen.New(f, opts...)
+	t0 = time.Now()
 	stopMu.Unlock()
 	if err != nil {
 		return res, err
 	}
-	tr.start(time.Now())
+	tr.start(t0)
 	r, err := eng.Run(ctx)
 	if err != nil {
 		return res, err
@@ -286,9 +302,14 @@ func RunDrill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
 	res.Run = r
 	res.Stages = tr.finish(r)
 	if r.Status == loadgen.StatusAborted {
+		stopMu.Lock()
 		at := r.Duration
+		if breach != nil {
+			at = breachAt // when the guard decided, not when the run wound down
+		}
 		st := min(d.StageAt(at), len(d.Stages)-1)
-		res.Stopped = &DrillStop{Reason: r.AbortReason, At: at, Stage: d.Stages[st].Name, LastHealthy: lastHealthy(res.Stages)}
+		res.Stopped = &DrillStop{Breach: breach, Reason: r.AbortReason, At: at, Stage: d.Stages[st].Name, LastHealthy: lastHealthy(res.Stages)}
+		stopMu.Unlock()
 	}
 	res.Services = measureServices(d, res.Stages)
 	if d.Capacity.PeakQPS > 0 {

@@ -12,11 +12,15 @@ import (
 )
 
 // HTMLInput is what one HTML report shows. Every part is optional, but at
-// least one of Run, Find and Plan must be given.
+// least one of Run, Find, Plan and Drill must be given.
 type HTMLInput struct {
 	Run  *Run
-	Find *capacity.FindResult // adds the capacity section
+	Find *capacity.FindResult // adds the capacity section (with Drill: the stages, one step per stage)
 	Plan *capacity.PlanResult // adds the plan section
+	// Drill adds the drill's sections: its stages, the guard and its stop
+	// (also in the verdict header), the capacity measured per service, the
+	// isolation pre-flight and audit, and the manifests written.
+	Drill *DrillInfo
 	// Baseline and Comparison add the comparison section: Comparison's
 	// checks and verdict, and with Baseline the figures side by side.
 	Baseline   *Run
@@ -43,6 +47,7 @@ type HTMLData struct {
 	Plan       *capacity.PlanResult `json:"plan,omitempty"`
 	Baseline   *Run                 `json:"baseline,omitempty"`
 	Comparison *Comparison          `json:"comparison,omitempty"`
+	Drill      *DrillInfo           `json:"drill,omitempty"`
 	Omitted    []string             `json:"omitted,omitempty"`
 }
 
@@ -65,8 +70,8 @@ const dataID = "loadcap-data"
 // downsampled. Strings from the inputs (request names, error messages,
 // file names) are escaped.
 func WriteHTML(w io.Writer, in HTMLInput) error {
-	if in.Run == nil && in.Find == nil && in.Plan == nil {
-		return errors.New("html report: no run, find or plan result to show")
+	if in.Run == nil && in.Find == nil && in.Plan == nil && in.Drill == nil {
+		return errors.New("html report: no run, find, plan or drill result to show")
 	}
 	p, err := buildPage(in)
 	if err != nil {
@@ -84,7 +89,7 @@ func WriteHTML(w io.Writer, in HTMLInput) error {
 // embed is the JSON the page carries.
 func embed(in HTMLInput) (template.JS, error) {
 	d := HTMLData{Schema: ReportSchema, ExitCode: in.ExitCode, Run: in.Run, Find: in.Find, Plan: in.Plan,
-		Baseline: in.Baseline, Comparison: in.Comparison}
+		Baseline: in.Baseline, Comparison: in.Comparison, Drill: in.Drill}
 	size := 0
 	for _, r := range []*Run{in.Run, in.Baseline} {
 		if r == nil {
@@ -176,6 +181,8 @@ func title(in HTMLInput) string {
 	switch {
 	case in.Title != "":
 		return in.Title
+	case in.Drill != nil && in.Drill.ID != "":
+		return "loadcap drill " + in.Drill.ID
 	case in.Run != nil && in.Run.Meta.File != "":
 		return "loadcap report: " + in.Run.Meta.File
 	case in.Run != nil && in.Run.Meta.Target != "":

@@ -278,7 +278,8 @@ func distFigures(r *Run, hists map[string]*hdr.Histogram, all *hdr.Histogram) ([
 	return []figure{f}, nil
 }
 
-func findFigures(f *capacity.FindResult) ([]figure, error) {
+// findFigures draws a capacity search, or with drill a drill's stages.
+func findFigures(f *capacity.FindResult, drill bool) ([]figure, error) {
 	var figs []figure
 	add := func(id string, c *chart.Chart, caption string) error {
 		fig, err := render(id, c, caption)
@@ -318,6 +319,9 @@ func findFigures(f *capacity.FindResult) ([]figure, error) {
 			}
 		}
 	}
+	if drill {
+		c.Title = "Throughput achieved against the stages' rates"
+	}
 	if err := add("find-throughput", c, "Each step's achieved throughput against its offered rate. On the ideal line the target keeps up; below it, it saturates."); err != nil {
 		return nil, err
 	}
@@ -350,7 +354,11 @@ func findFigures(f *capacity.FindResult) ([]figure, error) {
 	if k := f.Knee; k != nil {
 		c.VLines = append(c.VLines, chart.Ref{At: k.Throughput, Label: "knee"})
 	}
-	if err := add("find-hockey", c, "The hockey stick: latency stays flat while the target keeps up and turns up at the knee. Ramp and search steps, by throughput."); err != nil {
+	caption := "The hockey stick: latency stays flat while the target keeps up and turns up at the knee. Ramp and search steps, by throughput."
+	if drill {
+		caption = "The hockey stick: latency stays flat while the target keeps up and turns up at the knee. Every stage, by throughput."
+	}
+	if err := add("find-hockey", c, caption); err != nil {
 		return nil, err
 	}
 
@@ -374,7 +382,12 @@ func findFigures(f *capacity.FindResult) ([]figure, error) {
 	if len(f.Steps) > 0 {
 		c.X.Min, c.X.Max = 0.5, float64(f.Steps[len(f.Steps)-1].N)+0.5
 	}
-	if err := add("find-steps", c, "Every step of the search in the order it ran; dotted lines mark where the ramp, the bisection and the soak begin."); err != nil {
+	caption = "Every step of the search in the order it ran; dotted lines mark where the ramp, the bisection and the soak begin."
+	if drill {
+		c.Title, c.X.Label = "Latency by stage", "stage"
+		caption = "Every stage in the order it ran, measured over its hold; dotted lines name the stages."
+	}
+	if err := add("find-steps", c, caption); err != nil {
 		return nil, err
 	}
 

@@ -21,6 +21,10 @@ const pageHTML = `<!DOCTYPE html>
 <header id="verdict" class="verdict {{if .Verdict.Pass}}pass{{else}}fail{{end}}">
 <h1>{{.Title}}</h1>
 <p class="badge"><strong>{{if .Verdict.Pass}}PASS{{else}}FAIL{{end}}</strong> exit code {{.Verdict.ExitCode}}: {{.Verdict.Meaning}}</p>
+{{- with .Verdict.Stop}}
+<div class="stop" role="alert"><p class="stop-line"><strong>{{.Headline}}</strong> {{.Reason}}</p>
+<dl class="stop-detail">{{range .Details}}<div><dt>{{.Key}}</dt><dd>{{.Value}}</dd></div>{{end}}</dl></div>
+{{- end}}
 <dl class="cards">
 {{- range .Verdict.Cards}}
 <div class="card {{.Class}}"><dt>{{.Label}}</dt><dd class="value">{{.Value}}</dd>{{with .Note}}<dd class="note">{{.}}</dd>{{end}}</div>
@@ -33,6 +37,119 @@ const pageHTML = `<!DOCTYPE html>
 </ul></nav>
 {{- end}}
 <main>
+{{- with .Drill}}
+<section id="drill">
+<h2>Drill</h2>
+<table class="kv"><tbody>
+{{- range .Meta}}
+<tr><th scope="row">{{.Key}}</th><td>{{.Value}}</td></tr>
+{{- end}}
+</tbody></table>
+{{- if .Stages}}
+<div class="scroll">
+<table class="stages"><caption>Stages as planned, and how each went (achieved and p99 over the stage's hold)</caption>
+<thead><tr><th scope="col" class="num">#</th><th scope="col">stage</th><th scope="col">from – to</th><th scope="col" class="num">ramp</th><th scope="col" class="num">hold</th><th scope="col" class="num">planned rate</th><th scope="col" class="num">achieved</th><th scope="col" class="num">p99</th><th scope="col">verdict</th></tr></thead><tbody>
+{{- range .Stages}}
+<tr{{with .Class}} class="{{.}}"{{end}}><th scope="row" class="num">{{.N}}</th><td>{{.Name}}</td><td class="num">{{.Window}}</td><td class="num">{{.Ramp}}</td><td class="num">{{.Hold}}</td><td class="num">{{.Rate}}</td><td class="num">{{.Achieved}}</td><td class="num">{{.P99}}</td><td>{{if .Verdict}}{{.Verdict}}{{else}}-{{end}}</td></tr>
+{{- end}}
+</tbody></table>
+</div>
+{{- end}}
+{{- range .Charts}}{{template "figure" .}}{{end}}
+</section>
+{{- with .Guard}}
+<section id="guard">
+<h2>Guard</h2>
+{{- with $.Verdict.Stop}}
+<ul class="notes"><li class="bad"><strong>{{.Headline}}</strong> {{.Reason}}</li></ul>
+{{- else}}
+<ul class="notes"><li class="ok">The guard did not stop the drill.</li></ul>
+{{- end}}
+<div class="cols">
+<table class="kv"><caption>Settings</caption><tbody>
+{{- range .Settings}}
+<tr><th scope="row">{{.Key}}</th><td>{{.Value}}</td></tr>
+{{- end}}
+</tbody></table>
+{{- if .Rules}}
+<table class="rules"><caption>Rules: one breached K evaluations in a row stops the drill</caption>
+<thead><tr><th scope="col">rule</th><th scope="col">kind</th><th scope="col">watches</th><th scope="col">limit</th><th scope="col" class="num">K</th></tr></thead><tbody>
+{{- range .Rules}}
+<tr{{if .Stopped}} class="stopped"{{end}}><th scope="row">{{.Name}}{{if .Stopped}} <span class="tag bad">stopped the drill</span>{{end}}</th><td>{{.Kind}}</td><td><code>{{.Expr}}</code></td><td>{{.Limit}}</td><td class="num">{{.K}}</td></tr>
+{{- end}}
+</tbody></table>
+{{- end}}
+</div>
+</section>
+{{- end}}
+{{- if or .Services .PlanError}}
+<section id="services">
+<h2>Capacity measured per service</h2>
+{{- if .Services}}
+<div class="scroll">
+<table class="plan drill-services"><caption>Each service's highest request rate in a stage before the first service's latency doubled{{with .Saturated}}; {{.}} saturated: the bottleneck{{end}}</caption>
+<thead><tr><th scope="col">service</th><th scope="col" class="num">capacity, all replicas</th><th scope="col" class="num">per replica</th><th scope="col" class="num">fan-out</th><th scope="col">measured</th><th scope="col">stage</th></tr></thead><tbody>
+{{- range .Services}}
+<tr{{if .Bottleneck}} class="bottleneck"{{end}}><th scope="row">{{.Name}}{{if .Bottleneck}} <span class="tag">bottleneck</span>{{end}}</th><td class="num">{{.Capacity}}</td><td class="num">{{.PerReplica}}</td><td class="num">{{.Fanout}}</td><td>{{.Measured}}</td><td>{{.Stage}}</td></tr>
+{{- end}}
+</tbody></table>
+</div>
+{{- if .Bound}}
+<p class="hint">A capacity marked ≥ is a lower bound: the service never saturated, so it may carry more. {{if .Saturated}}Services that call the bottleneck wait on it and slow down with it, so only its figure is a measured capacity.{{else}}No service saturated: a later drill at a higher rate would find the bottleneck.{{end}}</p>
+{{- end}}
+{{- end}}
+{{- with .PlanError}}
+<ul class="notes"><li class="warn">No capacity plan was computed: {{.}}</li></ul>
+{{- end}}
+</section>
+{{- end}}
+{{- if or .PreFlight .Audit}}
+<section id="isolation">
+<h2>Isolation</h2>
+{{- with .PreFlight}}
+<h3>Pre-flight check</h3>
+<ul class="notes"><li class="{{if .OK}}ok{{else}}bad{{end}}">{{.Summary}}</li>
+{{- with .Error}}<li class="bad">{{.}}</li>{{end}}
+{{- range .Problems}}<li class="bad">{{.}}</li>{{end}}
+{{- range .Signals}}<li class="bad">signal unreachable: {{.}}</li>{{end}}</ul>
+{{- end}}
+{{- with .Audit}}
+<h3>Audit after the drill</h3>
+<ul class="notes"><li class="{{if not .OK}}bad{{else if .Unchecked}}warn{{else}}ok{{end}}">{{.Summary}}</li>
+{{- with .Error}}<li class="bad">{{.}}</li>{{end}}
+{{- range .Unchecked}}<li class="warn">not checked: {{.}}</li>{{end}}</ul>
+{{- if .Tables}}
+<table class="kv"><tbody><tr><th scope="row">tables scanned</th><td>{{.Tables}}</td></tr>
+{{- range .Counts}}
+<tr class="bad"><th scope="row">{{.Key}}</th><td>{{.Value}}</td></tr>
+{{- end}}
+</tbody></table>
+{{- end}}
+{{- if .Leaks}}
+<div class="scroll">
+<table class="leaks"><caption>Leaked rows</caption>
+<thead><tr><th scope="col">table</th><th scope="col">key</th><th scope="col">why</th></tr></thead><tbody>
+{{- range .Leaks}}
+<tr><td>{{.Table}}</td><td><code>{{if .Key}}{{.Key}}{{else}}-{{end}}</code></td><td>{{.Why}}</td></tr>
+{{- end}}
+</tbody></table>
+</div>
+{{- end}}
+{{- end}}
+</section>
+{{- end}}
+{{- with .Manifests}}
+<section id="manifests">
+<h2>Autoscaler manifests</h2>
+<table class="manifests"><caption>Written with this report; paths are relative to it</caption>
+<thead><tr><th scope="col">kind</th><th scope="col">service</th><th scope="col">file</th></tr></thead><tbody>
+{{- range .}}
+<tr><td>{{.Kind}}</td><td>{{.Service}}</td><td><code>{{.Path}}</code>{{if .YAML}}<details><summary>YAML</summary><pre><code>{{.YAML}}</code></pre></details>{{end}}</td></tr>
+{{- end}}
+</tbody></table>
+</section>
+{{- end}}
+{{- end}}
 {{- with .Run}}
 <section id="run">
 <h2>Run</h2>
@@ -99,7 +216,7 @@ const pageHTML = `<!DOCTYPE html>
 {{- end}}
 {{- with .Find}}
 <section id="capacity">
-<h2>Capacity</h2>
+<h2>{{if .Drill}}Stages, measured{{else}}Capacity{{end}}</h2>
 <dl class="cards">
 {{- range .Cards}}
 <div class="card"><dt>{{.Label}}</dt><dd class="value">{{.Value}}</dd>{{with .Note}}<dd class="note">{{.}}</dd>{{end}}</div>
@@ -109,8 +226,8 @@ const pageHTML = `<!DOCTYPE html>
 <ul class="notes">{{range .Notes}}<li class="warn">{{.}}</li>{{end}}</ul>
 {{- end}}
 <div class="scroll">
-<table class="steps"><caption>Steps: each SLO clause on the step's measured window (✓ met, ✗ not)</caption>
-<thead><tr><th scope="col" class="num">step</th><th scope="col">phase</th><th scope="col" class="num">offered</th><th scope="col" class="num">achieved</th><th scope="col" class="num">in flight</th><th scope="col" class="num">p50</th><th scope="col" class="num">p99</th><th scope="col" class="num">p99.9</th><th scope="col" class="num">errors</th><th scope="col" class="num">dropped</th>
+<table class="steps"><caption>{{if .Drill}}Stages: each clause of the guard's drill rules on the stage's hold (✓ met, ✗ not){{else}}Steps: each SLO clause on the step's measured window (✓ met, ✗ not){{end}}</caption>
+<thead><tr><th scope="col" class="num">{{if .Drill}}#{{else}}step{{end}}</th><th scope="col">{{if .Drill}}stage{{else}}phase{{end}}</th><th scope="col" class="num">offered</th><th scope="col" class="num">achieved</th><th scope="col" class="num">in flight</th><th scope="col" class="num">p50</th><th scope="col" class="num">p99</th><th scope="col" class="num">p99.9</th><th scope="col" class="num">errors</th><th scope="col" class="num">dropped</th>
 {{- range .Clauses}}<th scope="col" class="num"><code>{{.}}</code></th>{{end}}<th scope="col">result</th></tr></thead><tbody>
 {{- range .Steps}}
 <tr class="{{if .Passed}}ok{{else}}bad{{end}}{{if .Max}} max{{end}}"><th scope="row" class="num">{{.N}}</th><td>{{.Phase}}{{if .Max}} <span class="tag">max QPS</span>{{end}}{{if .Knee}} <span class="tag">knee</span>{{end}}</td><td class="num">{{.Offered}}</td><td class="num">{{.Achieved}}</td><td class="num">{{.Concurrency}}{{if not .LittleOK}} <span class="tag warn" title="mean in flight is off Little's law X·R by over 10%: not in steady state">unsteady</span>{{end}}</td><td class="num">{{.P50}}</td><td class="num">{{.P99}}</td><td class="num">{{.P999}}</td><td class="num">{{.Errors}}</td><td class="num">{{.Dropped}}</td>
@@ -129,7 +246,7 @@ const pageHTML = `<!DOCTYPE html>
 {{- end}}
 {{- if .SvcRows}}
 <div class="scroll">
-<table class="services"><caption>Services scraped at each step: mean latency, request rate, CPU cores{{with .FirstSaturated}}; {{.}} saturated first{{end}}</caption>
+<table class="services"><caption>Services scraped at each {{if .Drill}}stage{{else}}step{{end}}: mean latency, request rate, CPU cores{{with .FirstSaturated}}; {{.}} saturated first{{end}}</caption>
 <thead><tr><th scope="col" class="num">step</th><th scope="col" class="num">offered</th>{{range .SvcNames}}<th scope="col" class="num">{{.}}</th>{{end}}</tr></thead><tbody>
 {{- range .SvcRows}}
 <tr{{if .Saturated}} class="max"{{end}}><th scope="row" class="num">{{.Step}}</th><td class="num">{{.Offered}}</td>{{range .Cells}}<td class="num{{if .First}} bad{{end}}"{{with .Err}} title="{{.}}"{{end}}>{{.Latency}}{{if .Rate}}<br><small>{{.Rate}}/s · {{.CPU}} cores</small>{{end}}</td>{{end}}</tr>
@@ -266,6 +383,17 @@ ul.notes li.bad{border-color:var(--bad);background:var(--badbg)}
 .verdict-line.ok{background:var(--okbg)}.verdict-line.bad{background:var(--badbg)}
 figure.chart{margin:16px 0;max-width:960px}
 figure.chart svg{display:block;width:100%;height:auto;border:1px solid var(--line);border-radius:4px;background:#fff}
+header .stop{margin:4px 0 10px;padding:8px 12px;border:2px solid var(--bad);border-radius:4px;background:#fff}
+.stop-line{margin:0;font-size:16px}.stop-line strong{color:var(--bad);letter-spacing:.02em}
+.stop-detail{display:flex;flex-wrap:wrap;gap:4px 20px;margin:6px 0 0;font-size:13px}
+.stop-detail dt{display:inline;color:var(--muted)}.stop-detail dt::after{content:": "}.stop-detail dd{display:inline;margin:0;font-variant-numeric:tabular-nums}
+h3{font-size:15px;margin:16px 0 6px}
+tr.stopped{background:var(--badbg)}
+.tag.bad{background:var(--badbg);color:var(--bad)}
+p.hint{color:var(--muted);max-width:90ch}
+details summary{cursor:pointer;color:var(--accent);font-size:12px}
+pre{margin:6px 0;padding:8px;background:#f8f9fa;border:1px solid var(--line);border-radius:4px;overflow:auto;max-width:100ch;max-height:40em}
+pre code{word-break:normal;white-space:pre}
 figcaption{font-size:12px;color:var(--muted);margin-top:4px}
 figcaption output{display:block;min-height:1.4em;color:var(--fg);font-variant-numeric:tabular-nums}
 footer{padding:12px 28px;color:var(--muted);font-size:12px;border-top:1px solid var(--line)}

@@ -135,8 +135,8 @@ func planResult() (*capacity.PlanResult, error) {
 }
 
 // inputs are the golden cases: a run that failed its thresholds, a
-// capacity search with a plan and no run, a run against a baseline, and
-// the smallest run there is. They are built once; tests must not modify
+// capacity search with a plan and no run, a run against a baseline, a
+// drill the guard stopped, and the smallest run there is. They are built once; tests must not modify
 // them.
 func inputs(t testing.TB) map[string]HTMLInput {
 	t.Helper()
@@ -173,7 +173,12 @@ func buildInputs() (map[string]HTMLInput, error) {
 	if err != nil {
 		return nil, err
 	}
+	drill, err := drillInput()
+	if err != nil {
+		return nil, err
+	}
 	return map[string]HTMLInput{
+		"drill":    drill,
 		"run":      {Run: run, ExitCode: 99},
 		"capacity": {Find: find, Plan: plan},
 		"compare":  {Run: run, Baseline: base, Comparison: cmp, ExitCode: 110},
@@ -269,7 +274,7 @@ func TestHTMLEscapesUserStrings(t *testing.T) {
 
 func TestHTMLDataRoundTrip(t *testing.T) {
 	in := inputs(t)
-	for _, name := range []string{"capacity", "compare"} {
+	for _, name := range []string{"capacity", "compare", "drill"} {
 		t.Run(name, func(t *testing.T) {
 			in := in[name]
 			d, err := ReadHTMLData(bytes.NewReader(writeHTML(t, in)))
@@ -291,6 +296,7 @@ func TestHTMLDataRoundTrip(t *testing.T) {
 			same("find", in.Find, d.Find)
 			same("plan", in.Plan, d.Plan)
 			same("comparison", in.Comparison, d.Comparison)
+			same("drill", in.Drill, d.Drill)
 			if in.Run != nil {
 				// Re-reported exactly: the histograms decode to the same figures.
 				h, err := d.Run.Histogram("checkout")

@@ -23,6 +23,7 @@ type page struct {
 	Version string
 	Verdict verdictView
 	Nav     []navItem
+	Drill   *drillView
 	Run     *runView
 	Find    *findView
 	Plan    *planView
@@ -38,6 +39,7 @@ type verdictView struct {
 	Pass     bool
 	ExitCode int
 	Meaning  string
+	Stop     *stopView // a drill stopped early
 	Cards    []card
 }
 
@@ -86,6 +88,25 @@ func buildPage(in HTMLInput) (*page, error) {
 	p := &page{Title: title(in), CSS: template.CSS(pageCSS), Script: template.JS(pageJS)}
 	p.Verdict = verdictView{Pass: in.ExitCode == 0, ExitCode: in.ExitCode, Meaning: exitMeaning(in.ExitCode)}
 	var err error
+	if d := in.Drill; d != nil {
+		if p.Drill, err = buildDrill(in); err != nil {
+			return nil, err
+		}
+		p.Verdict.Stop = stopHeadline(d)
+		p.Nav = append(p.Nav, navItem{"drill", "Drill"})
+		if p.Drill.Guard != nil {
+			p.Nav = append(p.Nav, navItem{"guard", "Guard"})
+		}
+		if len(p.Drill.Services) > 0 || p.Drill.PlanError != "" {
+			p.Nav = append(p.Nav, navItem{"services", "Services"})
+		}
+		if p.Drill.PreFlight != nil || p.Drill.Audit != nil {
+			p.Nav = append(p.Nav, navItem{"isolation", "Isolation"})
+		}
+		if len(p.Drill.Manifests) > 0 {
+			p.Nav = append(p.Nav, navItem{"manifests", "Manifests"})
+		}
+	}
 	if in.Run != nil {
 		p.Version = in.Run.Meta.Version
 		if p.Run, err = buildRun(in); err != nil {
@@ -101,10 +122,10 @@ func buildPage(in HTMLInput) (*page, error) {
 		p.Nav = append(p.Nav, navItem{"distribution", "Distribution"}, navItem{"quality", "Data quality"})
 	}
 	if in.Find != nil {
-		if p.Find, err = buildFind(in.Find); err != nil {
+		if p.Find, err = buildFind(in.Find, in.Drill != nil); err != nil {
 			return nil, err
 		}
-		p.Nav = append(p.Nav, navItem{"capacity", "Capacity"})
+		p.Nav = append(p.Nav, navItem{"capacity", map[bool]string{true: "Stages", false: "Capacity"}[in.Drill != nil]})
 	}
 	if in.Plan != nil {
 		p.Plan = buildPlan(in.Plan)
@@ -125,12 +146,15 @@ func buildPage(in HTMLInput) (*page, error) {
 
 func verdictCards(in HTMLInput, p *page) []card {
 	var cs []card
+	if in.Drill != nil {
+		cs = append(cs, drillCards(in, p.Drill)...)
+	}
 	if r := in.Run; r != nil {
 		status := card{Label: "run", Value: r.Status, Class: "ok"}
 		if r.Status != "passed" {
 			status.Class = "bad"
 		}
-		if r.AbortReason != "" {
+		if r.AbortReason != "" && p.Verdict.Stop == nil { // a drill's stop heads the page already
 			status.Note = r.AbortReason
 		}
 		cs = append(cs, status)
@@ -162,6 +186,11 @@ func verdictCards(in HTMLInput, p *page) []card {
 	if f := in.Find; f != nil {
 		c := card{Label: "max QPS at SLO", Value: rate(f.MaxQPS) + " req/s", Note: f.SLO, Class: "ok"}
 		switch {
+		case in.Drill != nil && f.MaxQPS == 0:
+			c.Class, c.Note = "bad", "no stage met "+f.SLO
+		case in.Drill != nil:
+			// A drill has no soak: its figure is the highest stage that passed.
+			c.Note = "the highest stage that passed · " + f.SLO
 		case f.MaxQPS == 0:
 			c.Class, c.Note = "bad", "no rate met "+f.SLO
 		case !f.Confirmed:
@@ -392,6 +421,7 @@ func qualityNotes(r *Run) []note {
 // ---- capacity find ----
 
 type findView struct {
+	Drill   bool // the steps are a drill's stages
 	Cards   []card
 	Notes   []string
 	Clauses []string
@@ -427,18 +457,28 @@ type svcCell struct {
 	First                   bool
 }
 
-func buildFind(f *capacity.FindResult) (*findView, error) {
-	v := &findView{Notes: f.Notes}
+func buildFind(f *capacity.FindResult, drill bool) (*findView, error) {
+	v := &findView{Notes: f.Notes, Drill: drill}
+	confirmed := map[bool]string{true: "confirmed by a soak", false: "not confirmed"}[f.Confirmed]
+	if drill {
+		confirmed = "the highest stage that passed"
+	}
 	v.Cards = []card{
-		{Label: "max QPS", Value: rate(f.MaxQPS) + " req/s", Note: map[bool]string{true: "confirmed by a soak", false: "not confirmed"}[f.Confirmed]},
-		{Label: "saturation", Value: rate(f.SaturationQPS) + " req/s", Note: "the most any step achieved"},
+		{Label: "max QPS", Value: rate(f.MaxQPS) + " req/s", Note: confirmed},
+		{Label: "saturation", Value: rate(f.SaturationQPS) + " req/s", Note: "the most any " + map[bool]string{true: "stage", false: "step"}[drill] + " achieved"},
 		{Label: "SLO", Value: f.SLO},
 	}
 	if k := f.Knee; k != nil {
 		v.Cards = append(v.Cards, card{Label: "knee", Value: rate(k.Throughput) + " req/s", Note: fmt.Sprintf("p99 %s at step %d", ms(k.P99Ms), k.Step)})
 	}
 	if f.FirstSaturated != "" {
-		v.Cards = append(v.Cards, card{Label: "saturated first", Value: f.FirstSaturated, Note: fmt.Sprintf("at step %d", f.FirstSaturatedStep)})
+		at := fmt.Sprintf("at step %d", f.FirstSaturatedStep)
+		for _, st := range f.Steps {
+			if drill && st.N == f.FirstSaturatedStep {
+				at = "in stage " + st.Phase
+			}
+		}
+		v.Cards = append(v.Cards, card{Label: "saturated first", Value: f.FirstSaturated, Note: at})
 	}
 	for _, st := range f.Steps {
 		for _, c := range st.Clauses {
@@ -470,7 +510,7 @@ func buildFind(f *capacity.FindResult) (*findView, error) {
 		v.Steps = append(v.Steps, row)
 	}
 	var err error
-	if v.Charts, err = findFigures(f); err != nil {
+	if v.Charts, err = findFigures(f, drill); err != nil {
 		return nil, err
 	}
 	if u := f.USL; u != nil {

@@ -164,6 +164,7 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, 
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return res, 0, err
 	}
+	var manifests []reports.DrillManifest
 	run := reports.NewRun(res.Run, meta(res.File))
 	if err := run.WriteFile(filepath.Join(outDir, "run.json")); err != nil {
 		return res, 0, err
@@ -187,12 +188,15 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, 
 		if err := writeJSON(filepath.Join(outDir, "plan.json"), res.Plan); err != nil {
 			return res, 0, err
 		}
-		if _, err := capacity.WriteHPA(filepath.Join(outDir, "hpa"), res.Plan); err != nil {
+		hpa, err := capacity.WriteHPA(filepath.Join(outDir, "hpa"), res.Plan)
+		if err != nil {
 			return res, 0, err
 		}
-		if _, err := capacity.WriteKEDA(filepath.Join(outDir, "keda"), res.Plan, capacity.KEDAOptions{PrometheusAddress: d.Guard.Prometheus}); err != nil {
+		keda, err := capacity.WriteKEDA(filepath.Join(outDir, "keda"), res.Plan, capacity.KEDAOptions{PrometheusAddress: d.Guard.Prometheus})
+		if err != nil {
 			return res, 0, err
 		}
+		manifests = append(manifestsOf("HorizontalPodAutoscaler", hpa, report), manifestsOf("ScaledObject", keda, report)...)
 	} else if res.PlanError != "" {
 		fmt.Fprintln(st.stdout, "capacity plan: not computed:", res.PlanError)
 	}
@@ -216,7 +220,7 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, 
 	case !allPassed(res.Stages):
 		code = exitThresholds
 	}
-	in := reports.HTMLInput{Run: run, Find: res.Stages, Plan: res.Plan, ExitCode: code, Title: "Drill " + d.DrillID}
+	in := reports.HTMLInput{Run: run, Find: res.Stages, Plan: res.Plan, ExitCode: code, Drill: drillInfo(d, res, manifests)}
 	if err := writeReports(st, in, report, ""); err != nil {
 		return res, 0, err
 	}
@@ -241,7 +245,7 @@ func allPassed(f *capacity.FindResult) bool {
 
 // drillGuard builds the guard of the plan (shadow/guard); nil when the
 // plan has no rules and no hot switch.
-func drillGuard(d *scenarios.Drill) func(ctx context.Context, stop func(reason string)) (func(loadgen.Interval), error) {
+func drillGuard(d *scenarios.Drill) func(ctx context.Context, stop func(capacity.GuardBreach)) (func(loadgen.Interval), error) {
 	dg := d.Guard
 	if len(dg.Rules) == 0 && dg.HotSwitchFile == "" && dg.HotSwitchListen == "" {
 		return nil
@@ -262,15 +266,113 @@ func drillGuard(d *scenarios.Drill) func(ctx context.Context, stop func(reason s
 		}
 		cfg.Rules = append(cfg.Rules, gr)
 	}
-	return func(ctx context.Context, stop func(reason string)) (func(loadgen.Interval), error) {
+	return func(ctx context.Context, stop func(capacity.GuardBreach)) (func(loadgen.Interval), error) {
 		g, err := guard.New(cfg)
 		if err != nil {
 			return nil, withCode(exitInvalid, fmt.Errorf("%s: guard: %w", d.Path, err))
 		}
 		go func() {
 			defer g.Close()
-			g.Run(ctx, func(b guard.Breach) { stop(b.String()) })
+			g.Run(ctx, func(b guard.Breach) {
+				stop(capacity.GuardBreach{Rule: b.Rule, Kind: string(b.Kind), Reason: b.String(), Value: b.Value, Limit: b.Limit, Consecutive: b.Consecutive})
+			})
 		}()
 		return g.Observe, nil
 	}
+}
+
+// manifestsOf lists written manifest files, with paths relative to the
+// report and their YAML.
+func manifestsOf(kind string, files []string, report string) []reports.DrillManifest {
+	var out []reports.DrillManifest
+	for _, f := range files {
+		rel, err := filepath.Rel(filepath.Dir(report), f)
+		if err != nil {
+			rel = f
+		}
+		m := reports.DrillManifest{Kind: kind, Service: strings.TrimSuffix(filepath.Base(f), filepath.Ext(f)), Path: rel}
+		if b, err := os.ReadFile(f); err == nil {
+			m.YAML = string(b)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// drillInfo is the drill section of the report.
+func drillInfo(d *scenarios.Drill, res *capacity.DrillResult, manifests []reports.DrillManifest) *reports.DrillInfo {
+	info := &reports.DrillInfo{ID: d.DrillID, Target: d.Target, PlanFile: d.Path, RecordedPeakQPS: res.RecordedPeak,
+		Services: res.Services, PlanError: res.PlanError, Manifests: manifests}
+	if d.Replay != "" {
+		info.Traffic = "replay of " + d.Replay
+	} else {
+		info.Traffic = "scenario " + d.Scenario
+	}
+	for _, s := range d.Stages {
+		info.Stages = append(info.Stages, reports.DrillStage{Name: s.Name, RatePerSec: d.StageRate(s, res.RecordedPeak),
+			Multiplier: s.Multiplier, Ramp: s.Ramp, Hold: s.Hold})
+	}
+	g := d.Guard
+	dg := &reports.DrillGuard{Every: g.Every, Breaches: g.Breaches, Prometheus: g.Prometheus, SignalLoss: g.SignalLoss,
+		SignalLossContinue: g.SignalLossContinue}
+	switch {
+	case g.HotSwitchFile != "" && g.HotSwitchListen != "":
+		dg.HotSwitch = "file " + g.HotSwitchFile + ", POST http://" + g.HotSwitchListen + "/stop"
+	case g.HotSwitchFile != "":
+		dg.HotSwitch = "file " + g.HotSwitchFile
+	case g.HotSwitchListen != "":
+		dg.HotSwitch = "POST http://" + g.HotSwitchListen + "/stop"
+	}
+	for _, r := range g.Rules {
+		rule := reports.DrillRule{Name: r.Name, Breaches: r.Breaches, Max: guard.Float(r.Max), Min: guard.Float(r.Min)}
+		switch {
+		case r.Drill != "":
+			rule.Kind, rule.Expr = "traffic", r.Drill
+		case r.PromQL != "":
+			rule.Kind, rule.Expr = "promql", r.PromQL
+		default:
+			rule.Kind, rule.Expr = "health", r.Health
+		}
+		dg.Rules = append(dg.Rules, rule)
+	}
+	info.Guard = dg
+	if st := res.Stopped; st != nil {
+		stop := &reports.DrillStop{Reason: st.Reason, At: st.At, Stage: st.Stage, LastHealthy: st.LastHealthy}
+		if b := st.Breach; b != nil {
+			stop.Rule, stop.Kind, stop.Reason, stop.Value, stop.Limit, stop.Consecutive = b.Rule, b.Kind, b.Reason, b.Value, b.Limit, b.Consecutive
+			switch b.Kind {
+			case "signal":
+				stop.Unit = "s"
+			case "health":
+				stop.Unit = "status"
+			case "traffic":
+				stop.Unit = "ms"
+				if strings.Contains(b.Reason, "error") {
+					stop.Unit = "ratio"
+				}
+			}
+		}
+		info.Stop = stop
+	}
+	if c := res.Check; c != nil {
+		pf := &reports.DrillPreFlight{Tables: c.Tables}
+		for _, p := range c.Problems {
+			pf.Problems = append(pf.Problems, reports.DrillProblem{Table: p.Table, Column: p.Column, What: p.What})
+		}
+		info.PreFlight = pf
+	}
+	if a := res.Audit; a != nil || res.AuditError != "" {
+		da := &reports.DrillAudit{Error: res.AuditError}
+		if a != nil {
+			da.Tables, da.Counts = a.Tables, a.Counts
+			for _, l := range a.Leaks {
+				da.Leaks = append(da.Leaks, reports.DrillLeak{Table: l.Table, Key: l.Key, Why: l.Why})
+			}
+			for _, p := range a.Unchecked {
+				da.Unchecked = append(da.Unchecked, reports.DrillProblem{Table: p.Table, Column: p.Column, What: p.What})
+			}
+		}
+		info.Audit = da
+	}
+	return info
 }
