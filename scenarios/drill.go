@@ -106,7 +106,7 @@ type DrillIsolation struct {
 
 // Drill defaults.
 const (
-	DefaultGuardEvery      = time.Second
+	DefaultGuardEvery = time.Second
 	// DefaultGuardBreaches with DefaultGuardEvery stops a drill 1-2 s after
 	// a breach becomes visible.
 	DefaultGuardBreaches   = 2

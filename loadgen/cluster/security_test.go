@@ -92,8 +92,8 @@ func TestAgentRefusesTargetsOutsideItsAllowList(t *testing.T) {
 		host  string
 	}{
 		{"target outside the default loopback list", nil,
-			"target: http://10.255.255.1:8080\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: /}\n",
-			`"10.255.255.1:8080"`},
+			"target: http://outside.invalid:8080\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: /}\n",
+			`"outside.invalid:8080"`},
 		{"one request elsewhere", nil,
 			"target: " + srv.URL() + "\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: /}\n  - {name: b, url: 'http://blocked.invalid/x'}\n",
 			`"blocked.invalid:80"`},
