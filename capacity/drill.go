@@ -21,6 +21,10 @@ import (
 // CauseGuard is the abort cause of a drill the guard stopped.
 const CauseGuard = "guard"
 
+// auditTimeout bounds the audit after a drill, which runs even when the
+// drill was interrupted.
+const auditTimeout = 10 * time.Minute
+
 // ErrOutsideWindow: the drill plan's window does not hold the start time.
 var ErrOutsideWindow = errors.New("outside the drill's allowed window")
 
@@ -90,6 +94,11 @@ type ServiceMeasure struct {
 	Fanout        float64 `json:"fanout"`
 	Saturated     bool    `json:"saturated"`
 	Stage         string  `json:"stage"`
+	// Method says where CapacityQPS comes from: "saturated" (its rate
+	// where the drill saturated it), "utilization" (rate / utilization, the
+	// utilization law, from its busy-time counter) or "lower bound" (the
+	// highest rate it served, never saturated, no utilization exported).
+	Method string `json:"method"`
 }
 
 // StageRates lists each stage's name and rate, for the plan printout.
@@ -267,10 +276,17 @@ func RunDrill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
 		observe, err = cfg.Guard(ctx, func(b GuardBreach) {
 			stopMu.Lock()
 			defer stopMu.Unlock()
+			if breach == nil && eng == nil {
+				breach = &b // before the start: the engine is killed as soon as it exists
+				return
+			}
 			if breach == nil && eng != nil {
 				// Production suffers: requests in flight are abandoned at
-				// once rather than given their graceful stop.
+				// once rather than given their graceful stop. The services
+				// are read first (a few ms): the abandoned requests would
+				// count in their rates.
 				breach, breachAt = &b, time.Since(t0)
+				tr.cut()
 				eng.Kill(CauseGuard, "guard: "+b.Reason)
 			}
 		})
@@ -290,6 +306,9 @@ func RunDrill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
 	stopMu.Lock()
 	eng, err = loadgen.New(f, opts...)
 	t0 = time.Now()
+	if err == nil && breach != nil {
+		eng.Kill(CauseGuard, "guard: "+breach.Reason)
+	}
 	stopMu.Unlock()
 	if err != nil {
 		return res, err
@@ -308,7 +327,7 @@ func RunDrill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
 			at = breachAt // when the guard decided, not when the run wound down
 		}
 		st := min(d.StageAt(at), len(d.Stages)-1)
-		res.Stopped = &DrillStop{Breach: breach, Reason: r.AbortReason, At: at, Stage: d.Stages[st].Name, LastHealthy: lastHealthy(res.Stages)}
+		res.Stopped = &DrillStop{Breach: breach, Reason: r.AbortReason, At: at, Stage: d.Stages[st].Name, LastHealthy: lastHealthy(res.Stages, d.Stages[st].Name)}
 		stopMu.Unlock()
 	}
 	res.Services = measureServices(d, res.Stages)
@@ -320,7 +339,9 @@ func RunDrill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
 		}
 	}
 	if iso := d.Isolation; iso != nil && iso.Audit {
-		res.Audit, err = drillAudit(context.WithoutCancel(ctx), d)
+		actx, acancel := context.WithTimeout(context.WithoutCancel(ctx), auditTimeout)
+		res.Audit, err = drillAudit(actx, d)
+		acancel()
 		if err != nil {
 			res.AuditError = err.Error()
 		}
@@ -328,10 +349,12 @@ func RunDrill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
 	return res, nil
 }
 
-func lastHealthy(steps *FindResult) string {
+// lastHealthy is the last stage that ran to its end and passed; cut is the
+// stage the drill stopped in.
+func lastHealthy(steps *FindResult, cut string) string {
 	name := ""
 	for _, st := range steps.Steps {
-		if !st.Passed {
+		if !st.Passed || st.Phase == cut {
 			break
 		}
 		name = st.Phase
@@ -390,6 +413,30 @@ func (t *stageTracker) start(t0 time.Time) {
 	}
 }
 
+// cut measures the stage in progress up to now (the guard is stopping the
+// drill): the services that saturated it show it.
+func (t *stageTracker) cut() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.cutLocked()
+}
+
+func (t *stageTracker) cutLocked() {
+	var from time.Duration
+	for i, s := range t.d.Stages {
+		holdFrom := from + s.Ramp
+		from += s.Ramp + s.Hold
+		if t.scrapes != nil && t.scrapes[i][0] != nil && t.scrapes[i][1] == nil {
+			if secs := time.Since(t.t0) - holdFrom; secs >= time.Second {
+				sc := make([]scrape, len(t.srcs))
+				(&scraper{srcs: t.srcs}).scrapeAll(sc)
+				t.scrapes[i][1] = sc
+				t.services[i] = serviceDelta(t.srcs, t.scrapes[i][0], sc, secs.Seconds())
+			}
+		}
+	}
+}
+
 // interval prints the stages that have ended.
 func (t *stageTracker) interval(iv loadgen.Interval) {
 	if t.progress == nil {
@@ -412,20 +459,7 @@ func (t *stageTracker) finish(r *loadgen.Result) *FindResult {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	// A stage cut short (the guard stopped the drill) is measured up to
-	// now: the services that saturated it show it.
-	var from time.Duration
-	for i, s := range t.d.Stages {
-		holdFrom := from + s.Ramp
-		from += s.Ramp + s.Hold
-		if t.scrapes != nil && t.scrapes[i][0] != nil && t.scrapes[i][1] == nil {
-			if secs := time.Since(t.t0) - holdFrom; secs >= time.Second {
-				sc := make([]scrape, len(t.srcs))
-				(&scraper{srcs: t.srcs}).scrapeAll(sc)
-				t.services[i] = serviceDelta(t.srcs, t.scrapes[i][0], sc, secs.Seconds())
-			}
-		}
-	}
+	t.cutLocked()
 	res := &FindResult{SLO: drillSLOText(t.d)}
 	slo, sloErr := ParseSLO(res.SLO)
 	var at time.Duration
@@ -519,6 +553,28 @@ func measureServices(d *scenarios.Drill, stages *FindResult) []ServiceMeasure {
 			}
 		}
 		m.Saturated = svc.Name == bottleneck
+		m.Method = "lower bound"
+		switch {
+		case m.Saturated:
+			m.Method = "saturated"
+		default:
+			// The utilization law: X = U·(c/S), so capacity c/S = X/U, read at
+			// the stage that kept its workers busiest (the least noise)
+			// before the bottleneck saturated: past it, the services that
+			// wait on the bottleneck are no longer in a steady state.
+			bestU := 0.0
+			for i, st := range stages.Steps {
+				if at >= 0 && i >= at {
+					break
+				}
+				for _, s := range st.Services {
+					if s.Name == svc.Name && s.Error == "" && s.Utilization >= minUtilization && s.Utilization > bestU && s.RequestRate > 0 {
+						bestU = s.Utilization
+						m.CapacityQPS, m.Fanout, m.Stage, m.Method = s.RequestRate/s.Utilization, s.FanOut, st.Phase, "utilization"
+					}
+				}
+			}
+		}
 		replicas := max(svc.Current, 1)
 		m.PerReplicaQPS = m.CapacityQPS / float64(replicas)
 		if m.Fanout == 0 {
@@ -529,6 +585,10 @@ func measureServices(d *scenarios.Drill, stages *FindResult) []ServiceMeasure {
 	return out
 }
 
+// minUtilization is the least utilization the utilization law is read at:
+// below it a few requests' worth of busy time is most of the signal.
+const minUtilization = 0.005
+
 // drillPlan turns the measured capacities into the plan for the peak.
 func drillPlan(d *scenarios.Drill, services []ServiceMeasure) (*PlanResult, error) {
 	p := &scenarios.Plan{Path: d.Path, Peak: scenarios.Peak{EntryQPS: d.Capacity.PeakQPS}, Headroom: d.Capacity.Headroom,
@@ -538,7 +598,7 @@ func drillPlan(d *scenarios.Drill, services []ServiceMeasure) (*PlanResult, erro
 			return nil, fmt.Errorf("service %s: no request rate measured from %s", s.Name, d.Services[i].Metrics)
 		}
 		p.Services = append(p.Services, scenarios.PlanService{Name: s.Name, CapacityQPS: s.PerReplicaQPS, Fanout: s.Fanout,
-			Current: d.Services[i].Current, Zones: max(d.Services[i].Zones, 1), LowerBound: !s.Saturated})
+			Current: d.Services[i].Current, Zones: max(d.Services[i].Zones, 1), LowerBound: s.Method == "lower bound"})
 	}
 	return Compute(p)
 }

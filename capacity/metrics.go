@@ -45,8 +45,12 @@ type ServiceStats struct {
 	FanOut        float64 `json:"fan_out,omitempty"` // request rate / the first service's
 	MeanLatencyMs float64 `json:"mean_latency_ms"`   // Δsum/Δcount of a *_duration_seconds histogram
 	CPUCores      float64 `json:"cpu_cores"`         // Δ process_cpu_seconds_total per second
-	Error         string  `json:"error,omitempty"`   // the scrape failed
-	Series        string  `json:"request_metric,omitempty"`
+	// Utilization is the share of the service's workers busy over the
+	// window, when it exports a *_busy_seconds_total counter and a
+	// *_workers gauge; 0 when it does not.
+	Utilization float64 `json:"utilization,omitempty"`
+	Error       string  `json:"error,omitempty"` // the scrape failed
+	Series      string  `json:"request_metric,omitempty"`
 }
 
 // scraper takes the two scrapes of one step in the background.
@@ -136,6 +140,13 @@ func serviceDelta(srcs []MetricsSource, before, after []scrape, secs float64) []
 			if f, ok := b.fams["process_cpu_seconds_total"]; ok {
 				st.CPUCores = (sum(f) - sum(a.fams["process_cpu_seconds_total"])) / secs
 			}
+			busy, okB := pick(b.fams, "_busy_seconds_total", dto.MetricType_COUNTER, "")
+			workers, okW := pick(b.fams, "_workers", dto.MetricType_GAUGE, "")
+			if okB && okW {
+				if w := gauge(b.fams[workers]); w > 0 {
+					st.Utilization = (sum(b.fams[busy]) - sum(a.fams[busy])) / secs / w
+				}
+			}
 		}
 		out[i] = st
 	}
@@ -177,6 +188,17 @@ func sum(f *dto.MetricFamily) float64 {
 			t += c.GetValue()
 		} else if u := m.GetUntyped(); u != nil {
 			t += u.GetValue()
+		}
+	}
+	return t
+}
+
+// gauge adds a gauge family's series.
+func gauge(f *dto.MetricFamily) float64 {
+	var t float64
+	for _, m := range f.GetMetric() {
+		if g := m.GetGauge(); g != nil {
+			t += g.GetValue()
 		}
 	}
 	return t

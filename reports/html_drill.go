@@ -376,12 +376,17 @@ func buildDrill(in HTMLInput) (*drillView, error) {
 	for _, s := range d.Services {
 		row := drillSvcRow{Name: s.Name, Capacity: rate(s.CapacityQPS) + " req/s", PerReplica: rate(s.PerReplicaQPS) + " req/s",
 			Fanout: strconv.FormatFloat(s.Fanout, 'g', 4, 64), Measured: "saturated: its capacity", Stage: s.Stage, Bottleneck: s.Saturated}
-		if !s.Saturated {
+		switch {
+		case s.Saturated:
+			if v.Saturated == "" {
+				v.Saturated = s.Name
+			}
+		case s.Method == "utilization":
+			row.Measured = "utilization law: its rate / the share of its workers busy"
+		default:
 			row.Capacity, row.PerReplica = "≥ "+row.Capacity, "≥ "+row.PerReplica
 			row.Measured = "≥ lower bound: it did not saturate"
 			v.Bound = true
-		} else if v.Saturated == "" {
-			v.Saturated = s.Name
 		}
 		if s.Stage == "" {
 			row.Stage = "-"

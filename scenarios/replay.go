@@ -5,6 +5,7 @@ import (
 	"math"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -210,6 +211,13 @@ func (p *parser) replayChecks(root *yaml.Node, pairs []kv, r *Replay) {
 // Tag makes every request of f carry the shadow tag drillID (as drill_id:
 // does); "" leaves f untagged.
 func (f *File) Tag(drillID string) {
+	if f.DrillID != "" && f.DrillID != drillID {
+		// The file's own drill_id tag gives way to this one.
+		f.Headers = slices.DeleteFunc(f.Headers, func(h Header) bool {
+			return strings.EqualFold(h.Name, ShadowHeader) ||
+				(strings.EqualFold(h.Name, "Baggage") && h.Value.String() == ShadowBaggageKey+"="+f.DrillID)
+		})
+	}
 	f.DrillID = drillID
 	shadowHeaders(f)
 }

@@ -127,3 +127,17 @@ func TestDrillIDTagsEveryRequest(t *testing.T) {
 		t.Errorf("headers %+v", f.Headers)
 	}
 }
+
+// A drill re-tags a scenario that has its own drill_id: only the drill's
+// tag is sent.
+func TestTagReplacesTheFilesTag(t *testing.T) {
+	f := mustParse(t, "drill_id: ci-smoke\n"+minimal("  - name: a\n    path: /"), nil)
+	f.Tag("presale-2026")
+	var got []string
+	for _, h := range f.Headers {
+		got = append(got, h.Name+": "+h.Value.String())
+	}
+	if len(got) != 2 || got[0] != "X-Loadcap-Shadow: presale-2026" || got[1] != "Baggage: loadcap.shadow=presale-2026" {
+		t.Errorf("headers %q, want only the drill's tag", got)
+	}
+}

@@ -44,6 +44,9 @@ func runDistributed(ctx context.Context, st *state, f *scenarios.File, target st
 		return nil, nil, usageErr("--agents needs a scenario file: agents run the file, not ad hoc flags")
 	}
 	if f.Replay != nil {
+		if o.noTag {
+			return nil, nil, usageErr("--no-tag applies to local runs: agents replay the file as written, tagged")
+		}
 		if err := checkTag(f, o); err != nil {
 			return nil, nil, err
 		}

@@ -124,8 +124,12 @@ func runDemo(ctx context.Context, st *state, dir, report string, quiet bool) err
 	switch {
 	case code == exitIsolation:
 		return withCode(code, errors.New("demo: isolation violated"))
+	case res.Stopped != nil && res.Stopped.Breach == nil:
+		return withCode(exitAborted, errors.New("demo: interrupted"))
 	case res.Stopped != nil:
 		fmt.Fprintf(st.stdout, "demo: the guard stopped stage %s as designed: %s\n", res.Stopped.Stage, res.Stopped.Reason)
+	case code == exitThresholds:
+		fmt.Fprintln(st.stdout, "demo: a stage failed its SLO but the guard did not stop the drill (see the stage table)")
 	default:
 		fmt.Fprintln(st.stdout, "demo: every stage ran to its end (the weak service held; a loaded machine can hide the saturation)")
 	}

@@ -101,9 +101,9 @@ func dryRunDrill(ctx context.Context, st *state, cfg capacity.DrillConfig) error
 	for _, l := range capacity.StageRates(d, peak) {
 		fmt.Fprintln(st.stdout, "  "+l)
 	}
-	problems := 0
+	isolation, signals := 0, 0
 	if rep, err := capacity.CheckIsolation(ctx, d); err != nil {
-		problems++
+		isolation++
 		fmt.Fprintln(st.stdout, "isolation pre-flight: FAILED:", err)
 		if rep != nil {
 			for _, p := range rep.Problems {
@@ -114,12 +114,15 @@ func dryRunDrill(ctx context.Context, st *state, cfg capacity.DrillConfig) error
 		fmt.Fprintf(st.stdout, "isolation pre-flight: ok (%s)\n", strings.Join(rep.Tables, ", "))
 	}
 	for _, p := range capacity.CheckSignals(ctx, d) {
-		problems++
+		signals++
 		fmt.Fprintln(st.stdout, "signal unreachable:", p)
 	}
 	fmt.Fprintf(st.stdout, "guard: %d rules, %d consecutive breaches stop the drill; nothing was sent\n", len(d.Guard.Rules), d.Guard.Breaches)
-	if problems > 0 {
-		return withCode(exitIsolation, fmt.Errorf("pre-flight: %d problems", problems))
+	switch {
+	case isolation > 0:
+		return withCode(exitIsolation, errors.New("pre-flight: the isolation check failed"))
+	case signals > 0:
+		return withCode(exitAborted, fmt.Errorf("pre-flight: %d signals do not answer: the drill would not start", signals))
 	}
 	return nil
 }
@@ -161,68 +164,86 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, 
 		}
 		return res, 0, drillErr(err)
 	}
-	if err := os.MkdirAll(outDir, 0o755); err != nil {
-		return res, 0, err
-	}
-	var manifests []reports.DrillManifest
-	run := reports.NewRun(res.Run, meta(res.File))
-	if err := run.WriteFile(filepath.Join(outDir, "run.json")); err != nil {
-		return res, 0, err
-	}
-	if err := writeJSON(filepath.Join(outDir, "stages.json"), res.Stages); err != nil {
-		return res, 0, err
-	}
-	fmt.Fprintln(st.stdout)
-	writeFindSummary(st, res.Stages)
-	for _, s := range res.Services {
-		bound := "at least"
-		if s.Saturated {
-			bound = "saturated at"
-		}
-		fmt.Fprintf(st.stdout, "service %-10s %s %.1f req/s (%.1f per replica, fan-out %.2f, stage %s)\n", s.Name, bound, s.CapacityQPS, s.PerReplicaQPS, s.Fanout, s.Stage)
-	}
-	if res.Plan != nil {
-		if err := res.Plan.WriteTable(st.stdout); err != nil {
-			return res, 0, err
-		}
-		if err := writeJSON(filepath.Join(outDir, "plan.json"), res.Plan); err != nil {
-			return res, 0, err
-		}
-		hpa, err := capacity.WriteHPA(filepath.Join(outDir, "hpa"), res.Plan)
-		if err != nil {
-			return res, 0, err
-		}
-		keda, err := capacity.WriteKEDA(filepath.Join(outDir, "keda"), res.Plan, capacity.KEDAOptions{PrometheusAddress: d.Guard.Prometheus})
-		if err != nil {
-			return res, 0, err
-		}
-		manifests = append(manifestsOf("HorizontalPodAutoscaler", hpa, report), manifestsOf("ScaledObject", keda, report)...)
-	} else if res.PlanError != "" {
-		fmt.Fprintln(st.stdout, "capacity plan: not computed:", res.PlanError)
-	}
-	leaked := false
-	switch {
-	case res.AuditError != "":
-		fmt.Fprintln(st.stdout, "audit: FAILED to run:", res.AuditError)
-		leaked = true
-	case res.Audit != nil:
-		if err := reportAudit(st, res.Audit, false); err != nil {
-			leaked = true
-		}
-	}
+	leaked := res.AuditError != "" || (res.Audit != nil && !res.Audit.OK())
 	code := exitOK
 	switch {
 	case leaked:
 		code = exitIsolation
 	case res.Stopped != nil:
 		code = exitAborted
-		fmt.Fprintf(st.stdout, "STOPPED at %v in stage %s: %s (last healthy stage: %s)\n", res.Stopped.At.Round(time.Millisecond), res.Stopped.Stage, res.Stopped.Reason, orNone(res.Stopped.LastHealthy))
 	case !allPassed(res.Stages):
 		code = exitThresholds
 	}
+	// The audit and the stop are said even when writing the files fails.
+	said := false
+	sayOutcome := func() {
+		if said {
+			return
+		}
+		said = true
+		switch {
+		case res.AuditError != "":
+			fmt.Fprintln(st.stdout, "audit: FAILED to run:", res.AuditError)
+		case res.Audit != nil:
+			reportAudit(st, res.Audit, false)
+		}
+		if res.Stopped != nil {
+			fmt.Fprintf(st.stdout, "STOPPED at %v in stage %s: %s (last healthy stage: %s)\n", res.Stopped.At.Round(time.Millisecond), res.Stopped.Stage, res.Stopped.Reason, orNone(res.Stopped.LastHealthy))
+		}
+	}
+	fail := func(err error) (*capacity.DrillResult, int, error) {
+		sayOutcome()
+		if code != exitOK {
+			return res, 0, withCode(code, fmt.Errorf("%w (and the drill's outcome, above, is exit %d)", err, code))
+		}
+		return res, 0, err
+	}
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return fail(err)
+	}
+	var manifests []reports.DrillManifest
+	run := reports.NewRun(res.Run, meta(res.File))
+	if err := run.WriteFile(filepath.Join(outDir, "run.json")); err != nil {
+		return fail(err)
+	}
+	if err := writeJSON(filepath.Join(outDir, "stages.json"), res.Stages); err != nil {
+		return fail(err)
+	}
+	fmt.Fprintln(st.stdout)
+	writeFindSummary(st, res.Stages)
+	for _, s := range res.Services {
+		bound := "at least"
+		switch s.Method {
+		case "saturated":
+			bound = "saturated at"
+		case "utilization":
+			bound = "utilization law:"
+		}
+		fmt.Fprintf(st.stdout, "service %-10s %s %.1f req/s (%.1f per replica, fan-out %.2f, stage %s)\n", s.Name, bound, s.CapacityQPS, s.PerReplicaQPS, s.Fanout, s.Stage)
+	}
+	if res.Plan != nil {
+		if err := res.Plan.WriteTable(st.stdout); err != nil {
+			return fail(err)
+		}
+		if err := writeJSON(filepath.Join(outDir, "plan.json"), res.Plan); err != nil {
+			return fail(err)
+		}
+		hpa, err := capacity.WriteHPA(filepath.Join(outDir, "hpa"), res.Plan)
+		if err != nil {
+			return fail(err)
+		}
+		keda, err := capacity.WriteKEDA(filepath.Join(outDir, "keda"), res.Plan, capacity.KEDAOptions{PrometheusAddress: d.Guard.Prometheus})
+		if err != nil {
+			return fail(err)
+		}
+		manifests = append(manifestsOf("HorizontalPodAutoscaler", hpa, report), manifestsOf("ScaledObject", keda, report)...)
+	} else if res.PlanError != "" {
+		fmt.Fprintln(st.stdout, "capacity plan: not computed:", res.PlanError)
+	}
+	sayOutcome()
 	in := reports.HTMLInput{Run: run, Find: res.Stages, Plan: res.Plan, ExitCode: code, Drill: drillInfo(d, res, manifests)}
 	if err := writeReports(st, in, report, ""); err != nil {
-		return res, 0, err
+		return fail(err)
 	}
 	return res, code, nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/reports"
 )
 
@@ -76,7 +77,7 @@ baseline), a find result (capacity find --out), a plan result (capacity plan --o
 // capacity find and compare would have returned for them.
 func verdictCode(in reports.HTMLInput) int {
 	switch {
-	case in.Run != nil && in.Run.Status == "aborted":
+	case in.Run != nil && in.Run.Status == "aborted" && in.Run.AbortCause != loadgen.CauseThreshold:
 		return exitAborted
 	case in.Run != nil && thresholdFailed(in.Run):
 		return exitThresholds

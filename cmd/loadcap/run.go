@@ -198,9 +198,10 @@ func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) e
 	} else {
 		res, err = runLocal(ctx, st, f, o, setStop)
 	}
-	if err != nil {
+	if err != nil && res == nil {
 		return err
 	}
+	runErr := err // the run happened but went wrong (a recording that stopped reading): results first
 	run := reports.NewRun(res, meta(f))
 	if clusterReport != nil {
 		if run.Cluster, err = json.Marshal(clusterReport); err != nil {
@@ -229,6 +230,9 @@ func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) e
 			return err
 		}
 	}
+	if runErr != nil {
+		return runErr
+	}
 	switch {
 	case run.Status == loadgen.StatusAborted && res.AbortCause == loadgen.CauseSignal:
 		return withCode(exitAborted, errSilent)
@@ -239,7 +243,7 @@ func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) e
 }
 
 // runLocal runs f in this process.
-func runLocal(ctx context.Context, st *state, f *scenarios.File, o execOptions, setStop func(stop, kill func(cause, reason string))) (*loadgen.Result, error) {
+func runLocal(ctx context.Context, st *state, f *scenarios.File, o execOptions, setStop func(stop, kill func(cause, reason string))) (_ *loadgen.Result, runErr error) {
 	var opts []loadgen.Option
 	if !o.quiet {
 		opts = append(opts, loadgen.WithProgress(st.stderr, st.tty))
@@ -255,8 +259,10 @@ func runLocal(ctx context.Context, st *state, f *scenarios.File, o execOptions, 
 			if m := src.Malformed(); m.Count > 0 {
 				fmt.Fprintf(st.stderr, "replay: %d malformed records skipped:\n%v\n", m.Count, m.Err())
 			}
-			if err := src.Err(); err != nil {
-				fmt.Fprintln(st.stderr, "replay: reading stopped early:", err)
+		}()
+		defer func() {
+			if err := src.Err(); err != nil && runErr == nil {
+				runErr = withCode(exitToolError, fmt.Errorf("replay: reading the recording stopped early: %w", err))
 			}
 		}()
 	}
@@ -265,7 +271,11 @@ func runLocal(ctx context.Context, st *state, f *scenarios.File, o execOptions, 
 		return nil, withCode(exitInvalid, err)
 	}
 	setStop(eng.Stop, eng.Kill)
-	return eng.Run(ctx)
+	res, err := eng.Run(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
 }
 
 func thresholdFailed(r *reports.Run) bool {
@@ -302,6 +312,15 @@ func replaySource(st *state, f *scenarios.File, o execOptions) (*capture.ReplayS
 			return nil, withCode(exitInvalid, err)
 		}
 		return nil, err
+	}
+	if o.noTag {
+		// Rewrite rules may send requests elsewhere than the target.
+		for _, h := range src.Hosts() {
+			if !loopbackURL("http://" + h) {
+				src.Close()
+				return nil, usageErr("--no-tag replays production traffic untagged: refused, the rewrite rules send requests to %s (only loopback)", h)
+			}
+		}
 	}
 	return src, nil
 }

@@ -213,16 +213,15 @@ func (s *ReplaySource) scan() (*Stats, error) {
 		if s.keep != nil && !s.keep(i) {
 			continue
 		}
-		if s.rw != nil {
-			c := rec
-			if !s.rw.Apply(&c, 0) {
-				continue
-			}
+		c := rec // routes are named after the requests as sent: rewritten
+		if s.rw != nil && !s.rw.Apply(&c, 0) {
+			continue
 		}
 		if rec.Time.Nanosecond() != 0 {
 			s.wholeSeconds = false
 		}
-		st.Add(&rec)
+		c.Time = rec.Time
+		st.Add(&c)
 	}
 	st.Malformed = rd.Malformed()
 	return st, nil

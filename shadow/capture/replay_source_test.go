@@ -176,3 +176,39 @@ scenarios:
 		t.Errorf("route series %+v", res.Requests)
 	}
 }
+
+// Requests are recorded under the route they are sent as: a path rewrite
+// names the series after the rewritten path.
+func TestReplayNamesRewrittenRoutes(t *testing.T) {
+	dir := t.TempDir()
+	t0 := time.Date(2026, 11, 11, 0, 0, 0, 0, time.UTC)
+	writeRecording(t, dir, []capture.Record{
+		{Time: t0, Method: "GET", Path: "/api/v1/orders/1"},
+		{Time: t0.Add(100 * time.Millisecond), Method: "GET", Path: "/products/2"},
+	})
+	rules := "paths:\n  - {match: '^/api/v1/', replace: /api/v2/}\n"
+	if err := os.WriteFile(filepath.Join(dir, "rewrite.yaml"), []byte(rules), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, res := replayAgainst(t, dir, `target: TARGET
+drill_id: d-rw
+replay: {file: traffic.jsonl, speed: 10, rewrite: rewrite.yaml}
+`)
+	if len(got) != 2 || got[0].URL.Path != "/api/v2/orders/1" {
+		t.Fatalf("received %d requests, first %v", len(got), got)
+	}
+	if s := res.Request("GET /api/v2/orders/{id}"); s == nil || s.Completed != 1 {
+		t.Errorf("series %v: want the rewritten route GET /api/v2/orders/{id}", names(res))
+	}
+	if s := res.Request("GET /products/{id}"); s == nil || s.Completed != 1 {
+		t.Errorf("series %v", names(res))
+	}
+}
+
+func names(r *loadgen.Result) []string {
+	var out []string
+	for _, q := range r.Requests {
+		out = append(out, fmt.Sprintf("%s=%d", q.Name, q.Completed))
+	}
+	return out
+}

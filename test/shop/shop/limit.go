@@ -18,6 +18,7 @@ type limiter struct {
 	slots   chan *slot
 	waiting atomic.Int64
 	refused atomic.Uint64
+	busy    atomic.Int64 // Σ service time held by workers, ns: the utilization law's input
 }
 
 // slot is one worker. end is when its last request's service time ended
@@ -74,6 +75,7 @@ func (l *limiter) serve(ctx context.Context) error {
 	if l.c.Exponential {
 		d = time.Duration(s.rng.ExpFloat64() * float64(d))
 	}
+	l.busy.Add(int64(d))
 	start := arrival
 	if s.end.After(start) {
 		start = s.end

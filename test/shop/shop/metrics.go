@@ -70,6 +70,8 @@ func newMetrics(service string, p *shadow.Policy, l *limiter) *metrics {
 			func() float64 { return float64(l.waiting.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_overload_rejected_total", Help: "Requests refused because the wait queue was full."},
 			func() float64 { return float64(l.refused.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_worker_busy_seconds_total", Help: "Worker time spent serving requests: its rate over shop_capacity_workers is the utilization."},
+			func() float64 { return time.Duration(l.busy.Load()).Seconds() }),
 	)
 	return m
 }
