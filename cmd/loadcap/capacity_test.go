@@ -117,9 +117,17 @@ func TestCompareRuns(t *testing.T) {
 	if same.code != 0 || !strings.Contains(same.stdout, "no regression") {
 		t.Errorf("a run against itself: exit %d\n%s", same.code, same.stdout)
 	}
-	worse := loadcap(t, nil, false, "compare", base, run, "--max-regression", "p(95)+50%")
+	cmpJSON := filepath.Join(dir, "compare.json")
+	worse := loadcap(t, nil, false, "compare", base, run, "--max-regression", "p(95)+50%", "--out", cmpJSON)
 	if worse.code != 110 || !strings.Contains(worse.stdout, "REGRESSED") {
 		t.Errorf("1 ms -> 5 ms service: exit %d, want 110\n%s", worse.code, worse.stdout)
+	}
+	var cmp struct {
+		Schema    string `json:"schema"`
+		Regressed bool   `json:"regressed"`
+	}
+	if b, err := os.ReadFile(cmpJSON); err != nil || json.Unmarshal(b, &cmp) != nil || !cmp.Regressed || cmp.Schema != "loadcap.compare/v1" {
+		t.Errorf("compare --out: %v %+v", err, cmp)
 	}
 	if r := loadcap(t, nil, false, "compare", base, run, "--max-regression", "rps+5%"); r.code != 2 {
 		t.Errorf("bad allowance: exit %d, want 2", r.code)

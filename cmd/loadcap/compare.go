@@ -9,14 +9,16 @@ import (
 )
 
 func newCompareCmd(st *state) *cobra.Command {
-	var allowed string
+	var allowed, out string
 	cmd := &cobra.Command{
 		Use:   "compare BASELINE.json RUN.json [--max-regression 'p(99)+10%,rps-5%,error_rate+0.1pp']",
 		Short: "Compare a run with a baseline, overall and per request; exit 110 on a regression",
 		Long: `Compare two run results (loadcap run --out). Latencies come from the runs' histograms, so any
 percentile is exact. Each --max-regression clause says how far a metric may move the bad way:
 p(N), avg and max may rise by a % or by ms; rps may fall by a %; error_rate may rise by
-percentage points (pp). Exit 110 when any clause is exceeded overall or for any request.`,
+percentage points (pp). A limit counts as exceeded only when the change is beyond noise: the
+whole 95% block-bootstrap interval of the change lies past it (README: "Noise in compare").
+Exit 110 when any clause is exceeded overall or for any request.`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(_ *cobra.Command, a []string) error {
 			allow, err := reports.ParseAllowances(allowed)
@@ -38,6 +40,11 @@ percentage points (pp). Exit 110 when any clause is exceeded overall or for any 
 			if err := c.WriteText(st.stdout); err != nil {
 				return err
 			}
+			if out != "" {
+				if err := writeAtomic(out, c.WriteJSON); err != nil {
+					return err
+				}
+			}
 			if c.Regressed {
 				return withCode(exitRegression, errors.New("regression against the baseline"))
 			}
@@ -45,5 +52,6 @@ percentage points (pp). Exit 110 when any clause is exceeded overall or for any 
 		},
 	}
 	cmd.Flags().StringVar(&allowed, "max-regression", reports.DefaultMaxRegression, "what each metric may lose against the baseline")
+	cmd.Flags().StringVarP(&out, "out", "o", "", "also write the comparison as JSON (loadcap.compare/v1) to this file")
 	return cmd
 }
