@@ -128,7 +128,7 @@ func (p *parser) replay(n *yaml.Node) *Replay {
 			}
 		case "format":
 			if s, ok := p.str(e.v, path); ok {
-				if !contains(replayFormats, s) {
+				if !slices.Contains(replayFormats, s) {
 					p.errorf(e.v, path, "unknown format %q%s; one of %s", s, suggest(s, replayFormats), strings.Join(replayFormats, ", "))
 				}
 				r.Format = s
@@ -246,15 +246,6 @@ func hasHeaderNamed(hs []Header, name string) bool {
 func literal(s string) *Template {
 	t, _ := compileTemplate(s, rawMode, &dataEnv{failed: map[string]bool{}})
 	return t
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // RecordingStats is what a replay needs to know of its recording before
