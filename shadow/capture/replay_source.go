@@ -409,12 +409,3 @@ func (s *ReplaySource) Malformed() Malformed {
 	defer s.mu.Unlock()
 	return s.malformed
 }
-
-// Rewrites reports what the rewrite rules did, nil without rules.
-func (s *ReplaySource) Rewrites() *RewriteStats {
-	if s.rw == nil {
-		return nil
-	}
-	st := s.rw.Stats()
-	return &st
-}
