@@ -104,7 +104,7 @@ func latencyFigures(r *Run, tl timeline) ([]figure, error) {
 	for _, l := range thresholdLimits(r) {
 		c.HLines = append(c.HLines, chart.Ref{At: l.ms, Label: l.label})
 	}
-	f, err := render("latency-all", c, "Each second's latency percentiles, from that second's histogram; latency counts from the intended send time. Dashed red lines are the latency thresholds. Gaps are seconds without a response.")
+	f, err := render("latency-all", c, "Each second's latency percentiles, from that second's histogram; "+r.LatencyNote()+". Dashed red lines are the latency thresholds. Gaps are seconds without a response.")
 	if err != nil {
 		return nil, err
 	}

@@ -168,7 +168,7 @@ const pageHTML = `<!DOCTYPE html>
 </tbody></table>
 {{- end}}
 </div>
-<table class="stats"><caption>Requests: latency from the intended send time, exact from the HDR histograms</caption>
+<table class="stats"><caption>Requests: {{.LatencyFrom}}, exact from the HDR histograms</caption>
 <thead><tr><th scope="col">request</th><th scope="col" class="num">count</th><th scope="col" class="num">req/s</th><th scope="col" class="num">errors</th><th scope="col" class="num">error %</th><th scope="col" class="num">p50</th><th scope="col" class="num">p90</th><th scope="col" class="num">p95</th><th scope="col" class="num">p99</th><th scope="col" class="num">p99.9</th><th scope="col" class="num">max</th><th scope="col" class="num">mean</th><th scope="col" class="num">service p99</th></tr></thead><tbody>
 {{- range .Requests}}
 <tr{{if .All}} class="total"{{end}}><th scope="row">{{.Name}}</th><td class="num">{{.Count}}</td><td class="num">{{.RPS}}</td><td class="num{{if .Failing}} bad{{end}}">{{.Errors}}</td><td class="num{{if .Failing}} bad{{end}}">{{.ErrorPct}}</td><td class="num">{{.P50}}</td><td class="num">{{.P90}}</td><td class="num">{{.P95}}</td><td class="num">{{.P99}}</td><td class="num">{{.P999}}</td><td class="num">{{.Max}}</td><td class="num">{{.Mean}}</td><td class="num">{{.ServiceP99}}</td></tr>

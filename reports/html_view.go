@@ -60,15 +60,16 @@ type figure struct {
 }
 
 type runView struct {
-	Meta       []kv
-	Thresholds []thresholdRow
-	Requests   []requestRow
-	Latency    []figure
-	Traffic    []figure
-	Errors     []figure
-	TopErrors  []errorRow
-	Dist       []figure
-	Notes      []note
+	Meta        []kv
+	LatencyFrom string // what the latencies count from
+	Thresholds  []thresholdRow
+	Requests    []requestRow
+	Latency     []figure
+	Traffic     []figure
+	Errors      []figure
+	TopErrors   []errorRow
+	Dist        []figure
+	Notes       []note
 }
 
 type thresholdRow struct {
@@ -237,6 +238,10 @@ func buildRun(in HTMLInput) (*runView, error) {
 	r := in.Run
 	v := &runView{}
 	v.Meta = runMeta(r)
+	v.LatencyFrom = "latency from the intended send time"
+	if r.Meta.Engine == EngineK6 {
+		v.LatencyFrom = "latency as k6 measures it, from the actual send"
+	}
 	for _, th := range r.Thresholds {
 		row := thresholdRow{Metric: th.Metric, Expr: th.Expr, Passed: th.Passed, Abort: th.Abort, Value: "no data"}
 		if th.Value != nil {
@@ -284,6 +289,7 @@ func runMeta(r *Run) []kv {
 		}
 	}
 	add("scenario file", r.Meta.File)
+	add("engine", r.Meta.Engine)
 	add("target", r.Meta.Target)
 	add("scenarios", strings.Join(r.Meta.Scenarios, ", "))
 	add("started", r.Started)

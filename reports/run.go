@@ -65,6 +65,20 @@ type Meta struct {
 	Target    string   `json:"target,omitempty"`
 	Scenarios []string `json:"scenarios,omitempty"`
 	MaxVUs    int      `json:"max_vus"`
+	// Engine is "k6" for a k6 script run inside loadcap, whose latencies
+	// are k6's, timed from the actual send; "" for loadcap's own engine.
+	Engine string `json:"engine,omitempty"`
+}
+
+// EngineK6 is Meta.Engine for a k6 script.
+const EngineK6 = "k6"
+
+// LatencyNote says what the run's latencies count from.
+func (r *Run) LatencyNote() string {
+	if r.Meta.Engine == EngineK6 {
+		return "latency is k6's http_req_duration, timed from the actual send (k6 drops an iteration that finds no free VU instead of queueing it: read it with dropped)"
+	}
+	return "latency is measured from the intended send time"
 }
 
 // Totals are the run's request counts. Invariants: scheduled = sent +

@@ -36,7 +36,11 @@ func WriteSummary(w io.Writer, r *Run) error {
 	}
 	tw.Flush()
 	t := r.Totals
-	fmt.Fprintf(&b, "\nlatency is measured from the intended send time; service time (from the actual send) p99 %s\n", ms(r.ServiceMs.P99))
+	if r.Meta.Engine == EngineK6 {
+		fmt.Fprintf(&b, "\n%s\n", r.LatencyNote())
+	} else {
+		fmt.Fprintf(&b, "\n%s; service time (from the actual send) p99 %s\n", r.LatencyNote(), ms(r.ServiceMs.P99))
+	}
 	fmt.Fprintf(&b, "scheduled %d = sent %d + dropped %d\n", t.Scheduled, t.Sent, t.Dropped)
 	for _, l := range r.Lost {
 		fmt.Fprintf(&b, "PARTIAL: agent %s lost at %.1fs (%.1f%% of the load): %s\n", l.Agent, l.AtS, 100*l.Share, l.Reason)

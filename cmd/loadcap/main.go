@@ -9,9 +9,14 @@ import (
 	"syscall"
 
 	"golang.org/x/term"
+
+	"github.com/loadcap/loadcap/loadgen/k6"
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == k6.ChildCommand {
+		os.Exit(k6ChildMain(os.Args[2:]))
+	}
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	st := &state{

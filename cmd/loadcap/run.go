@@ -25,6 +25,7 @@ import (
 
 type runConfig struct {
 	file     string
+	k6       k6Flags
 	target   string
 	quick    scenarios.QuickOptions
 	headers  []string
@@ -41,27 +42,38 @@ type runConfig struct {
 func newRunCmd(st *state) *cobra.Command {
 	var c runConfig
 	cmd := &cobra.Command{
-		Use:   "run [FILE.yaml] [--url U --rate R --duration D --vus N --max-vus N]",
+		Use:   "run [FILE.yaml | SCRIPT.js] [--url U --rate R --duration D --vus N --max-vus N]",
 		Short: "Run a scenario file, or an ad hoc load against one URL",
 		Long: `Run a scenario file (k6's scenario vocabulary in YAML), or an ad hoc load against one URL:
-open model with --rate (requests per second), closed model with --vus.
+open model with --rate (requests per second), closed model with --vus. A k6 script (.js, or a k6
+archive .tar) runs unmodified in k6 inside loadcap (a child process of this executable, with no
+usage report, REST API or extension download), recorded and reported like a scenario file.
 
 Latency is measured from each request's intended send time, so a stalled target shows in the
 percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 105 aborted.`,
 		Example: `  loadcap run scenarios/examples/checkout.yaml --out run.json
   loadcap run --url http://127.0.0.1:8080/ --rate 2000 --duration 30s --max-vus 500 --out run.json
-  loadcap run --url http://127.0.0.1:8080/ --vus 50 --duration 30s --quiet`,
+  loadcap run --url http://127.0.0.1:8080/ --vus 50 --duration 30s --quiet
+  loadcap run script.js --out run.json --drill-id presale-1`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if len(a) == 1 {
 				c.file = a[0]
 			}
+			o := execOptions{out: c.out, report: c.report, junit: c.junit, quiet: c.quiet, noSummary: c.noSumm, noTag: c.noTag,
+				target: c.target, cluster: &c.cluster}
+			if c.file != "" && isK6Script(c.file) {
+				k6args, err := k6RunArgs(cmd, &c, &c.k6)
+				if err != nil {
+					return err
+				}
+				return executeK6(cmd.Context(), st, c.file, k6args, c.k6.drillID, nil, o)
+			}
 			f, err := c.load(cmd)
 			if err != nil {
 				return err
 			}
-			return execute(cmd.Context(), st, f, execOptions{out: c.out, report: c.report, junit: c.junit, quiet: c.quiet, noSummary: c.noSumm, noTag: c.noTag,
-				target: c.target, cluster: &c.cluster})
+			return execute(cmd.Context(), st, f, o)
 		},
 	}
 	fl := cmd.Flags()
@@ -84,6 +96,7 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no progress line")
 	fl.BoolVar(&c.noSumm, "no-summary", false, "do not print the summary table")
 	c.cluster.add(cmd)
+	addK6Flags(cmd, &c.k6)
 	fl.BoolVar(&c.noTag, "no-tag", false, "replay without the shadow tag (refused unless the target is loopback)")
 	return cmd
 }

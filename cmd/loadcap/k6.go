@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+	k6cmd "go.k6.io/k6/cmd"
+
+	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/loadgen/k6"
+	"github.com/loadcap/loadcap/reports"
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+// k6Flags are run's flags for a k6 script.
+type k6Flags struct {
+	args    []string // --k6-arg, passed through to "k6 run"
+	drillID string   // --drill-id
+}
+
+// addK6Flags registers the k6-only flags of run.
+func addK6Flags(cmd *cobra.Command, k *k6Flags) {
+	fl := cmd.Flags()
+	fl.StringArrayVar(&k.args, "k6-arg", nil, `a k6 script: one more "k6 run" argument, passed through (repeatable, e.g. --k6-arg=--env=HOST=127.0.0.1)`)
+	fl.StringVar(&k.drillID, "drill-id", "", "a k6 script: the shadow tag, as __ENV.LOADCAP_DRILL_ID and from the k6/x/loadcap module")
+}
+
+// isK6Script reports whether run's file is a k6 script (or k6 archive)
+// rather than a scenario file.
+func isK6Script(file string) bool {
+	switch strings.ToLower(filepath.Ext(file)) {
+	case ".js", ".mjs", ".cjs", ".ts", ".tar":
+		return true
+	}
+	return false
+}
+
+// k6RunArgs maps run's ad hoc flags that k6 has too onto "k6 run"
+// arguments, and refuses the others.
+func k6RunArgs(cmd *cobra.Command, c *runConfig, k *k6Flags) ([]string, error) {
+	var out []string
+	fl := cmd.Flags()
+	for _, n := range []string{"url", "target", "rate", "max-vus", "pre-allocated-vus", "method", "body", "header", "http2", "timeout", "agents"} {
+		if f := fl.Lookup(n); f != nil && f.Changed {
+			return nil, usageErr("--%s does not apply to a k6 script: set it in the script (or pass k6's own flags with --k6-arg)", n)
+		}
+	}
+	if fl.Changed("vus") {
+		out = append(out, "--vus", strconv.Itoa(c.quick.VUs))
+	}
+	if fl.Changed("duration") {
+		out = append(out, "--duration", c.duration.String())
+	}
+	if fl.Changed("insecure") && c.quick.Insecure {
+		out = append(out, "--insecure-skip-tls-verify")
+	}
+	if c.noSumm {
+		out = append(out, "--summary-mode=disabled")
+	}
+	out = append(out, k.args...)
+	if err := k6.CheckArgs(out); err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	return out, nil
+}
+
+// executeK6 runs a k6 script in loadcap's k6 child (loadcap k6-child) and
+// reports it like execute reports a scenario file: progress, run.json,
+// summary, HTML and JUnit. thresholds are loadcap's own, evaluated besides
+// the script's; extra adds Runner options (k6.WithScenarios for a scenario
+// file that drives a script). The exit code is k6's (105 aborted, 107
+// script exception, ...), 99 when a threshold failed or aborted the run.
+func executeK6(ctx context.Context, st *state, script string, args []string, drillID string, thresholds []scenarios.Threshold, o execOptions, extra ...k6.Option) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := []k6.Option{
+		k6.WithArgs(args...),
+		k6.WithDrillID(drillID),
+		k6.WithThresholds(thresholds),
+		// k6's end-of-test summary and log go to stderr: stdout keeps
+		// loadcap's summary alone.
+		k6.WithOutput(st.stderr, st.stderr),
+	}
+	if !o.quiet {
+		opts = append(opts, k6.WithProgress(st.stderr, st.tty))
+	}
+	r, err := k6.New(script, append(opts, extra...)...)
+	if err != nil {
+		return withCode(exitUsage, err)
+	}
+	// The first signal stops gracefully (k6 runs teardown and its
+	// thresholds), the second at once; both go to the child.
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-done:
+				return
+			case s, ok := <-st.signals:
+				if !ok {
+					return
+				}
+				n++
+				if n == 1 {
+					fmt.Fprintf(st.stderr, "\n%s: stopping k6; iterations are interrupted, teardown runs (again to stop at once)\n", s)
+					r.Stop(loadgen.CauseSignal, "interrupted by "+s.String())
+				} else {
+					r.Kill(loadgen.CauseSignal, "interrupted by "+s.String())
+				}
+			}
+		}
+	}()
+	out, err := r.Run(ctx)
+	if err != nil {
+		return err
+	}
+	if out.Result == nil {
+		return withCode(out.ExitCode, fmt.Errorf("k6 exited with code %d: %s", out.ExitCode, out.Err))
+	}
+	run := reports.NewRun(out.Result, k6Meta(script, out.Result))
+	var werr error
+	if o.out != "" {
+		werr = run.WriteFile(o.out)
+	}
+	if !o.noSummary {
+		if err := reports.WriteSummary(st.stdout, run); err != nil {
+			return err
+		}
+	}
+	if werr != nil {
+		return werr
+	}
+	if o.report != "" || o.junit != "" {
+		in := reports.HTMLInput{Run: run}
+		in.ExitCode = verdictCode(in)
+		if out.ExitCode != 0 && out.Result.AbortCause != loadgen.CauseThreshold {
+			in.ExitCode = out.ExitCode
+		}
+		if err := writeReports(st, in, o.report, o.junit); err != nil {
+			return err
+		}
+	}
+	switch {
+	case out.Result.AbortCause == loadgen.CauseThreshold:
+		// One of loadcap's abortOnFail thresholds stopped k6 (which then
+		// says 105), or one of the script's (k6 says 99).
+		return withCode(exitThresholds, errors.New(out.Result.AbortReason))
+	case out.ExitCode != 0:
+		return withCode(out.ExitCode, errors.New(out.Err))
+	case thresholdFailed(run):
+		return withCode(exitThresholds, errors.New("thresholds failed"))
+	}
+	return nil
+}
+
+// k6Meta describes a k6 run for its result.
+func k6Meta(script string, res *loadgen.Result) reports.Meta {
+	m := reports.Meta{Version: versionString(), File: script, Engine: reports.EngineK6}
+	for _, s := range res.Series {
+		if !slices.Contains(m.Scenarios, s.Scenario) {
+			m.Scenarios = append(m.Scenarios, s.Scenario)
+		}
+	}
+	return m
+}
+
+// k6ChildMain is the body of the hidden subcommand `loadcap k6-child`
+// (k6.ChildCommand), which main dispatches to before cobra sees the
+// arguments: they are k6's. It returns only when args are refused.
+func k6ChildMain(args []string) int {
+	if err := k6.Child(args, k6cmd.Execute); err != nil {
+		fmt.Fprintln(os.Stderr, "loadcap k6-child:", err)
+		return exitInvalid
+	}
+	return exitOK
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/loadcap/loadcap/reports"
+)
+
+// k6Server counts requests by path and remembers the shadow tags it saw;
+// /fail answers 500. Loopback only.
+type k6Server struct {
+	*httptest.Server
+	mu   sync.Mutex
+	hits map[string]int
+	tags map[string]int // X-Loadcap-Shadow values
+}
+
+func newK6Server(t *testing.T) *k6Server {
+	s := &k6Server{hits: map[string]int{}, tags: map[string]int{}}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		s.hits[r.URL.Path]++
+		if v := r.Header.Get("X-Loadcap-Shadow"); v != "" {
+			s.tags[v]++
+		}
+		s.mu.Unlock()
+		if r.URL.Path == "/fail" {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+		fmt.Fprint(w, "ok")
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *k6Server) count(path string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.hits[path]
+}
+
+// TestRunK6Script runs unmodified k6 scripts through `loadcap run`: the
+// result counts what the server got, k6's threshold verdicts decide the
+// exit code, a drill id reaches the script, and k6's own exit code and
+// message come back for a broken script.
+func TestRunK6Script(t *testing.T) {
+	t.Run("counts and a passing threshold", func(t *testing.T) {
+		srv := newK6Server(t)
+		script := writeFile(t, "iterations.js", `import http from 'k6/http';
+export const options = { vus: 2, iterations: 40, thresholds: { http_req_failed: ['rate<0.01'] } };
+export default function () { http.get(__ENV.BASE + '/a', { tags: { name: 'a' } }); }
+`)
+		out := filepath.Join(t.TempDir(), "run.json")
+		r := loadcap(t, nil, false, "run", script, "--quiet", "--out", out, "--k6-arg=-e", "--k6-arg=BASE="+srv.URL)
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		run := readRun(t, out)
+		if got := srv.count("/a"); got != 40 || run.Totals.Completed != 40 {
+			t.Errorf("server got %d requests, run.json says %d completed; want 40 and 40", got, run.Totals.Completed)
+		}
+		if _, ok := run.Requests["a"]; run.Meta.Engine != reports.EngineK6 || !ok {
+			t.Errorf("run.json: engine %q, requests %v; want k6 and a request named a", run.Meta.Engine, run.RequestNames())
+		}
+		if !strings.Contains(r.stdout, "timed from the actual send") || !strings.Contains(r.stdout, "status: passed") {
+			t.Errorf("summary does not say where k6's latency counts from or the verdict:\n%s", r.stdout)
+		}
+	})
+	t.Run("failing threshold exits 99", func(t *testing.T) {
+		srv := newK6Server(t)
+		script := writeFile(t, "fail.js", `import http from 'k6/http';
+export const options = { vus: 1, iterations: 10, thresholds: { http_req_failed: ['rate<0.01'], http_reqs: ['count>=10'] } };
+export default function () { http.get(__ENV.BASE + '/fail'); }
+`)
+		out := filepath.Join(t.TempDir(), "run.json")
+		junit := filepath.Join(t.TempDir(), "junit.xml")
+		r := loadcap(t, nil, false, "run", script, "--quiet", "--out", out, "--junit", junit, "--k6-arg=-e", "--k6-arg=BASE="+srv.URL)
+		if r.code != exitThresholds {
+			t.Fatalf("exit %d, want 99\n%s\n%s", r.code, r.stdout, r.stderr)
+		}
+		run := readRun(t, out)
+		verdict := map[string]bool{}
+		for _, th := range run.Thresholds {
+			verdict[th.Metric+" "+th.Expr] = th.Passed
+		}
+		if p, ok := verdict["http_req_failed rate<0.01"]; !ok || p {
+			t.Errorf("http_req_failed rate<0.01: recorded %v, passed %v; want a failure (every request got 500)", ok, p)
+		}
+		if p, ok := verdict["http_reqs count>=10"]; !ok || !p {
+			t.Errorf("http_reqs count>=10: recorded %v, passed %v; want a pass", ok, p)
+		}
+		if run.Totals.Failed != 10 {
+			t.Errorf("failed = %d, want 10", run.Totals.Failed)
+		}
+	})
+	t.Run("drill id reaches the script", func(t *testing.T) {
+		srv := newK6Server(t)
+		script := writeFile(t, "tag.js", `import http from 'k6/http';
+import loadcap from 'k6/x/loadcap';
+export const options = { vus: 1, iterations: 5 };
+export default function () {
+  if (__ENV.LOADCAP_DRILL_ID !== 'presale-1') { throw new Error('no drill id in __ENV'); }
+  http.get(__ENV.BASE + '/t', { headers: loadcap.headers() });
+}
+`)
+		r := loadcap(t, nil, false, "run", script, "--quiet", "--no-summary", "--drill-id", "presale-1", "--k6-arg=-e", "--k6-arg=BASE="+srv.URL)
+		if r.code != 0 {
+			t.Fatalf("exit %d\n%s", r.code, r.stderr)
+		}
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		if srv.tags["presale-1"] != 5 || len(srv.tags) != 1 {
+			t.Errorf("shadow tags seen by the server: %v; want presale-1 x5", srv.tags)
+		}
+	})
+	t.Run("syntax error keeps k6's exit code", func(t *testing.T) {
+		script := writeFile(t, "broken.js", "import http from 'k6/http';\nexport default function ( {\n")
+		r := loadcap(t, nil, false, "run", script, "--quiet")
+		if r.code != 107 {
+			t.Fatalf("exit %d, want k6's 107 (script exception)\n%s", r.code, r.stderr)
+		}
+		if !strings.Contains(r.stderr, "broken.js") || !strings.Contains(strings.ToLower(r.stderr), "unexpected") {
+			t.Errorf("stderr does not carry k6's message naming the script:\n%s", r.stderr)
+		}
+	})
+	t.Run("ad hoc flags are refused", func(t *testing.T) {
+		script := writeFile(t, "x.js", "export default function () {}\n")
+		r := loadcap(t, nil, false, "run", script, "--rate", "10")
+		if r.code != exitUsage || !strings.Contains(r.stderr, "--rate does not apply to a k6 script") {
+			t.Errorf("exit %d, stderr %q; want 2 and a clear refusal", r.code, r.stderr)
+		}
+	})
+}

@@ -1,0 +1,18 @@
+package main
+
+import (
+	"os"
+	"testing"
+
+	"github.com/loadcap/loadcap/loadgen/k6"
+)
+
+// TestMain lets the test binary be its own k6 child, as the loadcap
+// executable is: `loadcap run script.js` starts os.Executable() with
+// k6.ChildCommand.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == k6.ChildCommand {
+		os.Exit(k6ChildMain(os.Args[2:]))
+	}
+	os.Exit(m.Run())
+}

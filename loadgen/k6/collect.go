@@ -1,0 +1,462 @@
+package k6
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+// NoRequests is the request name of the one empty series a result gets
+// when the script sent no HTTP or gRPC request at all.
+const NoRequests = "(no requests)"
+
+// maxFrame bounds one line of the child's stream.
+const maxFrame = 64 << 20
+
+// collector rebuilds the run from the child's frames. The set of series is
+// known only as requests happen, while a loadgen.Merger needs it up front:
+// whenever a new series (or a latency above the merger's histogram top)
+// shows up, the merger is rebuilt and every interval so far replayed into
+// it, with progress and the interval hook muted. Names appear in a run's
+// first seconds, and DefaultMaxSeries bounds them.
+//
+// One goroutine (Runner.Run's reader) calls interval, hello and final, then
+// outcome.
+type collector struct {
+	path       string
+	thresholds []scenarios.Threshold
+	progress   *muteWriter
+	live       bool
+	hook       func(loadgen.Interval)
+	stop       func(cause, reason string)
+
+	hello   *helloFrame
+	final   *finalFrame
+	start   time.Time
+	names   []seriesName
+	status  []map[int]int64     // per series, cumulative
+	samples []map[string]string // per series, cumulative
+	ivs     []*storedInterval
+	busy    time.Duration
+	maxUs   int64
+	sums    loadgen.Totals
+	peak    int
+	iters   map[string]*Iterations
+	checks  map[checkKey]*Check
+
+	m         *loadgen.Merger
+	mSeries   int   // series the merger has
+	mNames    int   // len(names) when it was built
+	mTop      int64 // µs its histograms hold
+	perm      []int // series number → the merger's series position
+	replaying bool
+}
+
+// storedInterval is one interval as received, its histograms decoded.
+type storedInterval struct {
+	T         int
+	End       time.Duration
+	Dropped   int64
+	Busy      time.Duration // cumulative
+	VUs, Peak int
+	Series    []storedDelta
+}
+
+type storedDelta struct {
+	i                    int
+	completed, failed    int64
+	sum                  time.Duration
+	hist                 *hdr.PackedHistogram
+	classes              [loadgen.NumClasses]int64
+	bytesSent, bytesRecv int64
+}
+
+// muteWriter drops what is written while muted (a replay).
+type muteWriter struct {
+	w     io.Writer
+	muted bool
+}
+
+func (m *muteWriter) Write(p []byte) (int, error) {
+	if m.muted {
+		return len(p), nil
+	}
+	return m.w.Write(p)
+}
+
+// classIndex maps loadgen's class names to their index in
+// SeriesDelta.Classes; unknown names count as "other".
+var classIndex = func() map[string]int {
+	m := map[string]int{}
+	for c := 1; c < loadgen.NumClasses; c++ {
+		m[loadgen.ClassName(uint8(c))] = c
+	}
+	return m
+}()
+
+func classOf(name string) int {
+	if i, ok := classIndex[name]; ok {
+		return i
+	}
+	return classIndex["other"]
+}
+
+// read consumes the child's stream until EOF.
+func (c *collector) read(r io.Reader) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), maxFrame)
+	for sc.Scan() {
+		var f frame
+		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
+			return fmt.Errorf("k6 child stream: %w", err)
+		}
+		var err error
+		switch {
+		case f.Hello != nil:
+			c.hello = f.Hello
+		case f.Interval != nil:
+			err = c.interval(f.Interval)
+		case f.Final != nil:
+			c.final = f.Final
+		}
+		if err != nil {
+			return fmt.Errorf("k6 child stream: %w", err)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("k6 child stream: %w", err)
+	}
+	return nil
+}
+
+// interval takes the next interval frame and merges it.
+func (c *collector) interval(f *intervalFrame) error {
+	if f.T != len(c.ivs) {
+		return fmt.Errorf("interval %d after %d intervals", f.T, len(c.ivs))
+	}
+	if f.T == 0 {
+		c.start = time.Unix(0, f.Start)
+	}
+	for _, n := range f.NewSeries {
+		c.names = append(c.names, n)
+		c.status = append(c.status, map[int]int64{})
+		c.samples = append(c.samples, map[string]string{})
+	}
+	si := &storedInterval{T: f.T, End: f.End, Dropped: f.Dropped, VUs: f.VUs, Peak: f.PeakVUs}
+	var sent int64
+	for _, d := range f.Series {
+		if d.I < 0 || d.I >= len(c.names) {
+			return fmt.Errorf("interval %d: series %d of %d", f.T, d.I, len(c.names))
+		}
+		h, err := decodeHist(d.Hist)
+		if err != nil {
+			return fmt.Errorf("interval %d: %w", f.T, err)
+		}
+		if h != nil {
+			c.maxUs = max(c.maxUs, h.Max())
+		}
+		sd := storedDelta{i: d.I, completed: d.Completed, failed: d.Failed, sum: d.Sum, hist: h, bytesSent: d.BytesSent, bytesRecv: d.BytesRecv}
+		for name, n := range d.Classes {
+			sd.classes[classOf(name)] += n
+		}
+		for code, n := range d.Status {
+			c.status[d.I][code] += n
+		}
+		for cl, msg := range d.Samples {
+			if _, ok := c.samples[d.I][cl]; !ok {
+				c.samples[d.I][cl] = msg
+			}
+		}
+		// Requests are seen only when done, so in flight is 0 at every
+		// interval's end, and ∫ inflight dt adds each request's whole
+		// duration in the interval it ended.
+		c.busy += d.Sum
+		sent += d.Completed + d.Failed
+		c.sums.Completed += d.Completed
+		c.sums.Failed += d.Failed
+		c.sums.BytesSent += d.BytesSent
+		c.sums.BytesRecv += d.BytesRecv
+		si.Series = append(si.Series, sd)
+	}
+	si.Busy = c.busy
+	c.sums.Sent += sent
+	c.sums.Dropped += f.Dropped
+	c.sums.Scheduled += sent + f.Dropped
+	c.peak = max(c.peak, f.PeakVUs)
+	for _, it := range f.Iters {
+		if err := c.addIters(it); err != nil {
+			return fmt.Errorf("interval %d: %w", f.T, err)
+		}
+	}
+	for _, ch := range f.Checks {
+		k := checkKey{group: ch.Group, name: ch.Name}
+		if c.checks[k] == nil {
+			c.checks[k] = &Check{Group: ch.Group, Name: ch.Name}
+		}
+		c.checks[k].Passes += ch.Pass
+		c.checks[k].Fails += ch.Fail
+	}
+	c.ivs = append(c.ivs, si)
+	if c.m == nil || len(c.names) > c.mNames || c.maxUs >= c.mTop {
+		if err := c.rebuild(); err != nil {
+			return err
+		}
+	}
+	return c.add(si)
+}
+
+func (c *collector) addIters(d iterDelta) error {
+	h, err := decodeHist(d.Hist)
+	if err != nil {
+		return err
+	}
+	it := c.iters[d.Scenario]
+	if it == nil {
+		it = &Iterations{Scenario: d.Scenario, Duration: hdr.New(1, maxHistTop, histDigits)}
+		c.iters[d.Scenario] = it
+	}
+	it.Count += d.Count
+	if h != nil {
+		h.MergeInto(it.Duration)
+	}
+	return nil
+}
+
+// add merges one stored interval into the merger.
+func (c *collector) add(si *storedInterval) error {
+	abort, err := c.m.Add(0, c.snapshot(si))
+	if err != nil {
+		return err
+	}
+	if abort != "" && c.stop != nil {
+		c.stop(loadgen.CauseThreshold, abort)
+	}
+	return nil
+}
+
+// snapshot is si as a Snapshot of the current merger's series.
+func (c *collector) snapshot(si *storedInterval) *loadgen.Snapshot {
+	s := &loadgen.Snapshot{
+		T: si.T, End: si.End, Dropped: si.Dropped, Busy: si.Busy, VUs: si.VUs, PeakVUs: si.Peak,
+		Series: make([]loadgen.SeriesDelta, c.mSeries),
+	}
+	s.Scheduled = si.Dropped
+	for _, d := range si.Series {
+		sd := &s.Series[c.perm[d.i]]
+		*sd = loadgen.SeriesDelta{
+			Sent: d.completed + d.failed, Completed: d.completed, Failed: d.failed,
+			BytesSent: d.bytesSent, BytesRecv: d.bytesRecv,
+			ServiceSum: d.sum, LatencySum: d.sum, Classes: d.classes,
+			// k6 times a request from its actual send: there is no
+			// intended send time, so latency and service time are one.
+			Latency: d.hist, Service: d.hist,
+			// The merger keeps the last cumulative maps it was given and
+			// reads them in Result: the live ones are the last.
+			StatusCodes: c.status[d.i], ErrorSamples: c.samples[d.i],
+		}
+		s.Scheduled += sd.Sent
+	}
+	return s
+}
+
+// file builds the scenario file the merger needs: the script's scenarios,
+// each with the request names it used, and the caller's thresholds.
+func (c *collector) file() *scenarios.File {
+	timeout := scenarios.DefaultTimeout
+	if top := time.Duration(c.maxUs)*time.Microsecond + time.Second; top > timeout {
+		timeout = top.Round(time.Second) + time.Second
+	}
+	f := &scenarios.File{Path: c.path, Timeout: timeout, Thresholds: c.thresholds}
+	var order []string
+	reqs := map[string][]int{}
+	add := func(sc string) {
+		if _, ok := reqs[sc]; !ok {
+			reqs[sc] = []int{}
+			order = append(order, sc)
+		}
+	}
+	if c.hello != nil {
+		for _, sc := range c.hello.Scenarios {
+			add(sc)
+		}
+	}
+	reqIdx := map[string]int{}
+	names := c.names
+	if len(names) == 0 {
+		sc := "default"
+		if len(order) > 0 {
+			sc = order[0]
+		}
+		names = []seriesName{{Scenario: sc, Name: NoRequests}}
+	}
+	for _, n := range names {
+		add(n.Scenario)
+		i, ok := reqIdx[n.Name]
+		if !ok {
+			i = len(f.Requests)
+			reqIdx[n.Name] = i
+			f.Requests = append(f.Requests, scenarios.Request{Name: n.Name, Weight: 1})
+		}
+		reqs[n.Scenario] = append(reqs[n.Scenario], i)
+	}
+	var planned time.Duration
+	if c.hello != nil {
+		planned = c.hello.Planned
+	}
+	w := scenarios.Workload{Model: scenarios.Closed, StartVUs: 1, VUStages: []scenarios.VUStage{{Target: 1, Duration: planned}}}
+	for _, sc := range order {
+		f.Scenarios = append(f.Scenarios, f.NewScenario(sc, w, reqs[sc]))
+	}
+	return f
+}
+
+// rebuild makes a merger for the series known now and replays every
+// interval before the newest into it.
+func (c *collector) rebuild() error {
+	f := c.file()
+	var opts []loadgen.Option
+	if c.progress != nil {
+		opts = append(opts, loadgen.WithProgress(c.progress, c.live))
+	}
+	opts = append(opts, loadgen.WithIntervalHook(func(iv loadgen.Interval) {
+		if !c.replaying && c.hook != nil {
+			c.hook(iv)
+		}
+	}))
+	m, err := loadgen.NewMerger(f, 1, opts...)
+	if err != nil {
+		return err
+	}
+	m.Start(c.start)
+	pos := map[loadgen.Series]int{}
+	series := loadgen.SeriesOf(f)
+	for j, s := range series {
+		pos[s] = j
+	}
+	c.perm = make([]int, len(c.names))
+	for i, n := range c.names {
+		c.perm[i] = pos[loadgen.Series{Scenario: n.Scenario, Name: n.Name}]
+	}
+	c.m, c.mSeries, c.mNames = m, len(series), len(c.names)
+	c.mTop = (f.Timeout + time.Second).Microseconds()
+	if len(c.ivs) <= 1 {
+		return nil
+	}
+	c.replaying = true
+	if c.progress != nil {
+		c.progress.muted = true
+	}
+	defer func() {
+		c.replaying = false
+		if c.progress != nil {
+			c.progress.muted = false
+		}
+	}()
+	for _, si := range c.ivs[:len(c.ivs)-1] {
+		if err := c.add(si); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// outcome ends the merge. The run is aborted with cause when cause is set
+// (the caller stopped it), else as k6 says it ended; exit is k6's exit
+// code. The Result is nil when the test never started.
+func (c *collector) outcome(exit int, cause, reason, k6err string) *Outcome {
+	out := &Outcome{ExitCode: exit, Err: k6err}
+	for _, sc := range sortedKeys(c.iters) {
+		out.Iterations = append(out.Iterations, *c.iters[sc])
+	}
+	for _, ch := range c.checks {
+		out.Checks = append(out.Checks, *ch)
+	}
+	slices.SortFunc(out.Checks, func(a, b Check) int {
+		if x := strings.Compare(a.Group, b.Group); x != 0 {
+			return x
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	if c.hello == nil && len(c.ivs) == 0 {
+		return out
+	}
+	if c.m == nil || len(c.names) > c.mNames {
+		if err := c.rebuild(); err != nil {
+			out.Err = err.Error()
+			return out
+		}
+		if n := len(c.ivs); n > 0 {
+			_ = c.add(c.ivs[n-1])
+		}
+	}
+	fin := loadgen.Final{Status: loadgen.StatusPassed, Totals: c.sums, MaxVUs: c.peak}
+	if n := len(c.ivs); n > 0 {
+		fin.Duration = c.ivs[n-1].End
+	}
+	if c.final != nil {
+		fin.Duration = max(fin.Duration, c.final.End)
+	}
+	if cause == "" {
+		cause, reason = k6Cause(c.final, exit)
+	}
+	if cause != "" {
+		fin.Status, fin.AbortCause, fin.AbortReason = loadgen.StatusAborted, cause, reason
+		c.m.Abort(cause, reason)
+	}
+	// The sums are of the intervals merged, so they always agree.
+	_ = c.m.Finish(0, fin)
+	res := c.m.Result()
+	if c.final != nil {
+		for _, t := range c.final.Thresholds {
+			v := math.NaN()
+			if t.Value != nil {
+				v = *t.Value
+			}
+			res.Thresholds = append(res.Thresholds, loadgen.ThresholdResult{
+				Metric: t.Metric, Expr: t.Expr, Passed: !t.Failed, Value: v, Abort: t.Abort,
+			})
+			if t.Failed && res.Status == loadgen.StatusPassed {
+				res.Status = loadgen.StatusFailed
+			}
+		}
+	}
+	out.Result = res
+	return out
+}
+
+// CauseScript is Result.AbortCause when k6 ended the test early for a
+// reason of its own: a script exception, test.abort(), a setup or
+// teardown timeout, an output's error.
+const CauseScript = "script"
+
+// k6Cause is why k6 stopped the test early, "" when it ran to its end.
+func k6Cause(f *finalFrame, exit int) (cause, reason string) {
+	if f == nil {
+		switch exit {
+		case 0:
+			return "", ""
+		case exitExternalAbort:
+			return loadgen.CauseSignal, "k6 stopped by a signal"
+		}
+		return CauseScript, fmt.Sprintf("k6 exited with code %d before reporting its end", exit)
+	}
+	switch f.AbortReason {
+	case abortUser:
+		return loadgen.CauseSignal, f.Error
+	case abortThreshold:
+		return loadgen.CauseThreshold, f.Error
+	case abortScript:
+		return CauseScript, f.Error
+	}
+	return "", ""
+}
