@@ -55,6 +55,18 @@ type FindConfig struct {
 	MaxVUs    int     // in-flight cap of each step
 	Metrics   []MetricsSource
 	Progress  io.Writer // one line per step as it ends; nil = silent
+	// RunStep, when set, generates each step's load instead of loadcap's
+	// engine (a k6 script: see StepLoad); Base is then not used.
+	RunStep func(ctx context.Context, load StepLoad) (*loadgen.Result, error)
+}
+
+// StepLoad is one step's constant-arrival-rate workload.
+type StepLoad struct {
+	Rate            float64       // arrivals per second
+	Duration        time.Duration // warm-up + window (+ soak)
+	PreAllocatedVUs int
+	MaxVUs          int
+	GracefulStop    time.Duration
 }
 
 func (c *FindConfig) defaults() {
@@ -156,7 +168,7 @@ type FindResult struct {
 // tolerance and soaks again, at most twice.
 func Find(ctx context.Context, cfg FindConfig) (*FindResult, error) {
 	cfg.defaults()
-	if cfg.Base == nil || len(cfg.Base.Requests) == 0 {
+	if cfg.RunStep == nil && (cfg.Base == nil || len(cfg.Base.Requests) == 0) {
 		return nil, errors.New("capacity find: no requests to send")
 	}
 	res := &FindResult{SLO: cfg.SLO.Text}
@@ -255,28 +267,23 @@ type search struct {
 // step runs one constant-arrival-rate step and measures its window.
 func (s *search) step(ctx context.Context, phase string, rate float64, total time.Duration) (*Step, error) {
 	cfg := &s.cfg
-	f := *cfg.Base
-	f.Thresholds = nil
-	grace := min(cfg.Window/2, 5*time.Second)
-	pre := int(math.Min(float64(cfg.MaxVUs), math.Ceil(rate/20)+10))
-	f.Scenarios = []scenarios.Scenario{cfg.Base.NewScenario("step", scenarios.Workload{
-		Model:           scenarios.Open,
-		StartRatePerSec: rate,
-		RateStages:      []scenarios.RateStage{{TargetPerSec: rate, Duration: total}},
-		PreAllocatedVUs: pre,
+	load := StepLoad{
+		Rate:            rate,
+		Duration:        total,
+		PreAllocatedVUs: int(math.Min(float64(cfg.MaxVUs), math.Ceil(rate/20)+10)),
 		MaxVUs:          cfg.MaxVUs,
-		GracefulStop:    grace,
-	}, nil)}
-	eng, err := loadgen.New(&f)
-	if err != nil {
-		return nil, fmt.Errorf("capacity find: %w", err)
+		GracefulStop:    min(cfg.Window/2, 5*time.Second),
+	}
+	run := cfg.RunStep
+	if run == nil {
+		run = s.engineStep
 	}
 	measured := total - cfg.Warmup
 	var scr *scraper
 	if len(cfg.Metrics) > 0 {
 		scr = newScraper(cfg.Metrics, cfg.Warmup, measured)
 	}
-	r, err := eng.Run(ctx)
+	r, err := run(ctx, load)
 	if err != nil {
 		return nil, err
 	}
@@ -299,6 +306,26 @@ func (s *search) step(ctx context.Context, phase string, rate float64, total tim
 			st.N, phase, st.Offered, st.Achieved, st.Concurrency, st.LatencyMs.P99, 100*st.ErrorRate, verdict)
 	}
 	return st, nil
+}
+
+// engineStep runs one step's load on loadcap's engine with Base's
+// requests.
+func (s *search) engineStep(ctx context.Context, load StepLoad) (*loadgen.Result, error) {
+	f := *s.cfg.Base
+	f.Thresholds = nil
+	f.Scenarios = []scenarios.Scenario{s.cfg.Base.NewScenario("step", scenarios.Workload{
+		Model:           scenarios.Open,
+		StartRatePerSec: load.Rate,
+		RateStages:      []scenarios.RateStage{{TargetPerSec: load.Rate, Duration: load.Duration}},
+		PreAllocatedVUs: load.PreAllocatedVUs,
+		MaxVUs:          load.MaxVUs,
+		GracefulStop:    load.GracefulStop,
+	}, nil)}
+	eng, err := loadgen.New(&f)
+	if err != nil {
+		return nil, fmt.Errorf("capacity find: %w", err)
+	}
+	return eng.Run(ctx)
 }
 
 // measure reduces a step's run to the window after the warm-up; it also

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/loadgen/k6"
 	"github.com/loadcap/loadcap/scenarios"
 )
 
@@ -29,20 +30,24 @@ type findFlags struct {
 	metrics               []string
 	cfg                   capacity.FindConfig
 	quiet                 bool
+	k6                    k6Flags // a k6 script's --k6-arg and --drill-id
 }
 
 func newFindCmd(st *state) *cobra.Command {
 	var c findFlags
 	cmd := &cobra.Command{
-		Use:   "find (--url U | FILE.yaml) --slo 'p(99)<200ms,error<0.5%'",
+		Use:   "find (--url U | FILE.yaml | SCRIPT.js) --slo 'p(99)<200ms,error<0.5%'",
 		Short: "Find the highest arrival rate one node sustains under an SLO",
 		Long: `Search for the maximum sustainable QPS: constant-arrival-rate steps (a warm-up, then a
 measured window) ramping geometrically until the SLO fails, a bisection to within the tolerance,
 and a confirming soak. A step fails on an SLO clause, on achieving under 95% of the offered rate,
 or on dropped requests. Prints each step as it ends; --out writes find.json (steps, max_qps,
-saturation, knee, USL fit). A scenario file supplies the request mix; its executors are replaced.`,
+saturation, knee, USL fit). A scenario file supplies the request mix; its executors are replaced.
+A k6 script's default function is driven at each step's rate (iterations per second: the script
+must make one request per iteration).`,
 		Example: `  loadcap capacity find --url http://127.0.0.1:8080/api --slo 'p(99)<200ms,error<0.5%' --out find.json
-  loadcap capacity find scenarios/examples/checkout.yaml --slo 'p(99)<200ms' --metrics http://127.0.0.1:8080/metrics`,
+  loadcap capacity find scenarios/examples/checkout.yaml --slo 'p(99)<200ms' --metrics http://127.0.0.1:8080/metrics
+  loadcap capacity find script.js --k6-arg=--env=BASE=http://127.0.0.1:8080 --slo 'p(99)<200ms'   # one request per iteration`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			slo, err := capacity.ParseSLO(c.slo)
@@ -60,6 +65,17 @@ saturation, knee, USL fit). A scenario file supplies the request mix; its execut
 			switch {
 			case len(a) == 1 && c.url != "":
 				return usageErr("give either a scenario file or --url, not both")
+			case len(a) == 1 && isK6Script(a[0]):
+				if c.target != "" {
+					return usageErr("--target does not apply to a k6 script: pass the address to the script (--k6-arg=--env=BASE=...)")
+				}
+				if _, err := os.Stat(a[0]); err != nil {
+					return withCode(exitInvalid, err)
+				}
+				if err := k6.CheckArgs(c.k6.args); err != nil {
+					return withCode(exitUsage, err)
+				}
+				c.cfg.RunStep = k6FindStep(a[0], c.k6.args, c.k6.drillID, st.stderr)
 			case len(a) == 1:
 				var opts []scenarios.Option
 				if c.target != "" {
@@ -103,6 +119,7 @@ saturation, knee, USL fit). A scenario file supplies the request mix; its execut
 	fl := cmd.Flags()
 	fl.StringVar(&c.url, "url", "", "target URL (instead of a scenario file)")
 	fl.StringVar(&c.target, "target", "", "replace the scenario file's target: base URL")
+	addK6Flags(cmd, &c.k6)
 	fl.StringVar(&c.slo, "slo", "p(99)<200ms,error<1%", "what a sustainable step must meet")
 	fl.StringVarP(&c.out, "out", "o", "", "write find.json here")
 	fl.StringArrayVar(&c.metrics, "metrics", nil, "[name=]URL of a Prometheus text endpoint to scrape per step (repeatable)")

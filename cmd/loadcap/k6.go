@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	k6cmd "go.k6.io/k6/cmd"
 
+	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/k6"
 	"github.com/loadcap/loadcap/reports"
@@ -182,4 +186,49 @@ func k6ChildMain(args []string) int {
 		return exitInvalid
 	}
 	return exitOK
+}
+
+// k6FindStep runs capacity find's steps with a k6 script: each step is a
+// constant-arrival-rate scenario replacing the script's own, driving its
+// default function. The rate is iterations per second, so the script must
+// make one request per iteration; a step that does otherwise is an error.
+func k6FindStep(script string, args []string, drillID string, stderr io.Writer) func(context.Context, capacity.StepLoad) (*loadgen.Result, error) {
+	return func(ctx context.Context, load capacity.StepLoad) (*loadgen.Result, error) {
+		rate, unit := int64(math.Round(load.Rate)), "1s"
+		if math.Abs(load.Rate-math.Round(load.Rate)) > 1e-9 {
+			rate, unit = int64(math.Round(load.Rate*100)), "100s"
+		}
+		step := map[string]any{"step": map[string]any{
+			"executor": "constant-arrival-rate", "rate": rate, "timeUnit": unit,
+			"duration":        load.Duration.String(),
+			"preAllocatedVUs": load.PreAllocatedVUs, "maxVUs": max(load.MaxVUs, load.PreAllocatedVUs),
+			"gracefulStop": load.GracefulStop.String(),
+		}}
+		js, err := json.Marshal(step)
+		if err != nil {
+			return nil, err
+		}
+		r, err := k6.New(script, k6.WithArgs(append(append([]string{}, args...), "--summary-mode=disabled")...),
+			k6.WithDrillID(drillID), k6.WithScenarios(js), k6.WithOutput(io.Discard, stderr))
+		if err != nil {
+			return nil, withCode(exitUsage, err)
+		}
+		out, err := r.Run(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if out.Result == nil || (out.ExitCode != 0 && out.ExitCode != exitThresholds) {
+			return nil, withCode(out.ExitCode, fmt.Errorf("k6 exited with code %d: %s", out.ExitCode, out.Err))
+		}
+		var iters int64
+		for _, it := range out.Iterations {
+			iters += it.Count
+		}
+		reqs := out.Result.Totals.Completed + out.Result.Totals.Failed
+		if iters > 0 && math.Abs(float64(reqs)/float64(iters)-1) > 0.02 {
+			return nil, withCode(exitUsage, fmt.Errorf("capacity find with a k6 script: %s made %d requests in %d iterations; "+
+				"the step rate is iterations per second, so the script must make one request per iteration", script, reqs, iters))
+		}
+		return out.Result, nil
+	}
 }
