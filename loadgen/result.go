@@ -107,6 +107,10 @@ type ThresholdResult struct {
 	Passed bool
 	Value  float64 // the observed value the expression was tested against
 	Abort  bool    // abortOnFail and it failed during the run
+	// Note says how the verdict was reached when not on the result's own
+	// data, e.g. k6's verdicts per agent for a metric loadcap does not
+	// measure; "" otherwise.
+	Note string
 }
 
 // Result is what a run measured: the input of every reporter.

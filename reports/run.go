@@ -144,6 +144,9 @@ type Threshold struct {
 	Passed bool     `json:"passed"`
 	Value  *float64 `json:"value"`
 	Abort  bool     `json:"abort_on_fail,omitempty"`
+	// Note says how the verdict was reached when not on this run's merged
+	// data (k6's verdicts per agent for a metric loadcap does not measure).
+	Note string `json:"note,omitempty"`
 }
 
 func latency(s loadgen.Summary) Latency {
@@ -240,7 +243,7 @@ func NewRun(res *loadgen.Result, meta Meta) *Run {
 		r.Intervals = append(r.Intervals, ri)
 	}
 	for _, th := range res.Thresholds {
-		x := Threshold{Metric: th.Metric, Expr: th.Expr, Passed: th.Passed, Abort: th.Abort}
+		x := Threshold{Metric: th.Metric, Expr: th.Expr, Passed: th.Passed, Abort: th.Abort, Note: th.Note}
 		if !math.IsNaN(th.Value) && !math.IsInf(th.Value, 0) {
 			v := th.Value
 			x.Value = &v

@@ -88,7 +88,11 @@ func WriteSummary(w io.Writer, r *Run) error {
 			if th.Value != nil {
 				val = fmt.Sprintf("%.4g", *th.Value)
 			}
-			fmt.Fprintf(&b, "  %s %s %s (value %s)\n", mark, th.Metric, th.Expr, val)
+			fmt.Fprintf(&b, "  %s %s %s (value %s)", mark, th.Metric, th.Expr, val)
+			if th.Note != "" {
+				fmt.Fprintf(&b, " [%s]", th.Note)
+			}
+			fmt.Fprintln(&b)
 		}
 	}
 	fmt.Fprintf(&b, "status: %s", r.Status)

@@ -1,6 +1,8 @@
 package scenarios
 
 import (
+	"errors"
+	"fmt"
 	"math"
 	"sort"
 	"strconv"
@@ -347,4 +349,42 @@ func (p *parser) expression(t *Threshold, n *yaml.Node, path string) bool {
 		return false
 	}
 	return true
+}
+
+// ParseThreshold parses one threshold as a k6 script states it: the
+// metric key as written ("http_req_duration{name:checkout}") and one
+// expression ("p(99)<200"). Unlike a scenario file's, its name and
+// scenario tags are not checked against requests (a script's requests are
+// known only as it runs). The error says why loadcap cannot evaluate it:
+// a metric it does not measure, a tag it does not filter by, a bad
+// expression.
+func ParseThreshold(key, expr string) (Threshold, error) {
+	p := &parser{file: "threshold"}
+	name, rawTags, err := metrics.ParseMetricName(key)
+	if err != nil {
+		return Threshold{}, err
+	}
+	info, ok := knownMetrics[name]
+	if !ok {
+		return Threshold{}, fmt.Errorf("loadcap does not measure %q (it measures %s)", name, strings.Join(metricNames(), ", "))
+	}
+	t := Threshold{Metric: name, Type: info.typ, Expr: expr, key: key}
+	for _, tag := range rawTags {
+		k, v, _ := strings.Cut(tag, ":")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if k != "scenario" && !(k == "name" && info.nameTag) {
+			return Threshold{}, fmt.Errorf("loadcap does not filter %s by %q", name, k)
+		}
+		if t.Tags == nil {
+			t.Tags = map[string]string{}
+		}
+		if _, dup := t.Tags[k]; dup {
+			return Threshold{}, fmt.Errorf("tag %q is given twice", k)
+		}
+		t.Tags[k] = v
+	}
+	if !p.expression(&t, &yaml.Node{}, "threshold") {
+		return Threshold{}, errors.New(p.errs[0].Msg)
+	}
+	return t, nil
 }

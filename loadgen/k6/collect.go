@@ -23,15 +23,16 @@ const NoRequests = "(no requests)"
 // maxFrame bounds one line of the child's stream.
 const maxFrame = 64 << 20
 
-// collector rebuilds the run from the child's frames. The set of series is
+// collector rebuilds the run from the frames of one or more k6 children,
+// each running a segment of one test (a part). The set of series is
 // known only as requests happen, while a loadgen.Merger needs it up front:
 // whenever a new series (or a latency above the merger's histogram top)
 // shows up, the merger is rebuilt and every interval so far replayed into
 // it, with progress and the interval hook muted. Names appear in a run's
 // first seconds, and DefaultMaxSeries bounds them.
 //
-// One goroutine (Runner.Run's reader) calls interval, hello and final, then
-// outcome.
+// Its methods are called one at a time (Runner.Run's reader; Merge holds
+// a lock); outcome comes last.
 type collector struct {
 	path       string
 	thresholds []scenarios.Threshold
@@ -39,27 +40,45 @@ type collector struct {
 	live       bool
 	hook       func(loadgen.Interval)
 	stop       func(cause, reason string)
+	frameHook  func(line []byte) // every frame as received, before it is merged
 
-	hello   *helloFrame
-	final   *finalFrame
+	parts   []*partState
 	start   time.Time
+	startAt bool // start set by the caller (Merge), not by part 0's first interval
 	names   []seriesName
-	status  []map[int]int64     // per series, cumulative
-	samples []map[string]string // per series, cumulative
-	ivs     []*storedInterval
-	busy    time.Duration
+	index   map[seriesName]int
 	maxUs   int64
-	sums    loadgen.Totals
-	peak    int
 	iters   map[string]*Iterations
 	checks  map[checkKey]*Check
 
-	m         *loadgen.Merger
-	mSeries   int   // series the merger has
-	mNames    int   // len(names) when it was built
-	mTop      int64 // µs its histograms hold
-	perm      []int // series number → the merger's series position
-	replaying bool
+	// single-part view of parts[0], kept for Runner and the tests
+	hello *helloFrame
+	final *finalFrame
+
+	m          *loadgen.Merger
+	mSeries    int   // series the merger has
+	mNames     int   // len(names) when it was built
+	mTop       int64 // µs its histograms hold
+	perm       []int // series number → the merger's series position
+	replaying  bool
+	scriptThs  bool // thresholds include the script's (Merge's outcome)
+	abortCause string
+	abortWhy   string
+}
+
+// partState is what one part (a k6 child) sent.
+type partState struct {
+	hello   *helloFrame
+	final   *finalFrame
+	local   []int               // the part's series number → the collector's
+	status  []map[int]int64     // per collector series, cumulative
+	samples []map[string]string // per collector series, cumulative
+	ivs     []*storedInterval
+	busy    time.Duration
+	sums    loadgen.Totals
+	peak    int
+	ended   *loadgen.Final // set when the part ended normally
+	lost    *loadgen.Lost  // set when it was lost
 }
 
 // storedInterval is one interval as received, its histograms decoded.
@@ -73,7 +92,7 @@ type storedInterval struct {
 }
 
 type storedDelta struct {
-	i                    int
+	i                    int // the collector's series number
 	completed, failed    int64
 	sum                  time.Duration
 	hist                 *hdr.PackedHistogram
@@ -111,26 +130,29 @@ func classOf(name string) int {
 	return classIndex["other"]
 }
 
-// read consumes the child's stream until EOF.
+// part returns part i's state, creating the parts up to it.
+func (c *collector) part(i int) *partState {
+	for len(c.parts) <= i {
+		p := &partState{}
+		for range c.names {
+			p.status = append(p.status, map[int]int64{})
+			p.samples = append(p.samples, map[string]string{})
+		}
+		c.parts = append(c.parts, p)
+	}
+	return c.parts[i]
+}
+
+// read consumes part 0's stream until EOF.
 func (c *collector) read(r io.Reader) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), maxFrame)
 	for sc.Scan() {
-		var f frame
-		if err := json.Unmarshal(sc.Bytes(), &f); err != nil {
-			return fmt.Errorf("k6 child stream: %w", err)
+		if c.frameHook != nil {
+			c.frameHook(sc.Bytes())
 		}
-		var err error
-		switch {
-		case f.Hello != nil:
-			c.hello = f.Hello
-		case f.Interval != nil:
-			err = c.interval(f.Interval)
-		case f.Final != nil:
-			c.final = f.Final
-		}
-		if err != nil {
-			return fmt.Errorf("k6 child stream: %w", err)
+		if err := c.line(0, sc.Bytes()); err != nil {
+			return err
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -139,25 +161,70 @@ func (c *collector) read(r io.Reader) error {
 	return nil
 }
 
-// interval takes the next interval frame and merges it.
-func (c *collector) interval(f *intervalFrame) error {
-	if f.T != len(c.ivs) {
-		return fmt.Errorf("interval %d after %d intervals", f.T, len(c.ivs))
+// line takes one frame of part's stream, as JSON.
+func (c *collector) line(part int, b []byte) error {
+	var f frame
+	if err := json.Unmarshal(b, &f); err != nil {
+		return fmt.Errorf("k6 child stream: %w", err)
 	}
-	if f.T == 0 {
+	p := c.part(part)
+	switch {
+	case f.Hello != nil:
+		p.hello = f.Hello
+		if part == 0 {
+			c.hello = f.Hello
+		}
+	case f.Interval != nil:
+		if err := c.intervalOf(part, f.Interval); err != nil {
+			return fmt.Errorf("k6 child stream: %w", err)
+		}
+	case f.Final != nil:
+		p.final = f.Final
+		if part == 0 {
+			c.final = f.Final
+		}
+	}
+	return nil
+}
+
+// interval takes part 0's next interval frame and merges it.
+func (c *collector) interval(f *intervalFrame) error { return c.intervalOf(0, f) }
+
+// intervalOf takes part's next interval frame and merges it.
+func (c *collector) intervalOf(part int, f *intervalFrame) error {
+	p := c.part(part)
+	if p.ended != nil || p.lost != nil {
+		return fmt.Errorf("interval %d after the end", f.T)
+	}
+	if f.T != len(p.ivs) {
+		return fmt.Errorf("interval %d after %d intervals", f.T, len(p.ivs))
+	}
+	if f.T == 0 && !c.startAt && c.start.IsZero() {
 		c.start = time.Unix(0, f.Start)
 	}
 	for _, n := range f.NewSeries {
-		c.names = append(c.names, n)
-		c.status = append(c.status, map[int]int64{})
-		c.samples = append(c.samples, map[string]string{})
+		g, ok := c.index[n]
+		if !ok {
+			if c.index == nil {
+				c.index = map[seriesName]int{}
+			}
+			g = len(c.names)
+			c.index[n] = g
+			c.names = append(c.names, n)
+			for _, q := range c.parts {
+				q.status = append(q.status, map[int]int64{})
+				q.samples = append(q.samples, map[string]string{})
+			}
+		}
+		p.local = append(p.local, g)
 	}
 	si := &storedInterval{T: f.T, End: f.End, Dropped: f.Dropped, VUs: f.VUs, Peak: f.PeakVUs}
 	var sent int64
 	for _, d := range f.Series {
-		if d.I < 0 || d.I >= len(c.names) {
-			return fmt.Errorf("interval %d: series %d of %d", f.T, d.I, len(c.names))
+		if d.I < 0 || d.I >= len(p.local) {
+			return fmt.Errorf("interval %d: series %d of %d", f.T, d.I, len(p.local))
 		}
+		g := p.local[d.I]
 		h, err := decodeHist(d.Hist)
 		if err != nil {
 			return fmt.Errorf("interval %d: %w", f.T, err)
@@ -165,34 +232,34 @@ func (c *collector) interval(f *intervalFrame) error {
 		if h != nil {
 			c.maxUs = max(c.maxUs, h.Max())
 		}
-		sd := storedDelta{i: d.I, completed: d.Completed, failed: d.Failed, sum: d.Sum, hist: h, bytesSent: d.BytesSent, bytesRecv: d.BytesRecv}
+		sd := storedDelta{i: g, completed: d.Completed, failed: d.Failed, sum: d.Sum, hist: h, bytesSent: d.BytesSent, bytesRecv: d.BytesRecv}
 		for name, n := range d.Classes {
 			sd.classes[classOf(name)] += n
 		}
 		for code, n := range d.Status {
-			c.status[d.I][code] += n
+			p.status[g][code] += n
 		}
 		for cl, msg := range d.Samples {
-			if _, ok := c.samples[d.I][cl]; !ok {
-				c.samples[d.I][cl] = msg
+			if _, ok := p.samples[g][cl]; !ok {
+				p.samples[g][cl] = msg
 			}
 		}
 		// Requests are seen only when done, so in flight is 0 at every
 		// interval's end, and ∫ inflight dt adds each request's whole
 		// duration in the interval it ended.
-		c.busy += d.Sum
+		p.busy += d.Sum
 		sent += d.Completed + d.Failed
-		c.sums.Completed += d.Completed
-		c.sums.Failed += d.Failed
-		c.sums.BytesSent += d.BytesSent
-		c.sums.BytesRecv += d.BytesRecv
+		p.sums.Completed += d.Completed
+		p.sums.Failed += d.Failed
+		p.sums.BytesSent += d.BytesSent
+		p.sums.BytesRecv += d.BytesRecv
 		si.Series = append(si.Series, sd)
 	}
-	si.Busy = c.busy
-	c.sums.Sent += sent
-	c.sums.Dropped += f.Dropped
-	c.sums.Scheduled += sent + f.Dropped
-	c.peak = max(c.peak, f.PeakVUs)
+	si.Busy = p.busy
+	p.sums.Sent += sent
+	p.sums.Dropped += f.Dropped
+	p.sums.Scheduled += sent + f.Dropped
+	p.peak = max(p.peak, f.PeakVUs)
 	for _, it := range f.Iters {
 		if err := c.addIters(it); err != nil {
 			return fmt.Errorf("interval %d: %w", f.T, err)
@@ -206,13 +273,13 @@ func (c *collector) interval(f *intervalFrame) error {
 		c.checks[k].Passes += ch.Pass
 		c.checks[k].Fails += ch.Fail
 	}
-	c.ivs = append(c.ivs, si)
+	p.ivs = append(p.ivs, si)
 	if c.m == nil || len(c.names) > c.mNames || c.maxUs >= c.mTop {
-		if err := c.rebuild(); err != nil {
+		if err := c.rebuild(si); err != nil {
 			return err
 		}
 	}
-	return c.add(si)
+	return c.add(part, si)
 }
 
 func (c *collector) addIters(d iterDelta) error {
@@ -232,9 +299,9 @@ func (c *collector) addIters(d iterDelta) error {
 	return nil
 }
 
-// add merges one stored interval into the merger.
-func (c *collector) add(si *storedInterval) error {
-	abort, err := c.m.Add(0, c.snapshot(si))
+// add merges one stored interval of part into the merger.
+func (c *collector) add(part int, si *storedInterval) error {
+	abort, err := c.m.Add(part, c.snapshot(c.parts[part], si))
 	if err != nil {
 		return err
 	}
@@ -244,8 +311,8 @@ func (c *collector) add(si *storedInterval) error {
 	return nil
 }
 
-// snapshot is si as a Snapshot of the current merger's series.
-func (c *collector) snapshot(si *storedInterval) *loadgen.Snapshot {
+// snapshot is si of p as a Snapshot of the current merger's series.
+func (c *collector) snapshot(p *partState, si *storedInterval) *loadgen.Snapshot {
 	s := &loadgen.Snapshot{
 		T: si.T, End: si.End, Dropped: si.Dropped, Busy: si.Busy, VUs: si.VUs, PeakVUs: si.Peak,
 		Series: make([]loadgen.SeriesDelta, c.mSeries),
@@ -262,7 +329,7 @@ func (c *collector) snapshot(si *storedInterval) *loadgen.Snapshot {
 			Latency: d.hist, Service: d.hist,
 			// The merger keeps the last cumulative maps it was given and
 			// reads them in Result: the live ones are the last.
-			StatusCodes: c.status[d.i], ErrorSamples: c.samples[d.i],
+			StatusCodes: p.status[d.i], ErrorSamples: p.samples[d.i],
 		}
 		s.Scheduled += sd.Sent
 	}
@@ -285,9 +352,13 @@ func (c *collector) file() *scenarios.File {
 			order = append(order, sc)
 		}
 	}
-	if c.hello != nil {
-		for _, sc := range c.hello.Scenarios {
-			add(sc)
+	var planned time.Duration
+	for _, p := range c.parts {
+		if p.hello != nil {
+			for _, sc := range p.hello.Scenarios {
+				add(sc)
+			}
+			planned = max(planned, p.hello.Planned)
 		}
 	}
 	reqIdx := map[string]int{}
@@ -309,10 +380,6 @@ func (c *collector) file() *scenarios.File {
 		}
 		reqs[n.Scenario] = append(reqs[n.Scenario], i)
 	}
-	var planned time.Duration
-	if c.hello != nil {
-		planned = c.hello.Planned
-	}
 	w := scenarios.Workload{Model: scenarios.Closed, StartVUs: 1, VUStages: []scenarios.VUStage{{Target: 1, Duration: planned}}}
 	for _, sc := range order {
 		f.Scenarios = append(f.Scenarios, f.NewScenario(sc, w, reqs[sc]))
@@ -321,8 +388,9 @@ func (c *collector) file() *scenarios.File {
 }
 
 // rebuild makes a merger for the series known now and replays every
-// interval before the newest into it.
-func (c *collector) rebuild() error {
+// stored interval but skip (the newest, which the caller adds), and every
+// part's end, into it.
+func (c *collector) rebuild(skip *storedInterval) error {
 	f := c.file()
 	var opts []loadgen.Option
 	if c.progress != nil {
@@ -333,7 +401,8 @@ func (c *collector) rebuild() error {
 			c.hook(iv)
 		}
 	}))
-	m, err := loadgen.NewMerger(f, 1, opts...)
+	c.part(0)
+	m, err := loadgen.NewMerger(f, len(c.parts), opts...)
 	if err != nil {
 		return err
 	}
@@ -349,8 +418,8 @@ func (c *collector) rebuild() error {
 	}
 	c.m, c.mSeries, c.mNames = m, len(series), len(c.names)
 	c.mTop = (f.Timeout + time.Second).Microseconds()
-	if len(c.ivs) <= 1 {
-		return nil
+	if c.abortCause != "" {
+		m.Abort(c.abortCause, c.abortWhy)
 	}
 	c.replaying = true
 	if c.progress != nil {
@@ -362,62 +431,73 @@ func (c *collector) rebuild() error {
 			c.progress.muted = false
 		}
 	}()
-	for _, si := range c.ivs[:len(c.ivs)-1] {
-		if err := c.add(si); err != nil {
-			return err
+	for i, p := range c.parts {
+		for _, si := range p.ivs {
+			if si == skip {
+				continue
+			}
+			if err := c.add(i, si); err != nil {
+				return err
+			}
+		}
+		switch {
+		case p.ended != nil:
+			_ = m.Finish(i, *p.ended)
+		case p.lost != nil:
+			m.Lose(i, *p.lost)
 		}
 	}
 	return nil
 }
 
-// outcome ends the merge. The run is aborted with cause when cause is set
-// (the caller stopped it), else as k6 says it ended; exit is k6's exit
-// code. The Result is nil when the test never started.
+// partFinal is part p's loadgen.Final, from its own sums (so they agree).
+func partFinal(p *partState) loadgen.Final {
+	fin := loadgen.Final{Status: loadgen.StatusPassed, Totals: p.sums, MaxVUs: p.peak}
+	if n := len(p.ivs); n > 0 {
+		fin.Duration = p.ivs[n-1].End
+	}
+	if p.final != nil {
+		fin.Duration = max(fin.Duration, p.final.End)
+	}
+	return fin
+}
+
+// ensure makes sure a merger exists for every series known.
+func (c *collector) ensure() error {
+	if c.m == nil || len(c.names) > c.mNames {
+		return c.rebuild(nil)
+	}
+	return nil
+}
+
+// outcome ends the merge of one part. The run is aborted with cause when
+// cause is set (the caller stopped it), else as k6 says it ended; exit is
+// k6's exit code. The Result is nil when the test never started.
 func (c *collector) outcome(exit int, cause, reason, k6err string) *Outcome {
 	out := &Outcome{ExitCode: exit, Err: k6err}
-	for _, sc := range sortedKeys(c.iters) {
-		out.Iterations = append(out.Iterations, *c.iters[sc])
-	}
-	for _, ch := range c.checks {
-		out.Checks = append(out.Checks, *ch)
-	}
-	slices.SortFunc(out.Checks, func(a, b Check) int {
-		if x := strings.Compare(a.Group, b.Group); x != 0 {
-			return x
-		}
-		return strings.Compare(a.Name, b.Name)
-	})
-	if c.hello == nil && len(c.ivs) == 0 {
+	c.fillCounts(out)
+	p := c.part(0)
+	if p.hello == nil && len(p.ivs) == 0 {
 		return out
 	}
-	if c.m == nil || len(c.names) > c.mNames {
-		if err := c.rebuild(); err != nil {
-			out.Err = err.Error()
-			return out
-		}
-		if n := len(c.ivs); n > 0 {
-			_ = c.add(c.ivs[n-1])
-		}
+	if err := c.ensure(); err != nil {
+		out.Err = err.Error()
+		return out
 	}
-	fin := loadgen.Final{Status: loadgen.StatusPassed, Totals: c.sums, MaxVUs: c.peak}
-	if n := len(c.ivs); n > 0 {
-		fin.Duration = c.ivs[n-1].End
-	}
-	if c.final != nil {
-		fin.Duration = max(fin.Duration, c.final.End)
-	}
+	fin := partFinal(p)
 	if cause == "" {
-		cause, reason = k6Cause(c.final, exit)
+		cause, reason = k6Cause(p.final, exit)
 	}
 	if cause != "" {
 		fin.Status, fin.AbortCause, fin.AbortReason = loadgen.StatusAborted, cause, reason
 		c.m.Abort(cause, reason)
 	}
+	p.ended = &fin
 	// The sums are of the intervals merged, so they always agree.
 	_ = c.m.Finish(0, fin)
 	res := c.m.Result()
-	if c.final != nil {
-		for _, t := range c.final.Thresholds {
+	if p.final != nil {
+		for _, t := range p.final.Thresholds {
 			v := math.NaN()
 			if t.Value != nil {
 				v = *t.Value
@@ -432,6 +512,22 @@ func (c *collector) outcome(exit int, cause, reason, k6err string) *Outcome {
 	}
 	out.Result = res
 	return out
+}
+
+// fillCounts copies the iterations and checks into out, sorted.
+func (c *collector) fillCounts(out *Outcome) {
+	for _, sc := range sortedKeys(c.iters) {
+		out.Iterations = append(out.Iterations, *c.iters[sc])
+	}
+	for _, ch := range c.checks {
+		out.Checks = append(out.Checks, *ch)
+	}
+	slices.SortFunc(out.Checks, func(a, b Check) int {
+		if x := strings.Compare(a.Group, b.Group); x != 0 {
+			return x
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
 }
 
 // CauseScript is Result.AbortCause when k6 ended the test early for a

@@ -132,7 +132,7 @@ thresholds:
 				t.Fatal(err)
 			}
 		} else {
-			c.hello = fr.Hello
+			c.part(0).hello, c.hello = fr.Hello, fr.Hello
 		}
 	}
 	if len(stopped) != 1 || !strings.HasPrefix(stopped[0], loadgen.CauseThreshold+": ") {
