@@ -24,6 +24,10 @@ const (
 	EnvFD = "LOADCAP_K6_FD"
 )
 
+// archiveMode, as the child's first argument, makes it run "k6 archive"
+// rather than "k6 run" (Archive).
+const archiveMode = "--loadcap-archive"
+
 // childEnv is forced on k6 in the child, whatever the caller's
 // environment says: nothing may reach the network on loadcap's behalf.
 var childEnv = map[string]string{
@@ -87,10 +91,14 @@ func Register() {
 //
 // Whatever args say, the usage report, the REST API and automatic
 // extension resolution stay off.
+//
+// With archiveMode as its first argument it runs "k6 archive" with the
+// rest instead (Archive), under the same forced environment.
 func Child(args []string, execute func()) error {
 	if err := CheckArgs(args); err != nil {
 		return err
 	}
+	archive := len(args) > 0 && args[0] == archiveMode
 	Register()
 	// Until k6 traps SIGINT (once the test is loaded), a stop from the
 	// parent ends the child the default way: nothing has run yet. A
@@ -99,7 +107,11 @@ func Child(args []string, execute func()) error {
 	for k, v := range childEnv {
 		_ = os.Setenv(k, v)
 	}
-	os.Args = childArgv(args, strings.TrimSpace(os.Getenv(EnvFD)))
+	if archive {
+		os.Args = append([]string{"k6", "archive"}, args[1:]...)
+	} else {
+		os.Args = childArgv(args, strings.TrimSpace(os.Getenv(EnvFD)))
+	}
 	execute() // exits the process with k6's code
 	return nil
 }

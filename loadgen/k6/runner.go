@@ -81,6 +81,7 @@ type options struct {
 	hook       func(loadgen.Interval)
 	killAfter  time.Duration
 	scenarios  json.RawMessage
+	frames     func(line []byte)
 }
 
 // Option tunes a Runner.
@@ -147,6 +148,12 @@ func WithEnv(kv ...string) Option { return func(o *options) { o.env = append(o.e
 func WithScenarios(scenarios json.RawMessage) Option {
 	return func(o *options) { o.scenarios = scenarios }
 }
+
+// WithFrames calls fn with every frame of the child's stream (one JSON
+// line, without its newline) before the Runner merges it, on the goroutine
+// that reads the child: an agent forwards them to its coordinator, whose
+// Merge takes them. fn must not keep line after it returns.
+func WithFrames(fn func(line []byte)) Option { return func(o *options) { o.frames = fn } }
 
 // WithKillAfter sets how long Kill waits before killing the child
 // outright (DefaultKillAfter).
@@ -361,7 +368,7 @@ func (r *Runner) Run(ctx context.Context) (*Outcome, error) {
 
 	col := &collector{
 		path: r.script, thresholds: r.o.thresholds, live: r.o.live, hook: r.o.hook, stop: r.Stop,
-		iters: map[string]*Iterations{}, checks: map[checkKey]*Check{},
+		iters: map[string]*Iterations{}, checks: map[checkKey]*Check{}, frameHook: r.o.frames,
 	}
 	if r.o.progress != nil {
 		col.progress = &muteWriter{w: r.o.progress}

@@ -1,0 +1,2 @@
+// A module the archive must carry.
+export function path() { return '/'; }
