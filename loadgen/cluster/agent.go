@@ -89,6 +89,12 @@ type AgentConfig struct {
 	// addresses (metrics "" when not served): Listen may ask for port 0.
 	OnListen func(agent, metrics string)
 
+	// K6Command starts the k6 child for a k6 archive (argv; k6.Child with
+	// the k6 arguments appended), with K6Env added to its environment;
+	// nil runs this executable's k6.ChildCommand (k6.FindChild).
+	K6Command []string
+	K6Env     []string
+
 	now func() time.Time // the agent's clock; tests skew it
 }
 
@@ -214,6 +220,22 @@ type plannedRun struct {
 	stop   chan struct{} // closed by a Stop before the start
 	expire *time.Timer
 	once   sync.Once
+
+	k6 *k6Run // a k6 archive's run instead of eng
+}
+
+// stopper ends a run early: a loadgen.Engine or a k6.Runner.
+type stopper interface {
+	Stop(cause, reason string)
+	Kill(cause, reason string)
+}
+
+// ctl is what stops p's run.
+func (p *plannedRun) ctl() stopper {
+	if p.k6 != nil {
+		return p.k6.runner
+	}
+	return p.eng
 }
 
 func (p *plannedRun) cleanup() {
@@ -237,7 +259,7 @@ func (a *agent) shutdown(reason string) {
 		a.prepared = nil
 	}
 	if a.running != nil {
-		a.running.eng.Kill(loadgen.CauseSignal, reason)
+		a.running.ctl().Kill(loadgen.CauseSignal, reason)
 	}
 }
 
@@ -305,6 +327,13 @@ func (a *agent) prepare(ctx context.Context, req *clusterpb.PrepareRequest) (_ *
 			p.cleanup()
 		}
 	}()
+	if len(req.K6Archive) > 0 {
+		resp, err := a.prepareK6(ctx, req, p)
+		if err != nil {
+			return nil, nil, err
+		}
+		return p, resp, nil
+	}
 	plan := Plan{Name: req.ScenarioName, Source: req.Scenario, Files: req.Files, Target: req.Target}
 	path, err := plan.materialize(dir)
 	if err != nil {
@@ -545,6 +574,9 @@ func (a *agent) Start(req *clusterpb.StartRequest, stream clusterpb.Agent_StartS
 			Status: loadgen.StatusAborted, AbortCause: loadgen.CauseSignal, AbortReason: "stopped before the start"}}})
 	default:
 	}
+	if p.k6 != nil {
+		return a.runK6(p, stream)
+	}
 	a.metrics.setSeries(p.eng.Series())
 	a.metrics.setRunning(true)
 	type outcome struct {
@@ -602,9 +634,9 @@ func (a *agent) Stop(ctx context.Context, req *clusterpb.StopRequest) (*clusterp
 			cause = loadgen.CauseSignal
 		}
 		if req.Mode == clusterpb.StopRequest_KILL {
-			a.running.eng.Kill(cause, req.Reason)
+			a.running.ctl().Kill(cause, req.Reason)
 		} else {
-			a.running.eng.Stop(cause, req.Reason)
+			a.running.ctl().Stop(cause, req.Reason)
 		}
 	case a.prepared != nil && a.prepared.id == req.RunId:
 		p := a.prepared

@@ -86,8 +86,17 @@ type PrepareRequest struct {
 	// ("0,1/3,2/3,1").
 	Segment  string `protobuf:"bytes,6,opt,name=segment,proto3" json:"segment,omitempty"`
 	Sequence string `protobuf:"bytes,7,opt,name=sequence,proto3" json:"sequence,omitempty"`
-	// The file's drill_id, checked against the agent's parse.
-	DrillId       string `protobuf:"bytes,8,opt,name=drill_id,json=drillId,proto3" json:"drill_id,omitempty"`
+	// The file's drill_id, checked against the agent's parse; for a k6
+	// archive, the drill id its child runs with.
+	DrillId string `protobuf:"bytes,8,opt,name=drill_id,json=drillId,proto3" json:"drill_id,omitempty"`
+	// A k6 test instead of a scenario file (scenario and files are then
+	// empty): the archive "k6 archive" wrote (script, imports, open()ed
+	// files, options), and "k6 run" arguments. The agent runs it in its k6
+	// child with this agent's segment and sequence, k6's --blacklist-ip set
+	// to every range outside its allow list, and streams the child's frames
+	// (Snapshot.k6_frame).
+	K6Archive     []byte   `protobuf:"bytes,9,opt,name=k6_archive,json=k6Archive,proto3" json:"k6_archive,omitempty"`
+	K6Args        []string `protobuf:"bytes,10,rep,name=k6_args,json=k6Args,proto3" json:"k6_args,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -178,12 +187,29 @@ func (x *PrepareRequest) GetDrillId() string {
 	return ""
 }
 
+func (x *PrepareRequest) GetK6Archive() []byte {
+	if x != nil {
+		return x.K6Archive
+	}
+	return nil
+}
+
+func (x *PrepareRequest) GetK6Args() []string {
+	if x != nil {
+		return x.K6Args
+	}
+	return nil
+}
+
 type PrepareResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The series the agent records, in Snapshot order.
 	Series []*Series `protobuf:"bytes,1,rep,name=series,proto3" json:"series,omitempty"`
 	// Every host the plan sends to; all passed the allow list.
-	Hosts         []string `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	Hosts []string `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	// For a k6 archive: the address ranges its k6 child refuses to connect
+	// to (--blacklist-ip), the complement of the agent's allow list.
+	K6Blocked     []string `protobuf:"bytes,3,rep,name=k6_blocked,json=k6Blocked,proto3" json:"k6_blocked,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -228,6 +254,13 @@ func (x *PrepareResponse) GetSeries() []*Series {
 func (x *PrepareResponse) GetHosts() []string {
 	if x != nil {
 		return x.Hosts
+	}
+	return nil
+}
+
+func (x *PrepareResponse) GetK6Blocked() []string {
+	if x != nil {
+		return x.K6Blocked
 	}
 	return nil
 }
@@ -542,6 +575,7 @@ type Snapshot struct {
 	//
 	//	*Snapshot_Interval
 	//	*Snapshot_Final
+	//	*Snapshot_K6Frame
 	Kind          isSnapshot_Kind `protobuf_oneof:"kind"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -602,6 +636,15 @@ func (x *Snapshot) GetFinal() *Final {
 	return nil
 }
 
+func (x *Snapshot) GetK6Frame() []byte {
+	if x != nil {
+		if x, ok := x.Kind.(*Snapshot_K6Frame); ok {
+			return x.K6Frame
+		}
+	}
+	return nil
+}
+
 type isSnapshot_Kind interface {
 	isSnapshot_Kind()
 }
@@ -614,9 +657,20 @@ type Snapshot_Final struct {
 	Final *Final `protobuf:"bytes,2,opt,name=final,proto3,oneof"`
 }
 
+type Snapshot_K6Frame struct {
+	// One frame of a k6 child's stream, as the child wrote it (JSON, the
+	// wire format of loadgen/k6): a hello, an interval per second (which
+	// declares the series that appeared in it: a script's request names
+	// are known only as it runs) or the final one. A k6 run streams these
+	// and then one Final.
+	K6Frame []byte `protobuf:"bytes,3,opt,name=k6_frame,json=k6Frame,proto3,oneof"`
+}
+
 func (*Snapshot_Interval) isSnapshot_Kind() {}
 
 func (*Snapshot_Final) isSnapshot_Kind() {}
+
+func (*Snapshot_K6Frame) isSnapshot_Kind() {}
 
 // Interval is one second of the agent's run: counts and histograms since the
 // previous one, status codes and error samples since the start.
@@ -973,8 +1027,12 @@ type Final struct {
 	MaxLagNanos    int64                  `protobuf:"varint,13,opt,name=max_lag_nanos,json=maxLagNanos,proto3" json:"max_lag_nanos,omitempty"`
 	DurationNanos  int64                  `protobuf:"varint,14,opt,name=duration_nanos,json=durationNanos,proto3" json:"duration_nanos,omitempty"`
 	MaxVus         int32                  `protobuf:"varint,15,opt,name=max_vus,json=maxVus,proto3" json:"max_vus,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// A k6 run's end: k6's exit code and error message (k6_exit_code 0 and
+	// no error for a clean run).
+	K6ExitCode    int32  `protobuf:"varint,16,opt,name=k6_exit_code,json=k6ExitCode,proto3" json:"k6_exit_code,omitempty"`
+	K6Error       string `protobuf:"bytes,17,opt,name=k6_error,json=k6Error,proto3" json:"k6_error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Final) Reset() {
@@ -1112,11 +1170,25 @@ func (x *Final) GetMaxVus() int32 {
 	return 0
 }
 
+func (x *Final) GetK6ExitCode() int32 {
+	if x != nil {
+		return x.K6ExitCode
+	}
+	return 0
+}
+
+func (x *Final) GetK6Error() string {
+	if x != nil {
+		return x.K6Error
+	}
+	return ""
+}
+
 var File_cluster_proto protoreflect.FileDescriptor
 
 const file_cluster_proto_rawDesc = "" +
 	"\n" +
-	"\rcluster.proto\x12\x12loadcap.cluster.v1\"\xd0\x02\n" +
+	"\rcluster.proto\x12\x12loadcap.cluster.v1\"\x88\x03\n" +
 	"\x0ePrepareRequest\x12\x15\n" +
 	"\x06run_id\x18\x01 \x01(\tR\x05runId\x12#\n" +
 	"\rscenario_name\x18\x02 \x01(\tR\fscenarioName\x12\x1a\n" +
@@ -1125,14 +1197,20 @@ const file_cluster_proto_rawDesc = "" +
 	"\x06target\x18\x05 \x01(\tR\x06target\x12\x18\n" +
 	"\asegment\x18\x06 \x01(\tR\asegment\x12\x1a\n" +
 	"\bsequence\x18\a \x01(\tR\bsequence\x12\x19\n" +
-	"\bdrill_id\x18\b \x01(\tR\adrillId\x1a8\n" +
+	"\bdrill_id\x18\b \x01(\tR\adrillId\x12\x1d\n" +
+	"\n" +
+	"k6_archive\x18\t \x01(\fR\tk6Archive\x12\x17\n" +
+	"\ak6_args\x18\n" +
+	" \x03(\tR\x06k6Args\x1a8\n" +
 	"\n" +
 	"FilesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"[\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"z\n" +
 	"\x0fPrepareResponse\x122\n" +
 	"\x06series\x18\x01 \x03(\v2\x1a.loadcap.cluster.v1.SeriesR\x06series\x12\x14\n" +
-	"\x05hosts\x18\x02 \x03(\tR\x05hosts\"8\n" +
+	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12\x1d\n" +
+	"\n" +
+	"k6_blocked\x18\x03 \x03(\tR\tk6Blocked\"8\n" +
 	"\x06Series\x12\x1a\n" +
 	"\bscenario\x18\x01 \x01(\tR\bscenario\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"0\n" +
@@ -1155,10 +1233,11 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04Mode\x12\f\n" +
 	"\bGRACEFUL\x10\x00\x12\b\n" +
 	"\x04KILL\x10\x01\"\x0e\n" +
-	"\fStopResponse\"\x81\x01\n" +
+	"\fStopResponse\"\x9e\x01\n" +
 	"\bSnapshot\x12:\n" +
 	"\binterval\x18\x01 \x01(\v2\x1c.loadcap.cluster.v1.IntervalH\x00R\binterval\x121\n" +
-	"\x05final\x18\x02 \x01(\v2\x19.loadcap.cluster.v1.FinalH\x00R\x05finalB\x06\n" +
+	"\x05final\x18\x02 \x01(\v2\x19.loadcap.cluster.v1.FinalH\x00R\x05final\x12\x1b\n" +
+	"\bk6_frame\x18\x03 \x01(\fH\x00R\ak6FrameB\x06\n" +
 	"\x04kind\"\xc6\x02\n" +
 	"\bInterval\x12\f\n" +
 	"\x01t\x18\x01 \x01(\x05R\x01t\x12\x1b\n" +
@@ -1201,7 +1280,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\ahighest\x18\x02 \x01(\x03R\ahighest\x12\x16\n" +
 	"\x06digits\x18\x03 \x01(\x05R\x06digits\x12!\n" +
 	"\fvalue_deltas\x18\x04 \x03(\x03R\vvalueDeltas\x12\x16\n" +
-	"\x06counts\x18\x05 \x03(\x03R\x06counts\"\xc5\x03\n" +
+	"\x06counts\x18\x05 \x03(\x03R\x06counts\"\x82\x04\n" +
 	"\x05Final\x12\x16\n" +
 	"\x06status\x18\x01 \x01(\tR\x06status\x12\x1f\n" +
 	"\vabort_cause\x18\x02 \x01(\tR\n" +
@@ -1221,7 +1300,10 @@ const file_cluster_proto_rawDesc = "" +
 	"\x04late\x18\f \x01(\x03R\x04late\x12\"\n" +
 	"\rmax_lag_nanos\x18\r \x01(\x03R\vmaxLagNanos\x12%\n" +
 	"\x0eduration_nanos\x18\x0e \x01(\x03R\rdurationNanos\x12\x17\n" +
-	"\amax_vus\x18\x0f \x01(\x05R\x06maxVus2\xbf\x02\n" +
+	"\amax_vus\x18\x0f \x01(\x05R\x06maxVus\x12 \n" +
+	"\fk6_exit_code\x18\x10 \x01(\x05R\n" +
+	"k6ExitCode\x12\x19\n" +
+	"\bk6_error\x18\x11 \x01(\tR\ak6Error2\xbf\x02\n" +
 	"\x05Agent\x12R\n" +
 	"\aPrepare\x12\".loadcap.cluster.v1.PrepareRequest\x1a#.loadcap.cluster.v1.PrepareResponse\x12L\n" +
 	"\x05Clock\x12 .loadcap.cluster.v1.ClockRequest\x1a!.loadcap.cluster.v1.ClockResponse\x12I\n" +
@@ -1295,6 +1377,7 @@ func file_cluster_proto_init() {
 	file_cluster_proto_msgTypes[8].OneofWrappers = []any{
 		(*Snapshot_Interval)(nil),
 		(*Snapshot_Final)(nil),
+		(*Snapshot_K6Frame)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
