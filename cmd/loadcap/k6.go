@@ -6,18 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/spf13/cobra"
 	k6cmd "go.k6.io/k6/cmd"
 
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/loadgen/k6"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios"
@@ -51,7 +54,7 @@ func isK6Script(file string) bool {
 func k6RunArgs(cmd *cobra.Command, c *runConfig, k *k6Flags) ([]string, error) {
 	var out []string
 	fl := cmd.Flags()
-	for _, n := range []string{"url", "target", "rate", "max-vus", "pre-allocated-vus", "method", "body", "header", "http2", "timeout", "agents"} {
+	for _, n := range []string{"url", "target", "rate", "max-vus", "pre-allocated-vus", "method", "body", "header", "http2", "timeout"} {
 		if f := fl.Lookup(n); f != nil && f.Changed {
 			return nil, usageErr("--%s does not apply to a k6 script: set it in the script (or pass k6's own flags with --k6-arg)", n)
 		}
@@ -95,12 +98,16 @@ func executeK6(ctx context.Context, st *state, script string, args []string, dri
 	if !o.quiet {
 		opts = append(opts, k6.WithProgress(st.stderr, st.tty))
 	}
-	r, err := k6.New(script, append(opts, extra...)...)
-	if err != nil {
-		return withCode(exitUsage, err)
-	}
 	// The first signal stops gracefully (k6 runs teardown and its
-	// thresholds), the second at once; both go to the child.
+	// thresholds), the second at once; both go to the child, or to every
+	// agent's child. stop and kill are set once the run exists.
+	var mu sync.Mutex
+	var stopFn, killFn func(cause, reason string)
+	setStop := func(stop, kill func(cause, reason string)) {
+		mu.Lock()
+		stopFn, killFn = stop, kill
+		mu.Unlock()
+	}
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
@@ -114,16 +121,39 @@ func executeK6(ctx context.Context, st *state, script string, args []string, dri
 					return
 				}
 				n++
-				if n == 1 {
+				mu.Lock()
+				stop, kill := stopFn, killFn
+				mu.Unlock()
+				switch {
+				case stop == nil:
+					cancel() // not started yet
+				case n == 1:
 					fmt.Fprintf(st.stderr, "\n%s: stopping k6; iterations are interrupted, teardown runs (again to stop at once)\n", s)
-					r.Stop(loadgen.CauseSignal, "interrupted by "+s.String())
-				} else {
-					r.Kill(loadgen.CauseSignal, "interrupted by "+s.String())
+					stop(loadgen.CauseSignal, "interrupted by "+s.String())
+				default:
+					kill(loadgen.CauseSignal, "interrupted by "+s.String())
 				}
 			}
 		}
 	}()
-	out, err := r.Run(ctx)
+	var (
+		out *k6.Outcome
+		rep *cluster.Report
+		err error
+	)
+	if o.cluster != nil && len(o.cluster.agents) > 0 {
+		if len(extra) > 0 {
+			return usageErr("--agents runs a k6 script as written: not with a scenario file's scenarios")
+		}
+		out, rep, err = runK6Distributed(ctx, st, script, args, drillID, thresholds, o, setStop)
+	} else {
+		var r *k6.Runner
+		if r, err = k6.New(script, append(opts, extra...)...); err != nil {
+			return withCode(exitUsage, err)
+		}
+		setStop(r.Stop, r.Kill)
+		out, err = r.Run(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -131,6 +161,14 @@ func executeK6(ctx context.Context, st *state, script string, args []string, dri
 		return withCode(out.ExitCode, fmt.Errorf("k6 exited with code %d: %s", out.ExitCode, out.Err))
 	}
 	run := reports.NewRun(out.Result, k6Meta(script, out.Result))
+	if rep != nil {
+		if run.Cluster, err = json.Marshal(rep); err != nil {
+			return err
+		}
+		for _, p := range rep.Problems() {
+			fmt.Fprintln(st.stderr, "cluster:", p)
+		}
+	}
 	var werr error
 	if o.out != "" {
 		werr = run.WriteFile(o.out)
@@ -164,6 +202,48 @@ func executeK6(ctx context.Context, st *state, script string, args []string, dri
 		return withCode(exitThresholds, errors.New("thresholds failed"))
 	}
 	return nil
+}
+
+// runK6Distributed archives the script (k6 archive, in the child) and runs
+// the archive over the agents of o.cluster, each with its execution
+// segment; the agents' k6 streams are merged into one Outcome.
+func runK6Distributed(ctx context.Context, st *state, script string, args []string, drillID string, thresholds []scenarios.Threshold, o execOptions, setStop func(stop, kill func(cause, reason string))) (*k6.Outcome, *cluster.Report, error) {
+	c := o.cluster
+	if err := cluster.CheckK6Args(args); err != nil {
+		return nil, nil, usageErr("--agents: %v", err)
+	}
+	archive := script
+	if !strings.EqualFold(filepath.Ext(script), ".tar") {
+		dir, err := os.MkdirTemp("", "loadcap-k6-archive-")
+		if err != nil {
+			return nil, nil, err
+		}
+		defer os.RemoveAll(dir)
+		archive = filepath.Join(dir, "test.tar")
+		if err := k6.Archive(ctx, script, archive, k6.WithArgs(args...), k6.WithOutput(io.Discard, st.stderr)); err != nil {
+			return nil, nil, withCode(exitInvalid, err)
+		}
+	}
+	data, err := os.ReadFile(archive)
+	if err != nil {
+		return nil, nil, withCode(exitInvalid, err)
+	}
+	cfg := cluster.CoordinatorConfig{
+		Agents: c.agents, Sequence: c.sequence, CertFile: c.cert, KeyFile: c.key, CAFile: c.ca,
+		Insecure: c.insecure, MetricsListen: c.metricsListen, PrepareTimeout: c.prepareTimeout,
+		Logger: slog.New(slog.NewTextHandler(st.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if !o.quiet {
+		cfg.Progress, cfg.Live = st.stderr, st.tty
+	}
+	co, err := cluster.NewK6Coordinator(&cluster.K6Plan{
+		Name: filepath.Base(script), Archive: data, Args: args, DrillID: drillID, Thresholds: thresholds,
+	}, cfg)
+	if err != nil {
+		return nil, nil, withCode(exitUsage, err)
+	}
+	setStop(co.Stop, co.Kill)
+	return co.RunK6(ctx)
 }
 
 // k6Meta describes a k6 run for its result.

@@ -23,6 +23,7 @@ import (
 
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster/clusterpb"
+	"github.com/loadcap/loadcap/loadgen/k6"
 	"github.com/loadcap/loadcap/scenarios"
 )
 
@@ -151,6 +152,9 @@ type Coordinator struct {
 	merger  *loadgen.Merger
 	metrics *liveMetrics
 
+	k6plan *K6Plan   // a k6 test instead of f and plan
+	k6m    *k6.Merge // merges the agents' k6 frames
+
 	mu        sync.Mutex
 	rep       *Report
 	clients   []clusterpb.AgentClient
@@ -174,6 +178,23 @@ func Run(ctx context.Context, f *scenarios.File, plan *Plan, cfg CoordinatorConf
 // NewCoordinator checks cfg and prepares a run of f (whose file and data
 // plan holds, NewPlan) over cfg.Agents.
 func NewCoordinator(f *scenarios.File, plan *Plan, cfg CoordinatorConfig) (*Coordinator, error) {
+	c, err := newCoordinator(cfg)
+	if err != nil {
+		return nil, err
+	}
+	var opts []loadgen.Option
+	if cfg.Progress != nil {
+		opts = append(opts, loadgen.WithProgress(cfg.Progress, cfg.Live))
+	}
+	if c.merger, err = loadgen.NewMerger(f, len(cfg.Agents), opts...); err != nil {
+		return nil, err
+	}
+	c.f, c.plan, c.series = f, plan, loadgen.SeriesOf(f)
+	return c, nil
+}
+
+// newCoordinator checks cfg and builds what every distributed run needs.
+func newCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if len(cfg.Agents) == 0 {
 		return nil, errors.New("cluster: no agents")
 	}
@@ -210,17 +231,9 @@ func NewCoordinator(f *scenarios.File, plan *Plan, cfg CoordinatorConfig) (*Coor
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	var opts []loadgen.Option
-	if cfg.Progress != nil {
-		opts = append(opts, loadgen.WithProgress(cfg.Progress, cfg.Live))
-	}
-	m, err := loadgen.NewMerger(f, len(cfg.Agents), opts...)
-	if err != nil {
-		return nil, err
-	}
 	c := &Coordinator{
-		f: f, plan: plan, cfg: cfg, segs: segs, series: loadgen.SeriesOf(f), creds: creds, log: log,
-		merger: m, metrics: newLiveMetrics(), stopCh: make(chan struct{}), killCh: make(chan struct{}),
+		cfg: cfg, segs: segs, creds: creds, log: log,
+		metrics: newLiveMetrics(), stopCh: make(chan struct{}), killCh: make(chan struct{}),
 		ended: make([]bool, len(cfg.Agents)),
 		rep:   &Report{RunID: cfg.RunID, Sequence: segs[0].Sequence()},
 	}
@@ -258,7 +271,11 @@ func (c *CoordinatorConfig) credentials() (credentials.TransportCredentials, err
 func (c *Coordinator) Stop(cause, reason string) {
 	c.stopOnce.Do(func() {
 		c.stopping.Store(true)
-		c.merger.Abort(cause, reason)
+		if c.k6m != nil {
+			c.k6m.Abort(cause, reason)
+		} else {
+			c.merger.Abort(cause, reason)
+		}
 		close(c.stopCh)
 		c.broadcastStop(clusterpb.StopRequest_GRACEFUL, cause, reason)
 	})
@@ -306,6 +323,17 @@ func (c *Coordinator) broadcastStop(mode clusterpb.StopRequest_Mode, cause, reas
 // is for a run that could not start; a run that lost agents returns a
 // partial result (Result.Lost) and no error.
 func (c *Coordinator) Run(ctx context.Context) (*loadgen.Result, *Report, error) {
+	if c.k6plan != nil {
+		return nil, c.rep, errors.New("cluster: a k6 test runs with RunK6")
+	}
+	if err := c.run(ctx); err != nil {
+		return nil, c.rep, err
+	}
+	return c.merger.Result(), c.rep, nil
+}
+
+// run prepares, starts and follows the agents until each ended.
+func (c *Coordinator) run(ctx context.Context) error {
 	n := len(c.cfg.Agents)
 	conns := make([]*grpc.ClientConn, n)
 	clients := make([]clusterpb.AgentClient, n)
@@ -315,7 +343,7 @@ func (c *Coordinator) Run(ctx context.Context) (*loadgen.Result, *Report, error)
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 2 * time.Second, PermitWithoutStream: true}),
 		)
 		if err != nil {
-			return nil, c.rep, fmt.Errorf("cluster: agent %s: %w", addr, err)
+			return fmt.Errorf("cluster: agent %s: %w", addr, err)
 		}
 		conns[i], clients[i] = conn, clusterpb.NewAgentClient(conn)
 	}
@@ -331,7 +359,7 @@ func (c *Coordinator) Run(ctx context.Context) (*loadgen.Result, *Report, error)
 	if c.cfg.MetricsListen != "" {
 		addr, err := serveMetrics(mctx, c.cfg.MetricsListen, c.metrics)
 		if err != nil {
-			return nil, c.rep, fmt.Errorf("cluster: metrics: %w", err)
+			return fmt.Errorf("cluster: metrics: %w", err)
 		}
 		if c.cfg.OnListen != nil {
 			c.cfg.OnListen(addr.String())
@@ -344,17 +372,21 @@ func (c *Coordinator) Run(ctx context.Context) (*loadgen.Result, *Report, error)
 	if err := c.prepareAll(ctx, clients); err != nil {
 		// Agents that did prepare drop their plans.
 		c.broadcastStop(clusterpb.StopRequest_KILL, loadgen.CauseSignal, "the run did not start").Wait()
-		return nil, c.rep, err
+		return err
 	}
 	select {
 	case <-c.stopCh:
 		c.broadcastStop(clusterpb.StopRequest_KILL, loadgen.CauseSignal, "the run did not start").Wait()
-		return nil, c.rep, errors.New("cluster: stopped before the start")
+		return errors.New("cluster: stopped before the start")
 	default:
 	}
 
 	start := time.Now().Add(c.cfg.StartMargin)
-	c.merger.Start(start)
+	if c.k6m != nil {
+		c.k6m.Start(start)
+	} else {
+		c.merger.Start(start)
+	}
 	c.rep.Start = start
 	c.log.Info("starting", "run", c.cfg.RunID, "agents", n, "at", start)
 	streams, cancelStreams := context.WithCancel(context.Background())
@@ -387,8 +419,7 @@ loop:
 			giveUp = nil
 		}
 	}
-	res := c.merger.Result()
-	return res, c.rep, nil
+	return nil
 }
 
 // prepareAll prepares every agent and measures its clock, in parallel.
@@ -428,9 +459,11 @@ func (c *Coordinator) prepareAll(ctx context.Context, clients []clusterpb.AgentC
 }
 
 func (c *Coordinator) prepare(ctx context.Context, i int, cl clusterpb.AgentClient) error {
-	req := &clusterpb.PrepareRequest{
-		RunId: c.cfg.RunID, ScenarioName: c.plan.Name, Scenario: c.plan.Source, Files: c.plan.Files,
-		Target: c.plan.Target, Segment: c.segs[i].String(), Sequence: c.segs[i].Sequence(), DrillId: c.f.DrillID,
+	req := &clusterpb.PrepareRequest{RunId: c.cfg.RunID, Segment: c.segs[i].String(), Sequence: c.segs[i].Sequence()}
+	if p := c.k6plan; p != nil {
+		req.ScenarioName, req.K6Archive, req.K6Args, req.DrillId = p.Name, p.Archive, p.Args, p.DrillID
+	} else {
+		req.ScenarioName, req.Scenario, req.Files, req.Target, req.DrillId = c.plan.Name, c.plan.Source, c.plan.Files, c.plan.Target, c.f.DrillID
 	}
 	resp, err := cl.Prepare(ctx, req, grpc.WaitForReady(true))
 	switch {
@@ -442,10 +475,13 @@ func (c *Coordinator) prepare(ctx context.Context, i int, cl clusterpb.AgentClie
 	default:
 		return errors.New(status.Convert(err).Message())
 	}
-	if len(resp.Series) != len(c.series) {
+	if c.k6plan == nil && len(resp.Series) != len(c.series) {
 		return fmt.Errorf("it records %d series, this scenario has %d: do agent and coordinator run the same loadcap version?", len(resp.Series), len(c.series))
 	}
 	for j, s := range resp.Series {
+		if c.k6plan != nil {
+			break
+		}
 		if s.Scenario != c.series[j].Scenario || s.Name != c.series[j].Name {
 			return fmt.Errorf("its series %d is %s/%s, here %s/%s", j, s.Scenario, s.Name, c.series[j].Scenario, c.series[j].Name)
 		}
@@ -504,6 +540,10 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 	defer c.metrics.ended(i)
 	// An agent that goes silent is lost, also when its connection does
 	// not say so (a partition; gRPC's client pings are 10 s apart).
+	grace := time.Second
+	if c.k6m != nil {
+		grace = k6StartGrace // the child loads the archive and its VUs first
+	}
 	var last atomic.Int64
 	last.Store(time.Now().UnixNano())
 	var silent atomic.Bool
@@ -515,7 +555,7 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 			case <-ctx.Done():
 				return
 			case now := <-tk.C:
-				from := time.Unix(0, max(last.Load(), start.Add(time.Second).UnixNano()))
+				from := time.Unix(0, max(last.Load(), start.Add(grace).UnixNano()))
 				if now.Sub(from) > AgentSilence {
 					silent.Store(true)
 					cancel()
@@ -537,7 +577,11 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 			}
 			if !received && c.stopping.Load() && status.Code(err) == codes.FailedPrecondition {
 				// Killed before the start: the agent dropped its plan.
-				_ = c.merger.Finish(i, loadgen.Final{Status: loadgen.StatusAborted})
+				if c.k6m != nil {
+					c.k6m.End(i, 0, "")
+				} else {
+					_ = c.merger.Finish(i, loadgen.Final{Status: loadgen.StatusAborted})
+				}
 				c.mu.Lock()
 				c.rep.Agents[i].Status, c.ended[i] = AgentDone, true
 				c.mu.Unlock()
@@ -550,7 +594,20 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 		last.Store(time.Now().UnixNano())
 		received = true
 		switch k := msg.Kind.(type) {
+		case *clusterpb.Snapshot_K6Frame:
+			if c.k6m == nil {
+				c.lose(i, start, "a k6 frame in a scenario file's run")
+				return
+			}
+			if err := c.k6m.Frame(i, k.K6Frame); err != nil {
+				c.lose(i, start, err.Error())
+				return
+			}
 		case *clusterpb.Snapshot_Interval:
+			if c.k6m != nil {
+				c.lose(i, start, "a scenario interval in a k6 run")
+				return
+			}
 			s, err := decodeInterval(k.Interval, len(c.series))
 			if err != nil {
 				c.record(i, sum)
@@ -582,6 +639,18 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 			fin := decodeFinal(k.Final)
 			t := fin.Totals
 			c.record(i, AgentReport{Scheduled: t.Scheduled, Sent: t.Sent, Dropped: t.Dropped, Late: t.Late, MaxLag: t.MaxLag})
+			if c.k6m != nil {
+				// k6 ended on its own terms (an exception, test.abort()):
+				// the merged result says so; the agent did its part.
+				c.k6m.End(i, int(k.Final.K6ExitCode), k.Final.K6Error)
+				c.mu.Lock()
+				c.rep.Agents[i].Status, c.ended[i] = AgentDone, true
+				if k.Final.K6ExitCode != 0 {
+					c.rep.Agents[i].Error = fmt.Sprintf("k6 exit %d: %s", k.Final.K6ExitCode, k.Final.K6Error)
+				}
+				c.mu.Unlock()
+				return
+			}
 			if err := c.merger.Finish(i, fin); err != nil {
 				c.log.Error("agent's totals disagree with its snapshots", "agent", c.cfg.Agents[i], "err", err)
 				c.mu.Lock()
@@ -620,7 +689,12 @@ func (c *Coordinator) lose(i int, start time.Time, reason string) {
 	c.ended[i] = true
 	c.mu.Unlock()
 	c.log.Warn("agent lost", "agent", c.cfg.Agents[i], "at", at.Round(time.Millisecond), "share", c.segs[i].Share(), "reason", reason)
-	c.merger.Lose(i, loadgen.Lost{Agent: c.cfg.Agents[i], At: at, Share: c.segs[i].Share(), Reason: reason})
+	l := loadgen.Lost{Agent: c.cfg.Agents[i], At: at, Share: c.segs[i].Share(), Reason: reason}
+	if c.k6m != nil {
+		c.k6m.Lose(i, l)
+	} else {
+		c.merger.Lose(i, l)
+	}
 }
 
 func (c *Coordinator) setConnected(d int) {

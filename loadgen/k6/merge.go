@@ -73,6 +73,14 @@ func NewMerge(cfg MergeConfig) (*Merge, error) {
 	return m, nil
 }
 
+// Start sets the run's start (the agreed instant), when it was not known
+// at NewMerge.
+func (m *Merge) Start(t time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.c.start, m.c.startAt = t, true
+}
+
 // Frame takes part's next frame: one line of its child's stream. An error
 // means the part's stream is corrupt (count the part lost).
 func (m *Merge) Frame(part int, line []byte) error {
