@@ -82,7 +82,9 @@ func newAgentCmd(st *state) *cobra.Command {
 		Long: `Serve a coordinator's plans over gRPC with mutual TLS: a coordinator must present a certificate
 signed by --client-ca. The agent refuses any plan whose target or request hosts fall outside
 --allow-target (hosts and CIDR ranges; loopback only when none is given), stops generating
-within 5 s when its coordinator goes away, and never logs secret header values.`,
+within 5 s when its coordinator goes away, and never logs secret header values. A k6 script's
+archive runs in the agent's k6 child with --blacklist-ip set to every range outside the allow
+list, and with load-shaping k6 flags only; scripts using k6/browser are refused.`,
 		Example: `  loadcap certs --out certs/
   loadcap agent --listen 127.0.0.1:7070 --tls-cert certs/agent.pem --tls-key certs/agent-key.pem --client-ca certs/ca.pem`,
 		Args: args(cobra.NoArgs),

@@ -48,13 +48,17 @@ func newRunCmd(st *state) *cobra.Command {
 open model with --rate (requests per second), closed model with --vus. A k6 script (.js, or a k6
 archive .tar) runs unmodified in k6 inside loadcap (a child process of this executable, with no
 usage report, REST API or extension download), recorded and reported like a scenario file.
+With --agents, a script is archived (k6 archive) and every agent runs its execution segment of
+it; the agents' k6 only connects inside their allow lists (k6's --blacklist-ip), and the
+script's thresholds on metrics loadcap measures are judged on the merged data.
 
 Latency is measured from each request's intended send time, so a stalled target shows in the
 percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 105 aborted.`,
 		Example: `  loadcap run scenarios/examples/checkout.yaml --out run.json
   loadcap run --url http://127.0.0.1:8080/ --rate 2000 --duration 30s --max-vus 500 --out run.json
   loadcap run --url http://127.0.0.1:8080/ --vus 50 --duration 30s --quiet
-  loadcap run script.js --out run.json --drill-id presale-1`,
+  loadcap run script.js --out run.json --drill-id presale-1
+  loadcap run script.js --agents 10.0.0.5:7070,10.0.0.6:7070 --tls-cert coordinator.pem --tls-key coordinator-key.pem --ca ca.pem`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if len(a) == 1 {

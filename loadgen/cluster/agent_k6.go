@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -73,6 +74,14 @@ func (a *agent) prepareK6(ctx context.Context, req *clusterpb.PrepareRequest, p 
 	}
 	if err := CheckK6Args(req.K6Args); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "prepare: %v", err)
+	}
+	// k6's browser module drives a Chromium that does not connect
+	// through k6's dialer: --blacklist-ip would not hold it. An archive
+	// is a plain tar of the sources, so the module's name shows.
+	for _, m := range []string{"k6/browser", "k6/experimental/browser"} {
+		if bytes.Contains(req.K6Archive, []byte(m)) {
+			return nil, status.Errorf(codes.PermissionDenied, "prepare: agents refuse k6 scripts that use %s (its browser is not bound by the allow list)", m)
+		}
 	}
 	seg, err := loadgen.NewSegment(req.Segment, req.Sequence)
 	if err != nil {

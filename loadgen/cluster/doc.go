@@ -31,6 +31,36 @@
 //     within CoordinatorTimeout; Stop reaches every agent at once.
 //   - Live metrics in Prometheus text format on both sides (MetricsListen).
 //
+// # k6 scripts
+//
+// NewK6Coordinator and RunK6 run a k6 test the same way: the coordinator
+// ships a k6 archive (k6.Archive: the script, its imports, the files its
+// init code open()s, its options) with "k6 run" flags and the drill id;
+// each agent runs the archive in its k6 child (k6.Runner) with its
+// --execution-segment and --execution-segment-sequence, so the agents run
+// the test exactly once, and forwards the child's frames as they come
+// (Snapshot.k6_frame: series are declared inside the interval that first
+// has them), then a Final with k6's exit code. The coordinator merges them
+// with k6.Merge into one k6.Outcome: the script's thresholds on metrics
+// loadcap measures are evaluated on the merged data; the others keep the
+// agents' k6 verdicts, noted as such. Stop and Kill reach every agent's
+// child as SIGINT (Kill: a second one, then SIGKILL) within the Stop
+// call's one-second bound.
+//
+// What an agent enforces on a k6 archive:
+//
+//   - k6 flags: only those that shape the load (CheckK6Args); no outputs,
+//     no files written, no system environment, no other segment.
+//   - Addresses: the child gets --blacklist-ip with the complement of the
+//     allow list (Complement: its ranges, plus the addresses its exact
+//     names resolve to when the plan is prepared; wildcard names admit
+//     nothing). k6 checks every address it connects to, after its own name
+//     resolution and the script's hosts option, for HTTP, WebSocket and
+//     gRPC; the command-line list replaces a blacklistIPs of the script's.
+//     Name lookups themselves still go to the agent's resolver.
+//   - k6/browser: refused (the archive names it), as its Chromium does not
+//     connect through k6.
+//
 // Kubernetes places agents with K8sAgents' Indexed Job and headless
 // Service; K8sAgentAddrs lists their stable addresses.
 package cluster

@@ -23,6 +23,14 @@
 // Signals are forwarded (SIGINT: k6 stops gracefully; a second one: at
 // once) and k6's exit code is kept.
 //
+// # Distributed runs
+//
+// Archive writes a k6 archive of a script with "k6 archive" in the child.
+// Agents run it with WithSegment and forward the child's frames
+// (WithFrames); the coordinator feeds them to a Merge, which merges the
+// parts as the collector merges one, and judges the script's thresholds on
+// the merged data where loadcap measures the metric.
+//
 // # Latency
 //
 // k6 times a request from its actual send (http_req_duration: sending +
