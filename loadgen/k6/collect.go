@@ -61,7 +61,6 @@ type collector struct {
 	mTop       int64 // µs its histograms hold
 	perm       []int // series number → the merger's series position
 	replaying  bool
-	scriptThs  bool // thresholds include the script's (Merge's outcome)
 	abortCause string
 	abortWhy   string
 }
