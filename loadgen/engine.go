@@ -36,6 +36,8 @@ type Engine struct {
 	o      options
 	rec    *Recorder
 	tr     *httpc.Transport
+	grpc   *grpcTargets // nil without gRPC requests
+	mixes  []mix        // by scenario
 	series []Series
 	index  map[Series]int
 
@@ -109,6 +111,24 @@ func New(f *scenarios.File, opts ...Option) (*Engine, error) {
 	}
 	if o.transport != nil {
 		ho = o.transport(ho)
+	}
+	vus := 0
+	for i := range f.Scenarios {
+		vus += f.Scenarios[i].Workload.MaxVUsNeeded()
+	}
+	var err error
+	if e.grpc, err = prepareGRPC(f, vus); err != nil {
+		return nil, err
+	}
+	for i := range f.Scenarios {
+		m := newMix(f, &f.Scenarios[i], e.index)
+		if e.grpc != nil {
+			if err := m.addGRPC(f, e.grpc); err != nil {
+				e.grpc.close()
+				return nil, err
+			}
+		}
+		e.mixes = append(e.mixes, m)
 	}
 	e.tr = httpc.NewTransport(ho)
 	return e, nil
@@ -196,8 +216,7 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 	e.rec.Start(start)
 	var wg sync.WaitGroup
 	for i := range e.f.Scenarios {
-		sr := &scenarioRun{e: e, sc: &e.f.Scenarios[i]}
-		sr.mix = newMix(e.f, &e.f.Scenarios[i], e.index)
+		sr := &scenarioRun{e: e, sc: &e.f.Scenarios[i], mix: e.mixes[i]}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -233,6 +252,7 @@ loop:
 		e.o.onRotate(last)
 	}
 	e.tr.Close()
+	e.grpc.close()
 	res := e.rec.result()
 	res.Started, res.Ended, res.Duration = start, end, end.Sub(start)
 	res.MaxVUs = int(e.peakVUs.Load())
@@ -366,6 +386,9 @@ func (s *scenarioRun) finish() {
 	s.mu.Lock()
 	for _, v := range s.vus {
 		v.client.Close()
+		if v.gcancel != nil {
+			v.gcancel()
+		}
 	}
 	s.mu.Unlock()
 	<-done
@@ -379,6 +402,12 @@ func (s *scenarioRun) newVU() *vu {
 		client: s.e.tr.NewClient(),
 	}
 	v.rd.st = s.e.f.NewState(id)
+	if s.e.grpc != nil {
+		// Created here, not lazily: finish may cancel it from another
+		// goroutine.
+		v.g = &vuGRPC{}
+		v.g.ctx, v.gcancel = context.WithCancel(context.Background())
+	}
 	s.mu.Lock()
 	s.vus = append(s.vus, v)
 	s.mu.Unlock()
@@ -552,17 +581,22 @@ func vuTarget(w *scenarios.Workload, t time.Duration) int {
 // vu is one virtual user: a connection, generator state and buffers, used by
 // one goroutine.
 type vu struct {
-	id     int
-	s      *scenarioRun
-	client httpc.Client
-	rd     renderer
-	res    httpc.Result
-	out    Outcome
-	quit   atomic.Bool
+	id      int
+	s       *scenarioRun
+	client  httpc.Client
+	rd      renderer
+	res     httpc.Result
+	out     Outcome
+	quit    atomic.Bool
+	g       *vuGRPC            // gRPC state; nil when the file has no gRPC requests
+	gcancel context.CancelFunc // ends g's calls (a hard stop)
 }
 
 func (v *vu) exit() {
 	v.client.Close()
+	if v.gcancel != nil {
+		v.gcancel()
+	}
 	v.s.e.activeVUs.Add(-1)
 	v.s.vuWG.Done()
 }
@@ -624,6 +658,10 @@ func (v *vu) do(intended time.Time, item *ReplayItem) {
 		defer v.s.release(item)
 	} else {
 		ent = v.s.mix.pick(v.rd.st)
+		if ent.grpc != nil {
+			v.doGRPC(intended, ent)
+			return
+		}
 		req = v.rd.render(ent)
 	}
 	sent := time.Now()

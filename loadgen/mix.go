@@ -48,6 +48,7 @@ type entry struct {
 	headers []hdrTmpl
 	body    tmpl
 	hasBody bool
+	grpc    *grpcEntry // set for a gRPC call (the HTTP fields are unused)
 }
 
 // mix is a scenario's requests ready to render, by index into File.Requests;
@@ -62,6 +63,11 @@ func newMix(f *scenarios.File, sc *scenarios.Scenario, index map[Series]int) mix
 	st := f.NewState(0)
 	for _, i := range sc.Requests {
 		r := &f.Requests[i]
+		if r.GRPC != nil {
+			// addGRPC completes it.
+			m.entries[i] = entry{name: index[Series{Scenario: sc.Name, Name: r.Name}]}
+			continue
+		}
 		e := entry{
 			name:    index[Series{Scenario: sc.Name, Name: r.Name}],
 			method:  r.Method,

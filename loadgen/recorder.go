@@ -19,12 +19,19 @@ const (
 )
 
 // Error classes of failed requests: the transport classes of httpc (timeout,
-// refused, reset, dns, tls, protocol, other) and the status classes.
+// refused, reset, dns, tls, protocol, other), the HTTP status classes, and
+// one class per gRPC status code other than OK (grpc_canceled ...
+// grpc_unauthenticated). New classes go at the end: agents and
+// coordinators exchange classes by number.
 const (
 	class4xx = uint8(numTransportClasses + iota)
 	class5xx
-	numClasses
+	classGRPC  // gRPC code 1 (Canceled); code c is classGRPC + c - 1
+	numClasses = classGRPC + numGRPCCodes
 )
+
+// numGRPCCodes is the number of gRPC status codes besides OK.
+const numGRPCCodes = 16
 
 // Series names what the recorder keeps apart: one request of one scenario.
 type Series struct{ Scenario, Name string }

@@ -4,6 +4,9 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode"
+
+	"google.golang.org/grpc/codes"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
@@ -20,15 +23,49 @@ const (
 const numTransportClasses = int(httpc.ClassOther) + 1
 
 // ClassName names an error class as results and reports show it: the
-// transport classes of httpc, "4xx" and "5xx".
+// transport classes of httpc, "4xx" and "5xx", and the gRPC status codes as
+// "grpc_" and the code in snake case ("grpc_unavailable",
+// "grpc_deadline_exceeded").
 func ClassName(c uint8) string {
-	switch c {
-	case class4xx:
+	switch {
+	case c == class4xx:
 		return "4xx"
-	case class5xx:
+	case c == class5xx:
 		return "5xx"
+	case c >= classGRPC && c < numClasses:
+		return grpcClassNames[c-classGRPC]
 	}
 	return httpc.Class(c).String()
+}
+
+// grpcClassNames are the gRPC classes' names, by code − 1.
+var grpcClassNames = func() (out [numGRPCCodes]string) {
+	for i := range out {
+		var b strings.Builder
+		b.WriteString("grpc_")
+		for j, r := range codes.Code(i + 1).String() {
+			if unicode.IsUpper(r) {
+				if j > 0 {
+					b.WriteByte('_')
+				}
+				r = unicode.ToLower(r)
+			}
+			b.WriteRune(r)
+		}
+		out[i] = b.String()
+	}
+	return out
+}()
+
+// grpcClass is the error class of a gRPC status code; 0 for OK.
+func grpcClass(c codes.Code) uint8 {
+	if c == codes.OK {
+		return 0
+	}
+	if c > numGRPCCodes {
+		return classGRPC + uint8(codes.Unknown) - 1
+	}
+	return classGRPC + uint8(c) - 1
 }
 
 // Summary is a latency distribution reduced to the figures reports show, in

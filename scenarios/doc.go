@@ -107,6 +107,50 @@
 //
 // Exactly one of path and url is given.
 //
+// # gRPC requests
+//
+// A request with protocol: grpc is a gRPC call instead (unary, or server
+// streaming: the stream is one request, its latency runs to the last
+// message):
+//
+//	requests:
+//	- name: place-order
+//	  protocol: grpc
+//	  target: 127.0.0.1:9090              # HOST:PORT; default: the host and port of the top-level target
+//	  method: shop.Order/Place            # or shop.Order.Place
+//	  message: '{"sku": "{{randInt 1 1000}}", "qty": 1}'   # the input message as JSON (protojson); default {}
+//	  proto: protos/order.proto           # the schema, compiled at load time; or reflection: true
+//	  import_paths: [protos, vendor]      # where its imports are found (default: the .proto's directory)
+//	  metadata: {x-region: east}          # keys are lower-cased; values may hold generators
+//	  timeout: 2s                         # the call's deadline (default: http.timeout)
+//	  tls: true                           # default false, or true when target is https://; insecureSkipTLSVerify applies
+//	  authority: shop.internal            # :authority (and TLS server name); default: target
+//	  connections: 8                      # HTTP/2 connections to target (default min(VUs, 32))
+//	  weight: 1
+//
+// proto, import_paths and the scenario file's other paths are relative to
+// its directory. With proto:, the method and the message are checked when
+// the file is loaded: an unknown service or method, a client-streaming
+// method, and every field of message that does not fit the input type
+// (unknown field, wrong JSON type, out-of-range number, unknown enum value,
+// two members of a oneof) is reported with its path, e.g.
+// requests[0].message.items[2].qty. With reflection: true the server is
+// asked (reflection v1, else v1alpha) once before the run starts, and the
+// same checks run then. Generated text in a message (CSV values, pick
+// choices) is escaped as the inside of a JSON string. A message with
+// generators is checked with sample values; one that does not fit with the
+// values of a request fails that request (class other). gRPC status codes
+// other than OK are error classes named grpc_ and the code in snake case
+// (grpc_unavailable, grpc_deadline_exceeded, ...). path, url, headers and
+// body are HTTP's and refused on a gRPC request; the shadow tag of drill_id
+// travels as the metadata x-loadcap-shadow and baggage.
+//
+// # k6 scripts
+//
+// A file may take its requests from a k6 script instead: k6: {script:
+// checkout.js} (relative to the file) with scenarios: and without
+// requests:.
+//
 // # Generators
 //
 // path, url (after the host), header values and body may hold generators,

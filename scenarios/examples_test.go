@@ -32,6 +32,13 @@ func TestExamples(t *testing.T) {
 				t.Fatalf("example does not load:\n%v", err)
 			}
 			for _, r := range f.Requests {
+				if r.GRPC != nil {
+					host, _, err := net.SplitHostPort(r.GRPC.Target)
+					if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+						t.Errorf("request %s targets %s: examples may only target loopback", r.Name, r.GRPC.Target)
+					}
+					continue
+				}
 				host, _, err := net.SplitHostPort(r.Host)
 				ip := net.ParseIP(host)
 				if err != nil || ip == nil || !ip.IsLoopback() {
@@ -41,6 +48,12 @@ func TestExamples(t *testing.T) {
 			s := f.NewState(0)
 			for _, r := range f.Requests {
 				s.Next()
+				if r.GRPC != nil {
+					if r.GRPC.Method == nil {
+						t.Errorf("request %s: method %s not resolved", r.Name, r.GRPC.FullMethod)
+					}
+					continue
+				}
 				if p := string(r.Path.AppendTo(nil, s)); p == "" || p[0] != '/' {
 					t.Errorf("request %s renders path %q", r.Name, p)
 				}

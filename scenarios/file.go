@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,11 @@ type File struct {
 	DrillID string
 	// Replay is set when requests come from a recording (replay:).
 	Replay *Replay
+	// K6Script is set when requests come from a k6 script (k6: {script:}):
+	// the script's path resolved against the file's directory. Such a file
+	// has scenarios and no Requests; K6Pos is where k6: is written.
+	K6Script string
+	K6Pos    Pos
 }
 
 // Header is one header line; its value may hold generators.
@@ -60,6 +66,10 @@ type Request struct {
 	Body    *Template // nil when the request has no body
 	Weight  float64   // relative share of the mix, > 0
 	Pos     Pos
+	// Protocol is HTTP unless the request says protocol: grpc; a gRPC
+	// request has GRPC set and no Scheme, Host, Path, Headers or Body.
+	Protocol Protocol
+	GRPC     *GRPCCall
 }
 
 // Option adjusts how a file is parsed.
@@ -156,7 +166,7 @@ func (p *parser) document(root *yaml.Node, needs string, keys []string) ([]kv, b
 	return pairs, true
 }
 
-var rootKeys = []string{"target", "http", "data", "seed", "scenarios", "requests", "thresholds", "drill_id", "replay"}
+var rootKeys = []string{"target", "http", "data", "seed", "scenarios", "requests", "thresholds", "drill_id", "replay", "k6"}
 
 func (p *parser) parseFile(root *yaml.Node) *File {
 	f := &File{Path: p.file, Timeout: DefaultTimeout, Seed: DefaultSeed}
@@ -208,6 +218,9 @@ func (p *parser) parseFile(root *yaml.Node) *File {
 	}
 	shadowHeaders(f)
 	if e, ok := find(pairs, "replay"); ok {
+		if k, ok := find(pairs, "k6"); ok {
+			p.errorf(k.k, "k6", "a file takes its requests from either replay: or k6:, not both")
+		}
 		// The recording supplies the requests (SetReplayRequests).
 		if f.Replay = p.replay(e.v); f.Replay != nil {
 			p.replayChecks(root, pairs, f.Replay)
@@ -217,6 +230,22 @@ func (p *parser) parseFile(root *yaml.Node) *File {
 			if f.Target == "" {
 				p.errorf(root, "target", "is required with replay: the base URL the recorded requests are sent to")
 			}
+		}
+		if e, ok := find(pairs, "thresholds"); ok {
+			f.Thresholds = p.thresholds(e.v, f)
+		}
+		return f
+	}
+	if e, ok := find(pairs, "k6"); ok {
+		// The script supplies the requests; scenarios give the load.
+		f.K6Script, f.K6Pos = p.k6Section(e), posOf(e.k)
+		if r, ok := find(pairs, "requests"); ok {
+			p.errorf(r.k, "requests", "a file with k6: takes its requests from the script; remove requests:")
+		}
+		if e, ok := find(pairs, "scenarios"); ok {
+			f.Scenarios = p.scenarios(e, nil, true)
+		} else {
+			p.errorf(root, "scenarios", "is required with k6: the k6 scenarios that run the script")
 		}
 		if e, ok := find(pairs, "thresholds"); ok {
 			f.Thresholds = p.thresholds(e.v, f)
@@ -238,6 +267,40 @@ func (p *parser) parseFile(root *yaml.Node) *File {
 		f.Thresholds = p.thresholds(e.v, f)
 	}
 	return f
+}
+
+// k6Section parses k6: {script: PATH} and returns the script's path,
+// resolved against the scenario file's directory.
+func (p *parser) k6Section(e kv) string {
+	pairs, ok := p.mapping(e.v, "k6")
+	if !ok {
+		return ""
+	}
+	p.known(pairs, "k6", "script")
+	se, ok := find(pairs, "script")
+	if !ok {
+		p.errorf(e.k, "k6.script", "is required: the k6 script (.js) whose requests this file's scenarios run")
+		return ""
+	}
+	s, ok := p.str(se.v, "k6.script")
+	if !ok {
+		return ""
+	}
+	if strings.TrimSpace(s) == "" {
+		p.errorf(se.v, "k6.script", "must name a script file")
+		return ""
+	}
+	if !filepath.IsAbs(s) {
+		s = filepath.Join(p.dir, s)
+	}
+	if st, err := os.Stat(s); err != nil {
+		p.errorf(se.v, "k6.script", "%s: no such file", s)
+		return ""
+	} else if st.IsDir() {
+		p.errorf(se.v, "k6.script", "%s is a directory, not a script", s)
+		return ""
+	}
+	return s
 }
 
 func (p *parser) httpSection(n *yaml.Node, f *File, env *dataEnv) {
@@ -377,7 +440,7 @@ func unwrapURLError(err error) error {
 
 var requestName = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
 
-var requestKeys = []string{"name", "method", "path", "url", "headers", "body", "weight"}
+var requestKeys = []string{"name", "method", "path", "url", "headers", "body", "weight", "protocol"}
 
 var knownMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"}
 
@@ -418,24 +481,42 @@ func (p *parser) request(n *yaml.Node, path string, base *baseURL, hasTarget boo
 	if !ok {
 		return r, false
 	}
-	p.known(pairs, path, requestKeys...)
 	good := true
 	bad := func() { good = false }
-
-	if e, ok := find(pairs, "name"); ok {
-		r.Pos = posOf(e.k)
-		if s, ok := p.str(e.v, join(path, "name")); !ok {
+	grpc := false
+	if e, ok := find(pairs, "protocol"); ok {
+		switch s, _ := p.str(e.v, join(path, "protocol")); s {
+		case "grpc":
+			grpc = true
+		case "http", "":
+		default:
+			p.errorf(e.v, join(path, "protocol"), "unknown protocol %q: http (the default) or grpc", s)
 			bad()
-		} else if !requestName.MatchString(s) {
-			p.errorf(e.v, join(path, "name"), "%q: a request name may only hold letters, digits, _, . and -", s)
-			bad()
-		} else {
-			r.Name = s
 		}
-	} else {
-		p.errorf(n, join(path, "name"), "is required")
+	}
+	if grpc {
+		if !p.requestCommon(&r, n, pairs, path) {
+			bad()
+		}
+		if !p.grpcRequest(&r, n, pairs, path, base, env) {
+			bad()
+		}
+		return r, good
+	}
+	var own []kv
+	for _, e := range pairs {
+		if slices.Contains(grpcOnlyKeys, e.key) || e.key == "target" || e.key == "timeout" {
+			p.errorf(e.k, join(path, e.key), "only a gRPC request takes %s: (set protocol: grpc)", e.key)
+			bad()
+			continue
+		}
+		own = append(own, e)
+	}
+	p.known(own, path, requestKeys...)
+	if !p.requestCommon(&r, n, pairs, path) {
 		bad()
 	}
+
 	if e, ok := find(pairs, "method"); ok {
 		if s, ok := p.str(e.v, join(path, "method")); !ok {
 			bad()
@@ -529,6 +610,27 @@ func (p *parser) request(n *yaml.Node, path string, base *baseURL, hasTarget boo
 			}
 		}
 	}
+	return r, good
+}
+
+// requestCommon parses the keys every request has: name and weight.
+func (p *parser) requestCommon(r *Request, n *yaml.Node, pairs []kv, path string) bool {
+	good := true
+	bad := func() { good = false }
+	if e, ok := find(pairs, "name"); ok {
+		r.Pos = posOf(e.k)
+		if s, ok := p.str(e.v, join(path, "name")); !ok {
+			bad()
+		} else if !requestName.MatchString(s) {
+			p.errorf(e.v, join(path, "name"), "%q: a request name may only hold letters, digits, _, . and -", s)
+			bad()
+		} else {
+			r.Name = s
+		}
+	} else {
+		p.errorf(n, join(path, "name"), "is required")
+		bad()
+	}
 	if e, ok := find(pairs, "weight"); ok {
 		if w, ok := p.number(e.v, join(path, "weight")); !ok {
 			bad()
@@ -539,7 +641,7 @@ func (p *parser) request(n *yaml.Node, path string, base *baseURL, hasTarget boo
 			r.Weight = w
 		}
 	}
-	return r, good
+	return good
 }
 
 // splitURL splits an absolute URL into its origin (scheme://authority) and

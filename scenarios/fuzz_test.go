@@ -26,12 +26,15 @@ func FuzzParse(f *testing.F) {
 			checkErrors(t, name, data, err)
 			return
 		}
-		if len(file.Scenarios) == 0 || len(file.Requests) == 0 {
+		if len(file.Scenarios) == 0 || (len(file.Requests) == 0) == (file.K6Script == "") {
 			t.Fatalf("accepted a file with %d scenarios and %d requests", len(file.Scenarios), len(file.Requests))
 		}
 		s := file.NewState(0)
 		for i := range file.Scenarios {
 			sc := &file.Scenarios[i]
+			if file.K6Script != "" {
+				break // the script's requests are k6's
+			}
 			if sc.Config == nil || len(sc.Requests) == 0 {
 				t.Fatalf("scenario %s: config %v, requests %v", sc.Name, sc.Config, sc.Requests)
 			}
@@ -42,6 +45,19 @@ func FuzzParse(f *testing.F) {
 		var buf []byte
 		for _, r := range file.Requests {
 			s.Next()
+			if g := r.GRPC; g != nil {
+				if g.Target == "" || g.FullMethod == "" || (g.Method == nil) != g.Reflection || g.Message == nil || !(r.Weight > 0) {
+					t.Fatalf("gRPC request %s is incomplete: %+v", r.Name, g)
+				}
+				buf = g.Message.AppendTo(buf[:0], s)
+				for _, h := range g.Metadata {
+					buf = h.Value.AppendTo(buf[:0], s)
+					if strings.ContainsAny(string(buf), "\r\n") {
+						t.Fatalf("metadata %s renders a line break: %q", h.Name, buf)
+					}
+				}
+				continue
+			}
 			if r.Path == nil || r.Host == "" || (r.Scheme != "http" && r.Scheme != "https") || !(r.Weight > 0) {
 				t.Fatalf("request %s is incomplete: %+v", r.Name, r)
 			}

@@ -70,7 +70,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown root key with suggestion",
 			src:  minimal("  - {name: a, path: /}\n") + "treshold: {}\n",
-			want: []string{`t.yaml:9:1: treshold: unknown key (did you mean "thresholds"?); expected one of: target, http, data, seed, scenarios, requests, thresholds, drill_id, replay`},
+			want: []string{`t.yaml:9:1: treshold: unknown key (did you mean "thresholds"?); expected one of: target, http, data, seed, scenarios, requests, thresholds, drill_id, replay, k6`},
 		},
 		{
 			name: "duplicate key",
@@ -257,7 +257,7 @@ func TestParseErrors(t *testing.T) {
 		{
 			name: "unknown request key",
 			src:  minimal("  - {name: a, path: /, methd: POST}\n"),
-			want: []string{`t.yaml:8:24: requests[0].methd: unknown key (did you mean "method"?); expected one of: name, method, path, url, headers, body, weight`},
+			want: []string{`t.yaml:8:24: requests[0].methd: unknown key (did you mean "method"?); expected one of: name, method, path, url, headers, body, weight, protocol`},
 		},
 		{
 			name: "template problems at the scalar",
@@ -352,7 +352,7 @@ scenarios:
   two: *d
 `,
 			want: []string{
-				`t.yaml:2:1: defaults: unknown key; expected one of: target, http, data, seed, scenarios, requests, thresholds, drill_id, replay`,
+				`t.yaml:2:1: defaults: unknown key; expected one of: target, http, data, seed, scenarios, requests, thresholds, drill_id, replay, k6`,
 				`t.yaml:2:53: scenarios.two.vus: the number of VUs must be more than 0`,
 			},
 		},
@@ -430,7 +430,7 @@ extra: true
 		`t.yaml:15:20: requests[2].url: scheme "ftp" is not supported: use http or https`,
 		`t.yaml:17:23: thresholds.http_req_duration[0]: failed parsing threshold expression "p(99)<"; reason: malformed threshold expression (expected AGGREGATION OPERATOR NUMBER, e.g. p(99)<200)`,
 		`t.yaml:18:3: thresholds.bogus: unknown metric "bogus"; loadcap measures: data_received, data_sent, dropped_iterations, http_req_duration, http_req_failed, http_reqs`,
-		`t.yaml:19:1: extra: unknown key; expected one of: target, http, data, seed, scenarios, requests, thresholds, drill_id, replay`,
+		`t.yaml:19:1: extra: unknown key; expected one of: target, http, data, seed, scenarios, requests, thresholds, drill_id, replay, k6`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -196,6 +196,17 @@ func (p *parser) replay(n *yaml.Node) *Replay {
 // when timed, k6 scenarios (the recording is the schedule).
 func (p *parser) replayChecks(root *yaml.Node, pairs []kv, r *Replay) {
 	if e, ok := find(pairs, "requests"); ok {
+		if n := resolve(e.v); n != nil && n.Kind == yaml.SequenceNode {
+			for i, item := range n.Content {
+				if it := resolve(item); it != nil && it.Kind == yaml.MappingNode {
+					for j := 0; j+1 < len(it.Content); j += 2 {
+						if k, v := resolve(it.Content[j]), resolve(it.Content[j+1]); k != nil && v != nil && k.Value == "protocol" && v.Value == "grpc" {
+							p.errorf(v, join(index("requests", i), "protocol"), "replay is HTTP-only: a recording can't be replayed as gRPC calls")
+						}
+					}
+				}
+			}
+		}
 		p.errorf(e.k, "requests", "a file with replay: takes its requests from the recording; remove requests:")
 	}
 	_, hasScenarios := find(pairs, "scenarios")

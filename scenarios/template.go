@@ -31,6 +31,10 @@ const (
 	// headerMode replaces control characters (except tab) by spaces, so a
 	// value can never end a header line early.
 	headerMode
+	// jsonMode (gRPC messages) escapes generated text as the inside of a
+	// JSON string (" \ and control characters), so a CSV value can never
+	// break the message's JSON.
+	jsonMode
 )
 
 type partKind uint8
@@ -153,6 +157,8 @@ func escapeTail(dst []byte, start int, mode escapeMode) []byte {
 				dst[i] = ' '
 			}
 		}
+	case jsonMode:
+		return escapeJSONTail(dst, start)
 	case urlMode:
 		n := 0
 		for _, c := range dst[start:] {
@@ -179,6 +185,44 @@ func escapeTail(dst []byte, start int, mode escapeMode) []byte {
 				w--
 				dst[w] = c
 			}
+		}
+	}
+	return dst
+}
+
+// escapeJSONTail escapes dst[start:] as the inside of a JSON string, in
+// place: the tail is rewritten from the back, so no scratch buffer.
+func escapeJSONTail(dst []byte, start int) []byte {
+	grow := 0
+	for _, c := range dst[start:] {
+		switch {
+		case c == '"' || c == '\\':
+			grow++
+		case c < ' ':
+			grow += 5 // \u00XX
+		}
+	}
+	if grow == 0 {
+		return dst
+	}
+	old := len(dst)
+	for range grow {
+		dst = append(dst, 0)
+	}
+	w := len(dst)
+	for r := old - 1; r >= start; r-- {
+		c := dst[r]
+		switch {
+		case c == '"' || c == '\\':
+			w -= 2
+			dst[w], dst[w+1] = '\\', c
+		case c < ' ':
+			w -= 6
+			copy(dst[w:], `\u00`)
+			dst[w+4], dst[w+5] = hexDigits[c>>4], hexDigits[c&0x0f]
+		default:
+			w--
+			dst[w] = c
 		}
 	}
 	return dst
@@ -519,4 +563,37 @@ func splitmix(x uint64) uint64 {
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
 	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
 	return x ^ (x >> 31)
+}
+
+// appendSample renders t like AppendTo but without side effects on the run:
+// {{seq}} gives its first value and a column its source's first row, random
+// values come from rng. Validation renders a sample to check a message
+// against its schema before the run starts.
+func (t *Template) appendSample(dst []byte, rng *rand.Rand, data []*DataSource) []byte {
+	for i := range t.parts {
+		p := &t.parts[i]
+		switch p.kind {
+		case partLit:
+			dst = append(dst, p.lit...)
+		case partSeq:
+			dst = strconv.AppendInt(dst, p.start, 10)
+		case partRandInt:
+			v := rng.Uint64()
+			if p.span != 0 {
+				v = rng.Uint64N(p.span)
+			}
+			dst = strconv.AppendInt(dst, p.start+int64(v), 10)
+		case partPick:
+			dst = append(dst, p.choices[rng.IntN(len(p.choices))]...)
+		case partUUID:
+			dst = appendUUID(dst, rng)
+		case partColumn:
+			if p.src < len(data) && len(data[p.src].Rows) > 0 && p.col < len(data[p.src].Rows[0]) {
+				start := len(dst)
+				dst = append(dst, data[p.src].Rows[0][p.col]...)
+				dst = escapeTail(dst, start, t.mode)
+			}
+		}
+	}
+	return dst
 }

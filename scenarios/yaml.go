@@ -31,6 +31,8 @@ type parser struct {
 	declaredList []string // the same, in file order
 	// scenarioNames holds every scenario name written in the file.
 	scenarioNames map[string]bool
+	// protos holds the .proto files compiled so far (gRPC requests).
+	protos protoCache
 }
 
 const (
