@@ -312,3 +312,32 @@ func k6FindStep(script string, args []string, drillID string, stderr io.Writer) 
 		return out.Result, nil
 	}
 }
+
+// runK6File runs a scenario file whose requests come from a k6 script
+// (k6: {script: ...}): the file's scenarios replace the script's, its
+// thresholds are evaluated by loadcap besides the script's, and its
+// drill_id is the shadow tag the script gets.
+func runK6File(cmd *cobra.Command, st *state, c *runConfig, f *scenarios.File, o execOptions) error {
+	if len(c.cluster.agents) > 0 {
+		return usageErr("--agents: a scenario file driving a k6 script runs locally only; run the script itself with --agents")
+	}
+	if c.k6.drillID != "" && f.DrillID != "" && c.k6.drillID != f.DrillID {
+		return usageErr("--drill-id %q differs from %s's drill_id %q", c.k6.drillID, f.Path, f.DrillID)
+	}
+	drill := f.DrillID
+	if drill == "" {
+		drill = c.k6.drillID
+	}
+	cfgs := map[string]any{}
+	for _, sc := range f.Scenarios {
+		cfgs[sc.Name] = sc.Config
+	}
+	js, err := json.Marshal(cfgs)
+	if err != nil {
+		return fmt.Errorf("%s: scenarios for k6: %w", f.Path, err)
+	}
+	if err := k6.CheckArgs(c.k6.args); err != nil {
+		return withCode(exitUsage, err)
+	}
+	return executeK6(cmd.Context(), st, f.K6Script, c.k6.args, drill, f.Thresholds, o, k6.WithScenarios(js))
+}

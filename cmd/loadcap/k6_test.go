@@ -180,3 +180,82 @@ export default function () { http.get(__ENV.BASE + '/'); http.get(__ENV.BASE + '
 		t.Errorf("a script with two requests per iteration: exit %d, stderr %q; want 2 and why", r.code, r.stderr)
 	}
 }
+
+// TestRunScenarioFileWithK6Script runs a scenario file whose workload
+// drives a k6 script: the file's arrival rate replaces the script's
+// options, the file's thresholds are judged, and its drill id reaches the
+// script's requests.
+func TestRunScenarioFileWithK6Script(t *testing.T) {
+	srv := newK6Server(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "one.js"), []byte(`import http from 'k6/http';
+import loadcap from 'k6/x/loadcap';
+export const options = { vus: 1, iterations: 1 };  // replaced by the scenario file's
+export default function () { http.get(__ENV.BASE + '/k', { headers: loadcap.headers(), tags: { name: 'k' } }); }
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "drive.yaml")
+	if err := os.WriteFile(file, []byte(`scenarios:
+  browse: {executor: constant-arrival-rate, rate: 20, timeUnit: 1s, duration: 2s, preAllocatedVUs: 5}
+k6: {script: one.js}
+drill_id: presale-9
+thresholds:
+  http_req_failed: ['rate<0.01']
+  http_reqs: ['count>1000']
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "run.json")
+	r := loadcap(t, nil, false, "run", file, "--quiet", "--out", out, "--k6-arg=--env=BASE="+srv.URL)
+	if r.code != exitThresholds {
+		t.Fatalf("exit %d, want 99 (http_reqs count>1000 fails)\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := srv.count("/k"); got < 39 || got > 41 {
+		t.Errorf("server got %d requests; want 40 (20/s for 2 s, from the file, not the script's 1 iteration)", got)
+	}
+	run := readRun(t, out)
+	passed := map[string]bool{}
+	for _, th := range run.Thresholds {
+		passed[th.Metric+" "+th.Expr] = th.Passed
+	}
+	if !passed["http_req_failed rate<0.01"] || passed["http_reqs count>1000"] {
+		t.Errorf("thresholds %v; want http_req_failed passed, http_reqs count>1000 failed", passed)
+	}
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	if srv.tags["presale-9"] != srv.hits["/k"] {
+		t.Errorf("tagged %v of %d requests; want all with presale-9", srv.tags, srv.hits["/k"])
+	}
+}
+
+// TestValidateK6Script has k6 check scripts, alone and behind a scenario
+// file's k6: section.
+func TestValidateK6Script(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.js")
+	broken := filepath.Join(dir, "broken.js")
+	for p, body := range map[string]string{
+		good:   "import http from 'k6/http';\nexport const options = { vus: 2, duration: '1s' };\nexport default function () {}\n",
+		broken: "import http from 'k6/http';\nexport default function ( {\n",
+	} {
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	file := filepath.Join(dir, "drive.yaml")
+	if err := os.WriteFile(file, []byte("scenarios:\n  a: {executor: constant-vus, vus: 1, duration: 1s}\nk6: {script: broken.js}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := loadcap(t, nil, false, "validate", good); r.code != 0 || !strings.Contains(r.stdout, "good.js: ok (k6 script") {
+		t.Errorf("good script: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	r := loadcap(t, nil, false, "validate", broken)
+	if r.code != exitInvalid || !strings.Contains(r.stderr, "broken.js") || !strings.Contains(strings.ToLower(r.stderr), "unexpected") {
+		t.Errorf("broken script: exit %d, want 104 with k6's message naming it\n%s", r.code, r.stderr)
+	}
+	r = loadcap(t, nil, false, "validate", file)
+	if r.code != exitInvalid || !strings.Contains(r.stderr, "drive.yaml:3") || !strings.Contains(r.stderr, "k6.script") {
+		t.Errorf("file driving a broken script: exit %d, want 104 at drive.yaml:3 k6.script\n%s", r.code, r.stderr)
+	}
+}

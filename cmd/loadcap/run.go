@@ -77,6 +77,9 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 			if err != nil {
 				return err
 			}
+			if f.K6Script != "" {
+				return runK6File(cmd, st, &c, f, o)
+			}
 			return execute(cmd.Context(), st, f, o)
 		},
 	}

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/loadcap/loadcap/loadgen/k6"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/shadow/capture"
 )
@@ -14,12 +18,21 @@ import (
 func newValidateCmd(st *state) *cobra.Command {
 	return &cobra.Command{
 		Use:   "validate FILE...",
-		Short: "Check scenario and capacity plan files: every problem, each with file:line:col (exit 104 if any)",
-		Args:  args(cobra.MinimumNArgs(1)),
-		RunE: func(_ *cobra.Command, files []string) error {
+		Short: "Check scenario, drill and capacity plan files and k6 scripts: every problem, each with file:line:col (exit 104 if any)",
+		Long: `Check scenario, drill and capacity plan files: every problem, each with file:line:col and the
+key path. A k6 script (.js) is checked by k6 itself: it is archived as a run would load it (its
+init code runs, its imports and options are resolved; nothing is sent).`,
+		Args: args(cobra.MinimumNArgs(1)),
+		RunE: func(cmd *cobra.Command, files []string) error {
 			bad := 0
 			for _, path := range files {
-				summary, err := validateFile(path)
+				var summary string
+				var err error
+				if isK6Script(path) {
+					summary, err = validateK6Script(cmd.Context(), path)
+				} else {
+					summary, err = validateFile(path)
+				}
 				if err != nil {
 					bad++
 					fmt.Fprintln(st.stderr, err)
@@ -58,6 +71,12 @@ func validateFile(path string) (string, error) {
 	f, err := scenarios.Load(path)
 	if err != nil {
 		return "", err
+	}
+	if f.K6Script != "" {
+		if _, err := validateK6Script(context.Background(), f.K6Script); err != nil {
+			return "", &scenarios.Error{File: path, Pos: f.K6Pos, Path: "k6.script", Msg: err.Error()}
+		}
+		return fmt.Sprintf("%d scenarios driving k6 script %s, %d thresholds", len(f.Scenarios), f.K6Script, len(f.Thresholds)), nil
 	}
 	if r := f.Replay; r != nil {
 		if r.Rewrite != "" {
@@ -114,4 +133,25 @@ func checkDrillFiles(d *scenarios.Drill) error {
 		}
 	}
 	return nil
+}
+
+// validateK6Script has k6 load the script as a run would, by archiving
+// it (in the k6 child, with nothing reaching the network): syntax errors,
+// missing imports and invalid options come back as k6 words them.
+func validateK6Script(ctx context.Context, path string) (string, error) {
+	if strings.HasSuffix(strings.ToLower(path), ".tar") {
+		if _, err := os.Stat(path); err != nil {
+			return "", err
+		}
+		return "k6 archive", nil
+	}
+	dir, err := os.MkdirTemp("", "loadcap-validate-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+	if err := k6.Archive(ctx, path, filepath.Join(dir, "script.tar")); err != nil {
+		return "", err // names the script and carries k6's message
+	}
+	return "k6 script, loaded by k6", nil
 }
