@@ -161,35 +161,12 @@ func executeK6(ctx context.Context, st *state, script string, args []string, dri
 		return withCode(out.ExitCode, fmt.Errorf("k6 exited with code %d: %s", out.ExitCode, out.Err))
 	}
 	run := reports.NewRun(out.Result, k6Meta(script, out.Result))
-	if rep != nil {
-		if run.Cluster, err = json.Marshal(rep); err != nil {
-			return err
-		}
-		for _, p := range rep.Problems() {
-			fmt.Fprintln(st.stderr, "cluster:", p)
-		}
+	code := 0 // the reports show k6's exit code unless a threshold decided it
+	if out.ExitCode != 0 && out.Result.AbortCause != loadgen.CauseThreshold {
+		code = out.ExitCode
 	}
-	var werr error
-	if o.out != "" {
-		werr = run.WriteFile(o.out)
-	}
-	if !o.noSummary {
-		if err := reports.WriteSummary(st.stdout, run); err != nil {
-			return err
-		}
-	}
-	if werr != nil {
-		return werr
-	}
-	if o.report != "" || o.junit != "" {
-		in := reports.HTMLInput{Run: run}
-		in.ExitCode = verdictCode(in)
-		if out.ExitCode != 0 && out.Result.AbortCause != loadgen.CauseThreshold {
-			in.ExitCode = out.ExitCode
-		}
-		if err := writeReports(st, in, o.report, o.junit); err != nil {
-			return err
-		}
+	if err := writeRunOutputs(st, run, rep, o, code); err != nil {
+		return err
 	}
 	switch {
 	case out.Result.AbortCause == loadgen.CauseThreshold:

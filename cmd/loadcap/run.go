@@ -169,6 +169,43 @@ type execOptions struct {
 	cluster   *clusterFlags // --agents: a distributed run
 }
 
+// writeRunOutputs attaches the cluster report (when distributed) and
+// writes what o asks for: run.json, the summary, the HTML report and JUnit.
+// exitCode, when not 0, is the exit code the reports show instead of the
+// thresholds' verdict (k6's own, e.g. 107).
+func writeRunOutputs(st *state, run *reports.Run, rep *cluster.Report, o execOptions, exitCode int) error {
+	if rep != nil {
+		var err error
+		if run.Cluster, err = json.Marshal(rep); err != nil {
+			return err
+		}
+		for _, p := range rep.Problems() {
+			fmt.Fprintln(st.stderr, "cluster:", p)
+		}
+	}
+	var werr error
+	if o.out != "" {
+		werr = run.WriteFile(o.out)
+	}
+	if !o.noSummary {
+		if err := reports.WriteSummary(st.stdout, run); err != nil {
+			return err
+		}
+	}
+	if werr != nil {
+		return werr
+	}
+	if o.report != "" || o.junit != "" {
+		in := reports.HTMLInput{Run: run}
+		in.ExitCode = verdictCode(in)
+		if exitCode != 0 {
+			in.ExitCode = exitCode
+		}
+		return writeReports(st, in, o.report, o.junit)
+	}
+	return nil
+}
+
 // execute runs f, writes the result and the summary, and maps the outcome
 // to an exit code: 99 when a threshold failed, 105 when interrupted.
 func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) error {
@@ -223,32 +260,8 @@ func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) e
 	}
 	runErr := err // the run happened but went wrong (a recording that stopped reading): results first
 	run := reports.NewRun(res, meta(f))
-	if clusterReport != nil {
-		if run.Cluster, err = json.Marshal(clusterReport); err != nil {
-			return err
-		}
-		for _, p := range clusterReport.Problems() {
-			fmt.Fprintln(st.stderr, "cluster:", p)
-		}
-	}
-	var werr error
-	if o.out != "" {
-		werr = run.WriteFile(o.out)
-	}
-	if !o.noSummary {
-		if err := reports.WriteSummary(st.stdout, run); err != nil {
-			return err
-		}
-	}
-	if werr != nil {
-		return werr
-	}
-	if o.report != "" || o.junit != "" {
-		in := reports.HTMLInput{Run: run}
-		in.ExitCode = verdictCode(in)
-		if err := writeReports(st, in, o.report, o.junit); err != nil {
-			return err
-		}
+	if err := writeRunOutputs(st, run, clusterReport, o, 0); err != nil {
+		return err
 	}
 	if runErr != nil {
 		return runErr
