@@ -152,8 +152,9 @@ type grpcEntry struct {
 	in      protoreflect.MessageDescriptor
 	static  *grpcc.Payload // the message, marshalled once, when it has no generators
 	msg     tmpl
-	md      []hdrTmpl   // metadata, the shadow tag included
-	mdFixed metadata.MD // md when no value has generators; shared, read-only
+	md      []hdrTmpl       // metadata, the shadow tag included
+	mdFixed metadata.MD     // md when no value has generators; shared, read-only
+	mdPrep  *grpcc.Metadata // mdFixed, encoded once for unary calls
 	timeout time.Duration
 	idx     int // index among the mix's gRPC entries (a VU's marshaler)
 }
@@ -220,6 +221,7 @@ func newGRPCEntry(f *scenarios.File, r *scenarios.Request, ts *grpcTargets, st *
 		for _, h := range e.md {
 			e.mdFixed[h.name] = append(e.mdFixed[h.name], string(h.val.static))
 		}
+		e.mdPrep = grpcc.NewMetadata(e.mdFixed)
 	}
 	return e, nil
 }
@@ -262,9 +264,9 @@ func (v *vu) doGRPC(intended time.Time, ent *entry) {
 		pl = &g.payload
 	}
 	ctx := g.ctx
-	if ge.mdFixed != nil {
+	if ge.mdFixed != nil && ge.stream {
 		ctx = metadata.NewOutgoingContext(ctx, ge.mdFixed)
-	} else if len(ge.md) > 0 {
+	} else if ge.mdFixed == nil && len(ge.md) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, v.renderMD(ge))
 	}
 	ctx, cancel := context.WithTimeout(ctx, ge.timeout)
@@ -288,6 +290,8 @@ func (v *vu) doGRPC(intended time.Time, ent *entry) {
 		// request, never sent.
 	case ge.stream:
 		c.ServerStream(ctx, ge.method, pl, &g.res)
+	case ge.mdPrep != nil:
+		c.UnaryMD(ctx, ge.method, ge.mdPrep, pl, &g.res)
 	default:
 		c.Unary(ctx, ge.method, pl, &g.res)
 	}
