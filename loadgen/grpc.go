@@ -29,6 +29,7 @@ type grpcKey struct {
 	target, authority string
 	tls               bool
 	conns             int
+	grpcGo            bool
 }
 
 // grpcTargets holds an engine's connection pools, one per target.
@@ -114,7 +115,7 @@ func prepareGRPC(f *scenarios.File, vus int) (*grpcTargets, error) {
 		if g == nil {
 			continue
 		}
-		k := grpcKey{target: g.Target, authority: g.Authority, tls: g.TLS, conns: g.Connections}
+		k := grpcKey{target: g.Target, authority: g.Authority, tls: g.TLS, conns: g.Connections, grpcGo: g.GRPCGo}
 		if k.conns == 0 {
 			k.conns = max(1, min(vus, grpcc.DefaultMaxConnections))
 		}
@@ -135,6 +136,9 @@ func prepareGRPC(f *scenarios.File, vus int) (*grpcTargets, error) {
 
 func grpcOptions(f *scenarios.File, g *scenarios.GRPCCall, conns int) grpcc.Options {
 	o := grpcc.Options{Target: g.Target, Authority: g.Authority, Connections: conns}
+	if g.GRPCGo {
+		o.Transport = grpcc.TransportGRPCGo
+	}
 	if g.TLS {
 		o.TLS = &tls.Config{}
 		if f.Insecure {
@@ -170,7 +174,7 @@ func newGRPCEntry(f *scenarios.File, r *scenarios.Request, ts *grpcTargets, st *
 	conns := g.Connections
 	var t *grpcTarget
 	for _, c := range ts.list {
-		if c.key.target == g.Target && c.key.authority == g.Authority && c.key.tls == g.TLS && (conns == 0 || c.key.conns == conns) {
+		if c.key.target == g.Target && c.key.authority == g.Authority && c.key.tls == g.TLS && c.key.grpcGo == g.GRPCGo && (conns == 0 || c.key.conns == conns) {
 			t = c
 			break
 		}
