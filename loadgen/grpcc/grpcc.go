@@ -124,10 +124,17 @@ func Dial(o Options) (*Pool, error) {
 	for range p.n {
 		sl := &h2slot{p: p}
 		p.h2 = append(p.h2, sl)
-		go func() { _, _ = sl.conn(p.ctx) }() // connect ahead of the first call
+		_, _ = sl.conn(ctxDone) // starts connecting ahead of the first call
 	}
 	return p, nil
 }
+
+// ctxDone is a context that has ended.
+var ctxDone = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
 
 // dialGRPC makes the grpc-go connections, once.
 func (p *Pool) dialGRPC() error {

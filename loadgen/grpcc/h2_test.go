@@ -3,6 +3,7 @@ package grpcc_test
 import (
 	"context"
 	"encoding/base64"
+	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -281,6 +282,32 @@ func TestMetadataReachesTheServer(t *testing.T) {
 		}
 		if g := got.Get("trace-bin"); len(g) != 1 || g[0] != "\x00\x01\xff" {
 			t.Errorf("call %d: trace-bin %q (%s)", i, g, base64.StdEncoding.EncodeToString([]byte(strings.Join(g, ""))))
+		}
+	}
+}
+
+func TestSilentServerEndsCallsAtTheirDeadline(t *testing.T) {
+	// A listener that never answers: the connection is made (the kernel
+	// accepts it) but the HTTP/2 handshake never ends.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	srv := grpcctest.Start(t, grpcctest.Options{})
+	pl := payload(t, srv, "Place", `{}`)
+	p := dial(t, grpcc.Options{Target: ln.Addr().String(), Connections: 1})
+	for range 2 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		start := time.Now()
+		var res grpcc.Result
+		p.Caller(0).Unary(ctx, place, pl, &res)
+		cancel()
+		if res.Code != codes.DeadlineExceeded {
+			t.Errorf("code %v, want DeadlineExceeded", res.Code)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("a call with a 100ms deadline took %v", d)
 		}
 	}
 }

@@ -166,14 +166,17 @@ func decodeMessage(s string) string {
 }
 
 // h2slot is one connection of a pool on our transport: the current
-// connection, replaced after it fails or goes away. Failed dials back off
-// (100 ms doubling to 2 s); calls meanwhile fail fast with the dial's
-// error, as grpc-go's do in TRANSIENT_FAILURE.
+// connection, replaced after it fails or goes away. One dial runs at a
+// time, in its own goroutine, bounded by h2dialTimeout: callers wait for it
+// only as long as their contexts allow. Failed dials back off (100 ms
+// doubling to 2 s); calls meanwhile fail fast with the dial's error, as
+// grpc-go's do in TRANSIENT_FAILURE.
 type h2slot struct {
 	p   *Pool
 	cur atomic.Pointer[h2conn]
 
 	mu      sync.Mutex
+	dialing chan struct{} // closed when the dial under way ends
 	retryAt time.Time
 	backoff time.Duration
 	lastErr error
@@ -186,37 +189,66 @@ const (
 
 // conn returns a usable connection, dialling one if needed.
 func (sl *h2slot) conn(ctx context.Context) (*h2conn, error) {
-	if c := sl.cur.Load(); c != nil && c.usable() {
-		return c, nil
-	}
-	sl.mu.Lock()
-	defer sl.mu.Unlock()
-	if c := sl.cur.Load(); c != nil && c.usable() {
-		return c, nil
-	}
-	if sl.p.ctx.Err() != nil {
-		return nil, errPoolClosed
-	}
-	if time.Now().Before(sl.retryAt) {
-		return nil, sl.lastErr
-	}
-	c, err := dialH2(ctx, &sl.p.h2o)
-	if err != nil {
-		if ctx.Err() != nil {
+	for range 2 {
+		if c := sl.cur.Load(); c != nil && c.usable() {
+			return c, nil
+		}
+		sl.mu.Lock()
+		if c := sl.cur.Load(); c != nil && c.usable() {
+			sl.mu.Unlock()
+			return c, nil
+		}
+		if sl.p.ctx.Err() != nil {
+			sl.mu.Unlock()
+			return nil, errPoolClosed
+		}
+		if sl.dialing == nil {
+			if time.Now().Before(sl.retryAt) {
+				err := sl.lastErr
+				sl.mu.Unlock()
+				return nil, err
+			}
+			sl.dialing = make(chan struct{})
+			go sl.dial(sl.dialing)
+		}
+		dialing := sl.dialing
+		sl.mu.Unlock()
+		select {
+		case <-dialing:
+		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
+		sl.mu.Lock()
+		err := sl.lastErr
+		sl.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return nil, fmt.Errorf("connection to %s lost as it was made", sl.p.h2o.target)
+}
+
+// dial makes the slot's next connection and closes done.
+func (sl *h2slot) dial(done chan struct{}) {
+	ctx, cancel := context.WithTimeout(sl.p.ctx, h2dialTimeout)
+	c, err := dialH2(ctx, &sl.p.h2o)
+	cancel()
+	sl.mu.Lock()
+	if err != nil {
 		sl.backoff = min(max(2*sl.backoff, minBackoff), maxBackoff)
 		sl.retryAt = time.Now().Add(sl.backoff)
 		sl.lastErr = fmt.Errorf("connect to %s: %w", sl.p.h2o.target, err)
-		return nil, sl.lastErr
+	} else {
+		sl.backoff, sl.lastErr = 0, nil
+		sl.cur.Store(c)
 	}
-	sl.backoff, sl.lastErr = 0, nil
-	sl.cur.Store(c)
-	if sl.p.ctx.Err() != nil {
+	closed := sl.p.ctx.Err() != nil
+	sl.dialing = nil
+	sl.mu.Unlock()
+	close(done)
+	if closed && c != nil {
 		c.close(errPoolClosed)
-		return nil, errPoolClosed
 	}
-	return c, nil
 }
 
 func (sl *h2slot) close() {

@@ -67,10 +67,10 @@ type h2conn struct {
 	maxStreams uint32 // server's MAX_CONCURRENT_STREAMS
 	waiters    int    // callers waiting for a stream slot
 	slotFree   chan struct{}
-	sendWin    int64 // connection send window
-	peerWin    int64 // server's INITIAL_WINDOW_SIZE
-	maxFrame   int   // server's MAX_FRAME_SIZE
-	winFree    chan struct{}
+	sendWin    int64         // connection send window
+	peerWin    int64         // server's INITIAL_WINDOW_SIZE
+	maxFrame   int           // server's MAX_FRAME_SIZE
+	winMore    chan struct{} // closed when a send window grows; nil = nobody waits
 	goAway     bool
 	err        error // the connection's failure, once dead
 	closed     chan struct{}
@@ -173,7 +173,6 @@ func dialH2(ctx context.Context, o *h2opts) (*h2conn, error) {
 		nextID:     1,
 		maxStreams: 1<<32 - 1,
 		slotFree:   make(chan struct{}, 1),
-		winFree:    make(chan struct{}, 1),
 		sendWin:    h2DefaultWin,
 		peerWin:    h2DefaultWin,
 		maxFrame:   h2DefaultFrame,
@@ -257,7 +256,7 @@ func (c *h2conn) applySettings(p []byte) error {
 			for _, st := range c.streams {
 				st.sendWin += delta
 			}
-			wake(c.winFree)
+			c.windowGrew()
 		case http2.SettingMaxFrameSize:
 			c.maxFrame = int(min(max(s.Val, h2DefaultFrame), 1<<20))
 		}
@@ -271,6 +270,14 @@ func wake(ch chan struct{}) {
 	select {
 	case ch <- struct{}{}:
 	default:
+	}
+}
+
+// windowGrew wakes every caller waiting for send window; under mu.
+func (c *h2conn) windowGrew() {
+	if c.winMore != nil {
+		close(c.winMore)
+		c.winMore = nil
 	}
 }
 
@@ -446,11 +453,15 @@ func (c *h2conn) writeBody(ctx context.Context, s *h2stream, body []byte) {
 		}
 		n := min(int64(total-off), c.sendWin, s.sendWin, int64(c.maxFrame))
 		if n <= 0 {
+			if c.winMore == nil {
+				c.winMore = make(chan struct{})
+			}
+			more := c.winMore
 			c.mu.Unlock()
 			// Wait for a WINDOW_UPDATE without holding the writer.
 			c.unlockW()
 			select {
-			case <-c.winFree:
+			case <-more:
 			case <-ctx.Done():
 			case <-c.closed:
 			case <-s.done:
@@ -465,9 +476,6 @@ func (c *h2conn) writeBody(ctx context.Context, s *h2stream, body []byte) {
 		}
 		c.sendWin -= n
 		s.sendWin -= n
-		if c.sendWin > 0 && s.sendWin > 0 {
-			wake(c.winFree) // pass on: others may be waiting too
-		}
 		c.mu.Unlock()
 		buf := c.scratch[:0]
 		end := off + int(n)
@@ -628,8 +636,8 @@ func (c *h2conn) handle(h frameHeader, p []byte) error {
 		} else if s := c.streams[h.stream]; s != nil {
 			s.sendWin += inc
 		}
+		c.windowGrew()
 		c.mu.Unlock()
-		wake(c.winFree)
 	case http2.FrameGoAway:
 		if len(p) < 8 {
 			return http2.ConnectionError(http2.ErrCodeFrameSize)
