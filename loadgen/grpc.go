@@ -29,6 +29,7 @@ type grpcKey struct {
 	target, authority string
 	tls               bool
 	conns             int
+	grpcGo            bool
 }
 
 // grpcTargets holds an engine's connection pools, one per target.
@@ -114,7 +115,7 @@ func prepareGRPC(f *scenarios.File, vus int) (*grpcTargets, error) {
 		if g == nil {
 			continue
 		}
-		k := grpcKey{target: g.Target, authority: g.Authority, tls: g.TLS, conns: g.Connections}
+		k := grpcKey{target: g.Target, authority: g.Authority, tls: g.TLS, conns: g.Connections, grpcGo: g.GRPCGo}
 		if k.conns == 0 {
 			k.conns = max(1, min(vus, grpcc.DefaultMaxConnections))
 		}
@@ -135,6 +136,9 @@ func prepareGRPC(f *scenarios.File, vus int) (*grpcTargets, error) {
 
 func grpcOptions(f *scenarios.File, g *scenarios.GRPCCall, conns int) grpcc.Options {
 	o := grpcc.Options{Target: g.Target, Authority: g.Authority, Connections: conns}
+	if g.GRPCGo {
+		o.Transport = grpcc.TransportGRPCGo
+	}
 	if g.TLS {
 		o.TLS = &tls.Config{}
 		if f.Insecure {
@@ -152,8 +156,9 @@ type grpcEntry struct {
 	in      protoreflect.MessageDescriptor
 	static  *grpcc.Payload // the message, marshalled once, when it has no generators
 	msg     tmpl
-	md      []hdrTmpl   // metadata, the shadow tag included
-	mdFixed metadata.MD // md when no value has generators; shared, read-only
+	md      []hdrTmpl       // metadata, the shadow tag included
+	mdFixed metadata.MD     // md when no value has generators; shared, read-only
+	mdPrep  *grpcc.Metadata // mdFixed, encoded once for unary calls
 	timeout time.Duration
 	idx     int // index among the mix's gRPC entries (a VU's marshaler)
 }
@@ -169,7 +174,7 @@ func newGRPCEntry(f *scenarios.File, r *scenarios.Request, ts *grpcTargets, st *
 	conns := g.Connections
 	var t *grpcTarget
 	for _, c := range ts.list {
-		if c.key.target == g.Target && c.key.authority == g.Authority && c.key.tls == g.TLS && (conns == 0 || c.key.conns == conns) {
+		if c.key.target == g.Target && c.key.authority == g.Authority && c.key.tls == g.TLS && c.key.grpcGo == g.GRPCGo && (conns == 0 || c.key.conns == conns) {
 			t = c
 			break
 		}
@@ -220,6 +225,7 @@ func newGRPCEntry(f *scenarios.File, r *scenarios.Request, ts *grpcTargets, st *
 		for _, h := range e.md {
 			e.mdFixed[h.name] = append(e.mdFixed[h.name], string(h.val.static))
 		}
+		e.mdPrep = grpcc.NewMetadata(e.mdFixed)
 	}
 	return e, nil
 }
@@ -262,9 +268,9 @@ func (v *vu) doGRPC(intended time.Time, ent *entry) {
 		pl = &g.payload
 	}
 	ctx := g.ctx
-	if ge.mdFixed != nil {
+	if ge.mdFixed != nil && ge.stream {
 		ctx = metadata.NewOutgoingContext(ctx, ge.mdFixed)
-	} else if len(ge.md) > 0 {
+	} else if ge.mdFixed == nil && len(ge.md) > 0 {
 		ctx = metadata.NewOutgoingContext(ctx, v.renderMD(ge))
 	}
 	ctx, cancel := context.WithTimeout(ctx, ge.timeout)
@@ -288,6 +294,8 @@ func (v *vu) doGRPC(intended time.Time, ent *entry) {
 		// request, never sent.
 	case ge.stream:
 		c.ServerStream(ctx, ge.method, pl, &g.res)
+	case ge.mdPrep != nil:
+		c.UnaryMD(ctx, ge.method, ge.mdPrep, pl, &g.res)
 	default:
 		c.Unary(ctx, ge.method, pl, &g.res)
 	}

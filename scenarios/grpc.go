@@ -63,6 +63,10 @@ type GRPCCall struct {
 	Metadata    []Header  // names in lower case; values may hold generators
 	Timeout     time.Duration
 	Connections int // HTTP/2 connections to the target; 0 = the engine's default
+	// GRPCGo sends unary calls through grpc-go instead of loadcap's own
+	// HTTP/2 transport (transport: grpc-go): a fallback. Server-streaming
+	// calls always use grpc-go.
+	GRPCGo bool
 
 	// Where the request's keys are, for problems found after parsing
 	// (Resolve).
@@ -79,7 +83,7 @@ type GRPCCall struct {
 func (g *GRPCCall) Streaming() bool { return g.Method != nil && g.Method.IsStreamingServer() }
 
 var grpcKeys = []string{"name", "protocol", "target", "method", "message", "proto", "import_paths", "reflection",
-	"metadata", "timeout", "tls", "authority", "connections", "weight"}
+	"metadata", "timeout", "tls", "authority", "connections", "transport", "weight"}
 
 // httpOnlyKeys are request keys that mean nothing to a gRPC call.
 var httpOnlyKeys = map[string]string{
@@ -90,7 +94,7 @@ var httpOnlyKeys = map[string]string{
 }
 
 // grpcOnlyKeys are gRPC request keys an HTTP request may not use.
-var grpcOnlyKeys = []string{"message", "proto", "import_paths", "reflection", "metadata", "tls", "authority", "connections"}
+var grpcOnlyKeys = []string{"message", "proto", "import_paths", "reflection", "metadata", "tls", "authority", "connections", "transport"}
 
 // metadataKey is gRPC's rule for metadata keys (after lower-casing).
 var metadataKey = regexp.MustCompile(`^[0-9a-z_.-]+$`)
@@ -210,6 +214,18 @@ func (p *parser) grpcRequest(r *Request, n *yaml.Node, pairs []kv, path string, 
 			bad()
 		} else {
 			g.Connections = int(v)
+		}
+	}
+	if e, ok := find(pairs, "transport"); ok {
+		switch s, ok := p.str(e.v, join(path, "transport")); {
+		case !ok:
+			bad()
+		case s == "loadcap":
+		case s == "grpc-go":
+			g.GRPCGo = true
+		default:
+			p.errorf(e.v, join(path, "transport"), "must be loadcap (the default) or grpc-go, got %q", s)
+			bad()
 		}
 	}
 	if e, ok := find(pairs, "import_paths"); ok {

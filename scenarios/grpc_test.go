@@ -35,6 +35,7 @@ func TestGRPCRequests(t *testing.T) {
     metadata: {X-Region: east, x-req: "{{seq}}"}
     timeout: 2s
     connections: 8
+    transport: grpc-go
     tls: true
     authority: shop.local
   - name: watch
@@ -60,6 +61,8 @@ func TestGRPCRequests(t *testing.T) {
 		{"tls", g.TLS, true},
 		{"timeout", g.Timeout, 2 * time.Second},
 		{"connections", g.Connections, 8},
+		{"grpc-go transport", g.GRPCGo, true},
+		{"our transport by default", f.Requests[1].GRPC.GRPCGo, false},
 		{"input type", string(g.Method.Input().FullName()), "shop.PlaceRequest"},
 		{"unary", g.Streaming(), false},
 		{"metadata keys lower-cased", g.Metadata[0].Name + "," + g.Metadata[1].Name, "x-region,x-req"},
@@ -167,7 +170,8 @@ func TestGRPCRequestErrors(t *testing.T) {
     connections: 0
     timeout: 0s
     metadata: {grpc-status: x, "a b": c, K: x, k: y}
-    tls: yes please`,
+    tls: yes please
+    transport: h3`,
 			[]string{
 				`8:13: requests[0].target: "http://h:1": a gRPC target is HOST:PORT, without a scheme`,
 				`11:18: requests[0].connections: must be between 1 and 1024, got 0`,
@@ -176,6 +180,7 @@ func TestGRPCRequestErrors(t *testing.T) {
 				`13:32: requests[0].metadata.a b: "a b" is not a valid metadata key`,
 				`13:48: requests[0].metadata.k: duplicate metadata key`,
 				`14:10: requests[0].tls: must be true or false`,
+				`15:16: requests[0].transport: must be loadcap (the default) or grpc-go, got "h3"`,
 			}},
 		{"unknown protocol", `
   - {name: a, protocol: websocket, path: /}`,

@@ -15,8 +15,19 @@ import (
 // deadline, the call and its result. The in-process server's own
 // allocations are counted too (-benchmem sees the whole process).
 func BenchmarkUnary(b *testing.B) {
+	for _, tr := range transports {
+		b.Run(tr.name, func(b *testing.B) { benchUnary(b, tr.t) })
+	}
+}
+
+var transports = []struct {
+	name string
+	t    grpcc.Transport
+}{{"h2", grpcc.TransportH2}, {"grpc-go", grpcc.TransportGRPCGo}}
+
+func benchUnary(b *testing.B, tr grpcc.Transport) {
 	srv := grpcctest.Start(b, grpcctest.Options{})
-	p := dial(b, grpcc.Options{Target: srv.Addr, Connections: 1})
+	p := dial(b, grpcc.Options{Target: srv.Addr, Connections: 1, Transport: tr})
 	pl := payload(b, srv, "Fail", `{}`)
 	c := p.Caller(0)
 	base := context.Background()
@@ -35,8 +46,14 @@ func BenchmarkUnary(b *testing.B) {
 // BenchmarkUnaryParallel is BenchmarkUnary with many callers sharing the
 // pool's connections, as VUs do.
 func BenchmarkUnaryParallel(b *testing.B) {
+	for _, tr := range transports {
+		b.Run(tr.name, func(b *testing.B) { benchUnaryParallel(b, tr.t) })
+	}
+}
+
+func benchUnaryParallel(b *testing.B, tr grpcc.Transport) {
 	srv := grpcctest.Start(b, grpcctest.Options{})
-	p := dial(b, grpcc.Options{Target: srv.Addr, Connections: 2})
+	p := dial(b, grpcc.Options{Target: srv.Addr, Connections: 2, Transport: tr})
 	pl := payload(b, srv, "Fail", `{}`)
 	b.ReportAllocs()
 	b.SetParallelism(16)

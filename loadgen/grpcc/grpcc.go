@@ -2,11 +2,14 @@
 //
 // A Pool holds several HTTP/2 connections to one target (one connection caps
 // throughput: its streams share one TCP stream, one reader and one writer
-// goroutine), and each VU sticks to one of them (Pool.Caller). Calls go
-// through grpc-go with a pass-through codec: the request message is
-// marshalled before the call (a Payload, built once when the message has no
-// generators) and the response is counted, never decoded, so the hot path
-// does no proto reflection.
+// goroutine), and each VU sticks to one of them (Pool.Caller). Unary calls
+// go through our own HTTP/2 transport (h2conn.go: x/net/http2's framer and
+// HPACK, one reader goroutine per connection, header blocks encoded once,
+// no allocation per call in steady state) unless Options.Transport asks for
+// grpc-go; server-streaming calls always use grpc-go, with a pass-through
+// codec. Either way the request message is marshalled before the call (a
+// Payload, built once when the message has no generators) and the response
+// is counted, never decoded, so the hot path does no proto reflection.
 //
 // Request failures are data: a call fills Result.Code and Result.Err and
 // never returns a Go error.
@@ -18,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -25,6 +29,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -46,23 +51,100 @@ type Options struct {
 	TLS         *tls.Config // nil = plaintext HTTP/2 (h2c with prior knowledge). Not modified.
 	Connections int         // HTTP/2 connections; < 1 = 1
 	UserAgent   string      // "" = "loadcap"
+	Transport   Transport   // unary calls' transport; TransportDefault = DefaultTransport
 }
+
+// Transport selects the HTTP/2 client of unary calls.
+type Transport int
+
+// Transports.
+const (
+	TransportDefault Transport = iota // DefaultTransport
+	TransportH2                       // ours (h2conn.go)
+	TransportGRPCGo                   // grpc-go's
+)
+
+// DefaultTransport is the transport of unary calls when Options leave it
+// unset.
+const DefaultTransport = TransportH2
 
 // Pool is a fixed set of HTTP/2 connections to one target. Connections are
 // made in the background as Dial returns and remade after failures (as
 // grpc-go does). It is safe for concurrent use.
 type Pool struct {
-	conns []*grpc.ClientConn
+	o     Options
+	n     int
+	once  sync.Once
+	conns []*grpc.ClientConn // grpc-go's: every call, or server streaming only
+	err   error              // grpc-go's dial error
+
+	// Our transport (TransportH2).
+	h2     []*h2slot
+	h2o    h2opts
+	scheme byte   // HPACK :scheme
+	fixed  []byte // HPACK :authority, content-type, user-agent, te
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // Dial returns a pool of o.Connections connections to o.Target. It fails
 // only on bad options; an unreachable target shows in the calls' results.
 func Dial(o Options) (*Pool, error) {
-	n := max(o.Connections, 1)
-	ua := o.UserAgent
-	if ua == "" {
-		ua = "loadcap"
+	if o.Transport == TransportDefault {
+		o.Transport = DefaultTransport
 	}
+	if o.UserAgent == "" {
+		o.UserAgent = "loadcap"
+	}
+	p := &Pool{o: o, n: max(o.Connections, 1)}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	if o.Transport == TransportGRPCGo {
+		if err := p.dialGRPC(); err != nil {
+			return nil, err
+		}
+		return p, nil
+	}
+	if o.Target == "" {
+		return nil, errors.New("grpc client: no target")
+	}
+	p.h2o = h2opts{target: o.Target, authority: o.Authority, tls: o.TLS}
+	if p.h2o.authority == "" {
+		p.h2o.authority = o.Target
+	}
+	p.scheme = hpackSchemeHTTP
+	if o.TLS != nil {
+		p.scheme = hpackSchemeHTTPS
+	}
+	e := newFieldEncoder()
+	e.field(":authority", p.h2o.authority)
+	e.field("content-type", "application/grpc")
+	e.field("user-agent", o.UserAgent)
+	e.field("te", "trailers")
+	p.fixed = e.bytes()
+	for range p.n {
+		sl := &h2slot{p: p}
+		p.h2 = append(p.h2, sl)
+		_, _ = sl.conn(ctxDone) // starts connecting ahead of the first call
+	}
+	return p, nil
+}
+
+// ctxDone is a context that has ended.
+var ctxDone = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// dialGRPC makes the grpc-go connections, once.
+func (p *Pool) dialGRPC() error {
+	p.once.Do(func() { p.err = p.makeGRPC() })
+	return p.err
+}
+
+func (p *Pool) makeGRPC() error {
+	o := p.o
+	ua := o.UserAgent
 	creds := insecure.NewCredentials()
 	if o.TLS != nil {
 		creds = credentials.NewTLS(o.TLS)
@@ -82,31 +164,44 @@ func Dial(o Options) (*Pool, error) {
 	if o.Authority != "" {
 		opts = append(opts, grpc.WithAuthority(o.Authority))
 	}
-	p := &Pool{}
-	for range n {
+	for range p.n {
 		// passthrough: the address is dialled as written, with no DNS
 		// resolver goroutine per connection.
 		c, err := grpc.NewClient("passthrough:///"+o.Target, opts...)
 		if err != nil {
-			p.Close()
-			return nil, fmt.Errorf("grpc client for %s: %w", o.Target, err)
+			for _, c := range p.conns {
+				_ = c.Close()
+			}
+			p.conns = nil
+			return fmt.Errorf("grpc client for %s: %w", o.Target, err)
 		}
 		c.Connect()
 		p.conns = append(p.conns, c)
 	}
-	return p, nil
+	return nil
 }
 
-// Len is the number of connections.
-func (p *Pool) Len() int { return len(p.conns) }
+// Len is the number of connections (of each transport in use).
+func (p *Pool) Len() int { return p.n }
 
-// Conn returns connection i modulo Len.
-func (p *Pool) Conn(i int) *grpc.ClientConn { return p.conns[i%len(p.conns)] }
+// Conn returns grpc-go's connection i modulo Len, made on first use when
+// unary calls use our transport; nil if grpc-go refused the options.
+func (p *Pool) Conn(i int) *grpc.ClientConn {
+	if p.dialGRPC() != nil {
+		return nil
+	}
+	return p.conns[i%len(p.conns)]
+}
 
 // Close closes every connection; calls in flight fail with Canceled.
 func (p *Pool) Close() {
+	p.cancel()
+	p.once.Do(func() {}) // no grpc-go connections after Close
 	for _, c := range p.conns {
 		_ = c.Close()
+	}
+	for _, sl := range p.h2 {
+		sl.close()
 	}
 }
 
@@ -154,19 +249,68 @@ type Result struct {
 // Caller sends calls on one connection of a pool. It is used by one
 // goroutine at a time (a VU).
 type Caller struct {
-	conn *grpc.ClientConn
+	p    *Pool
+	vu   int
 	resp response
+
+	// Our transport.
+	slot  *h2slot
+	s     h2stream
+	hdrs  []hdrEntry
+	evict int
+	call  []byte // this call's header block
 }
 
 // Caller returns a Caller for VU number vu: VUs are spread over the
 // connections round-robin.
-func (p *Pool) Caller(vu int) *Caller { return &Caller{conn: p.Conn(vu)} }
+func (p *Pool) Caller(vu int) *Caller {
+	c := &Caller{p: p, vu: vu}
+	if p.h2 != nil {
+		c.slot = p.h2[vu%len(p.h2)]
+		c.s.done = make(chan struct{}, 1)
+	}
+	return c
+}
 
 // Unary makes one unary call of method ("/pkg.Service/Method") with the
 // request in payload; ctx carries the deadline and outgoing metadata.
+// Metadata in ctx is encoded afresh for each call: UnaryMD spares that.
 func (c *Caller) Unary(ctx context.Context, method string, payload *Payload, res *Result) {
+	if c.slot != nil {
+		md, _ := metadata.FromOutgoingContext(ctx)
+		if len(md) == 0 {
+			c.unaryH2(ctx, method, nil, true, payload, res)
+			return
+		}
+		c.unaryH2(ctx, method, NewMetadata(md), false, payload, res)
+		return
+	}
+	c.unaryGRPC(ctx, method, payload, res)
+}
+
+// UnaryMD is Unary with the outgoing metadata md (nil = none) prepared
+// beforehand; metadata in ctx is ignored. Our transport reuses the
+// request's encoded header block for every call with the same method and
+// md.
+func (c *Caller) UnaryMD(ctx context.Context, method string, md *Metadata, payload *Payload, res *Result) {
+	if c.slot != nil {
+		c.unaryH2(ctx, method, md, true, payload, res)
+		return
+	}
+	if md != nil {
+		ctx = metadata.NewOutgoingContext(ctx, md.md)
+	}
+	c.unaryGRPC(ctx, method, payload, res)
+}
+
+func (c *Caller) unaryGRPC(ctx context.Context, method string, payload *Payload, res *Result) {
+	conn := c.p.Conn(c.vu)
+	if conn == nil {
+		fail(codes.Unavailable, c.p.err.Error(), res)
+		return
+	}
 	c.resp = response{}
-	err := c.conn.Invoke(ctx, method, payload, &c.resp)
+	err := conn.Invoke(ctx, method, payload, &c.resp)
 	res.BytesSent = int64(len(payload.b) + frameOverhead)
 	c.finish(err, res)
 }
@@ -174,10 +318,15 @@ func (c *Caller) Unary(ctx context.Context, method string, payload *Payload, res
 // ServerStream makes one server-streaming call and reads every response:
 // the call ends with the stream (its latency runs to the last message).
 func (c *Caller) ServerStream(ctx context.Context, method string, payload *Payload, res *Result) {
+	conn := c.p.Conn(c.vu)
+	if conn == nil {
+		fail(codes.Unavailable, c.p.err.Error(), res)
+		return
+	}
 	c.resp = response{}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s, err := c.conn.NewStream(ctx, &streamDesc, method)
+	s, err := conn.NewStream(ctx, &streamDesc, method)
 	if err == nil {
 		err = s.SendMsg(payload)
 		if err == nil {

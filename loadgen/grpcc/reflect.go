@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -133,9 +134,9 @@ func v1Stream(conn *grpc.ClientConn) reflectStream {
 			} else {
 				req.MessageRequest = &rv1.ServerReflectionRequest_FileByFilename{FileByFilename: file}
 			}
-			if err := s.Send(req); err != nil {
+			if err := s.Send(req); err != nil && !errors.Is(err, io.EOF) {
 				return nil, err
-			}
+			} // io.EOF: the stream has ended; Recv says why (Unimplemented)
 			resp, err := s.Recv()
 			if err != nil {
 				return nil, err
@@ -164,9 +165,9 @@ func v1alphaStream(conn *grpc.ClientConn) reflectStream {
 			} else {
 				req.MessageRequest = &rv1alpha.ServerReflectionRequest_FileByFilename{FileByFilename: file}
 			}
-			if err := s.Send(req); err != nil {
+			if err := s.Send(req); err != nil && !errors.Is(err, io.EOF) {
 				return nil, err
-			}
+			} // io.EOF: the stream has ended; Recv says why (Unimplemented)
 			resp, err := s.Recv()
 			if err != nil {
 				return nil, err

@@ -10,7 +10,8 @@
 #
 # Usage: test/bench/grpc_vs_ghz.sh   (N=runs, default 3; GRPC_CONNECTIONS=
 #        loadcap's connections: (default 1, like ghz; "" = loadcap's default
-#        min(VUs, 32)); BUILD=0 to reuse $LOADCAP; HTTP_PORT/GRPC_PORT for
+#        min(VUs, 32)); GRPC_TRANSPORT=loadcap's transport: (loadcap,
+#        the default, or grpc-go); BUILD=0 to reuse $LOADCAP; HTTP_PORT/GRPC_PORT for
 #        the target, default 18380/18381, not the harness's defaults, which
 #        other sessions may use)
 # Prints the medians and the ratio; results in $RESULTS (default
@@ -33,6 +34,7 @@ fi
 
 conns=""
 [[ -n $GRPC_CONNECTIONS ]] && conns=", connections: $GRPC_CONNECTIONS"
+[[ -n ${GRPC_TRANSPORT:-} ]] && conns="$conns, transport: $GRPC_TRANSPORT"
 # The scenario is written into each run's output directory: the target's
 # address is only known to the harness ({GRPC_ADDR}).
 scenario="printf '%s\n' 'scenarios:' '  s: {executor: constant-vus, vus: {CONNS}, duration: {DURATION}, gracefulStop: 5s}' 'requests:' '  - {name: check, protocol: grpc, target: \"{GRPC_ADDR}\", method: grpc.health.v1.Health/Check, reflection: true, message: \"{}\"$conns}' >{OUT_DIR}/grpc.yaml"

@@ -55,6 +55,9 @@ type Options struct {
 	// StallFor at the start of every StallEvery, counted from its start
 	// (a coordinated-omission target).
 	StallEvery, StallFor time.Duration
+	// ServerOptions are added to the server's (MaxConcurrentStreams,
+	// keepalive parameters, ...).
+	ServerOptions []grpc.ServerOption
 }
 
 // Call is one Place call as the server received it.
@@ -123,6 +126,7 @@ func Start(t testing.TB, o Options) *Server {
 			return h(ctx, req)
 		}))
 	}
+	sopts = append(sopts, o.ServerOptions...)
 	s.srv = grpc.NewServer(sopts...)
 	s.srv.RegisterService(s.serviceDesc(sd), struct{}{})
 	ropts := reflection.ServerOptions{Services: s.srv, DescriptorResolver: s.Files}
@@ -142,6 +146,14 @@ func Start(t testing.TB, o Options) *Server {
 	t.Cleanup(s.srv.Stop)
 	return s
 }
+
+// Stop closes the listener and every connection at once: calls in flight
+// see their connection break.
+func (s *Server) Stop() { s.srv.Stop() }
+
+// GracefulStop stops taking connections and streams (GOAWAY) and returns
+// when the calls in flight have ended.
+func (s *Server) GracefulStop() { s.srv.GracefulStop() }
 
 // stall holds a call while the server is inside a stall window.
 func (s *Server) stall() {
