@@ -32,6 +32,10 @@ var ErrOutsideWindow = errors.New("outside the drill's allowed window")
 // before the drill starts, so it does not start.
 var ErrSignals = errors.New("pre-flight: a guard or metrics signal does not answer")
 
+// ErrStoppedEarly: the guard stopped the drill before its load started
+// (on agents, while they prepared).
+var ErrStoppedEarly = errors.New("the guard stopped the drill")
+
 // ErrIsolation: the isolation pre-flight found a table without a proper
 // shadow twin, or the audit found a leaked row.
 var ErrIsolation = errors.New("isolation violated")
@@ -47,6 +51,9 @@ type DrillConfig struct {
 	// Guard starts the guard: it gets the drill's stop function and returns
 	// what to call with every closed interval. Nil runs unguarded.
 	Guard func(ctx context.Context, stop func(GuardBreach)) (observe func(loadgen.Interval), err error)
+	// Generator builds what generates the load; nil is LocalGenerator (this
+	// process). A coordinator over agents runs a drill on them.
+	Generator func(GeneratorConfig) (Generator, error)
 }
 
 // DrillResult is what a drill measured and concluded.
@@ -83,22 +90,31 @@ type DrillStop struct {
 	LastHealthy string        `json:"last_healthy"` // the last stage that completed and passed
 }
 
-// ServiceMeasure is one service's capacity as the drill saw it: the highest
-// request rate it served in a stage before its latency doubled (Saturated:
-// a later stage did double it, so this is its capacity; otherwise a lower
-// bound), and its fan-out at that stage.
+// ServiceMeasure is one service's capacity as the drill saw it (see
+// measureServices): where the drill saturated it, its rate there; else,
+// when it exports its busy time, the utilization law over the stages
+// before the first saturation; else the highest rate it served, a lower
+// bound. Fanout is its requests per request of the first listed service.
 type ServiceMeasure struct {
 	Name          string  `json:"name"`
-	CapacityQPS   float64 `json:"capacity_qps"` // all replicas together
+	CapacityQPS   float64 `json:"capacity_qps"` // all replicas together, requests/s
 	PerReplicaQPS float64 `json:"per_replica_qps"`
 	Fanout        float64 `json:"fanout"`
 	Saturated     bool    `json:"saturated"`
-	Stage         string  `json:"stage"`
+	// Stage is the stage the figure comes from; for the utilization law,
+	// the stages it was pooled over, joined by ", ".
+	Stage string `json:"stage"`
 	// Method says where CapacityQPS comes from: "saturated" (its rate
-	// where the drill saturated it), "utilization" (rate / utilization, the
-	// utilization law, from its busy-time counter) or "lower bound" (the
-	// highest rate it served, never saturated, no utilization exported).
+	// where the drill saturated it, over its utilization there when
+	// exported), "utilization" (requests over the worker-seconds they took,
+	// the utilization law, from its busy-time counter and at least
+	// MinLawRequests requests) or "lower bound" (the highest rate it served:
+	// it never saturated, and its busy time is not exported or too few of
+	// its requests were seen).
 	Method string `json:"method"`
+	// Requests is how many of the service's requests the figure rests on
+	// (those of the stages it was read from); 0 for a lower bound.
+	Requests float64 `json:"requests,omitempty"`
 }
 
 // StageRates lists each stage's name and rate, for the plan printout.
@@ -260,12 +276,8 @@ func RunDrill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
 		srcs = append(srcs, MetricsSource{Name: s.Name, URL: s.Metrics})
 	}
 	tr := &stageTracker{d: d, srcs: srcs, progress: cfg.Progress, peak: peak}
-	var opts []loadgen.Option
-	if src != nil {
-		opts = append(opts, loadgen.WithReplay(src))
-	}
 	var observe func(loadgen.Interval)
-	var eng *loadgen.Engine
+	var gen Generator
 	var stopMu sync.Mutex
 	var breach *GuardBreach
 	var breachAt time.Duration
@@ -276,46 +288,64 @@ func RunDrill(ctx context.Context, cfg DrillConfig) (*DrillResult, error) {
 		observe, err = cfg.Guard(ctx, func(b GuardBreach) {
 			stopMu.Lock()
 			defer stopMu.Unlock()
-			if breach == nil && eng == nil {
-				breach = &b // before the start: the engine is killed as soon as it exists
+			if breach != nil {
 				return
 			}
-			if breach == nil && eng != nil {
-				// Production suffers: requests in flight are abandoned at
-				// once rather than given their graceful stop. The services
-				// are read first (a few ms): the abandoned requests would
-				// count in their rates.
-				breach, breachAt = &b, time.Since(t0)
-				tr.cut()
-				eng.Kill(CauseGuard, "guard: "+b.Reason)
+			breach = &b
+			if gen == nil {
+				return // before the start: the load is killed as soon as it exists
 			}
+			if !t0.IsZero() {
+				breachAt = time.Since(t0)
+			}
+			// Production suffers: requests in flight are abandoned at once
+			// rather than given their graceful stop. The services are read
+			// first (a few ms): the abandoned requests would count in their
+			// rates.
+			tr.cut()
+			gen.Kill(CauseGuard, "guard: "+b.Reason)
 		})
 		if err != nil {
 			return res, err
 		}
 	}
-	opts = append(opts, loadgen.WithIntervalHook(func(iv loadgen.Interval) {
-		if observe != nil {
-			observe(iv)
-		}
-		tr.interval(iv)
-	}))
-	if cfg.Progress != nil {
-		opts = append(opts, loadgen.WithProgress(cfg.Progress, cfg.Live))
+	gc := GeneratorConfig{File: f, RecordedPeak: peak, Progress: cfg.Progress, Live: cfg.Live,
+		Interval: func(iv loadgen.Interval) {
+			if observe != nil {
+				observe(iv)
+			}
+			tr.interval(iv)
+		},
+		Start: func(at time.Time) {
+			stopMu.Lock()
+			t0 = at
+			stopMu.Unlock()
+			tr.start(at)
+		}}
+	if src != nil {
+		gc.Replay = src
+	}
+	newGen := cfg.Generator
+	if newGen == nil {
+		newGen = LocalGenerator
 	}
 	stopMu.Lock()
-	eng, err = loadgen.New(f, opts...)
-	t0 = time.Now()
+	gen, err = newGen(gc)
 	if err == nil && breach != nil {
-		eng.Kill(CauseGuard, "guard: "+breach.Reason)
+		gen.Kill(CauseGuard, "guard: "+breach.Reason)
 	}
 	stopMu.Unlock()
 	if err != nil {
 		return res, err
 	}
-	tr.start(t0)
-	r, err := eng.Run(ctx)
+	r, err := gen.Run(ctx)
 	if err != nil {
+		stopMu.Lock()
+		b := breach
+		stopMu.Unlock()
+		if b != nil {
+			return res, fmt.Errorf("%w before the load started: %s (%v)", ErrStoppedEarly, b.Reason, err)
+		}
 		return res, err
 	}
 	res.Run = r
@@ -387,7 +417,11 @@ type stageTracker struct {
 	printed  int
 }
 
+// start schedules the scrapes; t0 is the load's time zero, now or soon
+// (agents start together a moment after the call).
 func (t *stageTracker) start(t0 time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.t0 = t0
 	t.scrapes = make([][2][]scrape, len(t.d.Stages))
 	t.services = make([][]ServiceStats, len(t.d.Stages))
@@ -399,7 +433,7 @@ func (t *stageTracker) start(t0 time.Time) {
 		holdFrom, holdTo := at+s.Ramp, at+s.Ramp+s.Hold
 		at = holdTo
 		for edge, when := range []time.Duration{holdFrom, holdTo} {
-			t.timers = append(t.timers, time.AfterFunc(when, func() {
+			t.timers = append(t.timers, time.AfterFunc(time.Until(t0.Add(when)), func() {
 				sc := make([]scrape, len(t.srcs))
 				(&scraper{srcs: t.srcs}).scrapeAll(sc)
 				t.mu.Lock()
@@ -460,6 +494,9 @@ func (t *stageTracker) finish(r *loadgen.Result) *FindResult {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.cutLocked()
+	if t.services == nil { // the load never started
+		t.services = make([][]ServiceStats, len(t.d.Stages))
+	}
 	res := &FindResult{SLO: drillSLOText(t.d)}
 	slo, sloErr := ParseSLO(res.SLO)
 	var at time.Duration
@@ -504,17 +541,85 @@ func drillSLOText(d *scenarios.Drill) string {
 	return strings.Join(clauses, ",")
 }
 
-// measureServices takes each service's capacity from the stages. In the
-// first stage where some service's mean latency doubled from the first
-// stage's, the one whose latency grew the most is the bottleneck: a
-// saturated server serves about its capacity, so its rate there is its
-// capacity. Services that called it wait on it and slow down too, so for
-// every other service the highest rate it served is a lower bound.
+// measureServices takes each service's capacity from the stages.
+//
+// The bottleneck is found in the first stage where some service's mean
+// latency doubled from its first stage's: of the services there, the
+// busiest when one exports its utilization and is at least
+// saturatedUtilization busy, else the one whose latency grew the most. A
+// saturated server serves its capacity, so its rate there is its capacity
+// (over its utilization there when it exports busy time: the two agree
+// when it truly saturated, and the law stays right when it did not).
+//
+// Every other service's capacity comes from the utilization law, X = U·c/S,
+// so c/S = X/U = Workers·Requests/BusySeconds, pooled over the stages
+// before the bottleneck's (past it, requests waiting on the bottleneck
+// hold busy time across the window's edges), when those stages hold at
+// least MinLawRequests of its requests. It does not need the service to be
+// busy: it needs its busy time measured, and enough requests that the few
+// in flight at the window's edges do not count. Without that, the highest
+// rate it served is a lower bound.
 func measureServices(d *scenarios.Drill, stages *FindResult) []ServiceMeasure {
+	bottleneck, at := saturation(stages.Steps)
+	if bottleneck != "" {
+		stages.FirstSaturated, stages.FirstSaturatedStep = bottleneck, stages.Steps[at].N
+	}
+	var out []ServiceMeasure
+	for _, svc := range d.Services {
+		m := ServiceMeasure{Name: svc.Name, Method: "lower bound"}
+		for i, st := range stages.Steps {
+			if at >= 0 && i > at {
+				break
+			}
+			s, ok := serviceIn(st, svc.Name)
+			if !ok || s.RequestRate <= 0 {
+				continue
+			}
+			if s.RequestRate > m.CapacityQPS || (i == at && svc.Name == bottleneck) {
+				m.CapacityQPS, m.Fanout, m.Stage = s.RequestRate, s.FanOut, st.Phase
+			}
+		}
+		if svc.Name == bottleneck {
+			m.Saturated, m.Method = true, "saturated"
+			s, _ := serviceIn(stages.Steps[at], svc.Name)
+			m.Requests = s.Requests
+			if s.Requests >= MinLawRequests {
+				if c := lawCapacity(s.Requests, s.BusySeconds/s.Workers); c > 0 {
+					m.CapacityQPS = c
+				}
+			}
+		} else if law := pooledLaw(stages.Steps, at, svc.Name); law.capacity > 0 {
+			m.CapacityQPS, m.Fanout, m.Stage, m.Method = law.capacity, law.fanout, strings.Join(law.stages, ", "), "utilization"
+			m.Requests = law.requests
+		}
+		replicas := max(svc.Current, 1)
+		m.PerReplicaQPS = m.CapacityQPS / float64(replicas)
+		if m.Fanout == 0 {
+			m.Fanout = 1
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// MinLawRequests is the fewest requests of a service the utilization law
+// is read from. The law is exact over any window when busy time is
+// measured exactly, except for the requests in flight at the window's
+// edges (their busy time counted, the requests not yet): a handful, so at
+// 100 they move the figure by a few percent at most. Random service times
+// need more: their mean converges as 1/√n.
+const MinLawRequests = 100
+
+// saturatedUtilization is the utilization at which a service counts as
+// saturated when the bottleneck is chosen.
+const saturatedUtilization = 0.9
+
+// saturation finds the bottleneck and the index of the stage where it
+// saturated; "", -1 when no service's latency doubled.
+func saturation(steps []Step) (string, int) {
 	base := map[string]float64{}
-	bottleneck, at := "", -1
-	for i, st := range stages.Steps {
-		worst := 0.0
+	for i, st := range steps {
+		worst, bottleneck := 0.0, ""
 		for _, s := range st.Services {
 			if s.Error != "" || s.RequestRate <= 0 || s.MeanLatencyMs <= 0 {
 				continue
@@ -528,66 +633,76 @@ func measureServices(d *scenarios.Drill, stages *FindResult) []ServiceMeasure {
 				worst, bottleneck = r, s.Name
 			}
 		}
-		if worst > 0 {
-			at = i
-			break
+		if bottleneck == "" {
+			continue
 		}
-	}
-	if bottleneck != "" {
-		stages.FirstSaturated, stages.FirstSaturatedStep = bottleneck, stages.Steps[at].N
-	}
-	var out []ServiceMeasure
-	for _, svc := range d.Services {
-		m := ServiceMeasure{Name: svc.Name}
-		for i, st := range stages.Steps {
-			if at >= 0 && i > at {
-				break
-			}
-			for _, s := range st.Services {
-				if s.Name != svc.Name || s.Error != "" || s.RequestRate <= 0 {
-					continue
-				}
-				if s.RequestRate > m.CapacityQPS || (i == at && svc.Name == bottleneck) {
-					m.CapacityQPS, m.Fanout, m.Stage = s.RequestRate, s.FanOut, st.Phase
-				}
+		// A service that waits on the bottleneck slows down with it; its
+		// utilization does not rise, the bottleneck's does.
+		busiest := 0.0
+		for _, s := range st.Services {
+			if s.Error == "" && s.Utilization >= saturatedUtilization && s.Utilization > busiest {
+				busiest, bottleneck = s.Utilization, s.Name
 			}
 		}
-		m.Saturated = svc.Name == bottleneck
-		m.Method = "lower bound"
-		switch {
-		case m.Saturated:
-			m.Method = "saturated"
-		default:
-			// The utilization law: X = U·(c/S), so capacity c/S = X/U, read at
-			// the stage that kept its workers busiest (the least noise)
-			// before the bottleneck saturated: past it, the services that
-			// wait on the bottleneck are no longer in a steady state.
-			bestU := 0.0
-			for i, st := range stages.Steps {
-				if at >= 0 && i >= at {
-					break
-				}
-				for _, s := range st.Services {
-					if s.Name == svc.Name && s.Error == "" && s.Utilization >= minUtilization && s.Utilization > bestU && s.RequestRate > 0 {
-						bestU = s.Utilization
-						m.CapacityQPS, m.Fanout, m.Stage, m.Method = s.RequestRate/s.Utilization, s.FanOut, st.Phase, "utilization"
-					}
-				}
-			}
-		}
-		replicas := max(svc.Current, 1)
-		m.PerReplicaQPS = m.CapacityQPS / float64(replicas)
-		if m.Fanout == 0 {
-			m.Fanout = 1
-		}
-		out = append(out, m)
+		return bottleneck, i
 	}
-	return out
+	return "", -1
 }
 
-// minUtilization is the least utilization the utilization law is read at:
-// below it a few requests' worth of busy time is most of the signal.
-const minUtilization = 0.005
+func serviceIn(st Step, name string) (ServiceStats, bool) {
+	for _, s := range st.Services {
+		if s.Name == name && s.Error == "" {
+			return s, true
+		}
+	}
+	return ServiceStats{}, false
+}
+
+// lawCapacity is the utilization law's capacity, requests per second:
+// requests over the worker-seconds (busy seconds per worker) they took.
+func lawCapacity(requests, workerSeconds float64) float64 {
+	if requests <= 0 || workerSeconds <= 0 || math.IsNaN(workerSeconds) || math.IsInf(workerSeconds, 0) {
+		return 0
+	}
+	return requests / workerSeconds
+}
+
+type law struct {
+	capacity, fanout, requests float64
+	stages                     []string
+}
+
+// pooledLaw reads the utilization law for service name over the stages
+// before index upto (every stage when upto < 0): 0 without busy time or
+// with fewer than MinLawRequests requests. The fan-out is pooled the same
+// way: its requests over the first service's.
+func pooledLaw(steps []Step, upto int, name string) law {
+	var l law
+	var requests, workerSecs, entry float64
+	for i, st := range steps {
+		if upto >= 0 && i >= upto {
+			break
+		}
+		s, ok := serviceIn(st, name)
+		if !ok || s.Workers <= 0 || s.BusySeconds <= 0 || s.Requests <= 0 {
+			continue
+		}
+		requests += s.Requests
+		workerSecs += s.BusySeconds / s.Workers
+		if len(st.Services) > 0 && st.Services[0].Error == "" {
+			entry += st.Services[0].Requests
+		}
+		l.stages = append(l.stages, st.Phase)
+	}
+	if requests < MinLawRequests {
+		return law{}
+	}
+	l.capacity, l.requests = lawCapacity(requests, workerSecs), requests
+	if entry > 0 {
+		l.fanout = requests / entry
+	}
+	return l
+}
 
 // drillPlan turns the measured capacities into the plan for the peak.
 func drillPlan(d *scenarios.Drill, services []ServiceMeasure) (*PlanResult, error) {

@@ -49,6 +49,14 @@ type ServiceStats struct {
 	// window, when it exports a *_busy_seconds_total counter and a
 	// *_workers gauge; 0 when it does not.
 	Utilization float64 `json:"utilization,omitempty"`
+	// Requests is the growth of the request counter over the window;
+	// BusySeconds that of the busy-time counter (worker-seconds) and
+	// Workers the gauge at the window's end, both 0 when not exported.
+	// They are the utilization law's inputs, kept so that windows can be
+	// pooled: capacity = Workers · Requests / BusySeconds.
+	Requests    float64 `json:"requests,omitempty"`
+	BusySeconds float64 `json:"busy_seconds,omitempty"`
+	Workers     float64 `json:"workers,omitempty"`
 	Error       string  `json:"error,omitempty"` // the scrape failed
 	Series      string  `json:"request_metric,omitempty"`
 }
@@ -129,7 +137,8 @@ func serviceDelta(srcs []MetricsSource, before, after []scrape, secs float64) []
 		default:
 			if name, ok := pick(b.fams, "_requests_total", dto.MetricType_COUNTER, "http_requests_total"); ok {
 				st.Series = name
-				st.RequestRate = (sum(b.fams[name]) - sum(a.fams[name])) / secs
+				st.Requests = sum(b.fams[name]) - sum(a.fams[name])
+				st.RequestRate = st.Requests / secs
 			}
 			if name, ok := pick(b.fams, "_duration_seconds", dto.MetricType_HISTOGRAM, "http_request_duration_seconds"); ok {
 				ds, dc := histDelta(a.fams[name], b.fams[name])
@@ -144,7 +153,8 @@ func serviceDelta(srcs []MetricsSource, before, after []scrape, secs float64) []
 			workers, okW := pick(b.fams, "_workers", dto.MetricType_GAUGE, "")
 			if okB && okW {
 				if w := gauge(b.fams[workers]); w > 0 {
-					st.Utilization = (sum(b.fams[busy]) - sum(a.fams[busy])) / secs / w
+					st.Workers, st.BusySeconds = w, sum(b.fams[busy])-sum(a.fams[busy])
+					st.Utilization = st.BusySeconds / secs / w
 				}
 			}
 		}

@@ -87,7 +87,7 @@ const pageHTML = `<!DOCTYPE html>
 <h2>Capacity measured per service</h2>
 {{- if .Services}}
 <div class="scroll">
-<table class="plan drill-services"><caption>Each service's highest request rate in a stage before the first service's latency doubled{{with .Saturated}}; {{.}} saturated: the bottleneck{{end}}</caption>
+<table class="plan drill-services"><caption>Each service's capacity: its rate where the drill saturated it, or the utilization law (workers × requests ÷ busy seconds) over the stages before the first saturation{{with .Saturated}}; {{.}} saturated: the bottleneck{{end}}</caption>
 <thead><tr><th scope="col">service</th><th scope="col" class="num">capacity, all replicas</th><th scope="col" class="num">per replica</th><th scope="col" class="num">fan-out</th><th scope="col">measured</th><th scope="col">stage</th></tr></thead><tbody>
 {{- range .Services}}
 <tr{{if .Bottleneck}} class="bottleneck"{{end}}><th scope="row">{{.Name}}{{if .Bottleneck}} <span class="tag">bottleneck</span>{{end}}</th><td class="num">{{.Capacity}}</td><td class="num">{{.PerReplica}}</td><td class="num">{{.Fanout}}</td><td>{{.Measured}}</td><td>{{.Stage}}</td></tr>
@@ -95,7 +95,7 @@ const pageHTML = `<!DOCTYPE html>
 </tbody></table>
 </div>
 {{- if .Bound}}
-<p class="hint">A capacity marked ≥ is a lower bound: the service never saturated, so it may carry more. {{if .Saturated}}Services that call the bottleneck wait on it and slow down with it, so only its figure is a measured capacity.{{else}}No service saturated: a later drill at a higher rate would find the bottleneck.{{end}}</p>
+<p class="hint">A capacity marked ≥ is a lower bound: the service never saturated and exports no busy time (or served too few requests for the utilization law), so it may carry more. {{if .Saturated}}Services that call the bottleneck wait on it and slow down with it, so their highest rate says nothing more.{{else}}No service saturated: a later drill at a higher rate would find the bottleneck.{{end}}</p>
 {{- end}}
 {{- end}}
 {{- with .PlanError}}

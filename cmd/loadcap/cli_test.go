@@ -14,7 +14,6 @@ import (
 	"github.com/loadcap/loadcap/loadgen/target"
 	"github.com/loadcap/loadcap/loadgen/target/targettest"
 	"github.com/loadcap/loadcap/reports"
-	"github.com/loadcap/loadcap/test/israce"
 )
 
 type result struct {
@@ -225,52 +224,5 @@ requests:
 	}
 	if n := strings.Count(r.stderr, "bad.yaml:"); n < 3 {
 		t.Errorf("want every problem reported (≥3), got %d:\n%s", n, r.stderr)
-	}
-}
-
-func TestDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("the demo drill runs for ~25 s")
-	}
-	dir := t.TempDir()
-	report := filepath.Join(dir, "loadcap-report.html")
-	r := loadcap(t, nil, false, "demo", "--out-dir", filepath.Join(dir, "demo"), "-o", report, "-q")
-	if r.code != 0 {
-		t.Fatalf("demo exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	want := []string{"ok: no leak", "loadcap-report.html", "product"}
-	if !israce.Enabled { // the guard judges latency: the detector's slowdown would move the stop
-		want = append(want, "first to saturate: product", "Bottleneck: product", "the guard stopped stage peak")
-	}
-	for _, s := range want {
-		if !strings.Contains(r.stdout, s) {
-			t.Errorf("demo output lacks %q:\n%s", s, r.stdout)
-		}
-	}
-	for _, f := range []string{"demo/drill.yaml", "demo/run.json", "demo/plan.json", "demo/hpa/product.yaml", "demo/keda/product.yaml"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			t.Errorf("demo left no %s: %v", f, err)
-		}
-	}
-	checkReport(t, report, "product")
-	// The weak service's capacity, measured where the drill saturated it,
-	// agrees with its configuration (2 workers x 10 ms = 200 req/s).
-	var plan struct {
-		Services []struct {
-			Name        string
-			CapacityQPS float64 `json:"capacity_qps"`
-		}
-	}
-	b, _ := os.ReadFile(filepath.Join(dir, "demo", "plan.json"))
-	if err := json.Unmarshal(b, &plan); err != nil {
-		t.Fatal(err)
-	}
-	// The gateway never saturates: its capacity comes from the utilization
-	// law (8 workers x 2 ms = 4000 req/s).
-	want2 := map[string]float64{"product": 200, "gateway": 4000}
-	for _, s := range plan.Services {
-		if w, ok := want2[s.Name]; ok && !israce.Enabled && (s.CapacityQPS < 0.9*w || s.CapacityQPS > 1.1*w) {
-			t.Errorf("%s capacity %.1f req/s, want %.0f ±10%%", s.Name, s.CapacityQPS, w)
-		}
 	}
 }

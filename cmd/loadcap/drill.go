@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,34 +17,43 @@ import (
 
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/shadow/capture"
 	"github.com/loadcap/loadcap/shadow/guard"
 )
 
 type drillConfig struct {
-	dryRun bool
-	now    string
-	outDir string
-	quiet  bool
+	dryRun  bool
+	now     string
+	outDir  string
+	quiet   bool
+	cluster clusterFlags
 }
 
 func newDrillCmd(st *state) *cobra.Command {
 	var c drillConfig
 	cmd := &cobra.Command{
-		Use:   "drill PLAN.yaml [--dry-run] [--out-dir DIR]",
+		Use:   "drill PLAN.yaml [--dry-run] [--out-dir DIR] [--agents A,B --tls-cert C --tls-key K --ca CA]",
 		Short: "Run a guarded pre-sale drill: tagged traffic in stages, measured, audited, planned",
 		Long: `Run a drill plan: the isolation pre-flight, then the stages (tagged traffic at each stage's rate)
 under the guard, which stops everything when a rule is breached; each stage is measured, with
 every listed service's throughput and latency. At the end, or at the stop: the audit, the
 capacity plan for the peak with HPA and KEDA manifests, and an HTML report.
 
-Writes into --out-dir: run.json, stages.json (each stage as a capacity step), plan.json, hpa/,
-keda/, report.html. Exit codes: 0 every stage passed · 99 a stage failed its SLO · 105 the guard
+Writes into --out-dir: run.json, stages.json (each stage as a capacity step), services.json
+(each service's measured capacity and how it was measured), plan.json, hpa/, keda/, report.html. Exit codes: 0 every stage passed · 99 a stage failed its SLO · 105 the guard
 or a signal stopped the drill, or a guard signal did not answer before the start · 106 the pre-flight or the audit found an isolation problem ·
-2 outside the plan's window (--now overrides, for CI).`,
+2 outside the plan's window (--now overrides, for CI).
+
+With --agents the agents (loadcap agent) generate the load, each its share of every stage, with
+the same flags as run --agents; the guard watches their merged results and its stop kills
+generation on every agent at once. The recording (or the scenario's data files) must lie beside
+the recording (or scenario): agents get that directory's files.`,
 		Example: `  loadcap drill scenarios/examples/presale-drill.yaml --dry-run --now 2026-11-01T02:00:00+08:00
-  loadcap drill presale.yaml --out-dir drill-2026-11-01`,
+  loadcap drill presale.yaml --out-dir drill-2026-11-01
+  loadcap drill presale.yaml --agents 10.0.0.5:7070,10.0.0.6:7070 --tls-cert coordinator.pem --tls-key coordinator-key.pem --ca ca.pem`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			d, err := scenarios.LoadDrill(a[0])
@@ -53,6 +64,11 @@ or a signal stopped the drill, or a guard signal did not answer before the start
 				return err
 			}
 			cfg := capacity.DrillConfig{Plan: d}
+			var agents *agentsGen
+			if len(c.cluster.agents) > 0 {
+				agents = &agentsGen{st: st, d: d, flags: &c.cluster}
+				cfg.Generator = agents.generator
+			}
 			if c.now != "" {
 				if cfg.Now, err = time.Parse(time.RFC3339, c.now); err != nil {
 					return usageErr("--now: want an RFC 3339 time: %v", err)
@@ -64,7 +80,7 @@ or a signal stopped the drill, or a guard signal did not answer before the start
 			if c.dryRun {
 				return dryRunDrill(cmd.Context(), st, cfg)
 			}
-			_, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"))
+			_, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"), agents)
 			if err != nil {
 				return err
 			}
@@ -84,8 +100,72 @@ or a signal stopped the drill, or a guard signal did not answer before the start
 	fl.StringVar(&c.now, "now", "", "check the window against this time instead of the clock (RFC 3339)")
 	fl.StringVar(&c.outDir, "out-dir", ".", "where the results, manifests and report go")
 	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no progress")
+	c.cluster.add(cmd)
 	return cmd
 }
+
+// agentsGen runs a drill's load on agents (drill --agents): it builds the
+// coordinator when the drill starts and keeps it for the cluster report.
+type agentsGen struct {
+	st    *state
+	d     *scenarios.Drill
+	flags *clusterFlags
+
+	gen *coordinated // once the drill started
+}
+
+// generator is a capacity.DrillConfig.Generator: the drill's stages as a
+// scenario file (capacity.DrillScenario) run by a coordinator over the
+// agents.
+func (a *agentsGen) generator(gc capacity.GeneratorConfig) (capacity.Generator, error) {
+	path, src, err := capacity.DrillScenario(a.d, gc.RecordedPeak)
+	if err != nil {
+		return nil, withCode(exitInvalid, err)
+	}
+	f, err := scenarios.Parse(path, src)
+	if err != nil {
+		return nil, fmt.Errorf("drill on agents: its scenario: %w", err)
+	}
+	if f.Replay != nil {
+		if err := capture.PrepareReplay(f, capture.ReplayConfig{}); err != nil {
+			return nil, err
+		}
+	}
+	plan, err := cluster.NewPlanSource(f, src, "")
+	if err != nil {
+		return nil, withCode(exitInvalid, err)
+	}
+	c := a.flags
+	cfg := cluster.CoordinatorConfig{
+		Agents: c.agents, Sequence: c.sequence, CertFile: c.cert, KeyFile: c.key, CAFile: c.ca,
+		Insecure: c.insecure, MetricsListen: c.metricsListen, PrepareTimeout: c.prepareTimeout,
+		Logger:     slog.New(slog.NewTextHandler(a.st.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		OnStart:    gc.Start,
+		OnInterval: gc.Interval,
+		Progress:   gc.Progress,
+		Live:       gc.Live,
+	}
+	co, err := cluster.NewCoordinator(f, plan, cfg)
+	if err != nil {
+		return nil, withCode(exitUsage, err)
+	}
+	a.gen = &coordinated{co: co}
+	return a.gen, nil
+}
+
+// coordinated is a coordinator as a capacity.Generator.
+type coordinated struct {
+	co  *cluster.Coordinator
+	rep *cluster.Report
+}
+
+func (g *coordinated) Run(ctx context.Context) (*loadgen.Result, error) {
+	res, rep, err := g.co.Run(ctx)
+	g.rep = rep
+	return res, err
+}
+
+func (g *coordinated) Kill(cause, reason string) { g.co.Kill(cause, reason) }
 
 func dryRunDrill(ctx context.Context, st *state, cfg capacity.DrillConfig) error {
 	d := cfg.Plan
@@ -133,7 +213,7 @@ func drillErr(err error) error {
 		return withCode(exitUsage, err)
 	case errors.Is(err, capacity.ErrIsolation):
 		return withCode(exitIsolation, err)
-	case errors.Is(err, capacity.ErrSignals):
+	case errors.Is(err, capacity.ErrSignals), errors.Is(err, capacity.ErrStoppedEarly):
 		return withCode(exitAborted, err)
 	case errors.Is(err, fs.ErrNotExist):
 		return withCode(exitInvalid, err)
@@ -143,7 +223,7 @@ func drillErr(err error) error {
 
 // runDrill runs a drill, writes its files into outDir and the report to
 // report, and returns the exit code the outcome stands for.
-func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, report string) (*capacity.DrillResult, int, error) {
+func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, report string, agents *agentsGen) (*capacity.DrillResult, int, error) {
 	d := cfg.Plan
 	cfg.Guard = drillGuard(d)
 	ctx, cancel := context.WithCancel(ctx)
@@ -203,10 +283,23 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, 
 	}
 	var manifests []reports.DrillManifest
 	run := reports.NewRun(res.Run, meta(res.File))
+	if agents != nil && agents.gen != nil && agents.gen.rep != nil {
+		b, err := json.Marshal(agents.gen.rep)
+		if err != nil {
+			return fail(err)
+		}
+		run.Cluster = b
+		for _, p := range agents.gen.rep.Problems() {
+			fmt.Fprintln(st.stderr, "cluster:", p)
+		}
+	}
 	if err := run.WriteFile(filepath.Join(outDir, "run.json")); err != nil {
 		return fail(err)
 	}
 	if err := writeJSON(filepath.Join(outDir, "stages.json"), res.Stages); err != nil {
+		return fail(err)
+	}
+	if err := writeJSON(filepath.Join(outDir, "services.json"), drillServices{Services: res.Services}); err != nil {
 		return fail(err)
 	}
 	fmt.Fprintln(st.stdout)
@@ -219,7 +312,11 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, 
 		case "utilization":
 			bound = "utilization law:"
 		}
-		fmt.Fprintf(st.stdout, "service %-10s %s %.1f req/s (%.1f per replica, fan-out %.2f, stage %s)\n", s.Name, bound, s.CapacityQPS, s.PerReplicaQPS, s.Fanout, s.Stage)
+		stage := "stage"
+		if strings.Contains(s.Stage, ", ") {
+			stage = "stages"
+		}
+		fmt.Fprintf(st.stdout, "service %-10s %s %.1f req/s (%.1f per replica, fan-out %.2f, %s %s)\n", s.Name, bound, s.CapacityQPS, s.PerReplicaQPS, s.Fanout, stage, s.Stage)
 	}
 	if res.Plan != nil {
 		if err := res.Plan.WriteTable(st.stdout); err != nil {
@@ -246,6 +343,12 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, 
 		return fail(err)
 	}
 	return res, code, nil
+}
+
+// drillServices is services.json: each listed service's capacity as the
+// drill measured it.
+type drillServices struct {
+	Services []capacity.ServiceMeasure `json:"services"`
 }
 
 func orNone(s string) string {

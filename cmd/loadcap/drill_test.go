@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadcap/loadcap/loadgen/cluster"
+	"github.com/loadcap/loadcap/reports"
+	"github.com/loadcap/loadcap/test/israce"
 	"github.com/loadcap/loadcap/test/shop/shop"
 )
 
@@ -110,4 +113,186 @@ func TestDrillMeasuresStages(t *testing.T) {
 		}
 	}
 	t.Log(r.stdout)
+}
+
+// The demo, as the README's first command runs it: within 3 minutes, exit
+// 0, the guard stops the peak on the weak product service, and the report
+// and services.json hold every service's capacity, each within ±10% of the
+// shop's configuration (workers / service time) that the demo printed.
+func TestDemoMeasuresEveryService(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the demo drill runs for ~30 s")
+	}
+	dir := t.TempDir()
+	report := filepath.Join(dir, "loadcap-report.html")
+	began := time.Now()
+	r := loadcap(t, nil, false, "demo", "--out-dir", filepath.Join(dir, "demo"), "-o", report, "-q")
+	took := time.Since(began)
+	if r.code != 0 {
+		t.Fatalf("demo exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if took > 3*time.Minute {
+		t.Errorf("the demo took %v, the README promises at most 3 minutes", took.Round(time.Second))
+	}
+	want := []string{"ok: no leak", "configured capacities", "measured from its /metrics vs configured"}
+	if !israce.Enabled { // the guard judges latency: the detector's slowdown would move the stop
+		want = append(want, "first to saturate: product", "Bottleneck: product", "the guard stopped stage peak")
+	}
+	for _, s := range want {
+		if !strings.Contains(r.stdout, s) {
+			t.Errorf("demo output lacks %q:\n%s", s, r.stdout)
+		}
+	}
+	for _, f := range []string{"demo/drill.yaml", "demo/run.json", "demo/plan.json", "demo/services.json", "demo/hpa/product.yaml", "demo/keda/product.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("demo left no %s: %v", f, err)
+		}
+	}
+	checkReport(t, report, "product")
+	b, err := os.ReadFile(report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := reports.ReadHTMLData(strings.NewReader(string(b)))
+	if err != nil || data.Drill == nil {
+		t.Fatalf("report: %v (drill section %v)", err, data)
+	}
+	var file struct {
+		Services []struct {
+			Name          string
+			PerReplicaQPS float64 `json:"per_replica_qps"`
+			Method        string
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "demo", "services.json")); err != nil || json.Unmarshal(b, &file) != nil {
+		t.Fatalf("services.json: %v\n%s", err, b)
+	}
+	inReport := map[string]float64{}
+	for _, m := range data.Drill.Services {
+		inReport[m.Name] = m.PerReplicaQPS
+	}
+	for i, name := range demoServices {
+		c := demoCapacities[name].PerSec()
+		got, ok := inReport[name]
+		switch {
+		case !ok:
+			t.Errorf("the report holds no capacity for %s", name)
+			continue
+		case !strings.Contains(string(b), "<th scope=\"row\">"+name):
+			t.Errorf("the report's services table has no row for %s", name)
+		case i >= len(file.Services) || file.Services[i].Name != name || file.Services[i].PerReplicaQPS != got:
+			t.Errorf("services.json disagrees with the report on %s: %+v", name, file.Services)
+		}
+		if israce.Enabled {
+			continue // the stages may fall short of their rates: too few requests for the law
+		}
+		if got < 0.9*c || got > 1.1*c {
+			t.Errorf("%s: %.1f req/s per replica in the report, configured %.0f: off by more than 10%%", name, got, c)
+		}
+		if m := file.Services[i].Method; (name == shop.Product) != (m == "saturated") || m == "lower bound" {
+			t.Errorf("%s measured by %q", name, m)
+		}
+	}
+	t.Logf("demo took %v\n%s", took.Round(time.Second), r.stdout[strings.Index(r.stdout, "demo: each service"):])
+}
+
+// inProcessAgents serves n plaintext agents on loopback in the test's
+// process and returns their addresses.
+func inProcessAgents(t *testing.T, n int) []string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var addrs []string
+	done := make(chan struct{}, n)
+	for i := 0; i < n; i++ {
+		ready := make(chan string, 1)
+		go func() {
+			defer func() { done <- struct{}{} }()
+			err := cluster.ServeAgent(ctx, cluster.AgentConfig{Listen: "127.0.0.1:0", Insecure: true, Replay: agentReplay,
+				OnListen: func(agent, _ string) { ready <- agent }})
+			if err != nil && ctx.Err() == nil {
+				t.Errorf("agent: %v", err)
+				ready <- ""
+			}
+		}()
+		addr := <-ready
+		if addr == "" {
+			t.FailNow()
+		}
+		addrs = append(addrs, addr)
+	}
+	t.Cleanup(func() {
+		cancel()
+		for i := 0; i < n; i++ {
+			<-done
+		}
+	})
+	return addrs
+}
+
+// A drill on two agents whose last stage saturates the weak product
+// service: the guard, reading the agents' merged results, stops both, and
+// the drill ends as locally, with the stages and services measured, the
+// audit, and the cluster's report in run.json.
+func TestDrillOnAgentsGuardStops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 15 s drill")
+	}
+	s := drillShop(t)
+	agents := inProcessAgents(t, 2)
+	plan := drillPlan(t, s, `  - {name: warm, multiplier: 1, ramp: 1s, hold: 3s}
+  - {name: over, multiplier: 5, ramp: 1s, hold: 20s}`, `guard:
+  breaches: 2
+  rules: [{name: drill-latency, drill: "p(99)<150ms"}]
+`)
+	out := t.TempDir()
+	began := time.Now()
+	r := loadcap(t, nil, false, "drill", plan, "--out-dir", out, "-q", "--agents", strings.Join(agents, ","), "--insecure-agents")
+	if r.code != 105 {
+		t.Fatalf("exit %d, want 105 (the guard stopped the drill)\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if took := time.Since(began); took > 20*time.Second {
+		t.Errorf("the drill ran %v: the guard did not stop the 20 s stage", took.Round(time.Second))
+	}
+	want := []string{`rule "drill-latency"`, "in stage over", "ok: no leak"}
+	if !israce.Enabled { // the detector's slowdown can fail the first stage's SLO too
+		want = append(want, "last healthy stage: warm")
+	}
+	for _, want := range want {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("summary lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	run := readRun(t, filepath.Join(out, "run.json"))
+	var cl struct {
+		Agents []struct {
+			Status string
+			Sent   int64
+		}
+	}
+	if err := json.Unmarshal(run.Cluster, &cl); err != nil || len(cl.Agents) != 2 {
+		t.Fatalf("run.json cluster %s: %v", run.Cluster, err)
+	}
+	for i, a := range cl.Agents {
+		if a.Status != "done" || a.Sent == 0 {
+			t.Errorf("agent %d: %+v; want done, having sent its share", i, a)
+		}
+	}
+	if run.Status != "aborted" || !strings.Contains(run.AbortReason, "drill-latency") {
+		t.Errorf("run.json: %s, %q; want aborted by drill-latency", run.Status, run.AbortReason)
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "stages.json"))
+	var stages struct {
+		Steps []struct {
+			Phase    string
+			Services []struct {
+				RequestRate float64 `json:"request_rate"`
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &stages); err != nil || len(stages.Steps) != 2 || len(stages.Steps[1].Services) != 3 {
+		t.Fatalf("stages.json: %v\n%s", err, b)
+	}
+	if _, err := os.Stat(filepath.Join(out, "report.html")); err != nil {
+		t.Error(err)
+	}
 }

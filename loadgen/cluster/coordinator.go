@@ -77,6 +77,15 @@ type CoordinatorConfig struct {
 	RunID          string        // "" picks a random one
 	// OnListen, when set, is called with the metrics address once served.
 	OnListen func(metrics string)
+	// OnStart, when set, is called once with the agreed start (on this
+	// machine's clock, up to StartMargin ahead) before any agent starts:
+	// the time zero of the merged intervals.
+	OnStart func(start time.Time)
+	// OnInterval, when set, is called with every merged 1-second interval
+	// as soon as every running agent has sent it, one at a time, inside
+	// the merger: it must return quickly and must not call Stop or Kill
+	// itself (hand a decision to another goroutine).
+	OnInterval func(loadgen.Interval)
 }
 
 // Report is the cluster section of a distributed run's result: which agent
@@ -185,6 +194,9 @@ func NewCoordinator(f *scenarios.File, plan *Plan, cfg CoordinatorConfig) (*Coor
 	var opts []loadgen.Option
 	if cfg.Progress != nil {
 		opts = append(opts, loadgen.WithProgress(cfg.Progress, cfg.Live))
+	}
+	if cfg.OnInterval != nil {
+		opts = append(opts, loadgen.WithIntervalHook(cfg.OnInterval))
 	}
 	if c.merger, err = loadgen.NewMerger(f, len(cfg.Agents), opts...); err != nil {
 		return nil, err
@@ -382,6 +394,9 @@ func (c *Coordinator) run(ctx context.Context) error {
 	}
 
 	start := time.Now().Add(c.cfg.StartMargin)
+	if c.cfg.OnStart != nil {
+		c.cfg.OnStart(start)
+	}
 	if c.k6m != nil {
 		c.k6m.Start(start)
 	} else {

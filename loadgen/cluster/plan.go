@@ -34,6 +34,17 @@ func NewPlan(f *scenarios.File, target string) (*Plan, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read scenario %s: %w", f.Path, err)
 	}
+	return NewPlanSource(f, src, target)
+}
+
+// NewPlanSource is NewPlan for a scenario that is not (or not only) on
+// disk: src is f's source, as parsed at f.Path, which need not exist; the
+// files f reads are read from disk as NewPlan does. A drill on agents
+// ships its stages this way.
+func NewPlanSource(f *scenarios.File, src []byte, target string) (*Plan, error) {
+	if f.Path == "" {
+		return nil, fmt.Errorf("a distributed run needs a scenario file")
+	}
 	p := &Plan{Name: filepath.Base(f.Path), Source: src, Files: map[string][]byte{}, Target: target}
 	dir := filepath.Dir(f.Path)
 	var paths []string

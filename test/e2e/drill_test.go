@@ -298,8 +298,20 @@ requests:
 // has handled.
 func taggedRequests(t *testing.T, s *shop.Shop) float64 {
 	t.Helper()
+	ep, _ := s.Endpoint(shop.Gateway)
+	return taggedOf(t, ep.MetricsURL)
+}
+
+// taggedOf is how many tagged requests the service whose metrics are at
+// url has handled.
+func taggedOf(t *testing.T, url string) float64 {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
 	total := 0.0
-	for _, l := range strings.Split(metricsOf(t, s, shop.Gateway), "\n") {
+	for _, l := range strings.Split(readAll(t, resp), "\n") {
 		if strings.HasPrefix(l, "shop_requests_total{") && strings.Contains(l, `shadow="true"`) {
 			v, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
 			total += v
