@@ -87,6 +87,11 @@ func k6RunArgs(cmd *cobra.Command, c *runConfig, k *k6Flags) ([]string, error) {
 func executeK6(ctx context.Context, st *state, script string, args []string, drillID string, thresholds []scenarios.Threshold, o execOptions, extra ...k6.Option) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The child's stdout and stderr, progress and signal notices reach
+	// stderr from different goroutines.
+	locked := *st
+	locked.stderr = &syncWriter{w: st.stderr}
+	st = &locked
 	opts := []k6.Option{
 		k6.WithArgs(args...),
 		k6.WithDrillID(drillID),
@@ -317,4 +322,16 @@ func runK6File(cmd *cobra.Command, st *state, c *runConfig, f *scenarios.File, o
 		return withCode(exitUsage, err)
 	}
 	return executeK6(cmd.Context(), st, f.K6Script, c.k6.args, drill, f.Thresholds, o, k6.WithScenarios(js))
+}
+
+// syncWriter serializes writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
 }

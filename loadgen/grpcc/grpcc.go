@@ -153,7 +153,6 @@ func (p *Pool) makeGRPC() error {
 		grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.ForceCodecV2(rawCodec{})),
 		grpc.WithUserAgent(ua),
-		grpc.WithSharedWriteBuffer(true),
 		grpc.WithInitialWindowSize(streamWindow),
 		grpc.WithInitialConnWindowSize(connWindow),
 		grpc.WithDisableRetry(),           // retries buffer every message for replay

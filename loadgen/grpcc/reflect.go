@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 reflection v1alpha is deprecated, and is the fallback for servers that predate v1
+
 package grpcc
 
 import (
