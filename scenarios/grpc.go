@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -59,10 +60,14 @@ type GRPCCall struct {
 	Message     *Template // the input message as JSON (protojson); "{}" when not given
 	Proto       string    // the .proto file, resolved against the scenario file; "" with reflection
 	ImportPaths []string  // resolved like Proto
-	Reflection  bool      // the schema comes from the server (reflection v1, else v1alpha)
-	Metadata    []Header  // names in lower case; values may hold generators
-	Timeout     time.Duration
-	Connections int // HTTP/2 connections to the target; 0 = the engine's default
+	// ProtoSources are the .proto files the compilation read from disk:
+	// Proto and every file it imports (not the built-in google/protobuf
+	// ones). A distributed run ships them to the agents.
+	ProtoSources []string
+	Reflection   bool     // the schema comes from the server (reflection v1, else v1alpha)
+	Metadata     []Header // names in lower case; values may hold generators
+	Timeout      time.Duration
+	Connections  int // HTTP/2 connections to the target; 0 = the engine's default
 	// GRPCGo sends unary calls through grpc-go instead of loadcap's own
 	// HTTP/2 transport (transport: grpc-go): a fallback. Server-streaming
 	// calls always use grpc-go.
@@ -107,8 +112,9 @@ var methodName = regexp.MustCompile(`^/?([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-
 type protoCache map[string]protoResult
 
 type protoResult struct {
-	files linker.Files
-	errs  []string
+	files   linker.Files
+	sources []string // the .proto files read from disk, the compiled one first
+	errs    []string
 }
 
 // grpcRequest parses a request with protocol: grpc. r holds what request
@@ -373,7 +379,7 @@ func (p *parser) compileProto(g *GRPCCall, n *yaml.Node, path string) bool {
 	if len(res.errs) > 0 {
 		return false
 	}
-	g.protoFiles = res.files
+	g.protoFiles, g.ProtoSources = res.files, res.sources
 	return true
 }
 
@@ -400,9 +406,16 @@ func compileProtoFile(path string, importPaths []string) protoResult {
 		name = filepath.Base(path)
 		paths = append([]string{filepath.Dir(path)}, importPaths...)
 	}
-	var errs []string
+	var errs, sources []string
 	c := protocompile.Compiler{
-		Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: paths}),
+		Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: paths,
+			Accessor: func(path string) (io.ReadCloser, error) {
+				f, err := os.Open(path)
+				if err == nil {
+					sources = append(sources, path)
+				}
+				return f, err
+			}}),
 		Reporter: reporter.NewReporter(func(err reporter.ErrorWithPos) error {
 			errs = append(errs, err.Error())
 			return nil // keep going: report every problem
@@ -418,7 +431,7 @@ func compileProtoFile(path string, importPaths []string) protoResult {
 		}
 		return protoResult{errs: errs}
 	}
-	return protoResult{files: files}
+	return protoResult{files: files, sources: sources}
 }
 
 // findMethod looks the call's service up in the compiled file and its

@@ -377,6 +377,10 @@ func (a *agent) prepare(ctx context.Context, req *clusterpb.PrepareRequest) (_ *
 		}
 	} else {
 		for _, r := range f.Requests {
+			if r.GRPC != nil {
+				hosts[r.GRPC.Target] = true // a gRPC call dials its own target
+				continue
+			}
 			hosts[r.Host] = true
 		}
 	}

@@ -51,6 +51,18 @@ func NewPlanSource(f *scenarios.File, src []byte, target string) (*Plan, error) 
 	for _, d := range f.Data {
 		paths = append(paths, d.File)
 	}
+	seen := map[string]bool{}
+	for _, r := range f.Requests {
+		if r.GRPC == nil {
+			continue
+		}
+		for _, src := range r.GRPC.ProtoSources { // the .proto and its imports
+			if !seen[src] {
+				seen[src] = true
+				paths = append(paths, src)
+			}
+		}
+	}
 	if f.Replay != nil {
 		paths = append(paths, f.Replay.File)
 		if f.Replay.Rewrite != "" {

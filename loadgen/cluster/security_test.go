@@ -97,6 +97,10 @@ func TestAgentRefusesTargetsOutsideItsAllowList(t *testing.T) {
 		{"one request elsewhere", nil,
 			"target: " + srv.URL() + "\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: /}\n  - {name: b, url: 'http://blocked.invalid/x'}\n",
 			`"blocked.invalid:80"`},
+		{"a gRPC call elsewhere", nil,
+			"target: " + srv.URL() + "\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: /}\n" +
+				"  - {name: g, protocol: grpc, target: 'blocked.invalid:9090', method: loadtest.Shop/Place, reflection: true}\n",
+			`"blocked.invalid:9090"`},
 		{"loopback not on an explicit list", []string{"10.20.0.0/16", "shop.internal"},
 			"target: " + srv.URL() + "\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: /}\n",
 			`"` + srv.Addr() + `"`},
