@@ -58,15 +58,7 @@ func runDistributed(ctx context.Context, st *state, f *scenarios.File, target st
 	if err != nil {
 		return nil, nil, withCode(exitInvalid, err)
 	}
-	cfg := cluster.CoordinatorConfig{
-		Agents: c.agents, Sequence: c.sequence, CertFile: c.cert, KeyFile: c.key, CAFile: c.ca,
-		Insecure: c.insecure, MetricsListen: c.metricsListen, PrepareTimeout: c.prepareTimeout,
-		Logger: slog.New(slog.NewTextHandler(st.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
-	if !o.quiet {
-		cfg.Progress, cfg.Live = st.stderr, st.tty
-	}
-	co, err := cluster.NewCoordinator(f, plan, cfg)
+	co, err := cluster.NewCoordinator(f, plan, c.coordinatorConfig(st, o.quiet))
 	if err != nil {
 		return nil, nil, withCode(exitUsage, err)
 	}
@@ -207,4 +199,18 @@ func newK8sCmd(st *state) *cobra.Command {
 	fl.StringVar(&o.Memory, "memory", "", "memory per agent, e.g. 1Gi")
 	cmd.AddCommand(agents)
 	return cmd
+}
+
+// coordinatorConfig is the coordinator's configuration from the --agents
+// flags: warnings to stderr, progress there too unless quiet.
+func (c *clusterFlags) coordinatorConfig(st *state, quiet bool) cluster.CoordinatorConfig {
+	cfg := cluster.CoordinatorConfig{
+		Agents: c.agents, Sequence: c.sequence, CertFile: c.cert, KeyFile: c.key, CAFile: c.ca,
+		Insecure: c.insecure, MetricsListen: c.metricsListen, PrepareTimeout: c.prepareTimeout,
+		Logger: slog.New(slog.NewTextHandler(st.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if !quiet {
+		cfg.Progress, cfg.Live = st.stderr, st.tty
+	}
+	return cfg
 }

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -136,15 +135,8 @@ func (a *agentsGen) generator(gc capacity.GeneratorConfig) (capacity.Generator, 
 		return nil, withCode(exitInvalid, err)
 	}
 	c := a.flags
-	cfg := cluster.CoordinatorConfig{
-		Agents: c.agents, Sequence: c.sequence, CertFile: c.cert, KeyFile: c.key, CAFile: c.ca,
-		Insecure: c.insecure, MetricsListen: c.metricsListen, PrepareTimeout: c.prepareTimeout,
-		Logger:     slog.New(slog.NewTextHandler(a.st.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-		OnStart:    gc.Start,
-		OnInterval: gc.Interval,
-		Progress:   gc.Progress,
-		Live:       gc.Live,
-	}
+	cfg := c.coordinatorConfig(a.st, true)
+	cfg.OnStart, cfg.OnInterval, cfg.Progress, cfg.Live = gc.Start, gc.Interval, gc.Progress, gc.Live
 	co, err := cluster.NewCoordinator(f, plan, cfg)
 	if err != nil {
 		return nil, withCode(exitUsage, err)

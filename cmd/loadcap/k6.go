@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -105,42 +104,8 @@ func executeK6(ctx context.Context, st *state, script string, args []string, dri
 	}
 	// The first signal stops gracefully (k6 runs teardown and its
 	// thresholds), the second at once; both go to the child, or to every
-	// agent's child. stop and kill are set once the run exists.
-	var mu sync.Mutex
-	var stopFn, killFn func(cause, reason string)
-	setStop := func(stop, kill func(cause, reason string)) {
-		mu.Lock()
-		stopFn, killFn = stop, kill
-		mu.Unlock()
-	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		n := 0
-		for {
-			select {
-			case <-done:
-				return
-			case s, ok := <-st.signals:
-				if !ok {
-					return
-				}
-				n++
-				mu.Lock()
-				stop, kill := stopFn, killFn
-				mu.Unlock()
-				switch {
-				case stop == nil:
-					cancel() // not started yet
-				case n == 1:
-					fmt.Fprintf(st.stderr, "\n%s: stopping k6; iterations are interrupted, teardown runs (again to stop at once)\n", s)
-					stop(loadgen.CauseSignal, "interrupted by "+s.String())
-				default:
-					kill(loadgen.CauseSignal, "interrupted by "+s.String())
-				}
-			}
-		}
-	}()
+	// agent's child.
+	setStop := forwardSignals(ctx, st, cancel, "k6 interrupts iterations and runs teardown")
 	var (
 		out *k6.Outcome
 		rep *cluster.Report
@@ -210,14 +175,7 @@ func runK6Distributed(ctx context.Context, st *state, script string, args []stri
 	if err != nil {
 		return nil, nil, withCode(exitInvalid, err)
 	}
-	cfg := cluster.CoordinatorConfig{
-		Agents: c.agents, Sequence: c.sequence, CertFile: c.cert, KeyFile: c.key, CAFile: c.ca,
-		Insecure: c.insecure, MetricsListen: c.metricsListen, PrepareTimeout: c.prepareTimeout,
-		Logger: slog.New(slog.NewTextHandler(st.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	}
-	if !o.quiet {
-		cfg.Progress, cfg.Live = st.stderr, st.tty
-	}
+	cfg := c.coordinatorConfig(st, o.quiet)
 	co, err := cluster.NewK6Coordinator(&cluster.K6Plan{
 		Name: filepath.Base(script), Archive: data, Args: args, DrillID: drillID, Thresholds: thresholds,
 	}, cfg)

@@ -206,13 +206,11 @@ func writeRunOutputs(st *state, run *reports.Run, rep *cluster.Report, o execOpt
 	return nil
 }
 
-// execute runs f, writes the result and the summary, and maps the outcome
-// to an exit code: 99 when a threshold failed, 105 when interrupted.
-func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// The first signal stops gracefully, the second at once; stop and kill
-	// are set once the run (local or distributed) exists.
+// forwardSignals handles interrupts while a run lasts (until ctx ends):
+// before the run exists (setStop not yet called) a signal cancels ctx; the
+// first one after stops the run gracefully, saying what that means
+// (graceful), the second kills it.
+func forwardSignals(ctx context.Context, st *state, cancel context.CancelFunc, graceful string) (setStop func(stop, kill func(cause, reason string))) {
 	var mu sync.Mutex
 	var stopFn, killFn func(cause, reason string)
 	go func() {
@@ -233,7 +231,7 @@ func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) e
 				case stop == nil:
 					cancel() // not started yet
 				case n == 1:
-					fmt.Fprintf(st.stderr, "\n%s: stopping; in-flight requests get their gracefulStop (again to stop at once)\n", s)
+					fmt.Fprintf(st.stderr, "\n%s: stopping; %s (again to stop at once)\n", s, graceful)
 					stop(loadgen.CauseSignal, "interrupted by "+s.String())
 				default:
 					kill(loadgen.CauseSignal, "interrupted by "+s.String())
@@ -241,11 +239,19 @@ func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) e
 			}
 		}
 	}()
-	setStop := func(stop, kill func(cause, reason string)) {
+	return func(stop, kill func(cause, reason string)) {
 		mu.Lock()
 		stopFn, killFn = stop, kill
 		mu.Unlock()
 	}
+}
+
+// execute runs f, writes the result and the summary, and maps the outcome
+// to an exit code: 99 when a threshold failed, 105 when interrupted.
+func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	setStop := forwardSignals(ctx, st, cancel, "in-flight requests get their gracefulStop")
 
 	var res *loadgen.Result
 	var clusterReport *cluster.Report

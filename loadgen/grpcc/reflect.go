@@ -1,5 +1,3 @@
-//lint:file-ignore SA1019 reflection v1alpha is deprecated, and is the fallback for servers that predate v1
-
 package grpcc
 
 import (
@@ -13,7 +11,6 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	rv1 "google.golang.org/grpc/reflection/grpc_reflection_v1"
-	rv1alpha "google.golang.org/grpc/reflection/grpc_reflection_v1alpha"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protodesc"
@@ -43,9 +40,9 @@ func Reflect(ctx context.Context, o Options, service string) (protoreflect.Servi
 		return nil, fmt.Errorf("reflection client for %s: %w", o.Target, err)
 	}
 	defer conn.Close()
-	files, err := fetch(ctx, v1Stream(conn), service)
+	files, err := fetch(ctx, reflection(conn, reflectionV1), service)
 	if status.Code(err) == codes.Unimplemented {
-		files, err = fetch(ctx, v1alphaStream(conn), service)
+		files, err = fetch(ctx, reflection(conn, reflectionV1alpha), service)
 	}
 	if err != nil {
 		return nil, err
@@ -121,10 +118,21 @@ func fetch(ctx context.Context, open reflectStream, service string) ([]*descript
 	return out, nil
 }
 
-func v1Stream(conn *grpc.ClientConn) reflectStream {
+// Reflection's two versions, v1 and the deprecated v1alpha, have the
+// same messages on the wire; only the method's name differs, so one
+// conversation in v1's types serves both.
+const (
+	reflectionV1      = "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+	reflectionV1alpha = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+)
+
+var reflectionDesc = grpc.StreamDesc{StreamName: "ServerReflectionInfo", ServerStreams: true, ClientStreams: true}
+
+// reflection is a conversation with the reflection service at method.
+func reflection(conn *grpc.ClientConn, method string) reflectStream {
 	return func(ctx context.Context) (func(string, string) ([][]byte, error), func(), error) {
 		ctx, cancel := context.WithCancel(ctx)
-		s, err := rv1.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
+		s, err := conn.NewStream(ctx, &reflectionDesc, method)
 		if err != nil {
 			cancel()
 			return nil, nil, err
@@ -136,42 +144,11 @@ func v1Stream(conn *grpc.ClientConn) reflectStream {
 			} else {
 				req.MessageRequest = &rv1.ServerReflectionRequest_FileByFilename{FileByFilename: file}
 			}
-			if err := s.Send(req); err != nil && !errors.Is(err, io.EOF) {
+			if err := s.SendMsg(req); err != nil && !errors.Is(err, io.EOF) {
 				return nil, err
-			} // io.EOF: the stream has ended; Recv says why (Unimplemented)
-			resp, err := s.Recv()
-			if err != nil {
-				return nil, err
-			}
-			if e := resp.GetErrorResponse(); e != nil {
-				return nil, reflectErr(symbol, file, codes.Code(e.GetErrorCode()), e.GetErrorMessage())
-			}
-			return resp.GetFileDescriptorResponse().GetFileDescriptorProto(), nil
-		}
-		return ask, func() { _ = s.CloseSend(); cancel() }, nil
-	}
-}
-
-func v1alphaStream(conn *grpc.ClientConn) reflectStream {
-	return func(ctx context.Context) (func(string, string) ([][]byte, error), func(), error) {
-		ctx, cancel := context.WithCancel(ctx)
-		s, err := rv1alpha.NewServerReflectionClient(conn).ServerReflectionInfo(ctx)
-		if err != nil {
-			cancel()
-			return nil, nil, err
-		}
-		ask := func(symbol, file string) ([][]byte, error) {
-			req := &rv1alpha.ServerReflectionRequest{}
-			if symbol != "" {
-				req.MessageRequest = &rv1alpha.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: symbol}
-			} else {
-				req.MessageRequest = &rv1alpha.ServerReflectionRequest_FileByFilename{FileByFilename: file}
-			}
-			if err := s.Send(req); err != nil && !errors.Is(err, io.EOF) {
-				return nil, err
-			} // io.EOF: the stream has ended; Recv says why (Unimplemented)
-			resp, err := s.Recv()
-			if err != nil {
+			} // io.EOF: the stream has ended; RecvMsg says why (Unimplemented)
+			resp := &rv1.ServerReflectionResponse{}
+			if err := s.RecvMsg(resp); err != nil {
 				return nil, err
 			}
 			if e := resp.GetErrorResponse(); e != nil {
