@@ -32,6 +32,12 @@ thresholds:
 		t.Fatalf("run: exit %d, want 99 (p(99)<1ms cannot hold)\n%s", res.code, res.stderr)
 	}
 	checkReport(t, html, "home")
+	for _, p := range []string{html, junit} {
+		// A report is for other people to read: not private to its writer.
+		if st, err := os.Stat(p); err != nil || st.Mode().Perm()&0o044 != 0o044 {
+			t.Errorf("%s: %v, mode %v; want readable by group and others", p, err, st.Mode().Perm())
+		}
+	}
 	suites := readJUnit(t, junit)
 	if suites.Tests != 2 || suites.Failures != 1 || !strings.Contains(suites.Body, "p(99)&lt;1") {
 		t.Errorf("junit: %d tests, %d failures, want 2 and 1 (the latency threshold)\n%s", suites.Tests, suites.Failures, suites.Body)
