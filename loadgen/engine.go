@@ -256,7 +256,7 @@ loop:
 	res := e.rec.result()
 	res.Started, res.Ended, res.Duration = start, end, end.Sub(start)
 	res.MaxVUs = int(e.peakVUs.Load())
-	res.Thresholds = evaluate(e.f.Thresholds, res)
+	res.Thresholds = evaluate(e.f, e.f.Thresholds, res)
 	res.Status = StatusPassed
 	for _, t := range res.Thresholds {
 		if !t.Passed {
@@ -287,17 +287,17 @@ func (e *Engine) rotate(now time.Time) Interval {
 
 // checkAbort evaluates abortOnFail thresholds once their delay has passed.
 func (e *Engine) checkAbort(elapsed time.Duration) {
-	if reason := abortReason(e.f.Thresholds, e.rec, elapsed); reason != "" {
+	if reason := abortReason(e.f, e.rec, elapsed); reason != "" {
 		e.Stop(CauseThreshold, reason)
 	}
 }
 
-// abortReason evaluates the abortOnFail thresholds of ths whose delay has
+// abortReason evaluates the abortOnFail thresholds of f whose delay has
 // passed against what rec holds, and names the first one crossed; "" when
 // none is.
-func abortReason(ths []scenarios.Threshold, rec *Recorder, elapsed time.Duration) string {
+func abortReason(f *scenarios.File, rec *Recorder, elapsed time.Duration) string {
 	var due []scenarios.Threshold
-	for _, t := range ths {
+	for _, t := range f.Thresholds {
 		if t.AbortOnFail && elapsed >= t.DelayAbortEval {
 			due = append(due, t)
 		}
@@ -307,7 +307,7 @@ func abortReason(ths []scenarios.Threshold, rec *Recorder, elapsed time.Duration
 	}
 	res := rec.result()
 	res.Duration = elapsed
-	for _, r := range evaluate(due, res) {
+	for _, r := range evaluate(f, due, res) {
 		if !r.Passed {
 			return fmt.Sprintf("threshold %s %s crossed (value %.4g), abortOnFail", r.Metric, r.Expr, r.Value)
 		}

@@ -13,6 +13,8 @@ import (
 
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/grpcc/grpcctest"
+	"github.com/loadcap/loadcap/loadgen/target"
+	"github.com/loadcap/loadcap/loadgen/target/targettest"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/test/israce"
 )
@@ -280,5 +282,46 @@ requests:
 	}
 	if res.Totals.InflightAtStop != 3 || res.Totals.Failed != 0 {
 		t.Errorf("in flight at stop %d, failed %d; want 3, 0", res.Totals.InflightAtStop, res.Totals.Failed)
+	}
+}
+
+// TestGRPCReqDurationThreshold: grpc_req_duration judges the gRPC calls
+// alone, http_req_duration every request. Fast gRPC calls beside a slow
+// HTTP request pass the first and fail the second.
+func TestGRPCReqDurationThreshold(t *testing.T) {
+	srv := grpcctest.Start(t, grpcctest.Options{})
+	slow := targettest.Start(t, target.Config{ServiceTime: 60 * time.Millisecond})
+	f := grpcParse(t, `
+target: %s
+scenarios:
+  s: {executor: constant-arrival-rate, rate: 40, duration: 1s, preAllocatedVUs: 10}
+requests:
+  - {name: call, protocol: grpc, target: %s, method: loadtest.Shop/Fail, proto: PROTO}
+  - {name: page, path: /}
+thresholds:
+  grpc_req_duration: ['p(99)<50']
+  'grpc_req_duration{name:call}': ['max<50']
+  http_req_duration: ['p(99)<50']
+  'grpc_req_duration{name:page}': ['p(99)<50']
+`, slow.URL(), srv.Addr)
+	res := run(t, f)
+	got := map[string]bool{}
+	for _, th := range res.Thresholds {
+		got[th.Metric] = th.Passed
+	}
+	want := map[string]bool{
+		"grpc_req_duration":            true,  // loopback calls, well under 50 ms
+		"grpc_req_duration{name:call}": true,  // the same, by name
+		"http_req_duration":            false, // includes the 60 ms page
+		"grpc_req_duration{name:page}": false, // page is no gRPC call: no data fails
+	}
+	if israce.Enabled {
+		delete(want, "grpc_req_duration")
+		delete(want, "grpc_req_duration{name:call}")
+	}
+	for m, w := range want {
+		if got[m] != w {
+			t.Errorf("%s passed = %v, want %v (thresholds %+v)", m, got[m], w, res.Thresholds)
+		}
 	}
 }

@@ -263,7 +263,7 @@ func (m *Merger) merge(t int) {
 		m.o.onRotate(iv)
 	}
 	if m.cause == "" {
-		if reason := abortReason(m.f.Thresholds, r, iv.End); reason != "" {
+		if reason := abortReason(m.f, r, iv.End); reason != "" {
 			m.cause, m.reason = CauseThreshold, reason
 		}
 	}
@@ -311,7 +311,7 @@ func (m *Merger) Result() *Result {
 	res.Ended = m.start.Add(dur)
 	res.MaxVUs = peak
 	res.Lost = m.lost
-	res.Thresholds = evaluate(m.f.Thresholds, res)
+	res.Thresholds = evaluate(m.f, m.f.Thresholds, res)
 	res.Status = StatusPassed
 	for _, t := range res.Thresholds {
 		if !t.Passed {

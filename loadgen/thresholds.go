@@ -8,12 +8,22 @@ import (
 	"github.com/loadcap/loadcap/scenarios"
 )
 
-// evaluate tests each threshold against res. A threshold whose metric has
-// no data fails (value NaN): a run that measured nothing proves nothing.
-func evaluate(ths []scenarios.Threshold, res *Result) []ThresholdResult {
+// evaluate tests each threshold of f against res. A threshold whose
+// metric has no data fails (value NaN): a run that measured nothing proves
+// nothing.
+func evaluate(f *scenarios.File, ths []scenarios.Threshold, res *Result) []ThresholdResult {
 	out := make([]ThresholdResult, 0, len(ths))
+	var grpc map[string]bool // names of f's gRPC requests, for grpc_req_duration
+	for _, r := range f.Requests {
+		if r.GRPC != nil {
+			if grpc == nil {
+				grpc = map[string]bool{}
+			}
+			grpc[r.Name] = true
+		}
+	}
 	for _, t := range ths {
-		v := metricValue(t, res)
+		v := metricValue(t, res, grpc)
 		out = append(out, ThresholdResult{
 			Metric: t.Key(),
 			Expr:   t.Expr,
@@ -27,7 +37,7 @@ func evaluate(ths []scenarios.Threshold, res *Result) []ThresholdResult {
 
 // metricValue computes the aggregation a threshold names, in k6's units:
 // durations in ms, rates as fractions or per second, counts as counts.
-func metricValue(t scenarios.Threshold, res *Result) float64 {
+func metricValue(t scenarios.Threshold, res *Result, grpc map[string]bool) float64 {
 	var (
 		hist                 *hdr.Histogram
 		completed, failed    int64
@@ -56,8 +66,20 @@ func metricValue(t scenarios.Threshold, res *Result) float64 {
 		}
 		return math.NaN()
 	}
+	if t.Metric == "grpc_req_duration" {
+		hist = nil
+		for _, s := range res.Series {
+			if !grpc[s.Name] || (t.Tags["name"] != "" && s.Name != t.Tags["name"]) || (t.Tags["scenario"] != "" && s.Scenario != t.Tags["scenario"]) {
+				continue
+			}
+			if hist == nil {
+				hist = hdr.New(histLowest, res.top, histDigits)
+			}
+			hist.Merge(s.Latency)
+		}
+	}
 	switch t.Metric {
-	case "http_req_duration":
+	case "http_req_duration", "grpc_req_duration":
 		if hist == nil || hist.TotalCount() == 0 {
 			return math.NaN()
 		}

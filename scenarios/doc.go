@@ -194,14 +194,17 @@
 // failed threshold fails the run (exit code 99); abortOnFail stops it as soon
 // as the threshold fails, but not before delayAbortEval of run time. Metrics:
 //
-//	http_req_duration   trend    p(N) avg min max med   milliseconds, measured from the request's due time
+//	http_req_duration   trend    p(N) avg min max med   milliseconds, measured from the request's due time (every request, gRPC calls too)
+//	grpc_req_duration   trend    p(N) avg min max med   the same, of the gRPC calls alone
 //	http_req_failed     rate     rate                   fraction of requests that failed (0.01 = 1%)
 //	http_reqs           counter  count rate             requests made (rate: per second of the run)
 //	dropped_iterations  counter  count rate             requests not sent because maxVUs were busy
 //	data_sent           counter  count rate             bytes
 //	data_received       counter  count rate             bytes
 //
-// Operators are < <= > >= == !=. Filters: {name:REQUEST} (any metric but
+// The http_req_* metrics and the data counters count gRPC calls as
+// requests too (a failed call has a status other than OK). Operators are
+// < <= > >= == !=. Filters: {name:REQUEST} (any metric but
 // dropped_iterations) and {scenario:NAME}, both naming something in the file,
 // e.g. "http_req_duration{name:checkout,scenario:browse}".
 package scenarios

@@ -304,7 +304,7 @@ func TestParseErrors(t *testing.T) {
   data_sent: ["p(101)<1"]
 `,
 			want: []string{
-				`t.yaml:10:3: thresholds.http_req_duraton: unknown metric "http_req_duraton" (did you mean "http_req_duration"?); loadcap measures: data_received, data_sent, dropped_iterations, http_req_duration, http_req_failed, http_reqs`,
+				`t.yaml:10:3: thresholds.http_req_duraton: unknown metric "http_req_duraton" (did you mean "http_req_duration"?); loadcap measures: data_received, data_sent, dropped_iterations, grpc_req_duration, http_req_duration, http_req_failed, http_reqs`,
 				`t.yaml:11:21: thresholds.http_req_failed[0]: "p(99)<1": p(N) does not apply to http_req_failed, a rate metric; use rate`,
 				`t.yaml:11:32: thresholds.http_req_failed[1]: "rate<NaN": the value must be a finite number`,
 				`t.yaml:11:44: thresholds.http_req_failed[2]: failed parsing threshold expression "rate=1"; reason: malformed threshold expression (expected AGGREGATION OPERATOR NUMBER, e.g. p(99)<200)`,
@@ -429,7 +429,7 @@ extra: true
 		`t.yaml:14:6: requests[1].name: duplicate request name "x" (first at line 13)`,
 		`t.yaml:15:20: requests[2].url: scheme "ftp" is not supported: use http or https`,
 		`t.yaml:17:23: thresholds.http_req_duration[0]: failed parsing threshold expression "p(99)<"; reason: malformed threshold expression (expected AGGREGATION OPERATOR NUMBER, e.g. p(99)<200)`,
-		`t.yaml:18:3: thresholds.bogus: unknown metric "bogus"; loadcap measures: data_received, data_sent, dropped_iterations, http_req_duration, http_req_failed, http_reqs`,
+		`t.yaml:18:3: thresholds.bogus: unknown metric "bogus"; loadcap measures: data_received, data_sent, dropped_iterations, grpc_req_duration, http_req_duration, http_req_failed, http_reqs`,
 		`t.yaml:19:1: extra: unknown key; expected one of: target, http, data, seed, scenarios, requests, thresholds, drill_id, replay, k6`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -73,7 +73,8 @@ type metricInfo struct {
 // Metrics that thresholds may use. Every one may be filtered by
 // {scenario:NAME}; the per-request ones also by {name:REQUEST}.
 var knownMetrics = map[string]metricInfo{
-	"http_req_duration":  {Trend, true},   // ms, from the intended send time
+	"http_req_duration":  {Trend, true},   // ms, from the intended send time; every request, gRPC calls too
+	"grpc_req_duration":  {Trend, true},   // ms, the same for gRPC calls only
 	"http_req_failed":    {Rate, true},    // fraction of failed requests
 	"http_reqs":          {Counter, true}, // requests completed
 	"dropped_iterations": {Counter, false},
@@ -96,7 +97,7 @@ var k6Registry = sync.OnceValue(func() *metrics.Registry {
 	r := metrics.NewRegistry()
 	for name, m := range knownMetrics {
 		vt := metrics.Default
-		if name == "http_req_duration" {
+		if strings.HasSuffix(name, "_req_duration") {
 			vt = metrics.Time
 		} else if strings.HasPrefix(name, "data_") {
 			vt = metrics.Data

@@ -264,6 +264,12 @@ func runK6File(cmd *cobra.Command, st *state, c *runConfig, f *scenarios.File, o
 	if c.k6.drillID != "" && f.DrillID != "" && c.k6.drillID != f.DrillID {
 		return usageErr("--drill-id %q differs from %s's drill_id %q", c.k6.drillID, f.Path, f.DrillID)
 	}
+	for _, th := range f.Thresholds {
+		if th.Metric == "grpc_req_duration" {
+			return withCode(exitInvalid, &scenarios.Error{File: f.Path, Pos: th.Pos, Path: "thresholds." + th.Key(),
+				Msg: "grpc_req_duration of a k6 script is judged by k6: put the threshold in the script's options"})
+		}
+	}
 	drill := f.DrillID
 	if drill == "" {
 		drill = c.k6.drillID

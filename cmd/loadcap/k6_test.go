@@ -259,3 +259,21 @@ func TestValidateK6Script(t *testing.T) {
 		t.Errorf("file driving a broken script: exit %d, want 104 at drive.yaml:3 k6.script\n%s", r.code, r.stderr)
 	}
 }
+
+// TestK6FileRefusesGRPCReqDuration: loadcap cannot tell a k6 script's gRPC
+// calls from its HTTP requests, so a scenario file driving a script may
+// not judge grpc_req_duration itself.
+func TestK6FileRefusesGRPCReqDuration(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "s.js"), []byte("export default function () {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "drive.yaml")
+	if err := os.WriteFile(file, []byte("scenarios:\n  a: {executor: constant-vus, vus: 1, duration: 1s}\nk6: {script: s.js}\nthresholds:\n  grpc_req_duration: ['p(99)<100']\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := loadcap(t, nil, false, "run", file, "--quiet")
+	if r.code != exitInvalid || !strings.Contains(r.stderr, "drive.yaml:5") || !strings.Contains(r.stderr, "judged by k6") {
+		t.Errorf("exit %d, stderr %q; want 104 at drive.yaml:5 saying k6 judges it", r.code, r.stderr)
+	}
+}

@@ -1,6 +1,7 @@
 package k6
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -228,7 +229,12 @@ func (m *Merge) scriptThresholds() (ours []scenarios.Threshold, theirs []loadgen
 	}
 	for _, k := range order {
 		v := seen[k]
-		if th, err := scenarios.ParseThreshold(k.metric, k.expr); err == nil {
+		th, err := scenarios.ParseThreshold(k.metric, k.expr)
+		if err == nil && th.Metric == "grpc_req_duration" {
+			// k6's gRPC and HTTP samples share their series here.
+			err = errors.New("loadcap does not keep grpc_req_duration apart for k6 scripts")
+		}
+		if err == nil {
 			th.AbortOnFail = false // evaluated after the run: it stopped nothing
 			ours = append(ours, th)
 			continue
