@@ -102,7 +102,9 @@ func TestCapacityFind(t *testing.T) {
 
 func TestCompareRuns(t *testing.T) {
 	fast := testTarget(t, target.Config{ServiceTime: time.Millisecond})
-	slow := testTarget(t, target.Config{ServiceTime: 5 * time.Millisecond})
+	// 30 ms: far enough above 1 ms that the race detector's slowdown of
+	// both runs cannot hide the regression.
+	slow := testTarget(t, target.Config{ServiceTime: 30 * time.Millisecond})
 	dir := t.TempDir()
 	base, run := filepath.Join(dir, "base.json"), filepath.Join(dir, "run.json")
 	for _, r := range [][]string{
@@ -120,7 +122,7 @@ func TestCompareRuns(t *testing.T) {
 	cmpJSON := filepath.Join(dir, "compare.json")
 	worse := loadcap(t, nil, false, "compare", base, run, "--max-regression", "p(95)+50%", "--out", cmpJSON)
 	if worse.code != 110 || !strings.Contains(worse.stdout, "REGRESSED") {
-		t.Errorf("1 ms -> 5 ms service: exit %d, want 110\n%s", worse.code, worse.stdout)
+		t.Errorf("1 ms -> 30 ms service: exit %d, want 110\n%s", worse.code, worse.stdout)
 	}
 	var cmp struct {
 		Schema    string `json:"schema"`

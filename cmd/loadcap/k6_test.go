@@ -211,8 +211,10 @@ thresholds:
 	if r.code != exitThresholds {
 		t.Fatalf("exit %d, want 99 (http_reqs count>1000 fails)\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	if got := srv.count("/k"); got < 39 || got > 41 {
-		t.Errorf("server got %d requests; want 40 (20/s for 2 s, from the file, not the script's 1 iteration)", got)
+	// 20/s for 2 s, from the file, not the script's 1 iteration; under the
+	// race detector the child is slow enough for k6 to drop a few.
+	if got, low := srv.count("/k"), map[bool]int{false: 39, true: 20}[israce.Enabled]; got < low || got > 41 {
+		t.Errorf("server got %d requests; want 40", got)
 	}
 	run := readRun(t, out)
 	passed := map[string]bool{}

@@ -399,13 +399,17 @@ func TestExecutionSegments(t *testing.T) {
 		if got != want {
 			t.Errorf("segment %d: sent %d, k6 counted %d", i, got, want)
 		}
-		total += got
+		// An iteration k6 dropped (no free VU in time: a slow child, as
+		// under the race detector) was still its segment's.
+		total += got + out.Result.Totals.Dropped
 	}
-	if a, b := outs[0].Result.Totals.Sent, outs[1].Result.Totals.Sent; a == 0 || b == 0 || a-b > 1 || b-a > 1 {
-		t.Errorf("segments sent %d and %d: want an even split", a, b)
+	a := outs[0].Result.Totals.Sent + outs[0].Result.Totals.Dropped
+	b := outs[1].Result.Totals.Sent + outs[1].Result.Totals.Dropped
+	if a == 0 || b == 0 || a-b > 1 || b-a > 1 {
+		t.Errorf("segments scheduled %d and %d: want an even split", a, b)
 	}
 	if total < 40 {
-		t.Errorf("the two halves sent %d requests of 2 s × 20/s", total)
+		t.Errorf("the two halves scheduled %d iterations of 2 s × 20/s", total)
 	}
 }
 
