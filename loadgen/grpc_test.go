@@ -64,12 +64,15 @@ requests:
 `, srv.Addr, tc.schema)
 			res := run(t, f)
 			calls := srv.Calls()
-			if res.Totals.Completed != 100 || res.Totals.Failed != 0 || len(calls) != 100 {
-				t.Fatalf("completed %d failed %d (errors %v), server saw %d; want 100, 0, 100",
-					res.Totals.Completed, res.Totals.Failed, res.Requests[0].Errors, len(calls))
+			// 100 arrivals; on a starved machine the last may wait too long
+			// for a VU and be dropped at the end, never sent.
+			tt := res.Totals
+			if tt.Completed+tt.Dropped != 100 || tt.Dropped > 2 || tt.Failed != 0 || len(calls) != int(tt.Completed) {
+				t.Fatalf("completed %d dropped %d failed %d (errors %v), server saw %d; want 100 completed (at most 2 dropped), 0 failed, all seen",
+					tt.Completed, tt.Dropped, tt.Failed, res.Requests[0].Errors, len(calls))
 			}
 			// Each receipt: a 5-byte prefix, id, qty and 16 bytes of padding.
-			if res.Totals.BytesSent < 100*(5+20) || res.Totals.BytesRecv < 100*(5+2+3+2+18) {
+			if n := tt.Completed; res.Totals.BytesSent < n*(5+20) || res.Totals.BytesRecv < n*(5+2+3+2+18) {
 				t.Errorf("bytes sent %d received %d", res.Totals.BytesSent, res.Totals.BytesRecv)
 			}
 			seqs := map[float64]bool{}
@@ -99,8 +102,8 @@ requests:
 					t.Errorf("x-user %q with customer %q", u, id)
 				}
 			}
-			if len(seqs) != 100 || !seqs[1] || !seqs[100] {
-				t.Errorf("seq gave %d distinct values (1 and 100: %v %v), want 1..100", len(seqs), seqs[1], seqs[100])
+			if len(seqs) != int(tt.Completed) || !seqs[1] {
+				t.Errorf("seq gave %d distinct values over %d calls (1: %v), want one each from 1", len(seqs), tt.Completed, seqs[1])
 			}
 		})
 	}
@@ -236,6 +239,7 @@ scenarios:
 requests:
   - {name: a, protocol: grpc, target: %s, method: loadtest.Shop/Fail, proto: PROTO}
 `, min(maxVUs, 50), maxVUs, srv.Addr)
+			srv.RestartStalls() // stalls at 0, 1 and 2 s of the run, none at its end
 			res := run(t, f)
 			s := loadgen.Summarize(res.Latency)
 			if res.Totals.Failed != 0 {

@@ -155,9 +155,21 @@ func (s *Server) Stop() { s.srv.Stop() }
 // when the calls in flight have ended.
 func (s *Server) GracefulStop() { s.srv.GracefulStop() }
 
+// RestartStalls makes the stall windows count from now: a test calls it
+// just before its run, so that the windows fall at known offsets of the
+// run however long the setup took.
+func (s *Server) RestartStalls() {
+	s.mu.Lock()
+	s.start = time.Now()
+	s.mu.Unlock()
+}
+
 // stall holds a call while the server is inside a stall window.
 func (s *Server) stall() {
-	phase := time.Since(s.start) % s.opts.StallEvery
+	s.mu.Lock()
+	start := s.start
+	s.mu.Unlock()
+	phase := time.Since(start) % s.opts.StallEvery
 	if phase < s.opts.StallFor {
 		time.Sleep(s.opts.StallFor - phase)
 	}
