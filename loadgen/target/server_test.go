@@ -399,7 +399,9 @@ func TestMaxQueue(t *testing.T) {
 
 func TestQueueIsFIFO(t *testing.T) {
 	// One worker: requests queued one after the other finish in that order.
-	s := start(t, Config{Workers: 1, ServiceTime: 20 * time.Millisecond})
+	// 50 ms apart, so that only a client goroutine held up longer than that
+	// (a starved machine) could record them out of order.
+	s := start(t, Config{Workers: 1, ServiceTime: 50 * time.Millisecond})
 	c := client(t, s)
 	var mu sync.Mutex
 	var order []int
