@@ -422,8 +422,10 @@ thresholds:
 	if n := res.Request("checkout").Completed + res.Request("checkout").Failed; n != 20 {
 		t.Errorf("checkout sent %d, want 20 (only the buy scenario sends it)", n)
 	}
-	if n := res.Request("home").Completed + res.Request("product").Completed; n != 200 {
-		t.Errorf("browse completed %d, want 200", n)
+	// An arrival that waited over 10 ms for a VU at the very end is
+	// dropped, by design (a slow or starved machine): it still counts.
+	if n := res.Request("home").Completed + res.Request("product").Completed; n+res.Totals.Dropped != 200 || res.Totals.Dropped > 2 {
+		t.Errorf("browse completed %d + dropped %d, want 200 (at most 2 dropped at the end)", n, res.Totals.Dropped)
 	}
 	// buy starts at 1 s: nothing of it in the first second (its first
 	// arrival races the 1 s tick, so allow that one).

@@ -956,7 +956,7 @@ func TestPreciseSleep(t *testing.T) {
 	if over[0] < 0 {
 		t.Errorf("woke %v early", -over[0])
 	}
-	if med := over[len(over)/2]; med > 400*time.Microsecond {
+	if med := over[len(over)/2]; med > 400*time.Microsecond && !israce.Enabled { // the detector slows the spin
 		t.Errorf("median oversleep %v, want < 400µs", med)
 	}
 }
