@@ -36,6 +36,9 @@ const (
 	// littleTolerance flags a step whose mean concurrency is off the
 	// Little's law figure X·R by more than this: it was not in steady state.
 	littleTolerance = 0.10
+	// maxRepeats is how often a failed step is run again because its
+	// generator was stalled.
+	maxRepeats = 2
 )
 
 // FindConfig configures Find. Base supplies the request mix, target and
@@ -133,7 +136,15 @@ type Step struct {
 	Clauses     []ClauseResult `json:"clauses"`
 	Passed      bool           `json:"passed"`
 	Reason      string         `json:"reason,omitempty"` // why it failed
-	Services    []ServiceStats `json:"services,omitempty"`
+	// Disturbed says the generator was kept from running long enough in
+	// the window to set some of its latency (its host was starved of CPU):
+	// the longest stall and the host's steal share. A failed disturbed
+	// step is Repeated (at most maxRepeats times) and left out of the
+	// search and the fits.
+	Disturbed string         `json:"disturbed,omitempty"`
+	StallMs   float64        `json:"generator_stall_ms,omitempty"`
+	Repeated  bool           `json:"repeated,omitempty"`
+	Services  []ServiceStats `json:"services,omitempty"`
 }
 
 // Knee is where latency turns up against throughput (Kneedle).
@@ -193,7 +204,7 @@ func Find(ctx context.Context, cfg FindConfig) (*FindResult, error) {
 			res.Notes = append(res.Notes, fmt.Sprintf("reached --max-rate %.4g req/s without failing the SLO: capacity is at least that", cfg.MaxRate))
 			break
 		}
-		if len(res.Steps) >= cfg.MaxSteps {
+		if s.judged() >= cfg.MaxSteps {
 			res.Notes = append(res.Notes, "step budget spent while ramping")
 			break
 		}
@@ -212,7 +223,7 @@ func Find(ctx context.Context, cfg FindConfig) (*FindResult, error) {
 		}
 		lo := lastPass
 		for lo == 0 || (hi-lo)/lo > cfg.Tolerance {
-			if len(res.Steps) >= cfg.MaxSteps {
+			if s.judged() >= cfg.MaxSteps {
 				res.Notes = append(res.Notes, "step budget spent while bisecting")
 				break
 			}
@@ -264,8 +275,31 @@ type search struct {
 	res *FindResult
 }
 
-// step runs one constant-arrival-rate step and measures its window.
+// judged counts the steps that were not repeated.
+func (s *search) judged() int {
+	n := 0
+	for _, st := range s.res.Steps {
+		if !st.Repeated {
+			n++
+		}
+	}
+	return n
+}
+
+// step runs one constant-arrival-rate step and measures its window. A step
+// that fails while its generator was kept from running (a starved host:
+// the latency then describes the generator, not the target) is run again,
+// at most maxRepeats times; the last run counts.
 func (s *search) step(ctx context.Context, phase string, rate float64, total time.Duration) (*Step, error) {
+	for try := 0; ; try++ {
+		st, err := s.stepOnce(ctx, phase, rate, total, try < maxRepeats)
+		if err != nil || !st.Repeated {
+			return st, err
+		}
+	}
+}
+
+func (s *search) stepOnce(ctx context.Context, phase string, rate float64, total time.Duration, mayRepeat bool) (*Step, error) {
 	cfg := &s.cfg
 	load := StepLoad{
 		Rate:            rate,
@@ -293,6 +327,7 @@ func (s *search) step(ctx context.Context, phase string, rate float64, total tim
 	st, h := measure(r, cfg.Warmup, measured, rate)
 	st.N, st.Phase = len(s.res.Steps)+1, phase
 	st.judge(cfg.SLO, h)
+	st.Repeated = !st.Passed && st.Disturbed != "" && mayRepeat
 	if scr != nil {
 		st.Services = scr.wait()
 	}
@@ -301,6 +336,11 @@ func (s *search) step(ctx context.Context, phase string, rate float64, total tim
 		verdict := "pass"
 		if !st.Passed {
 			verdict = "FAIL: " + st.Reason
+		}
+		if st.Repeated {
+			verdict += "; not judged, " + st.Disturbed + ": repeating"
+		} else if st.Disturbed != "" {
+			verdict += " (" + st.Disturbed + ")"
 		}
 		fmt.Fprintf(cfg.Progress, "step %2d %-6s offered %8.1f/s  achieved %8.1f/s  N %6.1f  p99 %8.2fms  errors %5.2f%%  %s\n",
 			st.N, phase, st.Offered, st.Achieved, st.Concurrency, st.LatencyMs.P99, 100*st.ErrorRate, verdict)
@@ -337,6 +377,8 @@ func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) (
 	var done, failed int64
 	var svc, lat time.Duration
 	var busy0, busy1, t0, t1 time.Duration // the in-flight integral at the window's edges
+	var stall time.Duration
+	steal := -1.0
 	for _, iv := range r.Intervals {
 		st.Dropped += iv.Dropped
 		if iv.T == from-1 {
@@ -346,12 +388,20 @@ func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) (
 			continue
 		}
 		busy1, t1 = iv.Busy, iv.End
+		stall, steal = max(stall, iv.Stall), max(steal, iv.Steal)
 		done += iv.Completed + iv.Failed
 		failed += iv.Failed
 		svc += iv.ServiceSum
 		lat += iv.LatencySum
 		for _, ih := range iv.Hists {
 			ih.MergeInto(h)
+		}
+	}
+	st.StallMs = float64(stall.Microseconds()) / 1000
+	if loadgen.HostStalled(stall, steal) {
+		st.Disturbed = fmt.Sprintf("the generator was stalled up to %.0f ms", st.StallMs)
+		if steal > loadgen.StealAfter {
+			st.Disturbed += fmt.Sprintf(", host steal %.0f%%", 100*steal)
 		}
 	}
 	secs := window.Seconds()
@@ -425,6 +475,9 @@ func (s *search) summarize() {
 	res := s.res
 	var pts []Point
 	for _, st := range res.Steps {
+		if st.Repeated {
+			continue
+		}
 		res.SaturationQPS = math.Max(res.SaturationQPS, st.Achieved)
 		if st.Concurrency > 0 && st.Achieved > 0 {
 			pts = append(pts, Point{N: st.Concurrency, X: st.Achieved})
@@ -450,7 +503,7 @@ func kneedle(steps []Step) *Knee {
 	}
 	var ps []pt
 	for _, st := range steps {
-		if st.Phase != "soak" && st.Achieved > 0 {
+		if st.Phase != "soak" && !st.Repeated && st.Achieved > 0 {
 			ps = append(ps, pt{st.Achieved, st.LatencyMs.P99, st.N})
 		}
 	}
@@ -484,7 +537,7 @@ func kneedle(steps []Step) *Knee {
 func firstSaturated(steps []Step) (string, int) {
 	ordered := make([]Step, 0, len(steps))
 	for _, st := range steps {
-		if st.Phase != "soak" && len(st.Services) > 0 {
+		if st.Phase != "soak" && !st.Repeated && len(st.Services) > 0 {
 			ordered = append(ordered, st)
 		}
 	}

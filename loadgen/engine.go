@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/loadcap/loadcap/loadgen/httpc"
+	"github.com/loadcap/loadcap/loadgen/stall"
 	"github.com/loadcap/loadcap/scenarios"
 )
 
@@ -37,6 +38,7 @@ type Engine struct {
 	rec    *Recorder
 	tr     *httpc.Transport
 	grpc   *grpcTargets // nil without gRPC requests
+	watch  *stall.Watch // while Run runs
 	mixes  []mix        // by scenario
 	series []Series
 	index  map[Series]int
@@ -212,6 +214,9 @@ func (e *Engine) Run(ctx context.Context) (*Result, error) {
 		}
 	}
 	defer runtime.GOMAXPROCS(pacerProcs(open))
+	watch := stall.Start()
+	defer watch.Stop()
+	e.watch = watch
 	start := time.Now()
 	e.rec.Start(start)
 	var wg sync.WaitGroup
@@ -274,6 +279,10 @@ loop:
 
 // rotate closes an interval, handing its snapshot to WithSnapshots.
 func (e *Engine) rotate(now time.Time) Interval {
+	if e.watch != nil {
+		h := e.watch.Take()
+		e.rec.noteHost(h.Max, h.Steal)
+	}
 	if e.o.snapshots == nil {
 		return e.rec.Rotate(now)
 	}

@@ -183,7 +183,7 @@ func (m *Merger) mergeReady() {
 // merge adds every part's interval t to the totals and closes it.
 func (m *Merger) merge(t int) {
 	r := m.rec
-	iv := Interval{T: t, Hists: map[string]*hdr.PackedHistogram{}}
+	iv := Interval{T: t, Hists: map[string]*hdr.PackedHistogram{}, Steal: -1}
 	for _, h := range r.perName {
 		h.Reset()
 	}
@@ -196,6 +196,8 @@ func (m *Merger) merge(t int) {
 		}
 		delete(p.pending, t)
 		iv.End = max(iv.End, s.End)
+		iv.Stall = max(iv.Stall, s.Stall) // the worst agent's
+		iv.Steal = max(iv.Steal, s.Steal)
 		iv.Scheduled += s.Scheduled
 		iv.Dropped += s.Dropped
 		iv.Inflight += s.Inflight
@@ -251,6 +253,11 @@ func (m *Merger) merge(t int) {
 	}
 	r.mu.Lock()
 	r.intervals = append(r.intervals, iv)
+	r.maxStall = max(r.maxStall, iv.Stall)
+	if iv.Steal >= 0 {
+		r.stealSum += iv.Steal
+		r.stealN++
+	}
 	r.mu.Unlock()
 	vus := 0
 	for i := range m.parts {

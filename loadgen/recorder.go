@@ -113,6 +113,10 @@ type Recorder struct {
 	lastSent  int64
 	lastDrop  int64
 	lastSched int64
+	host      hostReading // for the next rotation (noteHost)
+	maxStall  time.Duration
+	stealSum  float64 // Σ known intervals' steal share
+	stealN    int
 	packL     []*hdr.PackedHistogram // per series, reused each rotation
 	packS     []*hdr.PackedHistogram
 	allPacked *hdr.PackedHistogram            // interval latency, all series
@@ -186,6 +190,36 @@ func (r *Recorder) Scheduled(n int64) { r.scheduled.Add(n) }
 // LateAfter is how far behind its schedule the pacer may dispatch an
 // arrival before the run reports the generator as saturated.
 const LateAfter = 10 * time.Millisecond
+
+// hostReading is what the engine's stall watch saw during an interval.
+type hostReading struct {
+	stall time.Duration
+	steal float64
+	set   bool
+}
+
+// noteHost hands the recorder the stall watch's reading for the interval
+// the next rotation closes.
+func (r *Recorder) noteHost(stall time.Duration, steal float64) {
+	r.mu.Lock()
+	r.host = hostReading{stall, steal, true}
+	r.mu.Unlock()
+}
+
+// StallAfter is how long the generator may be kept from running before a
+// run reports its latency figures as disturbed by its host.
+const StallAfter = 10 * time.Millisecond
+
+// StealAfter is the share of the host's CPU time its hypervisor may give
+// to other guests before a run reports its figures as disturbed.
+const StealAfter = 0.05
+
+// HostStalled tells whether a stall or steal share (as in Interval and
+// Totals) means the generator's host, not the target, may have set some of
+// the latency figures.
+func HostStalled(stall time.Duration, steal float64) bool {
+	return stall > StallAfter || steal > StealAfter
+}
 
 // Lag notes that the pacer dispatched an arrival d after its intended time
 // (the pacer alone calls it).
@@ -271,6 +305,17 @@ func (r *Recorder) rotate(now time.Time, snap *Snapshot) Interval {
 		T:     len(r.intervals),
 		End:   now.Sub(r.start),
 		Hists: make(map[string]*hdr.PackedHistogram, len(r.names)),
+		Stall: r.host.stall,
+		Steal: r.host.steal,
+	}
+	if !r.host.set {
+		iv.Steal = -1
+	}
+	r.host = hostReading{}
+	r.maxStall = max(r.maxStall, iv.Stall)
+	if iv.Steal >= 0 {
+		r.stealSum += iv.Steal
+		r.stealN++
 	}
 	// Each shard's dense histograms are drained through a packed one: one
 	// linear scan each, after which every merge costs only the populated
@@ -365,6 +410,7 @@ func (r *Recorder) rotate(now time.Time, snap *Snapshot) Interval {
 			T: iv.T, End: iv.End, Scheduled: iv.Scheduled, Dropped: iv.Dropped,
 			Late: late - r.lastLate, MaxLag: time.Duration(r.maxLag.Load()),
 			Inflight: iv.Inflight, Busy: iv.Busy, Series: snap.Series,
+			Stall: iv.Stall, Steal: iv.Steal,
 		}
 		r.lastLate = late
 	}
@@ -412,6 +458,12 @@ type Totals struct {
 	// not the target, was short of CPU, and latency includes that delay.
 	Late   int64
 	MaxLag time.Duration
+
+	// MaxStall is the longest the generator's process was kept from
+	// running (longest first: see HostStalled); Steal the mean share of
+	// the host's CPU time its hypervisor gave to others (-1: unknown).
+	MaxStall time.Duration
+	Steal    float64
 }
 
 // snapshot returns the cumulative figures as of the last rotation plus the
@@ -432,6 +484,10 @@ func (r *Recorder) totalsLocked() (Totals, []counters) {
 	t.Dropped = r.dropped.Load()
 	t.Late = r.late.Load()
 	t.MaxLag = time.Duration(r.maxLag.Load())
+	t.MaxStall, t.Steal = r.maxStall, -1
+	if r.stealN > 0 {
+		t.Steal = r.stealSum / float64(r.stealN)
+	}
 	t.InflightAtStop = t.Sent - t.Completed - t.Failed
 	return t, r.totals
 }

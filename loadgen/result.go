@@ -119,8 +119,13 @@ type Interval struct {
 	BytesSent, BytesRecv     int64
 	ServiceSum, LatencySum   time.Duration // Σ over the requests done in it
 	Classes                  [numClasses]int64
-	Latency                  Summary                         // all request names
-	Hists                    map[string]*hdr.PackedHistogram // per request name: latency (µs), sparse
+	// Stall is the longest the generator's process was kept from running
+	// in the interval, Steal the share of the host's CPU time its
+	// hypervisor gave to others (-1: unknown); see HostStalled.
+	Stall   time.Duration
+	Steal   float64
+	Latency Summary                         // all request names
+	Hists   map[string]*hdr.PackedHistogram // per request name: latency (µs), sparse
 }
 
 // RequestStats is everything recorded for one request name (in one
@@ -183,6 +188,18 @@ type Lost struct {
 
 // Partial reports whether part of the load was lost (Result.Lost).
 func (r *Result) Partial() bool { return len(r.Lost) > 0 }
+
+// Disturbed counts the intervals in which the generator's host kept it
+// from running long enough to matter (HostStalled).
+func (r *Result) Disturbed() int {
+	n := 0
+	for _, iv := range r.Intervals {
+		if HostStalled(iv.Stall, iv.Steal) {
+			n++
+		}
+	}
+	return n
+}
 
 // RPS is completed plus failed requests per second of run time.
 func (r *Result) RPS() float64 {

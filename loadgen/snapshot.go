@@ -26,6 +26,9 @@ type Snapshot struct {
 	VUs       int           // VUs active at End
 	PeakVUs   int           // most VUs active at once since the start
 	Series    []SeriesDelta // by series, in SeriesOf order
+	// Stall and Steal are the interval's, as in Interval.
+	Stall time.Duration
+	Steal float64
 }
 
 // SeriesDelta is one series (scenario and request name) in a Snapshot.

@@ -389,6 +389,9 @@ func qualityNotes(r *Run) []note {
 		add("warn", "%s arrivals (%.2f%% of %s scheduled) were never sent: no VU was free (peak %d) or the backlog was full; the target was saturated or max VUs too low",
 			count(t.Dropped), 100*float64(t.Dropped)/float64(max(t.Scheduled, 1)), count(t.Scheduled), r.Meta.MaxVUs)
 	}
+	if n := r.HostNote(); n != "" {
+		add("warn", "%s", n)
+	}
 	if t.LateArrivals > 0 {
 		add("warn", "the generator fell behind its schedule: %s arrivals were sent over 10 ms late, the worst by %s; latency includes the delay: give loadcap more CPU or more agents",
 			count(t.LateArrivals), ms(t.MaxLagMs))
@@ -512,6 +515,11 @@ func buildFind(f *capacity.FindResult, drill bool) (*findView, error) {
 				}
 			}
 			row.Clauses = append(row.Clauses, cell)
+		}
+		if st.Repeated {
+			row.Reason += "; not judged: " + st.Disturbed + ", so the step was repeated"
+		} else if st.Disturbed != "" {
+			row.Reason += " (" + st.Disturbed + ")"
 		}
 		v.Steps = append(v.Steps, row)
 	}

@@ -96,6 +96,11 @@ type Totals struct {
 	// The pacer fell behind: arrivals dispatched over 10 ms late, the worst lag.
 	LateArrivals int64   `json:"late_arrivals,omitempty"`
 	MaxLagMs     float64 `json:"max_pacer_lag_ms,omitempty"`
+	// The generator's host: the longest the generator's process was kept
+	// from running, and the mean share of CPU time the hypervisor gave to
+	// other guests (percent).
+	MaxStallMs   float64 `json:"max_generator_stall_ms,omitempty"`
+	HostStealPct float64 `json:"host_steal_pct,omitempty"`
 }
 
 // Latency is a distribution in milliseconds.
@@ -134,6 +139,35 @@ type Interval struct {
 	LatencyMs  Latency           `json:"latency_ms"`
 	Errors     map[string]int64  `json:"errors,omitempty"`
 	Histograms map[string]string `json:"histograms,omitempty"`
+	StallMs    float64           `json:"stall_ms,omitempty"`  // the generator kept from running, longest
+	StealPct   float64           `json:"steal_pct,omitempty"` // the host's CPU time given to other guests
+}
+
+// pct is a share (0..1, negative when unknown) in percent, rounded; 0 when
+// unknown.
+func pct(share float64) float64 {
+	if share <= 0 {
+		return 0
+	}
+	return math.Round(share*1e5) / 1e3
+}
+
+// HostNote says, when the generator's host kept it from running long
+// enough to matter, what that did to the figures; "" otherwise.
+func (r *Run) HostNote() string {
+	t := r.Totals
+	if !loadgen.HostStalled(time.Duration(t.MaxStallMs*1e6), t.HostStealPct/100) {
+		return ""
+	}
+	stalled := 0
+	for _, iv := range r.Intervals {
+		if loadgen.HostStalled(time.Duration(iv.StallMs*1e6), iv.StealPct/100) {
+			stalled++
+		}
+	}
+	return fmt.Sprintf("the generator was kept from running for up to %s (%d of %d seconds disturbed; its host gave %.1f%% of the CPU time to other machines): "+
+		"latency from the intended send time includes those stalls, so in those seconds it describes the generator and its host, not the target",
+		ms(t.MaxStallMs), stalled, len(r.Intervals), t.HostStealPct)
 }
 
 // Threshold is one evaluated threshold; Value is null when the metric had
@@ -193,6 +227,7 @@ func NewRun(res *loadgen.Result, meta Meta) *Run {
 		Dropped: t.Dropped, InflightAtStop: t.InflightAtStop, RPS: round3(res.RPS()),
 		BytesSent: t.BytesSent, BytesReceived: t.BytesRecv,
 		LateArrivals: t.Late, MaxLagMs: round3(float64(t.MaxLag) / 1e6),
+		MaxStallMs: round3(float64(t.MaxStall) / 1e6), HostStealPct: pct(t.Steal),
 	}
 	secs := res.Duration.Seconds()
 	for _, q := range res.Requests {
@@ -223,6 +258,7 @@ func NewRun(res *loadgen.Result, meta Meta) *Run {
 			T: iv.T, EndS: round3(iv.End.Seconds()), Scheduled: iv.Scheduled, Sent: iv.Sent,
 			Completed: iv.Completed, Failed: iv.Failed, Dropped: iv.Dropped, Inflight: iv.Inflight,
 			LatencyMs: latency(iv.Latency),
+			StallMs:   round3(float64(iv.Stall) / 1e6), StealPct: pct(iv.Steal),
 		}
 		for name, h := range iv.Hists {
 			if b, err := h.Encode(); err == nil {

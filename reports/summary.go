@@ -53,6 +53,9 @@ func WriteSummary(w io.Writer, r *Run) error {
 			"they had waited longer than the request timeout, or the scenario ended; raise maxVUs, or the target is saturated\n",
 			t.Dropped, r.Meta.MaxVUs)
 	}
+	if n := r.HostNote(); n != "" {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
 	if t.LateArrivals > 0 {
 		fmt.Fprintf(&b, "note: the generator fell behind its schedule: %d arrivals were sent over 10ms late (worst %s); "+
 			"latency includes that delay: give loadcap more CPU or spread the load over agents\n", t.LateArrivals, ms(t.MaxLagMs))

@@ -142,7 +142,10 @@ func writeFindSummary(st *state, r *capacity.FindResult) {
 	fmt.Fprintln(tw, "step\tphase\toffered/s\tachieved/s\tN\tp50 ms\tp99 ms\tp99.9 ms\terrors\tSLO\t")
 	for _, s := range r.Steps {
 		verdict := "pass"
-		if !s.Passed {
+		switch {
+		case s.Repeated:
+			verdict = "repeated"
+		case !s.Passed:
 			verdict = "FAIL"
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f%%\t%s\t\n", s.N, s.Phase, s.Offered, s.Achieved,
@@ -185,7 +188,12 @@ func writeFindSummary(st *state, r *capacity.FindResult) {
 		fmt.Fprintf(w, "latency knee: %.1f req/s (p99 %.2f ms, step %d)\n", r.Knee.Throughput, r.Knee.P99Ms, r.Knee.Step)
 	}
 	for _, st := range r.Steps {
-		if !st.LittleOK {
+		if st.Repeated {
+			fmt.Fprintf(w, "note: step %d failed while %s: not judged, repeated\n", st.N, st.Disturbed)
+		} else if st.Disturbed != "" {
+			fmt.Fprintf(w, "note: in step %d %s\n", st.N, st.Disturbed)
+		}
+		if !st.LittleOK && !st.Repeated {
 			fmt.Fprintf(w, "note: step %d was not in steady state (mean in flight %.2f vs Little's law X·R %.2f)\n", st.N, st.Concurrency, st.LittleN)
 		}
 	}

@@ -15,7 +15,7 @@ func encodeInterval(s *loadgen.Snapshot) *clusterpb.Interval {
 	iv := &clusterpb.Interval{
 		T: int32(s.T), EndNanos: int64(s.End), Scheduled: s.Scheduled, Dropped: s.Dropped, Late: s.Late,
 		MaxLagNanos: int64(s.MaxLag), Inflight: s.Inflight, BusyNanos: int64(s.Busy),
-		Vus: int32(s.VUs), PeakVus: int32(s.PeakVUs),
+		Vus: int32(s.VUs), PeakVus: int32(s.PeakVUs), StallNanos: int64(s.Stall), Steal: s.Steal,
 		Series: make([]*clusterpb.SeriesDelta, len(s.Series)),
 	}
 	for j := range s.Series {
@@ -67,7 +67,7 @@ func decodeInterval(iv *clusterpb.Interval, nseries int) (*loadgen.Snapshot, err
 	s := &loadgen.Snapshot{
 		T: int(iv.T), End: time.Duration(iv.EndNanos), Scheduled: iv.Scheduled, Dropped: iv.Dropped, Late: iv.Late,
 		MaxLag: time.Duration(iv.MaxLagNanos), Inflight: iv.Inflight, Busy: time.Duration(iv.BusyNanos),
-		VUs: int(iv.Vus), PeakVUs: int(iv.PeakVus),
+		VUs: int(iv.Vus), PeakVUs: int(iv.PeakVus), Stall: time.Duration(iv.StallNanos), Steal: iv.Steal,
 		Series: make([]loadgen.SeriesDelta, nseries),
 	}
 	for j, d := range iv.Series {

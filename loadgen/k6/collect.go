@@ -313,7 +313,7 @@ func (c *collector) add(part int, si *storedInterval) error {
 // snapshot is si of p as a Snapshot of the current merger's series.
 func (c *collector) snapshot(p *partState, si *storedInterval) *loadgen.Snapshot {
 	s := &loadgen.Snapshot{
-		T: si.T, End: si.End, Dropped: si.Dropped, Busy: si.Busy, VUs: si.VUs, PeakVUs: si.Peak,
+		T: si.T, End: si.End, Dropped: si.Dropped, Busy: si.Busy, VUs: si.VUs, PeakVUs: si.Peak, Steal: -1, // k6 runs in a child: no stall watch
 		Series: make([]loadgen.SeriesDelta, c.mSeries),
 	}
 	s.Scheduled = si.Dropped

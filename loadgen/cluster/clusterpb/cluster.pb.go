@@ -686,7 +686,9 @@ type Interval struct {
 	BusyNanos     int64                  `protobuf:"varint,8,opt,name=busy_nanos,json=busyNanos,proto3" json:"busy_nanos,omitempty"` // ∫ inflight dt since the start
 	Vus           int32                  `protobuf:"varint,9,opt,name=vus,proto3" json:"vus,omitempty"`
 	PeakVus       int32                  `protobuf:"varint,10,opt,name=peak_vus,json=peakVus,proto3" json:"peak_vus,omitempty"`
-	Series        []*SeriesDelta         `protobuf:"bytes,11,rep,name=series,proto3" json:"series,omitempty"` // in PrepareResponse.series order
+	Series        []*SeriesDelta         `protobuf:"bytes,11,rep,name=series,proto3" json:"series,omitempty"`                            // in PrepareResponse.series order
+	StallNanos    int64                  `protobuf:"varint,12,opt,name=stall_nanos,json=stallNanos,proto3" json:"stall_nanos,omitempty"` // the longest the agent's process was kept from running
+	Steal         float64                `protobuf:"fixed64,13,opt,name=steal,proto3" json:"steal,omitempty"`                            // the host's steal share of CPU time; -1 unknown
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -796,6 +798,20 @@ func (x *Interval) GetSeries() []*SeriesDelta {
 		return x.Series
 	}
 	return nil
+}
+
+func (x *Interval) GetStallNanos() int64 {
+	if x != nil {
+		return x.StallNanos
+	}
+	return 0
+}
+
+func (x *Interval) GetSteal() float64 {
+	if x != nil {
+		return x.Steal
+	}
+	return 0
 }
 
 type SeriesDelta struct {
@@ -1238,7 +1254,7 @@ const file_cluster_proto_rawDesc = "" +
 	"\binterval\x18\x01 \x01(\v2\x1c.loadcap.cluster.v1.IntervalH\x00R\binterval\x121\n" +
 	"\x05final\x18\x02 \x01(\v2\x19.loadcap.cluster.v1.FinalH\x00R\x05final\x12\x1b\n" +
 	"\bk6_frame\x18\x03 \x01(\fH\x00R\ak6FrameB\x06\n" +
-	"\x04kind\"\xc6\x02\n" +
+	"\x04kind\"\xfd\x02\n" +
 	"\bInterval\x12\f\n" +
 	"\x01t\x18\x01 \x01(\x05R\x01t\x12\x1b\n" +
 	"\tend_nanos\x18\x02 \x01(\x03R\bendNanos\x12\x1c\n" +
@@ -1252,7 +1268,10 @@ const file_cluster_proto_rawDesc = "" +
 	"\x03vus\x18\t \x01(\x05R\x03vus\x12\x19\n" +
 	"\bpeak_vus\x18\n" +
 	" \x01(\x05R\apeakVus\x127\n" +
-	"\x06series\x18\v \x03(\v2\x1f.loadcap.cluster.v1.SeriesDeltaR\x06series\"\xa7\x05\n" +
+	"\x06series\x18\v \x03(\v2\x1f.loadcap.cluster.v1.SeriesDeltaR\x06series\x12\x1f\n" +
+	"\vstall_nanos\x18\f \x01(\x03R\n" +
+	"stallNanos\x12\x14\n" +
+	"\x05steal\x18\r \x01(\x01R\x05steal\"\xa7\x05\n" +
 	"\vSeriesDelta\x12\x12\n" +
 	"\x04sent\x18\x01 \x01(\x03R\x04sent\x12\x1c\n" +
 	"\tcompleted\x18\x02 \x01(\x03R\tcompleted\x12\x16\n" +
