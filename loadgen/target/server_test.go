@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/loadcap/loadcap/test/israce"
+	"github.com/loadcap/loadcap/test/quiet"
 )
 
 // start starts a target for the test and closes it at cleanup.
@@ -289,30 +290,21 @@ func TestCapacity(t *testing.T) {
 	}
 }
 
-// timing runs a timing-sensitive measurement up to three times and reports
-// the problems of the last attempt. The test machine is shared: another
-// process can starve this one for a whole measurement, which a real defect
-// (a wrong capacity, oversleeping) survives and a noisy neighbour does not.
+// timing runs a timing-sensitive measurement up to three times (see
+// quiet.Retry). The test machine is shared: another process can starve
+// this one for a whole measurement, which a real defect (a wrong capacity,
+// oversleeping) survives and a noisy neighbour does not.
 func timing(t *testing.T, measure func() []string) {
 	t.Helper()
-	const attempts = 3
-	for i := 1; ; i++ {
-		problems := measure()
-		if len(problems) == 0 {
-			return
-		}
-		if i == attempts {
-			for _, p := range problems {
-				if israce.Enabled { // the detector's slowdown, not the target, missed the mark
-					t.Log(p)
-				} else {
-					t.Error(p)
-				}
+	quiet.Retry(t, 3, func(a *quiet.A) {
+		for _, p := range measure() {
+			if israce.Enabled { // the detector's slowdown, not the target, missed the mark
+				t.Log(p)
+			} else {
+				a.Errorf("%s", p)
 			}
-			return
 		}
-		t.Logf("attempt %d of %d: %s; measuring again", i, attempts, strings.Join(problems, "; "))
-	}
+	})
 }
 
 func TestUnqueuedLatencyIsServiceTime(t *testing.T) {
