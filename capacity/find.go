@@ -379,8 +379,14 @@ func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) (
 	var busy0, busy1, t0, t1 time.Duration // the in-flight integral at the window's edges
 	var stall time.Duration
 	steal := -1.0
-	for _, iv := range r.Intervals {
-		st.Dropped += iv.Dropped
+	last := len(r.Intervals) - 1
+	for i, iv := range r.Intervals {
+		// Drops count in the window and, when the window reaches the
+		// run's end, in the closing interval (arrivals cut off by the
+		// end); a drill's stages share one run and count only their own.
+		if iv.T >= from && (iv.T < to || i == last && iv.T <= to) {
+			st.Dropped += iv.Dropped
+		}
 		if iv.T == from-1 {
 			busy0, t0 = iv.Busy, iv.End
 		}
