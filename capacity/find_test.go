@@ -165,29 +165,36 @@ func TestFindKnownCapacity(t *testing.T) {
 }
 
 func TestFindScrapesMetrics(t *testing.T) {
-	srv := targettest.Start(t, target.Config{Workers: 2, ServiceTime: 2 * time.Millisecond})
 	slo, _ := ParseSLO("p(99)<100ms")
-	src, err := ParseMetricsSource("target=" + srv.URL() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := Find(context.Background(), FindConfig{
-		Base: quick(t, srv.URL()+"/"), SLO: slo, StartRate: 200, MaxRate: 200, MaxSteps: 1,
-		Warmup: time.Second, Window: 2 * time.Second, Soak: 2 * time.Second, Metrics: []MetricsSource{src},
+	// The target's rate over the window and Little's law hold only while
+	// the machine keeps pace: a stall moves arrivals between windows.
+	quiet.Retry(t, 3, func(a *quiet.A) {
+		srv := targettest.Start(t, target.Config{Workers: 2, ServiceTime: 2 * time.Millisecond})
+		src, err := ParseMetricsSource("target=" + srv.URL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := Find(context.Background(), FindConfig{
+			Base: quick(t, srv.URL()+"/"), SLO: slo, StartRate: 200, MaxRate: 200, MaxSteps: 1,
+			Warmup: time.Second, Window: 2 * time.Second, Soak: 2 * time.Second, Metrics: []MetricsSource{src},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc := res.Steps[0].Services
+		if len(svc) != 1 || svc[0].Error != "" {
+			t.Fatalf("services %+v", svc)
+		}
+		if svc[0].MeanLatencyMs < 1.5 || svc[0].CPUCores <= 0 {
+			t.Errorf("target's own metrics: %+v; want ≈2 ms, some CPU", svc[0])
+		}
+		if math.Abs(svc[0].RequestRate-200) > 20 {
+			a.Errorf("target's own metrics: %+v; want ≈200 req/s", svc[0])
+		}
+		if !res.Steps[0].LittleOK {
+			a.Errorf("steady step flagged by Little's law: %+v", res.Steps[0])
+		}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc := res.Steps[0].Services
-	if len(svc) != 1 || svc[0].Error != "" {
-		t.Fatalf("services %+v", svc)
-	}
-	if math.Abs(svc[0].RequestRate-200) > 20 || svc[0].MeanLatencyMs < 1.5 || svc[0].CPUCores <= 0 {
-		t.Errorf("target's own metrics: %+v; want ≈200 req/s, ≈2 ms, some CPU", svc[0])
-	}
-	if !res.Steps[0].LittleOK {
-		t.Errorf("steady step flagged by Little's law: %+v", res.Steps[0])
-	}
 }
 
 func TestJudgeUsesExactPercentiles(t *testing.T) {

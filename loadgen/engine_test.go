@@ -78,22 +78,30 @@ requests:
   - name: a
     path: /
 `, srv.URL())
-	res := run(t, f)
-	st := srv.Stats()
-	if st.Arrived != 1000 || res.Totals.Completed != 1000 {
-		t.Errorf("target saw %d arrivals, engine completed %d; want exactly 1000 (400/s for 2.5s)", st.Arrived, res.Totals.Completed)
-	}
-	// Smooth pacing: every full 100 ms holds about 40 arrivals.
-	b := srv.ArrivalsPer(100 * time.Millisecond)
-	for i := 1; i < len(b)-1 && i < 24; i++ {
-		if b[i] < 30 || b[i] > 50 {
-			t.Errorf("arrivals in 100ms bucket %d = %d, want about 40 (buckets %v)", i, b[i], b)
-			break
+	// A freeze empties some buckets and may drop the last arrivals: the
+	// attempt is measured again, with the target's counters from zero.
+	quiet.Retry(t, 3, func(a *quiet.A) {
+		srv.Reset()
+		res := run(t, f)
+		st := srv.Stats()
+		if res.Totals.Scheduled != 1000 || st.Arrived != res.Totals.Sent {
+			t.Errorf("scheduled %d, sent %d, target saw %d; want 1000 scheduled (400/s for 2.5s), every one sent seen", res.Totals.Scheduled, res.Totals.Sent, st.Arrived)
 		}
-	}
-	if res.Status != loadgen.StatusPassed || res.Totals.Dropped != 0 {
-		t.Errorf("status %s, dropped %d", res.Status, res.Totals.Dropped)
-	}
+		if res.Status != loadgen.StatusPassed {
+			t.Errorf("status %s", res.Status)
+		}
+		if st.Arrived != 1000 || res.Totals.Completed != 1000 || res.Totals.Dropped != 0 {
+			a.Errorf("target saw %d arrivals, engine completed %d, dropped %d; want exactly 1000 and none dropped", st.Arrived, res.Totals.Completed, res.Totals.Dropped)
+		}
+		// Smooth pacing: every full 100 ms holds about 40 arrivals.
+		b := srv.ArrivalsPer(100 * time.Millisecond)
+		for i := 1; i < len(b)-1 && i < 24; i++ {
+			if b[i] < 30 || b[i] > 50 {
+				a.Errorf("arrivals in 100ms bucket %d = %d, want about 40 (buckets %v)", i, b[i], b)
+				break
+			}
+		}
+	})
 }
 
 func TestCoordinatedOmission(t *testing.T) {
@@ -102,8 +110,12 @@ func TestCoordinatedOmission(t *testing.T) {
 	// ≈ 100 ms, p99 ≈ 190 ms, also when only 20 VUs may be in flight.
 	for _, maxVUs := range []int{500, 20} {
 		t.Run(fmt.Sprintf("maxVUs=%d", maxVUs), func(t *testing.T) {
-			srv := targettest.Start(t, target.Config{StallEvery: time.Second, StallFor: 200 * time.Millisecond})
-			f := parse(t, `
+			// The stall windows count from the target's start, and a
+			// freeze skews every percentile: each attempt gets a new target.
+			quiet.Retry(t, 3, func(a *quiet.A) {
+				srv := targettest.Start(t, target.Config{StallEvery: time.Second, StallFor: 200 * time.Millisecond})
+				defer srv.Close()
+				f := parse(t, `
 target: %s
 scenarios:
   co:
@@ -116,23 +128,24 @@ requests:
   - name: a
     path: /
 `, srv.URL(), min(maxVUs, 50), maxVUs)
-			res := run(t, f)
-			s := loadgen.Summarize(res.Latency)
-			if israce.Enabled {
-				return // the detector's slowdown, not the engine, would set the percentiles
-			}
-			if math.Abs(s.P90-100) > 15 || math.Abs(s.P99-190) > 19 {
-				t.Errorf("p90 %.1fms p99 %.1fms, want ≈100 and ≈190 (CO-correct)", s.P90, s.P99)
-			}
-			if res.Totals.Dropped != 0 {
-				t.Errorf("dropped %d: late arrivals must wait for a VU, not vanish", res.Totals.Dropped)
-			}
-			if maxVUs == 20 {
-				svc := loadgen.Summarize(res.Service)
-				if svc.P90 > s.P90/2 {
-					t.Errorf("service-time p90 %.1fms should be far below latency p90 %.1fms when VUs are capped", svc.P90, s.P90)
+				res := run(t, f)
+				s := loadgen.Summarize(res.Latency)
+				if israce.Enabled {
+					return // the detector's slowdown, not the engine, would set the percentiles
 				}
-			}
+				if math.Abs(s.P90-100) > 15 || math.Abs(s.P99-190) > 19 {
+					a.Errorf("p90 %.1fms p99 %.1fms, want ≈100 and ≈190 (CO-correct)", s.P90, s.P99)
+				}
+				if res.Totals.Dropped != 0 {
+					a.Errorf("dropped %d: late arrivals must wait for a VU, not vanish", res.Totals.Dropped)
+				}
+				if maxVUs == 20 {
+					svc := loadgen.Summarize(res.Service)
+					if svc.P90 > s.P90/2 {
+						a.Errorf("service-time p90 %.1fms should be far below latency p90 %.1fms when VUs are capped", svc.P90, s.P90)
+					}
+				}
+			})
 		})
 	}
 }
@@ -209,8 +222,12 @@ requests:
 	if el := time.Since(start); el > 2*time.Second {
 		t.Errorf("run took %v: the graceful stop should have cut it near 1.2s", el)
 	}
-	if res.Totals.InflightAtStop != 10 || res.Totals.Completed != 0 {
-		t.Errorf("inflight_at_stop %d completed %d, want 10 and 0", res.Totals.InflightAtStop, res.Totals.Completed)
+	// A host that froze the pacer may drop the last arrivals (they waited
+	// too long for a VU); the run says so.
+	tt := res.Totals
+	if tt.InflightAtStop+tt.Dropped != 10 || tt.Completed != 0 || (tt.Dropped != 0 && res.Disturbed() == 0) {
+		t.Errorf("inflight_at_stop %d dropped %d completed %d (host stalled in %d seconds), want 10, 0 and 0",
+			tt.InflightAtStop, tt.Dropped, tt.Completed, res.Disturbed())
 	}
 }
 
@@ -379,14 +396,20 @@ requests:
     path: /
 `, srv.URL(), http)
 			res := run(t, f)
+			// The last arrivals are dropped, not sent, only when the host
+			// kept the pacer from running (the run says so).
+			dropped := res.Totals.Dropped
+			if dropped != 0 && res.Disturbed() == 0 {
+				t.Errorf("dropped %d arrivals, and the host did not stall the run", dropped)
+			}
 			if tc.wantClass == "" {
-				if res.Totals.Completed != 50 {
-					t.Errorf("completed %d of 50; errors %v", res.Totals.Completed, res.Request("a").Errors)
+				if res.Totals.Completed+dropped != 50 {
+					t.Errorf("completed %d + dropped %d of 50; errors %v", res.Totals.Completed, dropped, res.Request("a").Errors)
 				}
 				return
 			}
-			if got := res.Request("a").Errors[tc.wantClass]; got != 50 {
-				t.Errorf("errors %v, want all 50 as %s", res.Request("a").Errors, tc.wantClass)
+			if got := res.Request("a").Errors[tc.wantClass]; got+dropped != 50 {
+				t.Errorf("errors %v + dropped %d, want all 50 as %s", res.Request("a").Errors, dropped, tc.wantClass)
 			}
 		})
 	}
@@ -419,32 +442,48 @@ thresholds:
   "http_req_failed{scenario:buy}": ["rate==0"]
   "http_reqs{scenario:buy,name:checkout}": ["count==20"]
 `, srv.URL())
-	res := run(t, f)
-	if n := res.Request("checkout").Completed + res.Request("checkout").Failed; n != 20 {
-		t.Errorf("checkout sent %d, want 20 (only the buy scenario sends it)", n)
-	}
-	// An arrival that waited over 10 ms for a VU at the very end is
-	// dropped, by design (a slow or starved machine): it still counts.
-	if n := res.Request("home").Completed + res.Request("product").Completed; n+res.Totals.Dropped != 200 || res.Totals.Dropped > 2 {
-		t.Errorf("browse completed %d + dropped %d, want 200 (at most 2 dropped at the end)", n, res.Totals.Dropped)
-	}
-	// buy starts at 1 s: nothing of it in the first second (its first
-	// arrival races the 1 s tick, so allow that one).
-	if res.Intervals[0].Failed > 1 || res.Intervals[0].Failed+res.Intervals[1].Failed < 19 {
-		t.Errorf("failures per second %d, %d; want 0 then 20", res.Intervals[0].Failed, res.Intervals[1].Failed)
-	}
-	want := []bool{true, false, true}
-	for i, th := range res.Thresholds {
-		if th.Passed != want[i] {
-			t.Errorf("%s %s: passed %v (value %v), want %v", th.Metric, th.Expr, th.Passed, th.Value, want[i])
+	// A freeze drops arrivals at the end and moves failures across the
+	// one-second boundary: such an attempt is measured again.
+	quiet.Retry(t, 3, func(a *quiet.A) {
+		res := run(t, f)
+		browse := res.Request("home").Completed + res.Request("product").Completed
+		buy := res.Request("checkout").Completed + res.Request("checkout").Failed
+		if res.Totals.Scheduled != 220 || browse+buy+res.Totals.Dropped != 220 || buy > 20 {
+			t.Errorf("scheduled %d, browse completed %d, checkout sent %d, dropped %d; want 200 + 20 scheduled, each sent or dropped",
+				res.Totals.Scheduled, browse, buy, res.Totals.Dropped)
 		}
-	}
+		if buy != 20 {
+			a.Errorf("checkout sent %d, want 20 (only the buy scenario sends it)", buy)
+		}
+		// An arrival that waited over 10 ms for a VU at the very end is
+		// dropped, by design (a slow or starved machine): it still counts.
+		if browse+res.Totals.Dropped != 200 || res.Totals.Dropped > 2 {
+			a.Errorf("browse completed %d + dropped %d, want 200 (at most 2 dropped at the end)", browse, res.Totals.Dropped)
+		}
+		// buy starts at 1 s: nothing of it in the first second (its first
+		// arrival races the 1 s tick, so allow that one).
+		if res.Intervals[0].Failed > 1 || res.Intervals[0].Failed+res.Intervals[1].Failed < 19 {
+			a.Errorf("failures per second %d, %d; want 0 then 20", res.Intervals[0].Failed, res.Intervals[1].Failed)
+		}
+		want := []bool{true, false, true}
+		for i, th := range res.Thresholds {
+			if th.Passed == want[i] {
+				continue
+			}
+			if strings.HasPrefix(th.Metric, "http_reqs") { // counts what was sent, not scheduled
+				a.Errorf("%s %s: passed %v (value %v), want %v", th.Metric, th.Expr, th.Passed, th.Value, want[i])
+			} else {
+				t.Errorf("%s %s: passed %v (value %v), want %v", th.Metric, th.Expr, th.Passed, th.Value, want[i])
+			}
+		}
+	})
 }
 
 // Arrivals at the very end of a run must not be dropped while VUs are idle.
 func TestNoDropsAtTheEnd(t *testing.T) {
 	srv := targettest.Start(t, target.Config{})
-	for i := 0; i < 3; i++ {
+	runs := 3
+	for i := 0; i < runs; i++ {
 		f := parse(t, `
 target: %s
 scenarios:
@@ -460,8 +499,14 @@ requests:
 `, srv.URL())
 		res := run(t, f)
 		// A generator too slow for the rate (the race detector) uses up
-		// every VU, and then drops are right; with VUs to spare, none.
+		// every VU, and then drops are right; with VUs to spare, none,
+		// unless its host kept it from running (the run says so).
 		if !israce.Enabled && res.MaxVUs < 2000 && res.Totals.Dropped != 0 {
+			if n := res.Disturbed(); n > 0 {
+				t.Logf("run %d: dropped %d, but the host stalled the generator in %d seconds (up to %v)", i, res.Totals.Dropped, n, res.Totals.MaxStall)
+				runs = min(runs+1, 6) // judge another run instead
+				continue
+			}
 			t.Fatalf("run %d: dropped %d, completed %d of 10000 with VUs to spare (peak %d of 2000)", i, res.Totals.Dropped, res.Totals.Completed, res.MaxVUs)
 		}
 	}

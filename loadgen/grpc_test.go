@@ -17,6 +17,7 @@ import (
 	"github.com/loadcap/loadcap/loadgen/target/targettest"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/test/israce"
+	"github.com/loadcap/loadcap/test/quiet"
 )
 
 // grpcParse parses a scenario in a fresh directory holding users.csv;
@@ -65,11 +66,16 @@ requests:
 			res := run(t, f)
 			calls := srv.Calls()
 			// 100 arrivals; on a starved machine the last may wait too long
-			// for a VU and be dropped at the end, never sent.
+			// for a VU and be dropped at the end, never sent: at most 2,
+			// unless the run reports its host stalled it.
 			tt := res.Totals
-			if tt.Completed+tt.Dropped != 100 || tt.Dropped > 2 || tt.Failed != 0 || len(calls) != int(tt.Completed) {
-				t.Fatalf("completed %d dropped %d failed %d (errors %v), server saw %d; want 100 completed (at most 2 dropped), 0 failed, all seen",
-					tt.Completed, tt.Dropped, tt.Failed, res.Requests[0].Errors, len(calls))
+			maxDropped := int64(2)
+			if res.Disturbed() > 0 {
+				maxDropped = 100
+			}
+			if tt.Completed+tt.Dropped != 100 || tt.Dropped > maxDropped || tt.Failed != 0 || len(calls) != int(tt.Completed) {
+				t.Fatalf("completed %d dropped %d failed %d (errors %v), server saw %d; want 100 completed (at most %d dropped), 0 failed, all seen",
+					tt.Completed, tt.Dropped, tt.Failed, res.Requests[0].Errors, len(calls), maxDropped)
 			}
 			// Each receipt: a 5-byte prefix, id, qty and 16 bytes of padding.
 			if n := tt.Completed; res.Totals.BytesSent < n*(5+20) || res.Totals.BytesRecv < n*(5+2+3+2+18) {
@@ -239,26 +245,30 @@ scenarios:
 requests:
   - {name: a, protocol: grpc, target: %s, method: loadtest.Shop/Fail, proto: PROTO}
 `, min(maxVUs, 50), maxVUs, srv.Addr)
-			srv.RestartStalls() // stalls at 0, 1 and 2 s of the run, none at its end
-			res := run(t, f)
-			s := loadgen.Summarize(res.Latency)
-			if res.Totals.Failed != 0 {
-				t.Errorf("failed %d: %v", res.Totals.Failed, res.Requests[0].ErrorSamples)
-			}
-			if israce.Enabled {
-				return // the detector's slowdown, not the engine, would set the percentiles
-			}
-			if math.Abs(s.P90-100) > 15 || math.Abs(s.P99-190) > 19 {
-				t.Errorf("p90 %.1fms p99 %.1fms, want ≈100 and ≈190 (CO-correct)", s.P90, s.P99)
-			}
-			if res.Totals.Dropped != 0 {
-				t.Errorf("dropped %d: late arrivals must wait for a VU, not vanish", res.Totals.Dropped)
-			}
-			if maxVUs == 20 {
-				if svc := loadgen.Summarize(res.Service); svc.P90 > s.P90/2 {
-					t.Errorf("service-time p90 %.1fms should be far below latency p90 %.1fms when VUs are capped", svc.P90, s.P90)
+			// A freeze skews every percentile: measure again, the stall
+			// windows restarted each time.
+			quiet.Retry(t, 3, func(a *quiet.A) {
+				srv.RestartStalls() // stalls at 0, 1 and 2 s of the run, none at its end
+				res := run(t, f)
+				s := loadgen.Summarize(res.Latency)
+				if res.Totals.Failed != 0 {
+					t.Errorf("failed %d: %v", res.Totals.Failed, res.Requests[0].ErrorSamples)
 				}
-			}
+				if israce.Enabled {
+					return // the detector's slowdown, not the engine, would set the percentiles
+				}
+				if math.Abs(s.P90-100) > 15 || math.Abs(s.P99-190) > 19 {
+					a.Errorf("p90 %.1fms p99 %.1fms, want ≈100 and ≈190 (CO-correct)", s.P90, s.P99)
+				}
+				if res.Totals.Dropped != 0 {
+					a.Errorf("dropped %d: late arrivals must wait for a VU, not vanish", res.Totals.Dropped)
+				}
+				if maxVUs == 20 {
+					if svc := loadgen.Summarize(res.Service); svc.P90 > s.P90/2 {
+						a.Errorf("service-time p90 %.1fms should be far below latency p90 %.1fms when VUs are capped", svc.P90, s.P90)
+					}
+				}
+			})
 		})
 	}
 }
@@ -308,24 +318,33 @@ thresholds:
   http_req_duration: ['p(99)<50']
   'grpc_req_duration{name:page}': ['p(99)<50']
 `, slow.URL(), srv.Addr)
-	res := run(t, f)
-	got := map[string]bool{}
-	for _, th := range res.Thresholds {
-		got[th.Metric] = th.Passed
-	}
-	want := map[string]bool{
-		"grpc_req_duration":            true,  // loopback calls, well under 50 ms
-		"grpc_req_duration{name:call}": true,  // the same, by name
-		"http_req_duration":            false, // includes the 60 ms page
-		"grpc_req_duration{name:page}": false, // page is no gRPC call: no data fails
-	}
-	if israce.Enabled {
-		delete(want, "grpc_req_duration")
-		delete(want, "grpc_req_duration{name:call}")
-	}
-	for m, w := range want {
-		if got[m] != w {
-			t.Errorf("%s passed = %v, want %v (thresholds %+v)", m, got[m], w, res.Thresholds)
+	// A freeze longer than 50 ms fails the fast calls' thresholds too:
+	// that attempt is measured again.
+	quiet.Retry(t, 3, func(a *quiet.A) {
+		res := run(t, f)
+		got := map[string]bool{}
+		for _, th := range res.Thresholds {
+			got[th.Metric] = th.Passed
 		}
-	}
+		want := map[string]bool{
+			"grpc_req_duration":            true,  // loopback calls, well under 50 ms
+			"grpc_req_duration{name:call}": true,  // the same, by name
+			"http_req_duration":            false, // includes the 60 ms page
+			"grpc_req_duration{name:page}": false, // page is no gRPC call: no data fails
+		}
+		if israce.Enabled {
+			delete(want, "grpc_req_duration")
+			delete(want, "grpc_req_duration{name:call}")
+		}
+		for m, w := range want {
+			if got[m] == w {
+				continue
+			}
+			if w { // only a slow call fails a passing one
+				a.Errorf("%s passed = %v, want %v (thresholds %+v)", m, got[m], w, res.Thresholds)
+			} else {
+				t.Errorf("%s passed = %v, want %v (thresholds %+v)", m, got[m], w, res.Thresholds)
+			}
+		}
+	})
 }

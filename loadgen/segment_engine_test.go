@@ -103,15 +103,27 @@ requests:
 	if peak > want/3+1 {
 		t.Errorf("one segment scheduled %d of %d: the split is uneven", peak, want)
 	}
-	if got := srv.Stats().Arrived; math.Abs(float64(got-want)) > want/100 {
-		t.Errorf("target counted %d arrivals, want %d ±1%%", got, want)
-	}
 	if merged.Totals.Completed+merged.Totals.Failed != merged.Latency.TotalCount() {
 		t.Errorf("merged histogram holds %d, completed+failed %d", merged.Latency.TotalCount(), merged.Totals.Completed+merged.Totals.Failed)
 	}
 	var sent int64
+	disturbed := 0
 	for _, p := range parts {
 		sent += p.Totals.Sent
+		disturbed = max(disturbed, p.Disturbed())
+	}
+	// The target sees what was sent; all of the schedule unless the host
+	// kept an engine from running and it dropped arrivals at the end.
+	got := srv.Stats().Arrived
+	if math.Abs(float64(got-merged.Totals.Sent)) > want/100 {
+		t.Errorf("target counted %d arrivals, the engines sent %d", got, merged.Totals.Sent)
+	}
+	if math.Abs(float64(got-want)) > want/100 {
+		if disturbed > 0 {
+			t.Logf("target counted %d arrivals of %d; the host stalled the engines in %d seconds", got, want, disturbed)
+		} else {
+			t.Errorf("target counted %d arrivals, want %d ±1%%", got, want)
+		}
 	}
 	if merged.Totals.Sent != sent || len(merged.Requests) != 2 {
 		t.Errorf("merged sent %d with %d request names; the parts sent %d", merged.Totals.Sent, len(merged.Requests), sent)

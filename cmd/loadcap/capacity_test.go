@@ -115,9 +115,10 @@ func TestCapacityFind(t *testing.T) {
 
 func TestCompareRuns(t *testing.T) {
 	fast := testTarget(t, target.Config{ServiceTime: time.Millisecond})
-	// 30 ms: far enough above 1 ms that the race detector's slowdown of
-	// both runs cannot hide the regression.
-	slow := testTarget(t, target.Config{ServiceTime: 30 * time.Millisecond})
+	// 1 s: latency counts from the intended send, so a machine that stops
+	// the base run for up to 500 ms raises its p95 to at most about that;
+	// 1 s stays beyond +50% of it, and beyond the race detector's slowdown.
+	slow := testTarget(t, target.Config{ServiceTime: time.Second})
 	dir := t.TempDir()
 	base, run := filepath.Join(dir, "base.json"), filepath.Join(dir, "run.json")
 	for _, r := range [][]string{
@@ -135,7 +136,7 @@ func TestCompareRuns(t *testing.T) {
 	cmpJSON := filepath.Join(dir, "compare.json")
 	worse := loadcap(t, nil, false, "compare", base, run, "--max-regression", "p(95)+50%", "--out", cmpJSON)
 	if worse.code != 110 || !strings.Contains(worse.stdout, "REGRESSED") {
-		t.Errorf("1 ms -> 30 ms service: exit %d, want 110\n%s", worse.code, worse.stdout)
+		t.Errorf("1 ms -> 1 s service: exit %d, want 110\n%s", worse.code, worse.stdout)
 	}
 	var cmp struct {
 		Schema    string `json:"schema"`

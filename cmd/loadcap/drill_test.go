@@ -13,6 +13,7 @@ import (
 	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/test/israce"
+	"github.com/loadcap/loadcap/test/quiet"
 	"github.com/loadcap/loadcap/test/shop/shop"
 )
 
@@ -73,46 +74,50 @@ func TestDrillMeasuresStages(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 12 s drill")
 	}
-	s := drillShop(t)
-	plan := drillPlan(t, s, `  - {name: warm, multiplier: 1, ramp: 1s, hold: 3s}
+	// A stall of the machine next to a 3 s hold moves its arrivals into
+	// or out of it: the drill runs again, on a fresh shop.
+	quiet.Retry(t, 3, func(a *quiet.A) {
+		s := drillShop(t)
+		plan := drillPlan(t, s, `  - {name: warm, multiplier: 1, ramp: 1s, hold: 3s}
   - {name: double, multiplier: 2, ramp: 1s, hold: 3s}
   - {name: quad, multiplier: 4, ramp: 1s, hold: 3s}`, "")
-	out := t.TempDir()
-	r := loadcap(t, nil, false, "drill", plan, "--out-dir", out, "-q")
-	if r.code != 0 && r.code != 99 {
-		t.Fatalf("drill: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	for _, f := range []string{"run.json", "stages.json", "plan.json", "report.html", "hpa", "keda"} {
-		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
-			t.Errorf("missing %s: %v", f, err)
+		out := t.TempDir()
+		r := loadcap(t, nil, false, "drill", plan, "--out-dir", out, "-q")
+		if r.code != 0 && r.code != 99 {
+			t.Fatalf("drill: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
-	}
-	if !strings.Contains(r.stdout, "ok: no leak") {
-		t.Errorf("audit not clean:\n%s", r.stdout)
-	}
-	var stages struct {
-		Steps []struct {
-			Phase    string
-			Achieved float64
-			Services []struct {
-				Name        string
-				RequestRate float64 `json:"request_rate"`
+		for _, f := range []string{"run.json", "stages.json", "plan.json", "report.html", "hpa", "keda"} {
+			if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+				t.Errorf("missing %s: %v", f, err)
 			}
 		}
-	}
-	b, _ := os.ReadFile(filepath.Join(out, "stages.json"))
-	if err := json.Unmarshal(b, &stages); err != nil || len(stages.Steps) != 3 {
-		t.Fatalf("stages.json: %v\n%s", err, b)
-	}
-	for i, want := range []float64{62, 124, 248} {
-		if a := stages.Steps[i].Achieved; a < want*0.9 || a > want*1.1 {
-			t.Errorf("stage %s achieved %.1f req/s, want ≈%.0f", stages.Steps[i].Phase, a, want)
+		if !strings.Contains(r.stdout, "ok: no leak") {
+			t.Errorf("audit not clean:\n%s", r.stdout)
 		}
-		if len(stages.Steps[i].Services) != 3 || stages.Steps[i].Services[0].RequestRate <= 0 {
-			t.Errorf("stage %d services %+v", i, stages.Steps[i].Services)
+		var stages struct {
+			Steps []struct {
+				Phase    string
+				Achieved float64
+				Services []struct {
+					Name        string
+					RequestRate float64 `json:"request_rate"`
+				}
+			}
 		}
-	}
-	t.Log(r.stdout)
+		b, _ := os.ReadFile(filepath.Join(out, "stages.json"))
+		if err := json.Unmarshal(b, &stages); err != nil || len(stages.Steps) != 3 {
+			t.Fatalf("stages.json: %v\n%s", err, b)
+		}
+		for i, want := range []float64{62, 124, 248} {
+			if got := stages.Steps[i].Achieved; got < want*0.9 || got > want*1.1 {
+				a.Errorf("stage %s achieved %.1f req/s, want ≈%.0f", stages.Steps[i].Phase, got, want)
+			}
+			if len(stages.Steps[i].Services) != 3 || stages.Steps[i].Services[0].RequestRate <= 0 {
+				t.Errorf("stage %d services %+v", i, stages.Steps[i].Services)
+			}
+		}
+		t.Log(r.stdout)
+	})
 }
 
 // The demo, as the README's first command runs it: within 3 minutes, exit
@@ -123,77 +128,85 @@ func TestDemoMeasuresEveryService(t *testing.T) {
 	if testing.Short() {
 		t.Skip("the demo drill runs for ~30 s")
 	}
-	dir := t.TempDir()
-	report := filepath.Join(dir, "loadcap-report.html")
-	began := time.Now()
-	r := loadcap(t, nil, false, "demo", "--out-dir", filepath.Join(dir, "demo"), "-o", report, "-q")
-	took := time.Since(began)
-	if r.code != 0 {
-		t.Fatalf("demo exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	if took > 3*time.Minute {
-		t.Errorf("the demo took %v, the README promises at most 3 minutes", took.Round(time.Second))
-	}
-	want := []string{"ok: no leak", "configured capacities", "measured from its /metrics vs configured"}
-	if !israce.Enabled { // the guard judges latency: the detector's slowdown would move the stop
-		want = append(want, "first to saturate: product", "Bottleneck: product", "the guard stopped stage peak")
-	}
-	for _, s := range want {
-		if !strings.Contains(r.stdout, s) {
-			t.Errorf("demo output lacks %q:\n%s", s, r.stdout)
+	// The guard judges p(99)<250ms and the stages measure capacities: a
+	// stall of the machine in an early stage can stop the drill there, so
+	// the demo runs again (it starts its own shop).
+	quiet.Retry(t, 3, func(a *quiet.A) {
+		dir := t.TempDir()
+		report := filepath.Join(dir, "loadcap-report.html")
+		began := time.Now()
+		r := loadcap(t, nil, false, "demo", "--out-dir", filepath.Join(dir, "demo"), "-o", report, "-q")
+		took := time.Since(began)
+		if r.code != 0 {
+			t.Fatalf("demo exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
-	}
-	for _, f := range []string{"demo/drill.yaml", "demo/run.json", "demo/plan.json", "demo/services.json", "demo/hpa/product.yaml", "demo/keda/product.yaml"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
-			t.Errorf("demo left no %s: %v", f, err)
+		if took > 3*time.Minute {
+			t.Errorf("the demo took %v, the README promises at most 3 minutes", took.Round(time.Second))
 		}
-	}
-	checkReport(t, report, "product")
-	b, err := os.ReadFile(report)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, err := reports.ReadHTMLData(strings.NewReader(string(b)))
-	if err != nil || data.Drill == nil {
-		t.Fatalf("report: %v (drill section %v)", err, data)
-	}
-	var file struct {
-		Services []struct {
-			Name          string
-			PerReplicaQPS float64 `json:"per_replica_qps"`
-			Method        string
+		for _, s := range []string{"ok: no leak", "configured capacities", "measured from its /metrics vs configured"} {
+			if !strings.Contains(r.stdout, s) {
+				t.Errorf("demo output lacks %q:\n%s", s, r.stdout)
+			}
 		}
-	}
-	if b, err := os.ReadFile(filepath.Join(dir, "demo", "services.json")); err != nil || json.Unmarshal(b, &file) != nil {
-		t.Fatalf("services.json: %v\n%s", err, b)
-	}
-	inReport := map[string]float64{}
-	for _, m := range data.Drill.Services {
-		inReport[m.Name] = m.PerReplicaQPS
-	}
-	for i, name := range demoServices {
-		c := demoCapacities[name].PerSec()
-		got, ok := inReport[name]
-		switch {
-		case !ok:
-			t.Errorf("the report holds no capacity for %s", name)
-			continue
-		case !strings.Contains(string(b), "<th scope=\"row\">"+name):
-			t.Errorf("the report's services table has no row for %s", name)
-		case i >= len(file.Services) || file.Services[i].Name != name || file.Services[i].PerReplicaQPS != got:
-			t.Errorf("services.json disagrees with the report on %s: %+v", name, file.Services)
+		if !israce.Enabled { // the guard judges latency: the detector's slowdown would move the stop
+			for _, s := range []string{"first to saturate: product", "Bottleneck: product", "the guard stopped stage peak"} {
+				if !strings.Contains(r.stdout, s) {
+					a.Errorf("demo output lacks %q:\n%s", s, r.stdout)
+				}
+			}
 		}
-		if israce.Enabled {
-			continue // the stages may fall short of their rates: too few requests for the law
+		for _, f := range []string{"demo/drill.yaml", "demo/run.json", "demo/plan.json", "demo/services.json", "demo/hpa/product.yaml", "demo/keda/product.yaml"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				t.Errorf("demo left no %s: %v", f, err)
+			}
 		}
-		if got < 0.9*c || got > 1.1*c {
-			t.Errorf("%s: %.1f req/s per replica in the report, configured %.0f: off by more than 10%%", name, got, c)
+		checkReport(t, report, "product")
+		b, err := os.ReadFile(report)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if m := file.Services[i].Method; (name == shop.Product) != (m == "saturated") || m == "lower bound" {
-			t.Errorf("%s measured by %q", name, m)
+		data, err := reports.ReadHTMLData(strings.NewReader(string(b)))
+		if err != nil || data.Drill == nil {
+			t.Fatalf("report: %v (drill section %v)", err, data)
 		}
-	}
-	t.Logf("demo took %v\n%s", took.Round(time.Second), r.stdout[strings.Index(r.stdout, "demo: each service"):])
+		var file struct {
+			Services []struct {
+				Name          string
+				PerReplicaQPS float64 `json:"per_replica_qps"`
+				Method        string
+			}
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "demo", "services.json")); err != nil || json.Unmarshal(b, &file) != nil {
+			t.Fatalf("services.json: %v\n%s", err, b)
+		}
+		inReport := map[string]float64{}
+		for _, m := range data.Drill.Services {
+			inReport[m.Name] = m.PerReplicaQPS
+		}
+		for i, name := range demoServices {
+			c := demoCapacities[name].PerSec()
+			got, ok := inReport[name]
+			switch {
+			case !ok:
+				t.Errorf("the report holds no capacity for %s", name)
+				continue
+			case !strings.Contains(string(b), "<th scope=\"row\">"+name):
+				t.Errorf("the report's services table has no row for %s", name)
+			case i >= len(file.Services) || file.Services[i].Name != name || file.Services[i].PerReplicaQPS != got:
+				t.Errorf("services.json disagrees with the report on %s: %+v", name, file.Services)
+			}
+			if israce.Enabled {
+				continue // the stages may fall short of their rates: too few requests for the law
+			}
+			if got < 0.9*c || got > 1.1*c {
+				a.Errorf("%s: %.1f req/s per replica in the report, configured %.0f: off by more than 10%%", name, got, c)
+			}
+			if m := file.Services[i].Method; (name == shop.Product) != (m == "saturated") || m == "lower bound" {
+				a.Errorf("%s measured by %q", name, m)
+			}
+		}
+		t.Logf("demo took %v\n%s", took.Round(time.Second), r.stdout[strings.Index(r.stdout, "demo: each service"):])
+	})
 }
 
 // inProcessAgents serves n plaintext agents on loopback in the test's
@@ -237,62 +250,78 @@ func TestDrillOnAgentsGuardStops(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a 15 s drill")
 	}
-	s := drillShop(t)
 	agents := inProcessAgents(t, 2)
-	plan := drillPlan(t, s, `  - {name: warm, multiplier: 1, ramp: 1s, hold: 3s}
+	// warm's p(99)<150ms is judged over ~190 requests: a stall of the
+	// machine there can stop the drill a stage early, so it runs again,
+	// on a fresh shop.
+	quiet.Retry(t, 3, func(a *quiet.A) {
+		s := drillShop(t)
+		plan := drillPlan(t, s, `  - {name: warm, multiplier: 1, ramp: 1s, hold: 3s}
   - {name: over, multiplier: 5, ramp: 1s, hold: 20s}`, `guard:
   breaches: 2
   rules: [{name: drill-latency, drill: "p(99)<150ms"}]
 `)
-	out := t.TempDir()
-	began := time.Now()
-	r := loadcap(t, nil, false, "drill", plan, "--out-dir", out, "-q", "--agents", strings.Join(agents, ","), "--insecure-agents")
-	if r.code != 105 {
-		t.Fatalf("exit %d, want 105 (the guard stopped the drill)\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	if took := time.Since(began); took > 20*time.Second {
-		t.Errorf("the drill ran %v: the guard did not stop the 20 s stage", took.Round(time.Second))
-	}
-	want := []string{`rule "drill-latency"`, "in stage over", "ok: no leak"}
-	if !israce.Enabled { // the detector's slowdown can fail the first stage's SLO too
-		want = append(want, "last healthy stage: warm")
-	}
-	for _, want := range want {
-		if !strings.Contains(r.stdout, want) {
-			t.Errorf("summary lacks %q:\n%s", want, r.stdout)
+		out := t.TempDir()
+		began := time.Now()
+		r := loadcap(t, nil, false, "drill", plan, "--out-dir", out, "-q", "--agents", strings.Join(agents, ","), "--insecure-agents")
+		if r.code != 105 {
+			t.Fatalf("exit %d, want 105 (the guard stopped the drill)\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
-	}
-	run := readRun(t, filepath.Join(out, "run.json"))
-	var cl struct {
-		Agents []struct {
-			Status string
-			Sent   int64
+		if took := time.Since(began); took > 20*time.Second {
+			t.Errorf("the drill ran %v: the guard did not stop the 20 s stage", took.Round(time.Second))
 		}
-	}
-	if err := json.Unmarshal(run.Cluster, &cl); err != nil || len(cl.Agents) != 2 {
-		t.Fatalf("run.json cluster %s: %v", run.Cluster, err)
-	}
-	for i, a := range cl.Agents {
-		if a.Status != "done" || a.Sent == 0 {
-			t.Errorf("agent %d: %+v; want done, having sent its share", i, a)
-		}
-	}
-	if run.Status != "aborted" || !strings.Contains(run.AbortReason, "drill-latency") {
-		t.Errorf("run.json: %s, %q; want aborted by drill-latency", run.Status, run.AbortReason)
-	}
-	b, _ := os.ReadFile(filepath.Join(out, "stages.json"))
-	var stages struct {
-		Steps []struct {
-			Phase    string
-			Services []struct {
-				RequestRate float64 `json:"request_rate"`
+		for _, want := range []string{`rule "drill-latency"`, "ok: no leak"} {
+			if !strings.Contains(r.stdout, want) {
+				t.Errorf("summary lacks %q:\n%s", want, r.stdout)
 			}
 		}
-	}
-	if err := json.Unmarshal(b, &stages); err != nil || len(stages.Steps) != 2 || len(stages.Steps[1].Services) != 3 {
-		t.Fatalf("stages.json: %v\n%s", err, b)
-	}
-	if _, err := os.Stat(filepath.Join(out, "report.html")); err != nil {
-		t.Error(err)
-	}
+		timed := []string{"in stage over"}
+		if !israce.Enabled { // the detector's slowdown can fail the first stage's SLO too
+			timed = append(timed, "last healthy stage: warm")
+		}
+		for _, want := range timed {
+			if !strings.Contains(r.stdout, want) {
+				a.Errorf("summary lacks %q:\n%s", want, r.stdout)
+			}
+		}
+		run := readRun(t, filepath.Join(out, "run.json"))
+		var cl struct {
+			Agents []struct {
+				Status string
+				Sent   int64
+			}
+		}
+		if err := json.Unmarshal(run.Cluster, &cl); err != nil || len(cl.Agents) != 2 {
+			t.Fatalf("run.json cluster %s: %v", run.Cluster, err)
+		}
+		for i, ag := range cl.Agents {
+			if ag.Status != "done" || ag.Sent == 0 {
+				t.Errorf("agent %d: %+v; want done, having sent its share", i, ag)
+			}
+		}
+		if run.Status != "aborted" || !strings.Contains(run.AbortReason, "drill-latency") {
+			t.Errorf("run.json: %s, %q; want aborted by drill-latency", run.Status, run.AbortReason)
+		}
+		b, _ := os.ReadFile(filepath.Join(out, "stages.json"))
+		var stages struct {
+			Steps []struct {
+				Phase    string
+				Services []struct {
+					RequestRate float64 `json:"request_rate"`
+				}
+			}
+		}
+		if err := json.Unmarshal(b, &stages); err != nil {
+			t.Fatalf("stages.json: %v\n%s", err, b)
+		}
+		switch {
+		case len(stages.Steps) != 2:
+			a.Errorf("stages.json: %d stages, want warm and over\n%s", len(stages.Steps), b)
+		case len(stages.Steps[1].Services) != 3:
+			t.Errorf("stages.json: stage over measured %d services, want 3\n%s", len(stages.Steps[1].Services), b)
+		}
+		if _, err := os.Stat(filepath.Join(out, "report.html")); err != nil {
+			t.Error(err)
+		}
+	})
 }

@@ -42,8 +42,18 @@ requests:
 	}
 	res, rep := runCluster(t, f, CoordinatorConfig{Agents: addrs, Insecure: true})
 	checkInvariants(t, res)
-	if res.Totals.Completed != 100 || res.Totals.Failed != 0 {
-		t.Errorf("completed %d, failed %d (%v); want 100 calls, none failed", res.Totals.Completed, res.Totals.Failed, res.Requests[0].ErrorSamples)
+	if res.Totals.Scheduled != 100 || res.Totals.Failed != 0 {
+		t.Errorf("scheduled %d, failed %d (%v); want 100 calls, none failed", res.Totals.Scheduled, res.Totals.Failed, res.Requests[0].ErrorSamples)
+	}
+	// An agent its host kept from running may cut off arrivals at the
+	// end: the run says so, and then only its counts must add up.
+	timed := t.Errorf
+	if n := res.Disturbed(); n > 0 {
+		timed = t.Logf
+		t.Logf("the agents' host stalled them in %d seconds (up to %v): the calls completed are not judged", n, res.Totals.MaxStall)
+	}
+	if res.Totals.Completed != 100 {
+		timed("completed %d of 100 calls (%d dropped)", res.Totals.Completed, res.Totals.Dropped)
 	}
 	for _, a := range rep.Agents {
 		if a.Status != AgentDone || a.Sent == 0 {

@@ -17,6 +17,7 @@ import (
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/shadow/capture"
+	"github.com/loadcap/loadcap/test/quiet"
 )
 
 // replayAgainst replays the scenario src (its target is the test server)
@@ -157,24 +158,32 @@ func TestReplayAtRateKeepsTheMix(t *testing.T) {
 		recs = append(recs, capture.Record{Time: t0.Add(time.Duration(i) * time.Second), Method: "GET", Path: p})
 	}
 	writeRecording(t, dir, recs)
-	got, res := replayAgainst(t, dir, `target: TARGET
+	// A stall of the machine at the end drops the arrivals it held back
+	// (by design): the run then sends fewer, and is run again.
+	quiet.Retry(t, 3, func(a *quiet.A) {
+		got, res := replayAgainst(t, dir, `target: TARGET
 drill_id: d-rate
 replay: {file: traffic.jsonl, mode: rate}
 scenarios:
   s: {executor: constant-arrival-rate, rate: 300, duration: 1s, preAllocatedVUs: 10}
 `)
-	cart := 0
-	for _, r := range got {
-		if r.URL.Path == "/cart" {
-			cart++
+		cart := 0
+		for _, r := range got {
+			if r.URL.Path == "/cart" {
+				cart++
+			}
 		}
-	}
-	if n := len(got); n < 270 || n > 300 || cart*5 < n-10 || cart*5 > n+10 {
-		t.Errorf("%d requests, %d to /cart: want about 300 with the recorded 1-in-5 share", n, cart)
-	}
-	if res.Request("GET /cart") == nil || res.Request("GET /products/{id}") == nil {
-		t.Errorf("route series %+v", res.Requests)
-	}
+		n, dropped := len(got), int(res.Totals.Dropped)
+		if n+dropped != 300 || cart*5 < n-10 || cart*5 > n+10 {
+			t.Errorf("%d requests (%d dropped), %d to /cart: want 300 arrivals, those sent with the recorded 1-in-5 share", n, dropped, cart)
+		}
+		if n < 270 {
+			a.Errorf("%d of 300 requests sent, %d dropped", n, dropped)
+		}
+		if res.Request("GET /cart") == nil || res.Request("GET /products/{id}") == nil {
+			t.Errorf("route series %+v", res.Requests)
+		}
+	})
 }
 
 // Requests are recorded under the route they are sent as: a path rewrite

@@ -18,11 +18,15 @@ func TestHealthRule(t *testing.T) {
 		answer func(w http.ResponseWriter, r *http.Request) // once the service goes bad
 		value  float64
 		reason string
+		// timeout of a probe; 0: the default, the 100 ms period. Where
+		// the answer is immediate, 1 s keeps a stall of the machine from
+		// turning a probe into "no answer".
+		timeout time.Duration
 	}{
 		{name: "5xx", answer: func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusServiceUnavailable) },
-			value: 503, reason: "503 Service Unavailable"},
+			value: 503, reason: "503 Service Unavailable", timeout: time.Second},
 		{name: "a redirect is not healthy", answer: func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/login", http.StatusFound) },
-			value: 302, reason: "302 Found"},
+			value: 302, reason: "302 Found", timeout: time.Second},
 		{name: "no answer within the timeout", answer: func(_ http.ResponseWriter, r *http.Request) {
 			select {
 			case <-r.Context().Done():
@@ -40,7 +44,7 @@ func TestHealthRule(t *testing.T) {
 			}))
 			defer srv.Close()
 			g, err := guard.New(guard.Config{Every: 100 * time.Millisecond, Rules: []guard.Rule{
-				{Name: "shop", Health: srv.URL + "/healthz", Breaches: 2},
+				{Name: "shop", Health: srv.URL + "/healthz", Breaches: 2, Timeout: tc.timeout},
 			}})
 			if err != nil {
 				t.Fatal(err)

