@@ -8,13 +8,12 @@
 // process's own goroutines left none), and, on Linux, the host's steal time
 // (CPU time a hypervisor gave to other guests).
 //
-// The goroutine sleeps on Go's timers, not on a locked thread of its own in
-// nanosleep: that thread held a P through each sleep and switched threads
-// at each wake, and cost the generator about 6% of its requests per
-// CPU-second on one core (median of 8 interleaved pairs of
-// test/bench/grpc_vs_ghz.sh runs, 7 of them in favour of the timer). Go's
-// timers wake up to a millisecond late on an idle process, far below the
-// 10 ms from which a stall is reported.
+// The goroutine sleeps on Go's timers rather than on a locked thread of its
+// own in nanosleep: in 8 interleaved pairs of test/bench/grpc_vs_ghz.sh
+// runs (generator on one core) the timer gave more requests per generator
+// CPU-second in 7, by about 6% (median paired difference). Go's timers wake
+// up to a millisecond late on an idle process, far below the 10 ms from
+// which a stall is reported.
 package stall
 
 import (
