@@ -11,11 +11,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loadcap/loadcap/internal/audit"
+	"github.com/loadcap/loadcap/internal/capture"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/shadow"
-	"github.com/loadcap/loadcap/shadow/audit"
-	"github.com/loadcap/loadcap/shadow/capture"
 )
 
 // CauseGuard is the abort cause of a drill the guard stopped.

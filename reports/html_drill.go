@@ -18,8 +18,8 @@ import (
 // service, the isolation pre-flight and audit, and the autoscaler
 // manifests it wrote. The stages' measurements are HTMLInput.Find (one
 // step per stage that held, Phase = the stage's name). The fields are
-// plain values, so that reports depends on neither shadow/guard nor
-// shadow/audit; the caller copies them over.
+// plain values, so that reports depends on neither internal/guard nor
+// internal/audit; the caller copies them over.
 type DrillInfo struct {
 	ID       string `json:"id"`                  // the drill id, the shadow tag value
 	Target   string `json:"target"`              // base URL of the entry service
@@ -72,7 +72,7 @@ type DrillGuard struct {
 type DrillRule struct {
 	Name string `json:"name"`
 	// Kind is "traffic" (an SLO on the drill's own traffic), "promql" or
-	// "health", as in shadow/guard.
+	// "health", as in internal/guard.
 	Kind string `json:"kind"`
 	Expr string `json:"expr"` // the SLO, the PromQL query or the health URL
 	// Max and Min bound a PromQL rule's value (at most Max, at least Min);

@@ -49,7 +49,7 @@ const (
 const ReplayScenario = "replay"
 
 // Replay is a file's replay: section: requests come from a recording
-// instead of requests:. The recording is read by shadow/capture, which
+// instead of requests:. The recording is read by internal/capture, which
 // also fills File.Requests (one per route) before the engine starts.
 type Replay struct {
 	File    string // the recording, resolved against the scenario file's directory

@@ -50,7 +50,7 @@
 //
 // So that `loadcap shadow audit` can prove afterwards that nothing leaked,
 // rows written for tagged requests carry two markers, and the audit
-// (package shadow/audit) looks for exactly these:
+// looks for exactly these:
 //
 //   - Column TagColumn ("shadow_tag", nullable text) holds the drill id in
 //     shadow tables (SQLTag gives the value to insert) and is NULL in

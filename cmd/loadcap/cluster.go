@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/loadcap/loadcap/internal/capture"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/scenarios"
-	"github.com/loadcap/loadcap/shadow/capture"
 )
 
 // clusterFlags are run's distributed-mode flags.

@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/internal/demo/shop"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/scenarios/examples"
-	"github.com/loadcap/loadcap/test/shop/shop"
 )
 
 // demoCapacities are the shop's services' capacities in the demo. The

@@ -15,12 +15,12 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/internal/capture"
+	"github.com/loadcap/loadcap/internal/guard"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios"
-	"github.com/loadcap/loadcap/shadow/capture"
-	"github.com/loadcap/loadcap/shadow/guard"
 )
 
 type drillConfig struct {
@@ -359,7 +359,7 @@ func allPassed(f *capacity.FindResult) bool {
 	return true
 }
 
-// drillGuard builds the guard of the plan (shadow/guard); nil when the
+// drillGuard builds the guard of the plan (internal/guard); nil when the
 // plan has no rules and no hot switch.
 func drillGuard(d *scenarios.Drill) func(ctx context.Context, stop func(capacity.GuardBreach)) (func(loadgen.Interval), error) {
 	dg := d.Guard

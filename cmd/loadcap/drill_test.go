@@ -10,11 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadcap/loadcap/internal/demo/shop"
 	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/test/israce"
 	"github.com/loadcap/loadcap/test/quiet"
-	"github.com/loadcap/loadcap/test/shop/shop"
 )
 
 // drillShop starts the reference shop with a weak product service.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/loadcap/loadcap/internal/audit"
 	"github.com/loadcap/loadcap/shadow"
-	"github.com/loadcap/loadcap/shadow/audit"
 )
 
 // isolationTimeout bounds a check or an audit against a database.

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/loadcap/loadcap/shadow/capture"
+	"github.com/loadcap/loadcap/internal/capture"
 )
 
 func newShadowCmd(st *state) *cobra.Command {

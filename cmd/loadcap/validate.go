@@ -10,9 +10,9 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/loadcap/loadcap/internal/capture"
 	"github.com/loadcap/loadcap/loadgen/k6"
 	"github.com/loadcap/loadcap/scenarios"
-	"github.com/loadcap/loadcap/shadow/capture"
 )
 
 func newValidateCmd(st *state) *cobra.Command {

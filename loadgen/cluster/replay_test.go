@@ -13,7 +13,7 @@ import (
 	"github.com/loadcap/loadcap/scenarios"
 )
 
-// recording is a timed replay source in memory: what shadow/capture builds
+// recording is a timed replay source in memory: what internal/capture builds
 // from a recording file.
 type recording struct {
 	mu    sync.Mutex

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loadcap/loadcap/test/shop/shop"
+	"github.com/loadcap/loadcap/internal/demo/shop"
 )
 
 // measuredService is one entry of a drill's services.json.

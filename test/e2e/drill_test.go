@@ -19,10 +19,10 @@ import (
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
+	"github.com/loadcap/loadcap/internal/demo/shop"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios"
-	"github.com/loadcap/loadcap/test/shop/shop"
 )
 
 // The drill suite runs `loadcap drill` as an operator does, against the

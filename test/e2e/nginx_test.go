@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loadcap/loadcap/test/shop/shop"
+	"github.com/loadcap/loadcap/internal/demo/shop"
 )
 
 // startNginx starts Debian's nginx as a reverse proxy on a free loopback

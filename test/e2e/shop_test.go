@@ -11,11 +11,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadcap/loadcap/internal/audit"
+	"github.com/loadcap/loadcap/internal/demo/shop"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/shadow"
-	"github.com/loadcap/loadcap/shadow/audit"
-	"github.com/loadcap/loadcap/test/shop/shop"
 	"github.com/redis/go-redis/v9"
 )
 

@@ -2,18 +2,18 @@
 //
 // All in one process, on free ports:
 //
-//	go run ./test/shop
+//	go run ./cmd/loadcap-shop
 //
 // prints the gateway's URL and every service's /metrics URL, and runs
 // until interrupted. One service per process, so that several replicas can
 // sit behind a load balancer (they share state through PostgreSQL or a
 // SQLite directory, and Redis):
 //
-//	go run ./test/shop --service provider --listen 127.0.0.1:9100
-//	go run ./test/shop --service product --listen 127.0.0.1:9101 --dir /tmp/shop --redis 127.0.0.1:6379
-//	go run ./test/shop --service order --listen 127.0.0.1:9105 --dir /tmp/shop --redis 127.0.0.1:6379 \
+//	go run ./cmd/loadcap-shop --service provider --listen 127.0.0.1:9100
+//	go run ./cmd/loadcap-shop --service product --listen 127.0.0.1:9101 --dir /tmp/shop --redis 127.0.0.1:6379
+//	go run ./cmd/loadcap-shop --service order --listen 127.0.0.1:9105 --dir /tmp/shop --redis 127.0.0.1:6379 \
 //	    --upstream product=127.0.0.1:9101,cart=127.0.0.1:9102,payment=127.0.0.1:9103
-//	go run ./test/shop --service payment ... --provider http://127.0.0.1:9100
+//	go run ./cmd/loadcap-shop --service payment ... --provider http://127.0.0.1:9100
 //
 // Capacity: --workers and --service-time for every service, --capacity
 // NAME=WORKERSxTIME[,exp][,queue=N] for one (repeatable).
@@ -33,7 +33,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/loadcap/loadcap/test/shop/shop"
+	"github.com/loadcap/loadcap/internal/demo/shop"
 )
 
 func main() {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/loadcap/loadcap/shadow/guard"
+	"github.com/loadcap/loadcap/internal/guard"
 )
 
 func TestHealthRule(t *testing.T) {

@@ -1,9 +1,13 @@
-package shadow_test
+// Package shadowsql tests the shadow library's database/sql routing
+// against a real SQLite. It lives in loadcap's module, not the library's,
+// so that the library's go.mod never names a database driver.
+package shadowsql_test
 
 import (
 	"context"
 	"database/sql"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"testing"
 
@@ -11,6 +15,31 @@ import (
 
 	"github.com/loadcap/loadcap/shadow"
 )
+
+func shopPolicy(t testing.TB) *shadow.Policy {
+	t.Helper()
+	p, err := shadow.NewPolicy(
+		shadow.Logger(slog.New(slog.DiscardHandler)),
+		shadow.Tables("orders", "events_*"),
+		shadow.Keys("cart:*", "session"),
+		shadow.Topics("events"),
+		shadow.Effects("payment"),
+		shadow.IDOffset(1_000_000_000),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func tagged(t testing.TB, p *shadow.Policy, drill string) context.Context {
+	t.Helper()
+	ctx, err := p.WithTag(context.Background(), drill)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx
+}
 
 func openSQLite(t *testing.T, name string) *sql.DB {
 	t.Helper()

@@ -1060,7 +1060,7 @@ const file_shop_proto_rawDesc = "" +
 	"\aProfile\x12\x1f.loadcap.shop.v1.ProfileRequest\x1a\x15.loadcap.shop.v1.User\x12F\n" +
 	"\x05Track\x12\x1d.loadcap.shop.v1.TrackRequest\x1a\x1e.loadcap.shop.v1.TrackResponse2H\n" +
 	"\bPayments\x12<\n" +
-	"\x03Pay\x12\x1b.loadcap.shop.v1.PayRequest\x1a\x18.loadcap.shop.v1.PaymentB-Z+github.com/loadcap/loadcap/test/shop/shoppbb\x06proto3"
+	"\x03Pay\x12\x1b.loadcap.shop.v1.PayRequest\x1a\x18.loadcap.shop.v1.PaymentB6Z4github.com/loadcap/loadcap/internal/demo/shop/shoppbb\x06proto3"
 
 var (
 	file_shop_proto_rawDescOnce sync.Once

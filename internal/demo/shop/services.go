@@ -13,8 +13,8 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/loadcap/loadcap/internal/demo/shop/shoppb"
 	"github.com/loadcap/loadcap/shadow"
-	"github.com/loadcap/loadcap/test/shop/shoppb"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"

@@ -10,8 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loadcap/loadcap/internal/demo/shop/shoppb"
 	"github.com/loadcap/loadcap/shadow"
-	"github.com/loadcap/loadcap/test/shop/shoppb"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )

@@ -10,7 +10,7 @@ import (
 	"testing"
 )
 
-// The golden files are rewritten with `go test ./shadow/capture -update`.
+// The golden files are rewritten with `go test ./internal/capture -update`.
 // The flag is registered here only if another test file of the package has
 // not registered it already.
 func init() {

@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadcap/loadcap/internal/capture"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/scenarios"
-	"github.com/loadcap/loadcap/shadow/capture"
 	"github.com/loadcap/loadcap/test/quiet"
 )
 

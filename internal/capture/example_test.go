@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/loadcap/loadcap/shadow/capture"
+	"github.com/loadcap/loadcap/internal/capture"
 )
 
 // The import pipeline: read a log, scrub, write JSON lines.

@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/model"
 
-	"github.com/loadcap/loadcap/shadow/guard"
+	"github.com/loadcap/loadcap/internal/guard"
 )
 
 // TestRealPrometheus runs the guard against a real Prometheus server that

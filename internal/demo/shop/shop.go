@@ -12,8 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/loadcap/loadcap/internal/demo/shop/shoppb"
 	"github.com/loadcap/loadcap/shadow"
-	"github.com/loadcap/loadcap/test/shop/shoppb"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"

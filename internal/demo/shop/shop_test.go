@@ -419,7 +419,7 @@ func TestMetricsSplitByShadow(t *testing.T) {
 }
 
 // TestOneServicePerProcess wires services started separately, as
-// `go run ./test/shop --service NAME` does, through Config.Upstreams.
+// `go run ./cmd/loadcap-shop --service NAME` does, through Config.Upstreams.
 func TestOneServicePerProcess(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

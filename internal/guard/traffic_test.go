@@ -10,8 +10,8 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/loadcap/loadcap/internal/guard"
 	"github.com/loadcap/loadcap/loadgen"
-	"github.com/loadcap/loadcap/shadow/guard"
 )
 
 // lat is n requests of one name, all taking d.

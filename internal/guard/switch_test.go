@@ -14,7 +14,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/loadcap/loadcap/shadow/guard"
+	"github.com/loadcap/loadcap/internal/guard"
 )
 
 func TestSwitchFile(t *testing.T) {

@@ -13,7 +13,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/loadcap/loadcap/shadow/guard"
+	"github.com/loadcap/loadcap/internal/guard"
 )
 
 func TestValidate(t *testing.T) {

@@ -43,7 +43,7 @@ func combinedLines(n int) []byte {
 // BenchmarkCombined reads combined-log lines into records on one goroutine
 // and reports lines per second. Run:
 //
-//	go test -run '^$' -bench BenchmarkCombined -benchmem -cpu 1 ./shadow/capture/
+//	go test -run '^$' -bench BenchmarkCombined -benchmem -cpu 1 ./internal/capture/
 func BenchmarkCombined(b *testing.B) {
 	const lines = 10_000
 	data := combinedLines(lines)

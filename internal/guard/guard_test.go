@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/loadcap/loadcap/shadow/guard"
+	"github.com/loadcap/loadcap/internal/guard"
 )
 
 // script is a fake Prometheus: each query is answered by the next letter
