@@ -15,6 +15,7 @@ import (
 	"github.com/loadcap/loadcap/internal/capture"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/scenarios/slo"
 	"github.com/loadcap/loadcap/shadow"
 )
 
@@ -498,7 +499,7 @@ func (t *stageTracker) finish(r *loadgen.Result) *FindResult {
 		t.services = make([][]ServiceStats, len(t.d.Stages))
 	}
 	res := &FindResult{SLO: drillSLOText(t.d)}
-	slo, sloErr := ParseSLO(res.SLO)
+	sl, sloErr := slo.Parse(res.SLO)
 	var at time.Duration
 	for i, s := range t.d.Stages {
 		holdFrom := at + s.Ramp
@@ -513,7 +514,7 @@ func (t *stageTracker) finish(r *loadgen.Result) *FindResult {
 		st, h := measure(r, holdFrom, hold, t.d.StageRate(s, t.peak))
 		st.N, st.Phase = i+1, s.Name
 		if sloErr == nil {
-			st.judge(slo, h)
+			st.judge(sl, h)
 		} else {
 			st.Passed = st.Achieved >= minAchieved*st.Offered && st.Dropped == 0
 		}

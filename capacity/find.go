@@ -14,10 +14,9 @@ import (
 	"sort"
 	"time"
 
-	hdr "github.com/HdrHistogram/hdrhistogram-go"
-
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 // Defaults of the search.
@@ -46,7 +45,7 @@ const (
 // constant-arrival-rate steps and the SLO.
 type FindConfig struct {
 	Base      *scenarios.File
-	SLO       SLO
+	SLO       slo.SLO
 	StartRate float64       // first step, req/s
 	Factor    float64       // ramp multiplier, 1.5–2 is sensible
 	Tolerance float64       // relative width of the final bracket
@@ -106,6 +105,7 @@ func (c *FindConfig) defaults() {
 type ClauseResult struct {
 	Clause string  `json:"clause"`
 	Value  float64 `json:"value"`
+	Unit   string  `json:"unit,omitempty"` // of Value: "ms", "ratio" or "/s" (slo.Expr.Unit)
 	Passed bool    `json:"passed"`
 }
 
@@ -370,15 +370,11 @@ func (s *search) engineStep(ctx context.Context, load StepLoad) (*loadgen.Result
 
 // measure reduces a step's run to the window after the warm-up; it also
 // returns the window's latency histogram (µs).
-func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) (*Step, *hdr.Histogram) {
+func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) (*Step, *loadgen.Window) {
 	st := &Step{Offered: offered}
 	from, to := int(warmup/time.Second), int((warmup+window)/time.Second)
-	h := hdr.New(1, r.Latency.HighestTrackableValue(), 3)
-	var done, failed int64
-	var svc, lat time.Duration
 	var busy0, busy1, t0, t1 time.Duration // the in-flight integral at the window's edges
-	var stall time.Duration
-	steal := -1.0
+	lo, hi := -1, -1                       // the window's intervals: r.Intervals[lo:hi]
 	last := len(r.Intervals) - 1
 	for i, iv := range r.Intervals {
 		// Drops count in the window and, when the window reaches the
@@ -393,23 +389,26 @@ func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) (
 		if iv.T < from || iv.T >= to {
 			continue
 		}
+		if lo < 0 {
+			lo = i
+		}
+		hi = i + 1
 		busy1, t1 = iv.Busy, iv.End
-		stall, steal = max(stall, iv.Stall), max(steal, iv.Steal)
-		done += iv.Completed + iv.Failed
-		failed += iv.Failed
-		svc += iv.ServiceSum
-		lat += iv.LatencySum
-		for _, ih := range iv.Hists {
-			ih.MergeInto(h)
-		}
 	}
-	st.StallMs = float64(stall.Microseconds()) / 1000
-	if loadgen.HostStalled(stall, steal) {
+	var w loadgen.Window
+	if lo >= 0 {
+		w = loadgen.MergeWindow(r.Intervals[lo:hi])
+	}
+	// The SLO's rps is per second of the configured window, as Achieved.
+	w.Elapsed = window
+	st.StallMs = float64(w.Stall.Microseconds()) / 1000
+	if loadgen.HostStalled(w.Stall, w.Steal) {
 		st.Disturbed = fmt.Sprintf("the generator was stalled up to %.0f ms", st.StallMs)
-		if steal > loadgen.StealAfter {
-			st.Disturbed += fmt.Sprintf(", host steal %.0f%%", 100*steal)
+		if w.Steal > loadgen.StealAfter {
+			st.Disturbed += fmt.Sprintf(", host steal %.0f%%", 100*w.Steal)
 		}
 	}
+	done, svc := w.Finished(), w.ServiceSum
 	secs := window.Seconds()
 	st.Achieved = float64(done) / secs
 	st.LittleN = svc.Seconds() / secs
@@ -417,7 +416,7 @@ func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) (
 		st.Concurrency = (busy1 - busy0).Seconds() / (t1 - t0).Seconds()
 	}
 	if done > 0 {
-		st.ErrorRate = float64(failed) / float64(done)
+		st.ErrorRate = float64(w.Failed) / float64(done)
 		st.ServiceMs = float64(svc.Microseconds()) / 1000 / float64(done)
 	}
 	// Little's law: the time-averaged in-flight count against X·R. They
@@ -426,19 +425,18 @@ func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) (
 	// covers the requests that straddle the window's edges.
 	st.LittleOK = math.Abs(st.Concurrency-st.LittleN) <= littleTolerance*math.Max(st.Concurrency, st.LittleN)+0.05
 	ms := func(us int64) float64 { return float64(us) / 1000 }
-	if h.TotalCount() > 0 {
+	if h := w.Hist; h != nil && h.TotalCount() > 0 {
 		st.LatencyMs = StepLatency{
 			P50: ms(h.ValueAtPercentile(50)), P90: ms(h.ValueAtPercentile(90)),
 			P99: ms(h.ValueAtPercentile(99)), P999: ms(h.ValueAtPercentile(99.9)),
 			Mean: h.Mean() / 1000, Max: ms(h.Max()),
 		}
 	}
-	return st, h
+	return st, &w
 }
 
-// judge applies the SLO and find's own conditions; h is the window's
-// latency histogram (µs), for exact percentiles.
-func (st *Step) judge(slo SLO, h *hdr.Histogram) {
+// judge applies the SLO and find's own conditions over the step's window.
+func (st *Step) judge(o slo.SLO, w *loadgen.Window) {
 	st.Passed = true
 	fail := func(why string) {
 		if st.Passed {
@@ -446,26 +444,14 @@ func (st *Step) judge(slo SLO, h *hdr.Histogram) {
 		}
 		st.Passed = false
 	}
-	for _, c := range slo.Clauses {
-		var v float64
-		switch c.Agg {
-		case "error":
-			v = st.ErrorRate
-		case "p":
-			if h != nil && h.TotalCount() > 0 {
-				v = float64(h.ValueAtPercentile(c.Pct)) / 1000
-			}
-		case "avg":
-			v = st.LatencyMs.Mean
-		case "med":
-			v = st.LatencyMs.P50
-		case "max":
-			v = st.LatencyMs.Max
+	for _, c := range o.Eval(w).Clauses {
+		v := c.Value
+		if math.IsNaN(v) {
+			v = 0 // nothing finished: the step fails on achieved below
 		}
-		ok := c.holds(v)
-		st.Clauses = append(st.Clauses, ClauseResult{Clause: c.Text, Value: v, Passed: ok})
-		if !ok {
-			fail(fmt.Sprintf("%s (was %.4g)", c.Text, v))
+		st.Clauses = append(st.Clauses, ClauseResult{Clause: c.Expr.Text, Value: v, Unit: c.Expr.Unit(), Passed: c.Passed})
+		if !c.Passed {
+			fail(fmt.Sprintf("%s (was %.4g)", c.Expr.Text, v))
 		}
 	}
 	if st.Achieved < minAchieved*st.Offered {

@@ -15,54 +15,10 @@ import (
 	"github.com/loadcap/loadcap/loadgen/target"
 	"github.com/loadcap/loadcap/loadgen/target/targettest"
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/scenarios/slo"
 	"github.com/loadcap/loadcap/test/israce"
 	"github.com/loadcap/loadcap/test/quiet"
 )
-
-func TestParseSLO(t *testing.T) {
-	tests := []struct {
-		name    string
-		in      string
-		want    []Clause
-		wantErr string
-	}{
-		{"percentile and error", "p(99)<200ms,error<0.5%", []Clause{
-			{Text: "p(99)<200ms", Agg: "p", Pct: 99, Op: "<", Limit: 200},
-			{Text: "error<0.5%", Agg: "error", Op: "<", Limit: 0.005}}, ""},
-		{"seconds, bare ms, fraction", "p(99.9)<=1.5s, avg<20, error<0.01", []Clause{
-			{Text: "p(99.9)<=1.5s", Agg: "p", Pct: 99.9, Op: "<=", Limit: 1500},
-			{Text: "avg<20", Agg: "avg", Op: "<", Limit: 20},
-			{Text: "error<0.01", Agg: "error", Op: "<", Limit: 0.01}}, ""},
-		{"empty", " , ", nil, "no clauses"},
-		{"lower bound", "p(99)>5ms", nil, "upper limit"},
-		{"unknown aggregation", "p99<5ms", nil, "unknown aggregation"},
-		{"bad percentile", "p(120)<5ms", nil, "percentile"},
-		{"bad duration", "p(99)<fast", nil, "latency limit"},
-		{"error over 100%", "error<150%", nil, "over 100%"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			slo, err := ParseSLO(tc.in)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(slo.Clauses) != len(tc.want) {
-				t.Fatalf("clauses %+v, want %+v", slo.Clauses, tc.want)
-			}
-			for i, c := range slo.Clauses {
-				if c != tc.want[i] {
-					t.Errorf("clause %d = %+v, want %+v", i, c, tc.want[i])
-				}
-			}
-		})
-	}
-}
 
 func TestKneedle(t *testing.T) {
 	// A hockey stick: flat until 800, then steep.
@@ -109,7 +65,7 @@ func TestFindKnownCapacity(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := targettest.Start(t, tc.cfg)
-			slo, err := ParseSLO(tc.slo)
+			sl, err := slo.Parse(tc.slo)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -121,7 +77,7 @@ func TestFindKnownCapacity(t *testing.T) {
 				var progress bytes.Buffer
 				var err error
 				res, err = Find(context.Background(), FindConfig{
-					Base: quick(t, srv.URL()+"/"), SLO: slo, StartRate: 100,
+					Base: quick(t, srv.URL()+"/"), SLO: sl, StartRate: 100,
 					Warmup: time.Second, Window: 2 * time.Second, Soak: 3 * time.Second, Progress: &progress,
 				})
 				if err != nil {
@@ -165,7 +121,7 @@ func TestFindKnownCapacity(t *testing.T) {
 }
 
 func TestFindScrapesMetrics(t *testing.T) {
-	slo, _ := ParseSLO("p(99)<100ms")
+	sl, _ := slo.Parse("p(99)<100ms")
 	// The target's rate over the window and Little's law hold only while
 	// the machine keeps pace: a stall moves arrivals between windows.
 	quiet.Retry(t, 3, func(a *quiet.A) {
@@ -175,7 +131,7 @@ func TestFindScrapesMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 		res, err := Find(context.Background(), FindConfig{
-			Base: quick(t, srv.URL()+"/"), SLO: slo, StartRate: 200, MaxRate: 200, MaxSteps: 1,
+			Base: quick(t, srv.URL()+"/"), SLO: sl, StartRate: 200, MaxRate: 200, MaxSteps: 1,
 			Warmup: time.Second, Window: 2 * time.Second, Soak: 2 * time.Second, Metrics: []MetricsSource{src},
 		})
 		if err != nil {
@@ -202,15 +158,15 @@ func TestJudgeUsesExactPercentiles(t *testing.T) {
 	for i := 1; i <= 100; i++ {
 		h.RecordValue(int64(i) * 1000) // 1..100 ms
 	}
-	slo, _ := ParseSLO("p(95)<96ms")
+	sl, _ := slo.Parse("p(95)<96ms")
 	st := &Step{Offered: 10, Achieved: 10}
-	st.judge(slo, h)
+	st.judge(sl, &loadgen.Window{Completed: 100, Elapsed: 10 * time.Second, Hist: h})
 	if v := st.Clauses[0].Value; !st.Passed || v < 95 || v > 95.1 { // HDR: 3 significant digits
 		t.Errorf("p(95) = %v (passed %v), want 95 ms from the histogram", v, st.Passed)
 	}
-	slo, _ = ParseSLO("p(95)<94ms")
+	sl, _ = slo.Parse("p(95)<94ms")
 	st = &Step{Offered: 10, Achieved: 10}
-	st.judge(slo, h)
+	st.judge(sl, &loadgen.Window{Completed: 100, Elapsed: 10 * time.Second, Hist: h})
 	if st.Passed {
 		t.Error("p(95)=95ms passed p(95)<94ms")
 	}
@@ -261,11 +217,11 @@ func (f *fakeTarget) step(_ context.Context, l StepLoad) (*loadgen.Result, error
 // the target: find repeats it (twice at most) instead of bisecting below
 // it, and leaves it out of the fits.
 func TestFindRepeatsStepsFailedByAStalledGenerator(t *testing.T) {
-	slo, _ := ParseSLO("p(99)<100ms")
+	sl, _ := slo.Parse("p(99)<100ms")
 	find := func(stalled func(rate float64, run int) time.Duration) (*FindResult, *fakeTarget) {
 		f := &fakeTarget{capacity: 100, stalled: stalled}
 		var progress bytes.Buffer
-		res, err := Find(context.Background(), FindConfig{SLO: slo, StartRate: 25, Warmup: time.Second,
+		res, err := Find(context.Background(), FindConfig{SLO: sl, StartRate: 25, Warmup: time.Second,
 			Window: 2 * time.Second, Soak: 3 * time.Second, RunStep: f.step, Progress: &progress})
 		if err != nil {
 			t.Fatal(err)

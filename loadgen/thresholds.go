@@ -53,19 +53,8 @@ func metricValue(t scenarios.Threshold, res *Result, grpc map[string]bool) float
 		tt := res.Totals
 		hist, completed, failed, bytesSent, bytesRecv = res.Latency, tt.Completed, tt.Failed, tt.BytesSent, tt.BytesRecv
 	}
-	secs := res.Duration.Seconds()
-	counter := func(n int64) float64 {
-		switch t.Agg {
-		case "count":
-			return float64(n)
-		case "rate":
-			if secs <= 0 {
-				return math.NaN()
-			}
-			return float64(n) / secs
-		}
-		return math.NaN()
-	}
+	e := t.Condition()
+	counter := func(n int64) float64 { return e.OfCounter(n, res.Duration) }
 	if t.Metric == "grpc_req_duration" {
 		hist = nil
 		for _, s := range res.Series {
@@ -73,31 +62,17 @@ func metricValue(t scenarios.Threshold, res *Result, grpc map[string]bool) float
 				continue
 			}
 			if hist == nil {
-				hist = hdr.New(histLowest, res.top, histDigits)
+				hist = hdr.New(histLowest, res.top, histDigits) // res.top: this run's own top, which may exceed the default
 			}
 			hist.Merge(s.Latency)
 		}
 	}
 	switch t.Metric {
 	case "http_req_duration", "grpc_req_duration":
-		if hist == nil || hist.TotalCount() == 0 {
-			return math.NaN()
-		}
-		switch t.Agg {
-		case "p":
-			return float64(hist.ValueAtPercentile(t.Pct)) / 1000
-		case "med":
-			return float64(hist.ValueAtPercentile(50)) / 1000
-		case "avg":
-			return hist.Mean() / 1000
-		case "min":
-			return float64(hist.Min()) / 1000
-		case "max":
-			return float64(hist.Max()) / 1000
-		}
+		return e.OfTrend(hist)
 	case "http_req_failed":
-		if n := completed + failed; n > 0 && t.Agg == "rate" {
-			return float64(failed) / float64(n)
+		if t.Agg == "rate" {
+			return e.OfRate(failed, completed+failed)
 		}
 	case "http_reqs", "iterations":
 		return counter(completed + failed)

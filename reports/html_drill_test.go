@@ -10,6 +10,7 @@ import (
 
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 // drillStages are the synthetic drill's plan: 20, 60 and 120 req/s, each
@@ -56,11 +57,11 @@ func drillInput() (HTMLInput, error) {
 	run.Meta.File = "drills/presale.yaml"
 	run.Thresholds = nil // a drill's pass/fail is its stages' SLO
 
-	slo, err := capacity.ParseSLO("p(99)<500ms,error<1%")
+	sl, err := slo.Parse("p(99)<500ms,error<1%")
 	if err != nil {
 		return HTMLInput{}, err
 	}
-	find := &capacity.FindResult{SLO: slo.Text}
+	find := &capacity.FindResult{SLO: sl.Text}
 	type row struct {
 		offered, achieved, p50, p99, err float64
 		gw, co, inv                      float64 // services' mean latency, ms
@@ -81,9 +82,9 @@ func drillInput() (HTMLInput, error) {
 				{Name: "checkout <svc>", RequestRate: r.achieved / 4, MeanLatencyMs: r.co, CPUCores: r.achieved / 500, FanOut: 0.25},
 				{Name: "inventory", RequestRate: 1.5 * r.achieved, MeanLatencyMs: r.inv, CPUCores: r.achieved / 200, FanOut: 1.5},
 			}}
-		for _, c := range slo.Clauses {
+		for _, c := range sl.Clauses {
 			v := r.p99
-			if c.Agg == "error" {
+			if c.Agg == slo.Error {
 				v = r.err
 			}
 			st.Clauses = append(st.Clauses, capacity.ClauseResult{Clause: c.Text, Value: v, Passed: v < c.Limit})

@@ -16,6 +16,7 @@ import (
 
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
@@ -57,11 +58,11 @@ func shopRun() *Run {
 // findResult is a capacity search of five ramp, two search and one soak
 // step against two scraped services, with its USL fit.
 func findResult() (*capacity.FindResult, error) {
-	slo, err := capacity.ParseSLO("p(99)<200ms,error<1%")
+	sl, err := slo.Parse("p(99)<200ms,error<1%")
 	if err != nil {
 		return nil, err
 	}
-	f := &capacity.FindResult{SLO: slo.Text, MaxQPS: 600, Confirmed: true}
+	f := &capacity.FindResult{SLO: sl.Text, MaxQPS: 600, Confirmed: true}
 	type row struct {
 		phase            string
 		offered, achieve float64
@@ -86,9 +87,9 @@ func findResult() (*capacity.FindResult, error) {
 				{Name: "api", RequestRate: r.achieve, MeanLatencyMs: r.api, CPUCores: r.achieve / 400},
 				{Name: "db <primary>", RequestRate: 3 * r.achieve, MeanLatencyMs: r.db, CPUCores: r.achieve / 900},
 			}}
-		for _, c := range slo.Clauses {
+		for _, c := range sl.Clauses {
 			v := r.p99
-			if c.Agg == "error" {
+			if c.Agg == slo.Error {
 				v = r.err
 			}
 			st.Clauses = append(st.Clauses, capacity.ClauseResult{Clause: c.Text, Value: v, Passed: v < c.Limit})

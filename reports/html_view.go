@@ -14,6 +14,8 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 // The view model: what the template shows, every string formatted.
@@ -322,7 +324,7 @@ func decodeRun(r *Run) (map[string]*hdr.Histogram, *hdr.Histogram, error) {
 		all.Merge(h)
 	}
 	if all == nil {
-		all = hdr.New(1, 60_000_000, 3)
+		all = loadgen.NewHistogram(0)
 	}
 	return hists, all, nil
 }
@@ -586,22 +588,31 @@ func buildFind(f *capacity.FindResult, drill bool) (*findView, error) {
 }
 
 func clauseValue(c capacity.ClauseResult) string {
-	if strings.HasPrefix(c.Clause, "error") {
+	unit := c.Unit
+	if unit == "" { // a find.json from before units were recorded
+		if e, err := slo.ParseClause(c.Clause); err == nil {
+			unit = e.Unit()
+		}
+	}
+	switch unit {
+	case "ratio":
 		return fmt.Sprintf("%.2f%%", 100*c.Value)
+	case "/s":
+		return fmt.Sprintf("%.4g/s", c.Value)
 	}
 	return ms(c.Value)
 }
 
 // sloLimits are the latency limits (ms) of an SLO's clauses, for reference
 // lines: "p(99)<200ms" → 200.
-func sloLimits(slo string) []limit {
-	s, err := capacity.ParseSLO(slo)
+func sloLimits(text string) []limit {
+	s, err := slo.Parse(text)
 	if err != nil {
 		return nil
 	}
 	var out []limit
 	for _, c := range s.Clauses {
-		if c.Agg != "error" {
+		if c.Agg.Latency() {
 			out = append(out, limit{c.Text, c.Limit})
 		}
 	}

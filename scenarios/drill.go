@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 // Drill is a parsed and validated pre-sale drill plan (loadcap drill): the
@@ -470,21 +472,11 @@ func (p *parser) drillRules(n *yaml.Node) []DrillRule {
 	return out
 }
 
-// checkSLO checks an SLO expression of the forms the guard and capacity
-// find accept: "p(99)<500ms", "avg<20ms", "error<1%", comma-separated.
+// checkSLO checks an SLO in the language the guard and capacity find
+// judge by ("p(99)<500ms,error<1%"); "" when it parses.
 func checkSLO(s string) string {
-	for _, c := range strings.Split(s, ",") {
-		c = strings.TrimSpace(c)
-		switch {
-		case c == "":
-			return fmt.Sprintf("%q has an empty clause", s)
-		case strings.HasPrefix(c, "p("), strings.HasPrefix(c, "avg"), strings.HasPrefix(c, "max"), strings.HasPrefix(c, "error"):
-			if !strings.ContainsAny(c, "<") {
-				return fmt.Sprintf("clause %q needs an upper limit, e.g. p(99)<500ms or error<1%%", c)
-			}
-		default:
-			return fmt.Sprintf("clause %q: want p(N)<LIMIT, avg<LIMIT, max<LIMIT or error<RATE", c)
-		}
+	if _, err := slo.Parse(s); err != nil {
+		return err.Error()
 	}
 	return ""
 }

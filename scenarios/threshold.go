@@ -3,15 +3,15 @@ package scenarios
 import (
 	"errors"
 	"fmt"
-	"math"
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"go.k6.io/k6/metrics"
 	"gopkg.in/yaml.v3"
+
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 // MetricType is the kind of a metric, as in k6; it decides which
@@ -42,26 +42,17 @@ func (t MetricType) String() string {
 
 // Aggregations lists the aggregations a threshold on a metric of this type
 // may use.
-func (t MetricType) Aggregations() []string {
-	switch t {
-	case Counter:
-		return []string{"count", "rate"}
-	case Rate:
-		return []string{"rate"}
-	case Trend:
-		return []string{"p(N)", "avg", "min", "max", "med"}
-	}
-	return nil
-}
+func (t MetricType) Aggregations() []string { return t.kind().Aggregations() }
 
-func (t MetricType) k6() metrics.MetricType {
+// kind is the type's kind in the SLO language.
+func (t MetricType) kind() slo.Kind {
 	switch t {
 	case Counter:
-		return metrics.Counter
+		return slo.Counter
 	case Rate:
-		return metrics.Rate
+		return slo.Rated
 	}
-	return metrics.Trend
+	return slo.Trend
 }
 
 // metricInfo describes a metric thresholds may name.
@@ -90,22 +81,6 @@ func metricNames() []string {
 	sort.Strings(out)
 	return out
 }
-
-// k6Registry holds our metrics with their k6 types, so that k6 itself
-// decides which aggregations fit which metric.
-var k6Registry = sync.OnceValue(func() *metrics.Registry {
-	r := metrics.NewRegistry()
-	for name, m := range knownMetrics {
-		vt := metrics.Default
-		if strings.HasSuffix(name, "_req_duration") {
-			vt = metrics.Time
-		} else if strings.HasPrefix(name, "data_") {
-			vt = metrics.Data
-		}
-		_, _ = r.NewMetric(name, m.typ.k6(), vt)
-	}
-	return r
-})
 
 // Threshold is one pass/fail criterion, in k6's syntax.
 type Threshold struct {
@@ -142,25 +117,12 @@ func (t Threshold) Key() string {
 }
 
 // Compare reports whether v passes the threshold (v Op Value).
-func (t Threshold) Compare(v float64) bool {
-	switch t.Op {
-	case "<":
-		return v < t.Value
-	case "<=":
-		return v <= t.Value
-	case ">":
-		return v > t.Value
-	case ">=":
-		return v >= t.Value
-	case "==", "===":
-		return v == t.Value
-	case "!=":
-		return v != t.Value
-	}
-	return false
-}
+func (t Threshold) Compare(v float64) bool { return t.Condition().Holds(v) }
 
-var operators = []string{"<=", "<", ">=", ">", "===", "==", "!="}
+// Condition is the threshold's expression in the SLO language.
+func (t Threshold) Condition() slo.Expr {
+	return slo.Expr{Text: t.Expr, Agg: slo.Agg(t.Agg), Pct: t.Pct, Op: t.Op, Limit: t.Value}
+}
 
 func (p *parser) thresholds(n *yaml.Node, f *File) []Threshold {
 	pairs, ok := p.mapping(n, "thresholds")
@@ -306,41 +268,21 @@ func (p *parser) threshold(item *yaml.Node, path, metric string) (Threshold, boo
 	return t, good
 }
 
-// expression checks t.Expr with k6's threshold parser and fills Agg, Pct, Op
-// and Value.
+// expression parses t.Expr in the SLO language's k6 form and fills Agg,
+// Pct, Op and Value; the aggregation must suit the metric's type.
 func (p *parser) expression(t *Threshold, n *yaml.Node, path string) bool {
-	ts := metrics.NewThresholds([]string{t.Expr})
-	if err := ts.Parse(); err != nil {
-		p.errorf(n, path, "%v (expected AGGREGATION OPERATOR NUMBER, e.g. p(99)<200)", err)
+	e, err := slo.ParseThreshold(t.Expr)
+	if err != nil {
+		var ve *slo.ValueError
+		if errors.As(err, &ve) {
+			p.errorf(n, path, "%v", err)
+		} else {
+			p.errorf(n, path, "%v (expected AGGREGATION OPERATOR NUMBER, e.g. p(99)<200)", err)
+		}
 		return false
 	}
-	// k6 accepted it; take it apart the same way (its result is unexported).
-	for _, op := range operators {
-		left, right, _ := strings.Cut(t.Expr, op)
-		if right == "" {
-			continue
-		}
-		t.Op = op
-		if op == "===" {
-			t.Op = "=="
-		}
-		t.Agg = strings.TrimSpace(left)
-		t.Value, _ = strconv.ParseFloat(strings.TrimSpace(right), 64)
-		break
-	}
-	if strings.HasPrefix(t.Agg, "p(") {
-		t.Pct, _ = strconv.ParseFloat(t.Agg[2:len(t.Agg)-1], 64)
-		t.Agg = "p"
-		if math.IsNaN(t.Pct) || t.Pct < 0 || t.Pct > 100 {
-			p.errorf(n, path, "%q: a percentile must be between 0 and 100", t.Expr)
-			return false
-		}
-	}
-	if math.IsNaN(t.Value) || math.IsInf(t.Value, 0) {
-		p.errorf(n, path, "%q: the value must be a finite number", t.Expr)
-		return false
-	}
-	if err := ts.Validate(t.Metric, k6Registry()); err != nil {
+	t.Agg, t.Pct, t.Op, t.Value = string(e.Agg), e.Pct, e.Op, e.Limit
+	if !t.Type.kind().Allows(e.Agg) {
 		agg := t.Agg
 		if agg == "p" {
 			agg = "p(N)"

@@ -14,6 +14,7 @@ import (
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/loadgen/k6"
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 func newCapacityCmd(st *state) *cobra.Command {
@@ -50,11 +51,11 @@ must make one request per iteration).`,
   loadcap capacity find script.js --k6-arg=--env=BASE=http://127.0.0.1:8080 --slo 'p(99)<200ms'   # one request per iteration`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
-			slo, err := capacity.ParseSLO(c.slo)
+			objective, err := slo.Parse(c.slo)
 			if err != nil {
 				return withCode(exitUsage, err)
 			}
-			c.cfg.SLO = slo
+			c.cfg.SLO = objective
 			for _, m := range c.metrics {
 				src, err := capacity.ParseMetricsSource(m)
 				if err != nil {
@@ -102,7 +103,7 @@ must make one request per iteration).`,
 				c.cfg.Progress = st.stderr
 			}
 			fmt.Fprintf(st.stderr, "capacity find: SLO %s; steps of %v warm-up + %v measured, from %.4g req/s x%.3g\n",
-				slo.Text, c.cfg.Warmup, c.cfg.Window, c.cfg.StartRate, c.cfg.Factor)
+				objective.Text, c.cfg.Warmup, c.cfg.Window, c.cfg.StartRate, c.cfg.Factor)
 			res, err := capacity.Find(cmd.Context(), c.cfg)
 			if res != nil && c.out != "" {
 				if werr := writeJSON(c.out, res); werr != nil && err == nil {

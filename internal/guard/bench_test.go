@@ -6,8 +6,8 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
-	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 // benchInterval is one second of 4 request names, 2000 requests each,
@@ -30,15 +30,16 @@ func benchInterval() loadgen.Interval {
 // merging the interval's histograms and holding a two-clause SLO.
 func BenchmarkTrafficEvaluation(b *testing.B) {
 	ivs := []loadgen.Interval{benchInterval()}
-	slo, err := capacity.ParseSLO("p(99)<500ms,error<1%")
+	o, err := slo.Parse("p(99)<500ms,error<1%")
 	if err != nil {
 		b.Fatal(err)
 	}
-	var m merger
+	var m loadgen.WindowMerger
 	b.ReportAllocs()
 	for b.Loop() {
-		if o := evalSLO(slo, 0, m.summarize(ivs)); o.state != StateOK {
-			b.Fatal(o.detail)
+		w := m.Merge(ivs)
+		if out := evalSLO(o, 0, &w); out.state != StateOK {
+			b.Fatal(out.detail)
 		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 // Defaults of a guard.
@@ -63,7 +63,7 @@ type Rule struct {
 	// (N from 1 in Config.Rules order).
 	Name string
 
-	// SLO is a condition on the drill's own traffic in capacity.ParseSLO
+	// SLO is a condition on the drill's own traffic in slo.Parse
 	// syntax: "p(99)<500ms", "avg<20ms", "error<1%", comma-separated; every
 	// clause must hold. Evaluated over each window of Observe'd intervals
 	// (see Guard.Observe).
@@ -193,7 +193,7 @@ func (c Config) Validate() error {
 			bad("%s: min requests %d is negative", where, r.MinRequests)
 		}
 		if r.SLO != "" {
-			if _, err := capacity.ParseSLO(r.SLO); err != nil {
+			if _, err := slo.Parse(r.SLO); err != nil {
 				bad("%s: %w", where, err)
 			}
 		}

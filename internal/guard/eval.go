@@ -10,13 +10,12 @@ import (
 	"strings"
 	"time"
 
-	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
-	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 // Querier runs an instant PromQL query evaluated at the time at. Guards
@@ -149,7 +148,7 @@ func evalHealth(ctx context.Context, c *http.Client, r Rule) outcome {
 	took := time.Since(start)
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxHealthBody))
 	_ = resp.Body.Close()
-	o := outcome{value: float64(resp.StatusCode),
+	o := outcome{value: float64(resp.StatusCode), unit: "status",
 		detail: fmt.Sprintf("GET %s: %s in %v", r.Health, resp.Status, took.Round(time.Millisecond))}
 	if resp.StatusCode/100 == 2 {
 		o.state = StateOK
@@ -159,128 +158,28 @@ func evalHealth(ctx context.Context, c *http.Client, r Rule) outcome {
 	return o
 }
 
-// window is the drill's traffic over one evaluation.
-type window struct {
-	seconds      int // intervals
-	done, failed int64
-	hist         *hdr.Histogram // latency (µs) of every request name; nil when empty
-}
-
-// merger sums intervals into a window. It reuses one dense histogram, so a
-// window costs a reset and a pass over the populated buckets, and no
-// allocation. Not safe for concurrent use.
-type merger struct{ dense *hdr.Histogram }
-
-// summarize adds up intervals. Their histograms are only read; the
-// window's hist is the merger's, valid until the next call.
-func (m *merger) summarize(ivs []loadgen.Interval) window {
-	w := window{seconds: len(ivs)}
-	if m.dense != nil {
-		m.dense.Reset()
-	}
-	for _, iv := range ivs {
-		w.done += iv.Completed + iv.Failed
-		w.failed += iv.Failed
-		for _, h := range iv.Hists {
-			if h == nil || h.TotalCount() == 0 {
-				continue
-			}
-			if m.dense == nil || m.dense.HighestTrackableValue() < h.HighestTrackableValue() {
-				// The first window, or a run whose histograms reach
-				// higher (a raised top for long timeouts).
-				prev := m.dense
-				m.dense = hdr.New(h.LowestTrackableValue(), h.HighestTrackableValue(), int(h.SignificantFigures()))
-				if prev != nil {
-					m.dense.Merge(prev)
-				}
-			}
-			h.MergeInto(m.dense)
-			w.hist = m.dense
-		}
-	}
-	return w
-}
-
-// evalSLO holds a traffic window against every clause of slo. The value
+// evalSLO holds a traffic window against every clause of o. The value
 // reported is the first failing clause's, or when all hold the one
 // closest to its limit.
-func evalSLO(slo capacity.SLO, minRequests int64, w window) outcome {
-	if w.done == 0 || w.done < minRequests {
+func evalSLO(o slo.SLO, minRequests int64, w *loadgen.Window) outcome {
+	done := w.Finished()
+	if done == 0 || done < minRequests {
 		return outcome{state: StateNoData,
-			detail: fmt.Sprintf("%d requests finished in the last %ds (need %d)", w.done, w.seconds, max(1, minRequests))}
+			detail: fmt.Sprintf("%d requests finished in the last %ds (need %d)", done, w.Intervals, max(1, minRequests))}
 	}
-	var parts []string
-	var bad *capacity.Clause
-	var badV float64
-	best, bestV, bestRatio := slo.Clauses[0], 0.0, math.Inf(-1)
-	for _, c := range slo.Clauses {
-		v := clauseValue(c, w)
-		parts = append(parts, fmt.Sprintf("%s=%s", aggName(c), fmtValue(c, v)))
-		if !holds(c, v) {
-			if bad == nil {
-				bad, badV = &c, v
-			}
-			continue
-		}
-		if r := ratio(v, c.Limit); r > bestRatio {
-			best, bestV, bestRatio = c, v, r
-		}
+	v := o.Eval(w)
+	parts := make([]string, 0, len(v.Clauses))
+	for _, c := range v.Clauses {
+		parts = append(parts, fmt.Sprintf("%s=%s", c.Expr.Name(), c.Expr.Format(c.Value)))
 	}
-	seen := fmt.Sprintf("%s over %d requests in %ds", strings.Join(parts, " "), w.done, w.seconds)
-	if bad != nil {
-		return outcome{state: StateBad, value: badV, limit: bad.Limit,
-			detail: fmt.Sprintf("%s does not hold: %s", bad.Text, seen)}
+	seen := fmt.Sprintf("%s over %d requests in %ds", strings.Join(parts, " "), done, w.Intervals)
+	if f := v.Failed; f != nil {
+		return outcome{state: StateBad, value: f.Value, limit: f.Expr.Limit, unit: f.Expr.Unit(),
+			detail: fmt.Sprintf("%s does not hold: %s", f.Expr.Text, seen)}
 	}
-	return outcome{state: StateOK, value: bestV, limit: best.Limit, detail: seen}
-}
-
-func ratio(v, limit float64) float64 {
-	if limit == 0 {
-		return 0
+	c := v.Closest
+	if c == nil {
+		c = &v.Clauses[0]
 	}
-	return v / limit
-}
-
-// clauseValue is the window's figure for c: ms for latency, a fraction
-// for the error rate.
-func clauseValue(c capacity.Clause, w window) float64 {
-	if c.Agg == "error" {
-		return float64(w.failed) / float64(w.done)
-	}
-	h := w.hist
-	if h == nil {
-		return 0
-	}
-	switch c.Agg {
-	case "p":
-		return float64(h.ValueAtPercentile(c.Pct)) / 1000
-	case "avg":
-		return h.Mean() / 1000
-	case "med":
-		return float64(h.ValueAtPercentile(50)) / 1000
-	case "max":
-		return float64(h.Max()) / 1000
-	}
-	return 0
-}
-
-func holds(c capacity.Clause, v float64) bool {
-	if c.Op == "<=" {
-		return v <= c.Limit
-	}
-	return v < c.Limit
-}
-
-func aggName(c capacity.Clause) string {
-	if c.Agg == "p" {
-		return fmt.Sprintf("p(%g)", c.Pct)
-	}
-	return c.Agg
-}
-
-func fmtValue(c capacity.Clause, v float64) string {
-	if c.Agg == "error" {
-		return fmt.Sprintf("%.3g%%", 100*v)
-	}
-	return fmt.Sprintf("%.4gms", v)
+	return outcome{state: StateOK, value: c.Value, limit: c.Expr.Limit, unit: c.Expr.Unit(), detail: seen}
 }

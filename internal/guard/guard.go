@@ -23,8 +23,8 @@ import (
 
 	"github.com/prometheus/client_golang/api"
 
-	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 // Kind is what a rule watches, and what stopped a drill.
@@ -48,9 +48,14 @@ type Breach struct {
 	// health URL (0: no answer), the seconds without an answer for a signal
 	// loss. Limit is what it was held against (0 for health and the switch).
 	Value, Limit float64
-	At           time.Time // when the guard decided to stop
-	Consecutive  int       // bad evaluations in a row; failed queries in a row for a signal loss; 1 for the switch
-	Reason       string    // one sentence for people: which rule, what was seen
+	// Unit is the unit of Value and Limit, so that nobody guesses it from
+	// the reason: "ms" or "ratio" (0.02 = 2%) or "/s" for an SLO clause,
+	// "status" for a health URL, "s" for a signal loss, "" for a PromQL
+	// query's own value and the switch.
+	Unit        string
+	At          time.Time // when the guard decided to stop
+	Consecutive int       // bad evaluations in a row; failed queries in a row for a signal loss; 1 for the switch
+	Reason      string    // one sentence for people: which rule, what was seen
 }
 
 // String returns the reason.
@@ -64,10 +69,11 @@ func (b Breach) MarshalJSON() ([]byte, error) {
 		Kind        Kind      `json:"kind"`
 		Value       any       `json:"value"`
 		Limit       any       `json:"limit"`
+		Unit        string    `json:"unit,omitempty"`
 		At          time.Time `json:"at"`
 		Consecutive int       `json:"consecutive"`
 		Reason      string    `json:"reason"`
-	}{b.Rule, b.Kind, jsonNum(b.Value), jsonNum(b.Limit), b.At, b.Consecutive, b.Reason})
+	}{b.Rule, b.Kind, jsonNum(b.Value), jsonNum(b.Limit), b.Unit, b.At, b.Consecutive, b.Reason})
 }
 
 // State is the outcome of a rule's last evaluation.
@@ -90,6 +96,7 @@ type RuleStatus struct {
 	State       State
 	Value       float64 // as in Breach; of the worst clause or series
 	Limit       float64
+	Unit        string // as in Breach
 	Detail      string // the last evaluation in words
 	Consecutive int    // bad evaluations in a row
 	Breaches    int    // K
@@ -108,6 +115,7 @@ func (s RuleStatus) MarshalJSON() ([]byte, error) {
 		State       State     `json:"state"`
 		Value       any       `json:"value"`
 		Limit       any       `json:"limit"`
+		Unit        string    `json:"unit,omitempty"`
 		Detail      string    `json:"detail,omitempty"`
 		Consecutive int       `json:"consecutive"`
 		Breaches    int       `json:"breaches"`
@@ -115,7 +123,7 @@ func (s RuleStatus) MarshalJSON() ([]byte, error) {
 		At          time.Time `json:"at"`
 		SignalLost  bool      `json:"signal_lost,omitempty"`
 		Err         string    `json:"error,omitempty"`
-	}{s.Name, s.Kind, s.Expr, s.State, jsonNum(s.Value), jsonNum(s.Limit), s.Detail,
+	}{s.Name, s.Kind, s.Expr, s.State, jsonNum(s.Value), jsonNum(s.Limit), s.Unit, s.Detail,
 		s.Consecutive, s.Breaches, s.Evaluations, s.At, s.SignalLost, s.Err})
 }
 
@@ -140,7 +148,7 @@ type Status struct {
 type rule struct {
 	Rule
 	kind   Kind
-	slo    capacity.SLO
+	slo    slo.SLO
 	st     RuleStatus // guarded by Guard.mu
 	lastOK time.Time  // PromQL: when Prometheus last answered; guarded by Guard.mu
 	fails  int        // PromQL: failed queries in a row; guarded by Guard.mu
@@ -151,6 +159,7 @@ type outcome struct {
 	idx          int
 	state        State
 	value, limit float64
+	unit         string // of value and limit: "ms", "ratio", "/s", "" (see slo.Expr.Unit)
 	detail       string
 	at           time.Time
 }
@@ -179,9 +188,9 @@ type Guard struct {
 	done     chan struct{} // closed when Run has returned
 
 	mu        sync.Mutex
-	pending   []loadgen.Interval // observed, not yet evaluated
-	window    []loadgen.Interval // Run's: the traffic window being filled
-	merger    merger             // Run's
+	pending   []loadgen.Interval   // observed, not yet evaluated
+	window    []loadgen.Interval   // Run's: the traffic window being filled
+	merger    loadgen.WindowMerger // Run's
 	ran       bool
 	running   bool
 	started   time.Time
@@ -220,7 +229,7 @@ func New(cfg Config) (*Guard, error) {
 		switch {
 		case r.SLO != "":
 			gr.kind = KindTraffic
-			gr.slo, _ = capacity.ParseSLO(r.SLO) // checked by Validate
+			gr.slo, _ = slo.Parse(r.SLO) // checked by Validate
 		case r.PromQL != "":
 			gr.kind = KindPromQL
 		default:
@@ -464,7 +473,7 @@ func (g *Guard) checkSignal(now time.Time) *Breach {
 			why = "no answer yet"
 		}
 		return &Breach{
-			Rule: r.Name, Kind: KindSignal, Value: silent.Seconds(), Limit: grace.Seconds(), At: now,
+			Rule: r.Name, Kind: KindSignal, Value: silent.Seconds(), Limit: grace.Seconds(), Unit: "s", At: now,
 			Consecutive: r.fails,
 			Reason: fmt.Sprintf("signal lost: rule %q had no answer from Prometheus for %.1fs (grace %v): %s",
 				r.Name, silent.Seconds(), grace, why),
@@ -494,7 +503,7 @@ func (g *Guard) apply(o outcome) *Breach {
 	if o.state == StateNoData {
 		return nil
 	}
-	st.Value, st.Limit = o.value, o.limit
+	st.Value, st.Limit, st.Unit = o.value, o.limit, o.unit
 	if o.state == StateOK {
 		st.Consecutive = 0
 		return nil
@@ -504,7 +513,7 @@ func (g *Guard) apply(o outcome) *Breach {
 		return nil
 	}
 	return &Breach{
-		Rule: r.Name, Kind: r.kind, Value: o.value, Limit: o.limit, At: time.Now(), Consecutive: st.Consecutive,
+		Rule: r.Name, Kind: r.kind, Value: o.value, Limit: o.limit, Unit: o.unit, At: time.Now(), Consecutive: st.Consecutive,
 		Reason: fmt.Sprintf("rule %q (%s) breached %d evaluations in a row: %s", r.Name, r.kind, st.Consecutive, o.detail),
 	}
 }
@@ -555,14 +564,14 @@ func (g *Guard) evalTraffic() *Breach {
 		if len(g.window) < g.span {
 			continue
 		}
-		w := g.merger.summarize(g.window)
+		w := g.merger.Merge(g.window)
 		g.window = g.window[:0]
 		now := time.Now()
 		for i, r := range g.rules {
 			if r.kind != KindTraffic {
 				continue
 			}
-			o := evalSLO(r.slo, r.MinRequests, w)
+			o := evalSLO(r.slo, r.MinRequests, &w)
 			o.idx, o.at = i, now
 			if b := g.apply(o); b != nil {
 				return b

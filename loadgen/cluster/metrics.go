@@ -105,7 +105,7 @@ func (m *liveMetrics) observe(part int, s *loadgen.Snapshot) {
 		}
 		h := m.lat[name]
 		if h == nil {
-			h = hdr.New(1, sd.Latency.HighestTrackableValue(), 3)
+			h = loadgen.NewHistogram(time.Duration(sd.Latency.HighestTrackableValue()) * time.Microsecond)
 			m.lat[name] = h
 		}
 		sd.Latency.MergeInto(h)
