@@ -13,93 +13,12 @@ import (
 	"slices"
 	"sort"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
-
-// DefaultMaxRegression is what compare allows when not told otherwise.
-const DefaultMaxRegression = "p(99)+10%,rps-5%,error_rate+0.1pp"
-
-// Allowance is one clause of --max-regression: how far a metric may move in
-// its bad direction. Latencies may rise, rps may fall, the error rate may
-// rise.
-type Allowance struct {
-	Text   string  // as written: "p(99)+10%"
-	Metric string  // "p", "avg", "max", "rps" or "error_rate"
-	Pct    float64 // for "p"
-	Limit  float64 // the allowed change
-	Unit   string  // "%" (relative), "ms" (latency, absolute) or "pp" (error rate, percentage points)
-}
-
-// ParseAllowances reads 'p(99)+10%,rps-5%,error_rate+0.1pp'. Latency
-// clauses take + and % or ms; rps takes - and %; error_rate takes + and pp
-// or %.
-func ParseAllowances(s string) ([]Allowance, error) {
-	var out []Allowance
-	for _, raw := range strings.Split(s, ",") {
-		text := strings.TrimSpace(raw)
-		if text == "" {
-			continue
-		}
-		a, err := parseAllowance(text)
-		if err != nil {
-			return nil, fmt.Errorf("max-regression %q: %w", text, err)
-		}
-		out = append(out, a)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("max-regression %q: no clauses (e.g. %s)", s, DefaultMaxRegression)
-	}
-	return out, nil
-}
-
-func parseAllowance(text string) (Allowance, error) {
-	a := Allowance{Text: text}
-	i := strings.IndexAny(text, "+-")
-	if i <= 0 {
-		return a, fmt.Errorf("want METRIC+LIMIT or rps-LIMIT, e.g. p(99)+10%%")
-	}
-	name, sign, rest := text[:i], text[i], text[i+1:]
-	switch {
-	case strings.HasPrefix(name, "p(") && strings.HasSuffix(name, ")"):
-		p, err := strconv.ParseFloat(name[2:len(name)-1], 64)
-		if err != nil || p <= 0 || p > 100 {
-			return a, fmt.Errorf("percentile %q: want p(N) with 0 < N ≤ 100", name)
-		}
-		a.Metric, a.Pct = "p", p
-	case name == "avg" || name == "max" || name == "rps" || name == "error_rate":
-		a.Metric = name
-	default:
-		return a, fmt.Errorf("unknown metric %q: use p(N), avg, max, rps or error_rate", name)
-	}
-	want := byte('+')
-	if a.Metric == "rps" {
-		want = '-'
-	}
-	if sign != want {
-		return a, fmt.Errorf("%s regresses when it goes %s: write %s%cLIMIT", name, map[byte]string{'+': "up", '-': "down"}[want], name, want)
-	}
-	units := []string{"%"}
-	switch a.Metric {
-	case "p", "avg", "max":
-		units = []string{"%", "ms"}
-	case "error_rate":
-		units = []string{"pp", "%"}
-	}
-	for _, u := range units {
-		if v, ok := strings.CutSuffix(rest, u); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil || f < 0 {
-				return a, fmt.Errorf("limit %q: want a non-negative number", rest)
-			}
-			a.Limit, a.Unit = f, u
-			return a, nil
-		}
-	}
-	return a, fmt.Errorf("limit %q: want a unit, one of %s", rest, strings.Join(units, ", "))
-}
 
 // Check is one allowance tested against one request name (or "all").
 type Check struct {
@@ -189,7 +108,7 @@ func Resamples(n int) CompareOption {
 // per-interval histograms, and for a single request's error rate (the run
 // result counts failures per second for all requests only); Check.Noise
 // says why and Check.CI is nil.
-func Compare(baseline, run *Run, allow []Allowance, opts ...CompareOption) (*Comparison, error) {
+func Compare(baseline, run *Run, allow []slo.Allowance, opts ...CompareOption) (*Comparison, error) {
 	cfg := compareConfig{resamples: DefaultResamples}
 	for _, o := range opts {
 		o(&cfg)
@@ -261,21 +180,10 @@ func figures(r *Run, name string) (figs, error) {
 }
 
 // latencyMs is the allowance's latency figure of h in ms; NaN when empty.
-func latencyMs(a Allowance, h *hdr.Histogram) float64 {
-	if h == nil || h.TotalCount() == 0 {
-		return math.NaN()
-	}
-	switch a.Metric {
-	case "avg":
-		return h.Mean() / 1000
-	case "max":
-		return float64(h.Max()) / 1000
-	}
-	return float64(h.ValueAtPercentile(a.Pct)) / 1000
-}
+func latencyMs(a slo.Allowance, h *hdr.Histogram) float64 { return a.Expr().OfTrend(h) }
 
 // delta is the change from b to r in the allowance's unit.
-func delta(a Allowance, b, r float64) float64 {
+func delta(a slo.Allowance, b, r float64) float64 {
 	d := r - b
 	switch {
 	case a.Unit == "ms":
@@ -292,14 +200,14 @@ func delta(a Allowance, b, r float64) float64 {
 
 // beyond reports whether a change d (in the allowance's unit) exceeds the
 // allowance in the metric's bad direction: down for rps, up otherwise.
-func beyond(a Allowance, d float64) bool {
+func beyond(a slo.Allowance, d float64) bool {
 	if a.Metric == "rps" {
 		return -d > a.Limit
 	}
 	return d > a.Limit
 }
 
-func check(a Allowance, b, r figs) Check {
+func check(a slo.Allowance, b, r figs) Check {
 	ch := Check{Allowance: a.Text, Unit: a.Unit}
 	switch a.Metric {
 	case "rps":
@@ -331,7 +239,7 @@ func formatDelta(unit string, d float64) string {
 
 // noise sets the check's confidence interval from the resamples of both
 // runs, and withdraws a regression that is within it.
-func noise(ch *Check, a Allowance, b, r *resampled) {
+func noise(ch *Check, a slo.Allowance, b, r *resampled) {
 	if math.IsNaN(ch.Delta) {
 		return
 	}
@@ -379,9 +287,9 @@ type resampled struct {
 	reason string    // why the noise cannot be assessed; "" when it can
 }
 
-func latencyKey(a Allowance) string { return a.Metric + strconv.FormatFloat(a.Pct, 'g', -1, 64) }
+func latencyKey(a slo.Allowance) string { return a.Metric + strconv.FormatFloat(a.Pct, 'g', -1, 64) }
 
-func (r *resampled) series(a Allowance) []float64 {
+func (r *resampled) series(a slo.Allowance) []float64 {
 	switch a.Metric {
 	case "rps":
 		return r.rps
@@ -443,7 +351,7 @@ type buckets struct {
 // runs. A resample adds up the drawn blocks' bucket counts and reads the
 // figures off the sum the way an HDR histogram does: the same rank rule,
 // the same bucket values.
-func resample(r *Run, in *inflated, name string, allow []Allowance, n int, stream uint64) *resampled {
+func resample(r *Run, in *inflated, name string, allow []slo.Allowance, n int, stream uint64) *resampled {
 	out := &resampled{lat: map[string][]float64{}}
 	t := len(r.Intervals)
 	if t < MinNoiseIntervals {
@@ -754,7 +662,7 @@ func (c *Comparison) WriteText(w io.Writer) error {
 // beyondPoint reports whether the check's point change exceeds its
 // allowance, whatever the noise.
 func beyondPoint(ch Check) bool {
-	a, err := parseAllowance(ch.Allowance)
+	a, err := slo.ParseAllowance(ch.Allowance)
 	return err == nil && !math.IsNaN(ch.Delta) && beyond(a, ch.Delta)
 }
 

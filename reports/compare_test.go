@@ -9,50 +9,9 @@ import (
 	"time"
 
 	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
-func TestParseAllowances(t *testing.T) {
-	tests := []struct {
-		name, in string
-		want     []Allowance
-		wantErr  string
-	}{
-		{"default", DefaultMaxRegression, []Allowance{
-			{Text: "p(99)+10%", Metric: "p", Pct: 99, Limit: 10, Unit: "%"},
-			{Text: "rps-5%", Metric: "rps", Limit: 5, Unit: "%"},
-			{Text: "error_rate+0.1pp", Metric: "error_rate", Limit: 0.1, Unit: "pp"}}, ""},
-		{"absolute latency", "p(99.9)+5ms, max+20%", []Allowance{
-			{Text: "p(99.9)+5ms", Metric: "p", Pct: 99.9, Limit: 5, Unit: "ms"},
-			{Text: "max+20%", Metric: "max", Limit: 20, Unit: "%"}}, ""},
-		{"rps can only fall", "rps+5%", nil, "write rps-LIMIT"},
-		{"latency can only rise", "p(99)-5%", nil, "write p(99)+LIMIT"},
-		{"unknown metric", "p99+5%", nil, "unknown metric"},
-		{"missing unit", "p(99)+10", nil, "want a unit"},
-		{"empty", " ", nil, "no clauses"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := ParseAllowances(tc.in)
-			if tc.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("err = %v, want %q", err, tc.wantErr)
-				}
-				return
-			}
-			if err != nil || len(got) != len(tc.want) {
-				t.Fatalf("got %+v, %v", got, err)
-			}
-			for i := range got {
-				if got[i] != tc.want[i] {
-					t.Errorf("clause %d = %+v, want %+v", i, got[i], tc.want[i])
-				}
-			}
-		})
-	}
-}
-
-// runWith builds a run whose one request has the given latencies (µs),
-// rate and failures.
 func runWith(latUs []int64, rps float64, failed int64) *Run {
 	res := sample()
 	h := hist(latUs...)
@@ -81,7 +40,7 @@ func TestCompare(t *testing.T) {
 		return v
 	}
 	base := runWith(lat(10), 100, 0)
-	allow, _ := ParseAllowances(DefaultMaxRegression)
+	allow, _ := slo.ParseAllowances(slo.DefaultMaxRegression)
 	cases := []struct {
 		name      string
 		run       *Run
@@ -118,7 +77,7 @@ func TestCompare(t *testing.T) {
 }
 
 func TestCompareNoise(t *testing.T) {
-	allow, _ := ParseAllowances("p(99)+10%,avg+10%,rps-5%,error_rate+0.5pp")
+	allow, _ := slo.ParseAllowances("p(99)+10%,avg+10%,rps-5%,error_rate+0.5pp")
 	base := steady(60, 1).build()
 	hiccup := steady(60, 2)
 	hiccup.slow = func(t int) float64 { return map[bool]float64{true: 10, false: 1}[t == 31] }
@@ -178,7 +137,7 @@ func TestCompareNoise(t *testing.T) {
 }
 
 func TestCompareNoiseIsDeterministic(t *testing.T) {
-	allow, _ := ParseAllowances(DefaultMaxRegression)
+	allow, _ := slo.ParseAllowances(slo.DefaultMaxRegression)
 	base, run := steady(30, 1).build(), steady(30, 2).build()
 	var out [2]bytes.Buffer
 	for i := range out {
@@ -196,7 +155,7 @@ func TestCompareNoiseIsDeterministic(t *testing.T) {
 }
 
 func TestCompareShortRunsKeepThePointRule(t *testing.T) {
-	allow, _ := ParseAllowances("p(99)+10%")
+	allow, _ := slo.ParseAllowances("p(99)+10%")
 	base := steady(MinNoiseIntervals-1, 1).build()
 	worse := steady(MinNoiseIntervals-1, 2)
 	worse.slow = func(int) float64 { return 1.5 }
@@ -216,7 +175,7 @@ func TestCompareShortRunsKeepThePointRule(t *testing.T) {
 }
 
 func TestComparisonJSON(t *testing.T) {
-	allow, _ := ParseAllowances("p(99)+10%,error_rate+0.1pp")
+	allow, _ := slo.ParseAllowances("p(99)+10%,error_rate+0.1pp")
 	failing := steady(20, 2)
 	failing.failShare = map[string]float64{"timeout": 0.05}
 	c, err := Compare(steady(20, 1).build(), failing.build(), allow, Resamples(100))
@@ -256,7 +215,7 @@ func TestComparisonJSON(t *testing.T) {
 // BenchmarkCompareOneHour compares two one-hour runs of three request
 // names with four allowances (every check's bootstrap included).
 func BenchmarkCompareOneHour(b *testing.B) {
-	allow, _ := ParseAllowances("p(99)+10%,avg+5%,rps-5%,error_rate+0.1pp")
+	allow, _ := slo.ParseAllowances("p(99)+10%,avg+5%,rps-5%,error_rate+0.1pp")
 	base := oneHour()
 	s := synth{seconds: 3600, period: 600, names: []string{"checkout", "home", "search"}, rps: []float64{50, 200, 100},
 		medianMs: []float64{36, 4, 12}, sigma: 0.5, seed: 7200}

@@ -158,7 +158,7 @@ func buildInputs() (map[string]HTMLInput, error) {
 	run := shopRun()
 	base := synth{seconds: 60, names: []string{"checkout", "home", "search"}, rps: []float64{40, 120, 60}, medianMs: []float64{30, 4, 10},
 		sigma: 0.45, seed: 7}.build()
-	allow, err := ParseAllowances(DefaultMaxRegression)
+	allow, err := slo.ParseAllowances(slo.DefaultMaxRegression)
 	if err != nil {
 		return nil, err
 	}

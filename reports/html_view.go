@@ -223,8 +223,8 @@ func verdictCards(in HTMLInput, p *page) []card {
 			}
 		} else {
 			for _, ch := range c.Checks {
-				if ch.Request == "all" && strings.HasPrefix(ch.Allowance, "p(") {
-					v.Note = ch.Allowance[:strings.IndexAny(ch.Allowance, "+-")] + " " + ch.Change
+				if a, err := slo.ParseAllowance(ch.Allowance); err == nil && ch.Request == "all" && a.Metric == "p" {
+					v.Note = a.Expr().Name() + " " + ch.Change
 					break
 				}
 			}
@@ -819,12 +819,14 @@ func buildCompare(in HTMLInput) (*compareView, error) {
 }
 
 func checkFigure(ch Check, v float64) string {
-	switch {
-	case math.IsNaN(v):
+	if math.IsNaN(v) {
 		return "no data"
-	case strings.HasPrefix(ch.Allowance, "rps"):
+	}
+	a, _ := slo.ParseAllowance(ch.Allowance)
+	switch a.Metric {
+	case "rps":
 		return rate(v) + "/s"
-	case strings.HasPrefix(ch.Allowance, "error_rate"):
+	case "error_rate":
 		return fmt.Sprintf("%.3f%%", 100*v)
 	}
 	return ms(v)

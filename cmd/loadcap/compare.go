@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/reports"
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 func newCompareCmd(st *state) *cobra.Command {
@@ -21,7 +22,7 @@ whole 95% block-bootstrap interval of the change lies past it (README: "Noise in
 Exit 110 when any clause is exceeded overall or for any request.`,
 		Args: args(cobra.ExactArgs(2)),
 		RunE: func(_ *cobra.Command, a []string) error {
-			allow, err := reports.ParseAllowances(allowed)
+			allow, err := slo.ParseAllowances(allowed)
 			if err != nil {
 				return withCode(exitUsage, err)
 			}
@@ -51,7 +52,7 @@ Exit 110 when any clause is exceeded overall or for any request.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&allowed, "max-regression", reports.DefaultMaxRegression, "what each metric may lose against the baseline")
+	cmd.Flags().StringVar(&allowed, "max-regression", slo.DefaultMaxRegression, "what each metric may lose against the baseline")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "also write the comparison as JSON (loadcap.compare/v1) to this file")
 	return cmd
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/reports"
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 // maxResultFile bounds a JSON result a report reads.
@@ -49,7 +50,7 @@ baseline), a find result (capacity find --out), a plan result (capacity plan --o
 				return err
 			}
 			if in.Baseline != nil {
-				allow, err := reports.ParseAllowances(c.allowed)
+				allow, err := slo.ParseAllowances(c.allowed)
 				if err != nil {
 					return withCode(exitUsage, err)
 				}
@@ -69,7 +70,7 @@ baseline), a find result (capacity find --out), a plan result (capacity plan --o
 	}
 	cmd.Flags().StringVarP(&c.out, "out", "o", "", "write the HTML report to this file")
 	cmd.Flags().StringVar(&c.junit, "junit", "", "write JUnit XML to this file")
-	cmd.Flags().StringVar(&c.allowed, "max-regression", reports.DefaultMaxRegression, "with a baseline: what each metric may lose against it")
+	cmd.Flags().StringVar(&c.allowed, "max-regression", slo.DefaultMaxRegression, "with a baseline: what each metric may lose against it")
 	return cmd
 }
 

@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +18,8 @@ import (
 	"go.k6.io/k6/lib"
 	"go.k6.io/k6/metrics"
 	"go.k6.io/k6/output"
+
+	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 // outputName is the k6 output (--out loadcap=FD) that streams to the parent.
@@ -308,8 +309,6 @@ func builtinByName(b *metrics.BuiltinMetrics, name string) *metrics.Metric {
 	return nil
 }
 
-var aggExpr = regexp.MustCompile(`^\s*(p\(\s*([0-9.]+)\s*\)|avg|min|max|med|count|rate|value)\s*(<=|>=|===|==|!=|<|>)`)
-
 // sinkValue is the aggregate a threshold expression tests, from k6's sink
 // of m, as k6 computes it; nil without data. dur is the test's duration,
 // for the rate of a counter.
@@ -317,26 +316,24 @@ func sinkValue(m *metrics.Metric, expr string, dur time.Duration) *float64 {
 	if m == nil || m.Sink == nil || m.Sink.IsEmpty() {
 		return nil
 	}
-	sm := aggExpr.FindStringSubmatch(expr)
-	if sm == nil {
+	e, err := slo.ParseThreshold(expr)
+	if err != nil {
 		return nil
 	}
-	agg := sm[1]
+	agg := string(e.Agg)
 	v := math.NaN()
 	switch s := m.Sink.(type) {
 	case *metrics.TrendSink:
-		switch {
-		case strings.HasPrefix(agg, "p("):
-			if p, err := strconv.ParseFloat(sm[2], 64); err == nil {
-				v = s.P(p / 100)
-			}
-		case agg == "avg":
+		switch e.Agg {
+		case slo.P:
+			v = s.P(e.Pct / 100)
+		case slo.Avg:
 			v = s.Avg()
-		case agg == "min":
+		case slo.Min:
 			v = s.Min()
-		case agg == "max":
+		case slo.Max:
 			v = s.Max()
-		case agg == "med":
+		case slo.Med:
 			v = s.P(0.5)
 		}
 	case *metrics.CounterSink:
