@@ -12,6 +12,8 @@ import (
 
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	"sigs.k8s.io/yaml"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
 
 func TestTargetQPSPerPod(t *testing.T) {
@@ -57,7 +59,7 @@ func loadHPAs(t *testing.T, plan, golden string) map[string]*autoscalingv2.Horiz
 		if err != nil {
 			t.Fatal(err)
 		}
-		planGolden(t, filepath.Join(planGoldenDir, golden, filepath.Base(path)), data)
+		testkit.Golden(t, filepath.Join(planGoldenDir, golden, filepath.Base(path)), data)
 		var h autoscalingv2.HorizontalPodAutoscaler
 		if err := yaml.UnmarshalStrict(data, &h); err != nil {
 			t.Fatalf("%s does not load as an autoscaling/v2 HPA: %v", path, err)
@@ -205,7 +207,7 @@ func loadScaledObjects(t *testing.T, plan, golden string, o KEDAOptions) map[str
 			t.Fatal(err)
 		}
 		if golden != "" {
-			planGolden(t, filepath.Join(planGoldenDir, golden, filepath.Base(path)), data)
+			testkit.Golden(t, filepath.Join(planGoldenDir, golden, filepath.Base(path)), data)
 		}
 		var so ScaledObject
 		if err := yaml.UnmarshalStrict(data, &so); err != nil {

@@ -3,7 +3,6 @@ package capacity
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,43 +10,9 @@ import (
 	"time"
 
 	"github.com/loadcap/loadcap/scenarios"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
-
-// The golden files are rewritten with `go test ./capacity -update`. The
-// flag is registered here only if another test file of the package has not
-// registered it already (init runs after every package variable).
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files in testdata")
-	}
-}
-
-func planUpdating() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
-
-// planGolden compares got with the golden file at path, or rewrites it with
-// -update.
-func planGolden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if planUpdating() {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output (run go test -update to accept it):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
 
 const planGoldenDir = "testdata/plan/golden"
 
@@ -300,8 +265,8 @@ func TestPlanTableGolden(t *testing.T) {
 			if err := r.WriteJSON(&js); err != nil {
 				t.Fatal(err)
 			}
-			planGolden(t, filepath.Join(planGoldenDir, name+".txt"), table.Bytes())
-			planGolden(t, filepath.Join(planGoldenDir, name+".json"), js.Bytes())
+			testkit.Golden(t, filepath.Join(planGoldenDir, name+".txt"), table.Bytes())
+			testkit.Golden(t, filepath.Join(planGoldenDir, name+".json"), js.Bytes())
 			for _, line := range strings.Split(table.String(), "\n") {
 				if strings.TrimRight(line, " ") != line {
 					t.Errorf("trailing spaces: %q", line)

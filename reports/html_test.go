@@ -3,10 +3,7 @@ package reports
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,30 +14,9 @@ import (
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/scenarios/slo"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; run go test ./reports -update and review the diff", path)
-	}
-}
 
 // shopRun is a 90-second run of three request names with errors of two
 // classes, a stall, dropped and late arrivals, and a failing threshold.
@@ -203,7 +179,7 @@ func TestHTMLGolden(t *testing.T) {
 			if !bytes.Equal(a, b) {
 				t.Fatal("two reports of the same input differ")
 			}
-			golden(t, name+".golden.html", a)
+			testkit.Golden(t, "testdata/"+name+".golden.html", a)
 		})
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
 
 // Parsed JUnit, attributes as strings so that a missing one shows as "".
@@ -146,7 +148,7 @@ func TestJUnitGolden(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Fatal("two JUnit files of the same input differ")
 	}
-	golden(t, "junit.golden.xml", a)
+	testkit.Golden(t, "testdata/"+"junit.golden.xml", a)
 }
 
 func TestJUnitNeedsInput(t *testing.T) {

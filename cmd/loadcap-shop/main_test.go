@@ -1,38 +1,20 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
-
-// syncBuffer is a bytes.Buffer safe for one writer and one reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 func TestRunAllInOne(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var out, errs syncBuffer
+	var out, errs testkit.SyncBuffer
 	code := make(chan int, 1)
 	go func() {
 		code <- run(ctx, []string{"--dir", t.TempDir(), "--products", "10", "--users", "10",
@@ -89,7 +71,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"not loopback", []string{"--service", "provider", "--listen", "0.0.0.0:0"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out, errs syncBuffer
+			var out, errs testkit.SyncBuffer
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if c := run(ctx, tc.args, &out, &errs); c != tc.want {

@@ -2,45 +2,14 @@ package capture
 
 import (
 	"bytes"
-	"flag"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
-
-// The golden files are rewritten with `go test ./internal/capture -update`.
-// The flag is registered here only if another test file of the package has
-// not registered it already.
-func init() {
-	if flag.Lookup("update") == nil {
-		flag.Bool("update", false, "rewrite the golden files in testdata")
-	}
-}
-
-func updating() bool {
-	f := flag.Lookup("update")
-	return f != nil && f.Value.String() == "true"
-}
-
-// golden compares got with the file at path, or rewrites it with -update.
-func golden(t *testing.T, path string, got []byte) {
-	t.Helper()
-	if updating() {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the output (run go test -update to accept it):\n--- got\n%s\n--- want\n%s", path, got, want)
-	}
-}
 
 // fixtureScrub is the scrubbing the golden files are written with: the
 // defaults plus a card number, a password and a token parameter.
@@ -169,7 +138,7 @@ func TestGolden(t *testing.T) {
 			if n != int64(fx.records) {
 				t.Errorf("wrote %d records, want %d", n, fx.records)
 			}
-			golden(t, filepath.Join("testdata", fx.file+".golden.jsonl"), out.Bytes())
+			testkit.Golden(t, filepath.Join("testdata", fx.file+".golden.jsonl"), out.Bytes())
 
 			m := r.Malformed()
 			if m.Count != int64(len(fx.malformed)) || len(m.First) != len(fx.malformed) {

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
 
 func TestRoute(t *testing.T) {
@@ -76,7 +78,7 @@ func TestInspect(t *testing.T) {
 	if err := st.WriteText(&out); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, filepath.Join("testdata", "inspect.golden.txt"), out.Bytes())
+	testkit.Golden(t, filepath.Join("testdata", "inspect.golden.txt"), out.Bytes())
 }
 
 // TestInspectBoundedRoutes: a recording with endless distinct paths does

@@ -4,13 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,6 +19,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/loadcap/loadcap/internal/guard"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
 
 // TestRealPrometheus runs the guard against a real Prometheus server that
@@ -216,8 +216,8 @@ scrape_configs:
 	// A free port can be taken between its probe and Prometheus' bind:
 	// try a few.
 	for attempt := 1; ; attempt++ {
-		addr := freePort(t)
-		out := &syncBuffer{}
+		addr := testkit.FreeAddr(t)
+		out := &testkit.SyncBuffer{}
 		cmd := exec.Command(bin,
 			"--config.file="+conf,
 			"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprint("data", attempt)),
@@ -273,31 +273,4 @@ func ready(base string, exited <-chan struct{}, d time.Duration) bool {
 		}
 	}
 	return false
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +22,8 @@ import (
 	"github.com/loadcap/loadcap/loadgen/target"
 	"github.com/loadcap/loadcap/loadgen/target/targettest"
 	"github.com/loadcap/loadcap/scenarios"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
 
 func prepareRequest(t *testing.T, yaml string) *clusterpb.PrepareRequest {
@@ -236,27 +236,9 @@ func twoRequests(t *testing.T) *scenarios.File {
 	return scenario(t, "target: http://127.0.0.1:9\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: /}\n  - {name: b, path: /b}\n", nil)
 }
 
-// syncBuffer is a bytes.Buffer for a logger used from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestSecretHeadersNeverLogged(t *testing.T) {
 	srv := targettest.Start(t, target.Config{})
-	var log syncBuffer
+	var log testkit.SyncBuffer
 	addr := localAgent(t, AgentConfig{
 		Insecure: true, SecretHeaders: []string{"X-Shop-Key"},
 		Logger: slog.New(slog.NewJSONHandler(&log, &slog.HandlerOptions{Level: slog.LevelDebug})),

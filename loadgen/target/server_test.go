@@ -19,6 +19,8 @@ import (
 
 	"github.com/loadcap/loadcap/test/israce"
 	"github.com/loadcap/loadcap/test/quiet"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
 
 // start starts a target for the test and closes it at cleanup.
@@ -923,26 +925,8 @@ func TestShutdownAnswersInFlightRequests(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe strings.Builder.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 func TestLogLinePerSecond(t *testing.T) {
-	var buf syncBuffer
+	var buf testkit.SyncBuffer
 	s := start(t, Config{Log: &buf})
 	c := client(t, s)
 	for range 3 {

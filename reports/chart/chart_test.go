@@ -3,37 +3,13 @@ package chart
 import (
 	"bytes"
 	"errors"
-	"flag"
 	"math"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file; run go test -update and review the diff", path)
-	}
-}
 
 func seq(n int, f func(i int) float64) []float64 {
 	out := make([]float64, n)
@@ -104,7 +80,7 @@ func TestRenderGolden(t *testing.T) {
 			if !bytes.Equal(a.Markup, b.Markup) {
 				t.Fatal("two renders of the same chart differ")
 			}
-			golden(t, name+".svg.golden", a.Markup)
+			testkit.Golden(t, "testdata/"+name+".svg.golden", a.Markup)
 		})
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
 
 // A user's distributed run: certificates from loadcap certs, two agents
@@ -24,7 +26,7 @@ func TestDistributedRunWithCerts(t *testing.T) {
 	}
 	var addrs []string
 	for i := 0; i < 2; i++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 		a := start(t, "agent", "--listen", addr, "--tls-cert", filepath.Join(certs, "agent.pem"),
 			"--tls-key", filepath.Join(certs, "agent-key.pem"), "--client-ca", filepath.Join(certs, "ca.pem"))
 		t.Cleanup(func() { a.cmd.Process.Signal(syscall.SIGTERM); a.wait(t, 10*time.Second) })

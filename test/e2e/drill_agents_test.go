@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
 
 // agentProc is a `loadcap agent` with mutual TLS and live metrics.
@@ -29,7 +31,7 @@ func startAgents(t *testing.T, n int) ([]agentProc, []string) {
 	}
 	var agents []agentProc
 	for i := 0; i < n; i++ {
-		a := agentProc{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), metrics: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+		a := agentProc{addr: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t)), metrics: fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))}
 		p := start(t, "agent", "--listen", a.addr, "--metrics-listen", a.metrics,
 			"--tls-cert", filepath.Join(certs, "agent.pem"), "--tls-key", filepath.Join(certs, "agent-key.pem"),
 			"--client-ca", filepath.Join(certs, "ca.pem"))
@@ -75,7 +77,7 @@ func TestDrillOnAgentsHotSwitch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	guardAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	guardAddr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	out := t.TempDir()
 	plan := writeDrill(t, s, drillOpts{
 		traffic: fmt.Sprintf("{replay: %q}", recording),

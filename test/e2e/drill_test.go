@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +22,8 @@ import (
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
 
 // The drill suite runs `loadcap drill` as an operator does, against the
@@ -97,8 +98,8 @@ scrape_configs:
 	}
 	// The port can be taken between the probe and Prometheus' bind: retry.
 	for attempt := 1; ; attempt++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-		out := &lockedBuffer{}
+		addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+		out := &testkit.SyncBuffer{}
 		cmd := exec.Command(path, "--config.file="+conf,
 			"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprint("data", attempt)),
 			"--web.listen-address="+addr, "--log.level=warn")
@@ -185,23 +186,6 @@ func (p *promServer) kill(t *testing.T) time.Time {
 	}
 	<-p.exited
 	return at
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // poll calls cond every 50 ms until it holds (true) or d has passed.
@@ -486,7 +470,7 @@ func TestDrillHotSwitch(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := drillShopE2E(t, nil)
-			addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+			addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 			file := filepath.Join(t.TempDir(), "stop-drill")
 			out := t.TempDir()
 			plan := writeDrill(t, s, drillOpts{
@@ -537,7 +521,7 @@ func TestDrillStopsWhenPrometheusGoesAway(t *testing.T) {
 	prom := startProm(t, s)
 	production(t, s, 20)
 	const grace, every = 2 * time.Second, 500 * time.Millisecond
-	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	out := t.TempDir()
 	plan := writeDrill(t, s, drillOpts{
 		traffic: productViews(t, s),
@@ -589,7 +573,7 @@ func TestDrillStopsWhenPrometheusGoesAway(t *testing.T) {
 // refuses it (exit 105) before the first request.
 func TestDrillRefusesUnreachablePrometheus(t *testing.T) {
 	s := drillShopE2E(t, nil)
-	dead := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	dead := fmt.Sprintf("http://127.0.0.1:%d", testkit.FreePort(t))
 	plan := writeDrill(t, s, drillOpts{
 		traffic: productViews(t, s),
 		stages:  "  - {name: steady, rate: 50, hold: 10s}",

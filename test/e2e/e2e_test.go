@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"time"
 
 	"github.com/loadcap/loadcap/reports"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
 
 var bin string // the loadcap binary under test
@@ -39,21 +40,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePort returns a loopback port that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // startTarget runs `loadcap target` and waits until it answers.
 func startTarget(t *testing.T, args ...string) string {
 	t.Helper()
-	port := freePort(t)
+	port := testkit.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	cmd := exec.CommandContext(ctx, bin, append([]string{"target", "--listen", fmt.Sprintf("127.0.0.1:%d", port)}, args...)...)

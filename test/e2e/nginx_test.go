@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/loadcap/loadcap/internal/demo/shop"
+	"github.com/loadcap/loadcap/test/testkit"
 )
 
 // startNginx starts Debian's nginx as a reverse proxy on a free loopback
@@ -44,7 +45,7 @@ func startNginx(t *testing.T, backends ...string) (url, dir string) {
 		user = "user root;\n"
 	}
 	for attempt := 1; ; attempt++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 		conf := filepath.Join(dir, "nginx.conf")
 		if err := os.WriteFile(conf, fmt.Appendf(nil, `%sworker_processes 1;
 pid %[2]s/nginx.pid;
@@ -73,7 +74,7 @@ http {
 			t.Fatal(err)
 		}
 		cmd := exec.Command(bin, "-p", dir, "-c", conf, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
-		out := &lockedBuffer{}
+		out := &testkit.SyncBuffer{}
 		cmd.Stdout, cmd.Stderr = out, out
 		// Its own process group: should the master die without stopping its
 		// workers, they are killed with the group.

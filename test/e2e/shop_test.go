@@ -11,12 +11,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/loadcap/loadcap/internal/audit"
 	"github.com/loadcap/loadcap/internal/demo/shop"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/shadow"
-	"github.com/redis/go-redis/v9"
 )
 
 // The shop suite proves isolation end to end: the reference shop runs in
