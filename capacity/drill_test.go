@@ -134,7 +134,7 @@ func TestMeasureServices(t *testing.T) {
 				d.Services = append(d.Services, scenarios.DrillService{Name: name, Current: tc.replicas[name]})
 			}
 			res := &FindResult{Steps: tc.steps}
-			got := measureServices(d, res)
+			got := MeasureServices(d, res)
 			if res.FirstSaturated != tc.first {
 				t.Errorf("first saturated %q, want %q", res.FirstSaturated, tc.first)
 			}

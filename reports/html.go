@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/capacity/drill"
 )
 
 // HTMLInput is what one HTML report shows. Every part is optional, but at
@@ -20,7 +21,7 @@ type HTMLInput struct {
 	// Drill adds the drill's sections: its stages, the guard and its stop
 	// (also in the verdict header), the capacity measured per service, the
 	// isolation pre-flight and audit, and the manifests written.
-	Drill *DrillInfo
+	Drill *drill.Report
 	// Baseline and Comparison add the comparison section: Comparison's
 	// checks and verdict, and with Baseline the figures side by side.
 	Baseline   *Run
@@ -47,7 +48,7 @@ type HTMLData struct {
 	Plan       *capacity.PlanResult `json:"plan,omitempty"`
 	Baseline   *Run                 `json:"baseline,omitempty"`
 	Comparison *Comparison          `json:"comparison,omitempty"`
-	Drill      *DrillInfo           `json:"drill,omitempty"`
+	Drill      *drill.Report        `json:"drill,omitempty"`
 	Omitted    []string             `json:"omitted,omitempty"`
 }
 

@@ -1,7 +1,6 @@
 package reports
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -10,199 +9,10 @@ import (
 	"time"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/capacity/drill"
+	"github.com/loadcap/loadcap/internal/audit"
 	"github.com/loadcap/loadcap/reports/chart"
 )
-
-// DrillInfo is what a pre-sale drill adds to a report: the plan it ran,
-// the guard and why it stopped the drill, the capacity it measured per
-// service, the isolation pre-flight and audit, and the autoscaler
-// manifests it wrote. The stages' measurements are HTMLInput.Find (one
-// step per stage that held, Phase = the stage's name). The fields are
-// plain values, so that reports depends on neither internal/guard nor
-// internal/audit; the caller copies them over.
-type DrillInfo struct {
-	ID       string `json:"id"`                  // the drill id, the shadow tag value
-	Target   string `json:"target"`              // base URL of the entry service
-	PlanFile string `json:"plan_file,omitempty"` // the drill plan's path
-	// Traffic says what was sent: "replay of FILE" or "scenario FILE".
-	Traffic string `json:"traffic,omitempty"`
-	// RecordedPeakQPS is the recording's busiest second, req/s, that the
-	// stages' multipliers scale; 0 for a scenario.
-	RecordedPeakQPS float64      `json:"recorded_peak_qps,omitempty"`
-	Stages          []DrillStage `json:"stages"`
-	Guard           *DrillGuard  `json:"guard,omitempty"` // nil: the drill ran unguarded
-	Stop            *DrillStop   `json:"stop,omitempty"`  // nil: the drill was not stopped early
-	// Services is each listed service's capacity as the drill measured it;
-	// the one with Saturated set is the bottleneck.
-	Services []capacity.ServiceMeasure `json:"services,omitempty"`
-	// PlanError says why no capacity plan was computed ("" when one was,
-	// or none was asked for).
-	PlanError string          `json:"plan_error,omitempty"`
-	PreFlight *DrillPreFlight `json:"preflight,omitempty"` // nil: the plan has no isolation pre-flight
-	Audit     *DrillAudit     `json:"audit,omitempty"`     // nil: the plan asks for no audit
-	Manifests []DrillManifest `json:"manifests,omitempty"`
-}
-
-// DrillStage is one stage of the drill plan: a linear ramp from the
-// previous stage's rate to RatePerSec, then a hold at it.
-type DrillStage struct {
-	Name       string        `json:"name"`
-	RatePerSec float64       `json:"rate_per_sec"`         // the planned rate, req/s
-	Multiplier float64       `json:"multiplier,omitempty"` // of the recorded peak; 0: an absolute rate
-	Ramp       time.Duration `json:"ramp_ns"`
-	Hold       time.Duration `json:"hold_ns"`
-}
-
-// DrillGuard is the guard of a drill: what it evaluates and what stops it.
-type DrillGuard struct {
-	Every      time.Duration `json:"every_ns"`             // evaluation period
-	Breaches   int           `json:"breaches"`             // K of the rules that give none: consecutive bad evaluations that stop the drill
-	Prometheus string        `json:"prometheus,omitempty"` // base URL of the Prometheus HTTP API the PromQL rules query
-	// SignalLoss is how long Prometheus may not answer before that stops
-	// the drill; SignalLossContinue: it does not stop it.
-	SignalLoss         time.Duration `json:"signal_loss_ns,omitempty"`
-	SignalLossContinue bool          `json:"signal_loss_continue,omitempty"`
-	// HotSwitch says how an operator stops the drill at once, e.g. "file
-	// /run/stop-drill" or "POST http://127.0.0.1:7070/stop"; "" for none.
-	HotSwitch string      `json:"hot_switch,omitempty"`
-	Rules     []DrillRule `json:"rules"`
-}
-
-// DrillRule is one guard rule.
-type DrillRule struct {
-	Name string `json:"name"`
-	// Kind is "traffic" (an SLO on the drill's own traffic), "promql" or
-	// "health", as in internal/guard.
-	Kind string `json:"kind"`
-	Expr string `json:"expr"` // the SLO, the PromQL query or the health URL
-	// Max and Min bound a PromQL rule's value (at most Max, at least Min);
-	// nil: no bound.
-	Max      *float64 `json:"max,omitempty"`
-	Min      *float64 `json:"min,omitempty"`
-	Breaches int      `json:"breaches,omitempty"` // K of this rule; 0: DrillGuard.Breaches
-}
-
-// DrillStop says what stopped a drill early.
-type DrillStop struct {
-	// Rule is the guard rule that stopped the drill ("hot switch" for the
-	// switch); Kind is the guard's kind of breach: "traffic", "promql",
-	// "health", "signal" (Prometheus lost) or "switch". Both "" when the
-	// guard did not stop it (an interrupt).
-	Rule   string `json:"rule,omitempty"`
-	Kind   string `json:"kind,omitempty"`
-	Reason string `json:"reason"` // one sentence for people
-	// Value is the last value the rule saw and Limit what it was held
-	// against, in Unit: "ms", "ratio" (0.02 = 2%), "s" (signal loss),
-	// "status" (an HTTP status, 0 = no answer) or "" (a plain number).
-	// They may be infinite (a PromQL histogram_quantile), which the
-	// embedded JSON writes as a string.
-	Value       float64       `json:"value"`
-	Limit       float64       `json:"limit"`
-	Unit        string        `json:"unit,omitempty"`
-	Consecutive int           `json:"consecutive,omitempty"` // bad evaluations in a row
-	At          time.Duration `json:"at_ns"`                 // since the drill started
-	Stage       string        `json:"stage"`                 // the stage running when it stopped
-	LastHealthy string        `json:"last_healthy"`          // the last stage that completed and passed; "" none
-}
-
-// MarshalJSON writes a non-finite Value or Limit as a string ("+Inf",
-// "-Inf", "NaN"), which JSON numbers cannot hold.
-func (s DrillStop) MarshalJSON() ([]byte, error) {
-	type plain DrillStop
-	return json.Marshal(struct {
-		plain
-		Value any `json:"value"`
-		Limit any `json:"limit"`
-	}{plain(s), finiteOrString(s.Value), finiteOrString(s.Limit)})
-}
-
-// UnmarshalJSON reads what MarshalJSON writes.
-func (s *DrillStop) UnmarshalJSON(b []byte) error {
-	type plain DrillStop
-	var v struct {
-		plain
-		Value json.RawMessage `json:"value"`
-		Limit json.RawMessage `json:"limit"`
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*s = DrillStop(v.plain)
-	var err error
-	if s.Value, err = parseNumber(v.Value); err != nil {
-		return fmt.Errorf("drill stop value: %w", err)
-	}
-	if s.Limit, err = parseNumber(v.Limit); err != nil {
-		return fmt.Errorf("drill stop limit: %w", err)
-	}
-	return nil
-}
-
-func finiteOrString(v float64) any {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return strconv.FormatFloat(v, 'g', -1, 64)
-	}
-	return v
-}
-
-func parseNumber(raw json.RawMessage) (float64, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return 0, nil
-	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err == nil {
-		return f, nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return 0, err
-	}
-	return strconv.ParseFloat(s, 64)
-}
-
-// DrillPreFlight is the isolation check run before the drill.
-type DrillPreFlight struct {
-	Tables   []string       `json:"tables"`             // the production tables checked
-	Problems []DrillProblem `json:"problems,omitempty"` // every problem found; none: OK
-	// Signals are the guard's and the measurements' signals that did not
-	// answer before the start.
-	Signals []string `json:"signals,omitempty"`
-	Error   string   `json:"error,omitempty"` // the check could not run
-}
-
-// DrillProblem is one thing wrong with a table, or a table that could not
-// be checked.
-type DrillProblem struct {
-	Table  string `json:"table"`
-	Column string `json:"column,omitempty"` // "" when it is about the whole table
-	What   string `json:"what"`
-}
-
-// DrillAudit is the isolation audit after the drill: rows that leaked.
-type DrillAudit struct {
-	Tables []string    `json:"tables"`          // tables scanned, production and shadow
-	Leaks  []DrillLeak `json:"leaks,omitempty"` // the leaking rows listed (a bounded number per table)
-	// Counts is the leaking rows per table, including those not listed;
-	// nil: len(Leaks) per table.
-	Counts    map[string]int `json:"counts,omitempty"`
-	Unchecked []DrillProblem `json:"unchecked,omitempty"` // tables, or their markers, that could not be checked
-	Error     string         `json:"error,omitempty"`     // the audit failed to run
-}
-
-// DrillLeak is one row where it must not be.
-type DrillLeak struct {
-	Table string `json:"table"`
-	Key   string `json:"key,omitempty"` // the row's ID; "" when the table has none
-	Why   string `json:"why"`
-}
-
-// DrillManifest is one autoscaler manifest the drill wrote.
-type DrillManifest struct {
-	Kind    string `json:"kind"` // e.g. "HorizontalPodAutoscaler", "ScaledObject"
-	Service string `json:"service,omitempty"`
-	Path    string `json:"path"`           // relative to the report
-	YAML    string `json:"yaml,omitempty"` // its text, shown folded in the page; "" shows the path only
-}
 
 // ---- the view ----
 
@@ -217,7 +27,7 @@ type drillView struct {
 	PlanError string
 	PreFlight *preFlightView
 	Audit     *auditView
-	Manifests []DrillManifest
+	Manifests []drill.Manifest
 }
 
 type drillStageRow struct {
@@ -257,7 +67,7 @@ type auditView struct {
 	OK        bool
 	Summary   string
 	Tables    string
-	Leaks     []DrillLeak
+	Leaks     []audit.Leak
 	Counts    []kv
 	Unchecked []string
 	Error     string
@@ -280,7 +90,7 @@ func stageStep(f *capacity.FindResult, i int, name string) *capacity.Step {
 
 // stageVerdicts are each stage's outcome: its step in the stages' find
 // result, and where the drill stopped.
-func stageVerdicts(d *DrillInfo, f *capacity.FindResult) (verdict, class []string) {
+func stageVerdicts(d *drill.Report, f *capacity.FindResult) (verdict, class []string) {
 	stopAt := -1
 	if d.Stop != nil {
 		for i, s := range d.Stages {
@@ -415,14 +225,7 @@ func buildDrill(in HTMLInput) (*drillView, error) {
 	return v, nil
 }
 
-func (p DrillProblem) String() string {
-	if p.Column == "" {
-		return p.Table + ": " + p.What
-	}
-	return p.Table + "." + p.Column + ": " + p.What
-}
-
-func buildGuard(g *DrillGuard, stop *DrillStop) *guardView {
+func buildGuard(g *drill.GuardPlan, stop *drill.Stop) *guardView {
 	v := &guardView{}
 	k := g.Breaches
 	if g.Every > 0 {
@@ -472,7 +275,7 @@ func buildGuard(g *DrillGuard, stop *DrillStop) *guardView {
 	return v
 }
 
-func buildAudit(a *DrillAudit) *auditView {
+func buildAudit(a *drill.Audit) *auditView {
 	v := &auditView{Leaks: a.Leaks, Error: a.Error, Tables: strings.Join(a.Tables, ", ")}
 	counts := a.Counts
 	if counts == nil {
@@ -521,7 +324,7 @@ func buildAudit(a *DrillAudit) *auditView {
 }
 
 // stopHeadline is the verdict header's line about the stop.
-func stopHeadline(d *DrillInfo) *stopView {
+func stopHeadline(d *drill.Report) *stopView {
 	s := d.Stop
 	if s == nil {
 		return nil
@@ -631,7 +434,7 @@ func drillCards(in HTMLInput, v *drillView) []card {
 
 // drillTimeline draws the planned rate of the stages against the rate the
 // run achieved, with the stages' starts and the stop marked.
-func drillTimeline(d *DrillInfo, r *Run) (figure, error) {
+func drillTimeline(d *drill.Report, r *Run) (figure, error) {
 	var total time.Duration
 	for _, s := range d.Stages {
 		total += s.Ramp + s.Hold

@@ -9,13 +9,15 @@ import (
 	"time"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/capacity/drill"
+	"github.com/loadcap/loadcap/internal/audit"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 // drillStages are the synthetic drill's plan: 20, 60 and 120 req/s, each
 // after a 5 s ramp, 70 s in all.
-var drillStages = []DrillStage{
+var drillStages = []drill.StagePlan{
 	{Name: "warm", RatePerSec: 20, Multiplier: 0.5, Ramp: 5 * time.Second, Hold: 15 * time.Second},
 	{Name: "busy", RatePerSec: 60, Multiplier: 1.5, Ramp: 5 * time.Second, Hold: 20 * time.Second},
 	{Name: "peak", RatePerSec: 120, Multiplier: 3, Ramp: 5 * time.Second, Hold: 20 * time.Second},
@@ -52,7 +54,7 @@ func drillInput() (HTMLInput, error) {
 		},
 		failShare: map[string]float64{"5xx": 0.003},
 	}.build()
-	run.Status, run.AbortCause = "aborted", capacity.CauseGuard
+	run.Status, run.AbortCause = "aborted", drill.CauseGuard
 	run.AbortReason = "guard: prod-p99: production p99 0.812 s > 0.5 s for 2 evaluations"
 	run.Meta.File = "drills/presale.yaml"
 	run.Thresholds = nil // a drill's pass/fail is its stages' SLO
@@ -114,23 +116,23 @@ func drillInput() (HTMLInput, error) {
 	}
 
 	maxP99 := 0.5
-	d := &DrillInfo{
+	d := &drill.Report{
 		ID: "presale-2026-11", Target: "http://127.0.0.1:8080", PlanFile: "drills/presale.yaml", Traffic: "replay of recordings/sale.lcap",
 		RecordedPeakQPS: 40, Stages: drillStages,
-		Guard: &DrillGuard{Every: time.Second, Breaches: 2, Prometheus: "http://127.0.0.1:9090", SignalLoss: 10 * time.Second,
+		Guard: &drill.GuardPlan{Every: time.Second, Breaches: 2, Prometheus: "http://127.0.0.1:9090", SignalLoss: 10 * time.Second,
 			HotSwitch: "file /tmp/stop-drill",
-			Rules: []DrillRule{
+			Rules: []drill.RulePlan{
 				{Name: "drill-p99", Kind: "traffic", Expr: "p(99)<500ms"},
 				{Name: "drill-errors", Kind: "traffic", Expr: "error<1%", Breaches: 3},
 				{Name: "prod-p99", Kind: "promql", Expr: `histogram_quantile(0.99, sum by (le) (rate(http_request_duration_seconds_bucket{shadow=""}[30s])))`, Max: &maxP99},
 				{Name: "shop-health", Kind: "health", Expr: "http://127.0.0.1:8080/healthz"},
 			}},
-		Stop: &DrillStop{Rule: "prod-p99", Kind: "promql", Reason: "prod-p99: production p99 0.812 s > 0.5 s for 2 evaluations",
+		Stop: &drill.Stop{Rule: "prod-p99", Kind: "promql", Reason: "prod-p99: production p99 0.812 s > 0.5 s for 2 evaluations",
 			Value: 0.812, Limit: 0.5, Consecutive: 2, At: 52300 * time.Millisecond, Stage: "peak", LastHealthy: "busy"},
 		Services:  services,
-		PreFlight: &DrillPreFlight{Tables: []string{"orders", "payments"}},
-		Audit:     &DrillAudit{Tables: []string{"orders", "payments", "shadow_orders", "shadow_payments"}},
-		Manifests: []DrillManifest{
+		PreFlight: &drill.PreFlight{Tables: []string{"orders", "payments"}},
+		Audit:     &drill.Audit{Tables: []string{"orders", "payments", "shadow_orders", "shadow_payments"}},
+		Manifests: []drill.Manifest{
 			{Kind: "HorizontalPodAutoscaler", Service: "gateway", Path: "hpa/gateway.yaml",
 				YAML: "# HorizontalPodAutoscaler for gateway <written by loadcap>\napiVersion: autoscaling/v2\nkind: HorizontalPodAutoscaler\nmetadata:\n  name: gateway\nspec:\n  minReplicas: 2\n  maxReplicas: 14\n"},
 			{Kind: "ScaledObject", Service: "inventory", Path: "keda/inventory.yaml"},
@@ -186,15 +188,15 @@ func TestDrillStageVerdicts(t *testing.T) {
 	oneStep, twoSteps := &capacity.FindResult{Steps: find.Steps[:1]}, &capacity.FindResult{Steps: find.Steps[:2]}
 	tests := []struct {
 		name  string
-		stop  *DrillStop
+		stop  *drill.Stop
 		find  *capacity.FindResult
 		want  []string
 		class []string
 	}{
 		{"ran to the end", nil, find, []string{"passed", "passed", "FAILED: p(99)<500ms"}, []string{"ok", "ok", "bad"}},
-		{"guard stop in the middle", &DrillStop{Kind: "switch", Stage: "busy"}, oneStep,
+		{"guard stop in the middle", &drill.Stop{Kind: "switch", Stage: "busy"}, oneStep,
 			[]string{"passed", "STOPPED by the guard", "not run"}, []string{"ok", "bad", ""}},
-		{"an interrupt", &DrillStop{Stage: "busy", Reason: "interrupted"}, twoSteps,
+		{"an interrupt", &drill.Stop{Stage: "busy", Reason: "interrupted"}, twoSteps,
 			[]string{"passed", "STOPPED · passed", "not run"}, []string{"ok", "bad", ""}},
 		{"no stage measured", nil, &capacity.FindResult{}, []string{"not measured (no full second of hold)", "not measured (no full second of hold)", "not measured (no full second of hold)"},
 			[]string{"warn", "warn", "warn"}},
@@ -202,7 +204,7 @@ func TestDrillStageVerdicts(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			v, c := stageVerdicts(&DrillInfo{Stages: drillStages, Stop: tc.stop}, tc.find)
+			v, c := stageVerdicts(&drill.Report{Stages: drillStages, Stop: tc.stop}, tc.find)
 			if strings.Join(v, "|") != strings.Join(tc.want, "|") || strings.Join(c, "|") != strings.Join(tc.class, "|") {
 				t.Errorf("verdicts %q classes %q, want %q %q", v, c, tc.want, tc.class)
 			}
@@ -212,8 +214,8 @@ func TestDrillStageVerdicts(t *testing.T) {
 
 // drillOnly is a drill with no run: the pre-flight failed, so nothing was
 // sent.
-func drillOnly(mod func(d *DrillInfo)) HTMLInput {
-	d := &DrillInfo{ID: "d1", Target: "http://127.0.0.1:1", Stages: drillStages}
+func drillOnly(mod func(d *drill.Report)) HTMLInput {
+	d := &drill.Report{ID: "d1", Target: "http://127.0.0.1:1", Stages: drillStages}
 	mod(d)
 	return HTMLInput{Drill: d, ExitCode: 106}
 }
@@ -224,24 +226,24 @@ func TestDrillIsolation(t *testing.T) {
 		in        HTMLInput
 		want, not []string
 	}{
-		{"leaks, some not listed", drillOnly(func(d *DrillInfo) {
-			d.Audit = &DrillAudit{Tables: []string{"orders", "shadow_orders"}, Counts: map[string]int{"orders": 12, "shadow_orders": 0},
-				Leaks:     []DrillLeak{{Table: "orders", Key: `7<script>`, Why: "tagged presale in production"}, {Table: "orders", Key: "9", Why: "shadow ID in production"}},
-				Unchecked: []DrillProblem{{Table: "payments", Column: "shadow_tag", What: "no such column"}}}
+		{"leaks, some not listed", drillOnly(func(d *drill.Report) {
+			d.Audit = &drill.Audit{Tables: []string{"orders", "shadow_orders"}, Counts: map[string]int{"orders": 12, "shadow_orders": 0},
+				Leaks:     []audit.Leak{{Table: "orders", Key: `7<script>`, Why: "tagged presale in production"}, {Table: "orders", Key: "9", Why: "shadow ID in production"}},
+				Unchecked: []audit.Problem{{Table: "payments", Column: "shadow_tag", What: "no such column"}}}
 		}), []string{"LEAKED: 12 rows in 1 of the 2 tables scanned", "12 leaking rows, 2 listed", "<code>7&lt;script&gt;</code>",
 			"tagged presale in production", "not checked: payments.shadow_tag: no such column", `<dd class="value">LEAKED</dd>`},
 			[]string{"shadow_orders</th>"}},
-		{"leaks without counts", drillOnly(func(d *DrillInfo) {
-			d.Audit = &DrillAudit{Tables: []string{"orders"}, Leaks: []DrillLeak{{Table: "orders", Why: "row without a key"}}}
+		{"leaks without counts", drillOnly(func(d *drill.Report) {
+			d.Audit = &drill.Audit{Tables: []string{"orders"}, Leaks: []audit.Leak{{Table: "orders", Why: "row without a key"}}}
 		}), []string{"LEAKED: 1 rows in 1 of the 1 tables scanned", "1 leaking rows</td>", "<code>-</code>"}, []string{"listed"}},
-		{"the audit failed", drillOnly(func(d *DrillInfo) {
-			d.Audit = &DrillAudit{Error: "connect: refused"}
+		{"the audit failed", drillOnly(func(d *drill.Report) {
+			d.Audit = &drill.Audit{Error: "connect: refused"}
 		}), []string{"the audit could not run: isolation is unknown", "connect: refused", `<dd class="value">not run</dd>`}, []string{"clean"}},
-		{"clean but one table unchecked", drillOnly(func(d *DrillInfo) {
-			d.Audit = &DrillAudit{Tables: []string{"orders"}, Unchecked: []DrillProblem{{Table: "stock", What: "no such table"}}}
+		{"clean but one table unchecked", drillOnly(func(d *drill.Report) {
+			d.Audit = &drill.Audit{Tables: []string{"orders"}, Unchecked: []audit.Problem{{Table: "stock", What: "no such table"}}}
 		}), []string{"no leak in 1 tables scanned; 1 could not be checked", `<li class="warn">not checked: stock: no such table</li>`}, nil},
-		{"pre-flight failed", drillOnly(func(d *DrillInfo) {
-			d.PreFlight = &DrillPreFlight{Tables: []string{"orders"}, Problems: []DrillProblem{{Table: "orders", Column: "total", What: "shadow twin has type TEXT, production INTEGER"}},
+		{"pre-flight failed", drillOnly(func(d *drill.Report) {
+			d.PreFlight = &drill.PreFlight{Tables: []string{"orders"}, Problems: []audit.Problem{{Table: "orders", Column: "total", What: "shadow twin has type TEXT, production INTEGER"}},
 				Signals: []string{"GET http://127.0.0.1:9090/api/v1/query?query=1: connection refused"}}
 		}), []string{"FAILED: 1 problems in 1 tables checked, 1 signals unreachable", "orders.total: shadow twin has type TEXT, production INTEGER",
 			"signal unreachable: GET http://127.0.0.1:9090/api/v1/query?query=1: connection refused"}, []string{"clean"}},
@@ -267,29 +269,29 @@ func TestDrillIsolation(t *testing.T) {
 func TestDrillStopHeadline(t *testing.T) {
 	tests := []struct {
 		name string
-		stop DrillStop
+		stop drill.Stop
 		want []string
 		not  []string
 	}{
-		{"latency clause", DrillStop{Rule: "drill-p99", Kind: "traffic", Reason: "r", Value: 812.5, Limit: 500, Unit: "ms", Consecutive: 2, Stage: "peak"},
+		{"latency clause", drill.Stop{Rule: "drill-p99", Kind: "traffic", Reason: "r", Value: 812.5, Limit: 500, Unit: "ms", Consecutive: 2, Stage: "peak"},
 			[]string{"STOPPED by the guard in stage peak:", "<dd>812.5ms</dd>", "<dd>500.0ms</dd>", "2 evaluations in a row", "<dt>last healthy stage</dt><dd>none</dd>"}, nil},
-		{"error rate", DrillStop{Rule: "drill-errors", Kind: "traffic", Value: 0.034, Limit: 0.01, Unit: "ratio", Stage: "warm"},
+		{"error rate", drill.Stop{Rule: "drill-errors", Kind: "traffic", Value: 0.034, Limit: 0.01, Unit: "ratio", Stage: "warm"},
 			[]string{"<dd>3.40%</dd>", "<dd>1.00%</dd>"}, []string{"in a row"}},
-		{"health", DrillStop{Rule: "shop-health", Kind: "health", Value: 0, Unit: "status", Stage: "busy", LastHealthy: "warm"},
+		{"health", drill.Stop{Rule: "shop-health", Kind: "health", Value: 0, Unit: "status", Stage: "busy", LastHealthy: "warm"},
 			[]string{"<dt>value</dt><dd>no answer</dd>", "<dt>last healthy stage</dt><dd>warm</dd>"}, []string{"<dt>limit</dt>"}},
-		{"signal loss", DrillStop{Rule: "prod-p99", Kind: "signal", Value: 12, Limit: 10, Unit: "s", Stage: "busy"},
+		{"signal loss", drill.Stop{Rule: "prod-p99", Kind: "signal", Value: 12, Limit: 10, Unit: "s", Stage: "busy"},
 			[]string{"<dd>12 s</dd>", "<dd>10 s</dd>"}, nil},
-		{"infinite quantile", DrillStop{Rule: "prod-p99", Kind: "promql", Value: math.Inf(1), Limit: 0.5, Stage: "peak"},
+		{"infinite quantile", drill.Stop{Rule: "prod-p99", Kind: "promql", Value: math.Inf(1), Limit: 0.5, Stage: "peak"},
 			[]string{"<dt>value</dt><dd>&#43;Inf</dd>"}, nil},
-		{"hot switch", DrillStop{Rule: "hot switch", Kind: "switch", Reason: "an operator flipped the hot switch", Stage: "busy", At: 1500 * time.Millisecond},
+		{"hot switch", drill.Stop{Rule: "hot switch", Kind: "switch", Reason: "an operator flipped the hot switch", Stage: "busy", At: 1500 * time.Millisecond},
 			[]string{"STOPPED by the guard in stage busy:", "<dd>hot switch (switch)</dd>", "<dd>1.5s since the start</dd>"}, []string{"<dt>value</dt>", "<dt>limit</dt>"}},
-		{"interrupt", DrillStop{Reason: "interrupted (SIGINT)", Stage: "warm"},
+		{"interrupt", drill.Stop{Reason: "interrupted (SIGINT)", Stage: "warm"},
 			[]string{"<strong>STOPPED in stage warm:</strong> interrupted (SIGINT)"}, []string{"by the guard", "<dt>rule</dt>", "<dt>value</dt>"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			stop := tc.stop
-			out := string(writeHTML(t, drillOnly(func(d *DrillInfo) { d.Stop = &stop })))
+			out := string(writeHTML(t, drillOnly(func(d *drill.Report) { d.Stop = &stop })))
 			header := out[strings.Index(out, "<header"):strings.Index(out, "</header>")]
 			for _, w := range tc.want {
 				if !strings.Contains(header, w) {
@@ -314,11 +316,11 @@ func TestDrillStopHeadline(t *testing.T) {
 
 func TestDrillStopJSON(t *testing.T) {
 	for _, v := range []float64{math.Inf(1), math.Inf(-1), math.NaN(), 0.25} {
-		b, err := json.Marshal(DrillStop{Rule: "r", Value: v, Limit: 1, At: time.Second})
+		b, err := json.Marshal(drill.Stop{Rule: "r", Value: v, Limit: 1, At: time.Second})
 		if err != nil {
 			t.Fatalf("%v: %v", v, err)
 		}
-		var s DrillStop
+		var s drill.Stop
 		if err := json.Unmarshal(b, &s); err != nil {
 			t.Fatalf("%s: %v", b, err)
 		}
@@ -326,7 +328,7 @@ func TestDrillStopJSON(t *testing.T) {
 			t.Errorf("%s reads back as %+v", b, s)
 		}
 	}
-	var s DrillStop
+	var s drill.Stop
 	if err := json.Unmarshal([]byte(`{"value":"lots"}`), &s); err == nil {
 		t.Error("a value that is no number must fail")
 	}
@@ -334,14 +336,14 @@ func TestDrillStopJSON(t *testing.T) {
 
 func TestDrillEscapes(t *testing.T) {
 	evil := `<script>alert(1)</script>`
-	in := drillOnly(func(d *DrillInfo) {
+	in := drillOnly(func(d *drill.Report) {
 		d.ID, d.Target, d.Traffic = evil, "http://127.0.0.1/?a=<i>", evil
-		d.Stages = []DrillStage{{Name: evil, RatePerSec: 5, Hold: time.Second}}
-		d.Guard = &DrillGuard{Rules: []DrillRule{{Name: evil, Kind: "promql", Expr: `up{job="</code><b>"}`}}}
-		d.Stop = &DrillStop{Rule: evil, Kind: "promql", Reason: evil, Stage: evil}
+		d.Stages = []drill.StagePlan{{Name: evil, RatePerSec: 5, Hold: time.Second}}
+		d.Guard = &drill.GuardPlan{Rules: []drill.RulePlan{{Name: evil, Kind: "promql", Expr: `up{job="</code><b>"}`}}}
+		d.Stop = &drill.Stop{Rule: evil, Kind: "promql", Reason: evil, Stage: evil}
 		d.Services = []capacity.ServiceMeasure{{Name: evil, Stage: evil, Saturated: true}}
 		d.PlanError = evil
-		d.Manifests = []DrillManifest{{Kind: evil, Service: evil, Path: evil, YAML: "</pre></details><u>" + evil}}
+		d.Manifests = []drill.Manifest{{Kind: evil, Service: evil, Path: evil, YAML: "</pre></details><u>" + evil}}
 	})
 	in.Title = ""
 	out := string(writeHTML(t, in))
@@ -366,8 +368,8 @@ func TestDrillEscapes(t *testing.T) {
 // TestDrillAlone: a drill that sent nothing (its pre-flight failed) still
 // gets a report.
 func TestDrillAlone(t *testing.T) {
-	out := string(writeHTML(t, drillOnly(func(d *DrillInfo) {
-		d.PreFlight = &DrillPreFlight{Error: "open db: no such file"}
+	out := string(writeHTML(t, drillOnly(func(d *drill.Report) {
+		d.PreFlight = &drill.PreFlight{Error: "open db: no such file"}
 	})))
 	for _, w := range []string{`<strong>FAIL</strong> exit code 106: isolation violated`, "the pre-flight check could not run", "open db: no such file",
 		`id="fig-drill-timeline"`, `<td>-</td></tr>`} {
@@ -381,7 +383,7 @@ func TestDrillAlone(t *testing.T) {
 		}
 	}
 	var b bytes.Buffer
-	if err := WriteHTML(&b, HTMLInput{Drill: &DrillInfo{}}); err != nil {
+	if err := WriteHTML(&b, HTMLInput{Drill: &drill.Report{}}); err != nil {
 		t.Errorf("an empty drill: %v", err)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen/k6"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/scenarios/slo"
@@ -51,15 +52,18 @@ must make one request per iteration).`,
   loadcap capacity find script.js --k6-arg=--env=BASE=http://127.0.0.1:8080 --slo 'p(99)<200ms'   # one request per iteration`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := checkOutputs(cmd, "out"); err != nil {
+				return err
+			}
 			objective, err := slo.Parse(c.slo)
 			if err != nil {
-				return withCode(exitUsage, err)
+				return cli.WithCode(cli.ExitUsage, err)
 			}
 			c.cfg.SLO = objective
 			for _, m := range c.metrics {
 				src, err := capacity.ParseMetricsSource(m)
 				if err != nil {
-					return withCode(exitUsage, err)
+					return cli.WithCode(cli.ExitUsage, err)
 				}
 				c.cfg.Metrics = append(c.cfg.Metrics, src)
 			}
@@ -71,10 +75,10 @@ must make one request per iteration).`,
 					return usageErr("--target does not apply to a k6 script: pass the address to the script (--k6-arg=--env=BASE=...)")
 				}
 				if _, err := os.Stat(a[0]); err != nil {
-					return withCode(exitInvalid, err)
+					return cli.WithCode(cli.ExitInvalid, err)
 				}
 				if err := k6.CheckArgs(c.k6.args); err != nil {
-					return withCode(exitUsage, err)
+					return cli.WithCode(cli.ExitUsage, err)
 				}
 				c.cfg.RunStep = k6FindStep(a[0], c.k6.args, c.k6.drillID, st.stderr)
 			case len(a) == 1:
@@ -84,7 +88,7 @@ must make one request per iteration).`,
 				}
 				f, err := scenarios.Load(a[0], opts...)
 				if errors.Is(err, fs.ErrNotExist) {
-					return withCode(exitInvalid, err)
+					return cli.WithCode(cli.ExitInvalid, err)
 				}
 				if err != nil {
 					return err
@@ -93,7 +97,7 @@ must make one request per iteration).`,
 			case c.url != "":
 				f, err := scenarios.Quick(scenarios.QuickOptions{URL: c.url, RatePerSec: 1, Duration: time.Second})
 				if err != nil {
-					return withCode(exitUsage, err)
+					return cli.WithCode(cli.ExitUsage, err)
 				}
 				c.cfg.Base = f
 			default:
@@ -104,17 +108,36 @@ must make one request per iteration).`,
 			}
 			fmt.Fprintf(st.stderr, "capacity find: SLO %s; steps of %v warm-up + %v measured, from %.4g req/s x%.3g\n",
 				objective.Text, c.cfg.Warmup, c.cfg.Window, c.cfg.StartRate, c.cfg.Factor)
-			res, err := capacity.Find(cmd.Context(), c.cfg)
-			if res != nil && c.out != "" {
-				if werr := writeJSON(c.out, res); werr != nil && err == nil {
-					err = werr
+			// The first signal cancels the search: the step in progress
+			// ends at once, the steps done are the partial result. The
+			// second abandons even that.
+			stop := st.stopper(cmd.Context(), "the step in progress ends; the steps done are kept")
+			defer stop.Close()
+			return stop.Wait(func() error {
+				res, err := capacity.Find(stop.Context(), c.cfg)
+				partial := err != nil && stop.Interrupted() && res != nil
+				if partial {
+					markPartial(res, stop.Reason())
 				}
-			}
-			if err != nil {
-				return err
-			}
-			writeFindSummary(st, res)
-			return nil
+				if res != nil && c.out != "" {
+					if werr := writeJSON(c.out, res); werr != nil && err == nil {
+						err = werr
+					}
+				}
+				if partial {
+					saved := ""
+					if c.out != "" {
+						saved = ", written to " + c.out
+					}
+					writeFindSummary(st, res)
+					return cli.WithCode(cli.ExitAborted, fmt.Errorf("capacity find %s: a partial result of %d steps%s", stop.Reason(), len(res.Steps), saved))
+				}
+				if err != nil {
+					return err
+				}
+				writeFindSummary(st, res)
+				return nil
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -135,6 +158,23 @@ must make one request per iteration).`,
 	fl.IntVar(&c.cfg.MaxVUs, "max-vus", capacity.DefaultMaxVUs, "in-flight cap per step")
 	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no per-step lines")
 	return cmd
+}
+
+// markPartial notes on an interrupted search's result that it is partial,
+// with the highest rate that passed so far as a lower bound: MaxQPS stays
+// 0, as the search did not find it.
+func markPartial(r *capacity.FindResult, reason string) {
+	best := 0.0
+	for _, s := range r.Steps {
+		if s.Passed && !s.Repeated {
+			best = max(best, s.Offered)
+		}
+	}
+	note := fmt.Sprintf("partial: the search was %s after %d steps; max_qps was not found", reason, len(r.Steps))
+	if best > 0 {
+		note += fmt.Sprintf(" (the highest rate that passed so far, a lower bound: %.1f req/s)", best)
+	}
+	r.Notes = append(r.Notes, note)
 }
 
 func writeFindSummary(st *state, r *capacity.FindResult) {
@@ -220,13 +260,13 @@ does) to a find.json's steps or a CSV (header row; column 1 = concurrency N, col
 			pts, err := capacity.ReadPoints(a[0])
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
-					return withCode(exitInvalid, err)
+					return cli.WithCode(cli.ExitInvalid, err)
 				}
 				return err
 			}
 			u, err := capacity.FitUSL(pts)
 			if err != nil {
-				return withCode(exitInvalid, fmt.Errorf("%s: %w", a[0], err))
+				return cli.WithCode(cli.ExitInvalid, fmt.Errorf("%s: %w", a[0], err))
 			}
 			if asJSON {
 				enc := json.NewEncoder(st.stdout)
@@ -246,17 +286,20 @@ func newPlanCmd(st *state) *cobra.Command {
 		Use:   "plan PLAN.yaml [--out plan.json] [--hpa DIR] [--keda DIR]",
 		Short: "Replicas per service for a target peak, with headroom and redundancy; HPA and KEDA manifests",
 		Args:  args(cobra.ExactArgs(1)),
-		RunE: func(_ *cobra.Command, a []string) error {
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := checkOutputs(cmd, "out"); err != nil {
+				return err
+			}
 			p, err := scenarios.LoadPlan(a[0])
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
-					return withCode(exitInvalid, err)
+					return cli.WithCode(cli.ExitInvalid, err)
 				}
 				return err
 			}
 			r, err := capacity.Compute(p)
 			if err != nil {
-				return withCode(exitInvalid, err)
+				return cli.WithCode(cli.ExitInvalid, err)
 			}
 			if err := r.WriteTable(st.stdout); err != nil {
 				return err
@@ -289,20 +332,4 @@ func newPlanCmd(st *state) *cobra.Command {
 	fl.StringVar(&keda, "keda", "", "write one KEDA ScaledObject per service into this directory")
 	fl.StringVar(&prom, "prometheus", "", "KEDA's Prometheus server address (default: the plan's or KEDA's default)")
 	return cmd
-}
-
-// writeJSON writes v indented to path, through a temporary file.
-func writeJSON(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -10,19 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/scenarios"
-)
-
-// Exit codes (DESIGN.md; k6's numbers where k6 has the same case).
-const (
-	exitOK         = 0
-	exitToolError  = 1
-	exitUsage      = 2
-	exitThresholds = 99
-	exitInvalid    = 104
-	exitAborted    = 105
-	exitRegression = 110
-	exitIsolation  = 106 // the isolation pre-flight or the audit found a leak
 )
 
 // version is set at build time with -ldflags "-X main.version=v1.2.3".
@@ -38,35 +27,46 @@ type state struct {
 	tty            bool             // stderr is a terminal: live progress line
 }
 
-// exitError carries an exit code up to run, the only place that turns it
-// into a process exit.
-type exitError struct {
-	code int
-	err  error
+// exitCode is the process exit code for err (cli.ExitCode): an invalid
+// input file without a code of its own is ExitInvalid.
+func exitCode(err error) int {
+	return cli.ExitCode(err, func(err error) (cli.Code, bool) { return cli.ExitInvalid, scenarios.Invalid(err) })
 }
 
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
+// stopper watches st's signals for a command: the first stops it
+// gracefully (graceful says what finishes), the second at once. Close it
+// when the command ends.
+func (st *state) stopper(ctx context.Context, graceful string) *cli.Stopper {
+	return cli.NewStopper(ctx, st.signals, st.stderr, graceful)
+}
 
-func withCode(code int, err error) error { return &exitError{code: code, err: err} }
+// checkOutputs checks, before any work starts, that the files the named
+// flags ask for can be written (cli.CheckOutput): a usage error names the
+// flag and the path.
+func checkOutputs(cmd *cobra.Command, flags ...string) error {
+	for _, name := range flags {
+		f := cmd.Flags().Lookup(name)
+		if f == nil || f.Value.String() == "" {
+			continue
+		}
+		if err := cli.CheckOutput(f.Value.String()); err != nil {
+			return usageErr("--%s: %v", name, err)
+		}
+	}
+	return nil
+}
+
+// writeJSON writes v indented to path, atomically.
+func writeJSON(path string, v any) error {
+	return cli.WriteAtomic(path, func(w io.Writer) error {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	})
+}
 
 func usageErr(format string, a ...any) error {
-	return withCode(exitUsage, fmt.Errorf(format, a...))
-}
-
-// exitCode maps an error to the process exit code.
-func exitCode(err error) int {
-	if err == nil {
-		return exitOK
-	}
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
-	if scenarios.Invalid(err) {
-		return exitInvalid
-	}
-	return exitToolError
+	return cli.WithCode(cli.ExitUsage, fmt.Errorf(format, a...))
 }
 
 func run(ctx context.Context, st *state) int {
@@ -77,20 +77,15 @@ func run(ctx context.Context, st *state) int {
 	err := root.ExecuteContext(ctx)
 	code := exitCode(err)
 	if err != nil {
-		var ee *exitError
-		silent := errors.As(err, &ee) && ee.err == errSilent
-		if !silent {
+		if !cli.Silent(err) {
 			fmt.Fprintln(st.stderr, "loadcap:", err)
 		}
-		if code == exitUsage {
+		if code == int(cli.ExitUsage) {
 			fmt.Fprintln(st.stderr, "Run 'loadcap --help' for usage.")
 		}
 	}
 	return code
 }
-
-// errSilent marks an exit code whose reason was already printed.
-var errSilent = errors.New("")
 
 func newRoot(st *state) *cobra.Command {
 	root := &cobra.Command{
@@ -99,7 +94,7 @@ func newRoot(st *state) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withCode(exitUsage, err) })
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return cli.WithCode(cli.ExitUsage, err) })
 	root.AddCommand(
 		newRunCmd(st),
 		newValidateCmd(st),
@@ -123,7 +118,7 @@ func newRoot(st *state) *cobra.Command {
 func args(check cobra.PositionalArgs) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, a []string) error {
 		if err := check(cmd, a); err != nil {
-			return withCode(exitUsage, err)
+			return cli.WithCode(cli.ExitUsage, err)
 		}
 		return nil
 	}

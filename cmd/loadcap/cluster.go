@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/internal/capture"
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/scenarios"
@@ -38,8 +39,8 @@ func (c *clusterFlags) add(cmd *cobra.Command) {
 }
 
 // runDistributed runs f on the agents and returns the merged result and
-// the cluster's report; stop is wired to the signal handler.
-func runDistributed(ctx context.Context, st *state, f *scenarios.File, target string, c *clusterFlags, o execOptions, stop func(func(cause, reason string), func(cause, reason string))) (*loadgen.Result, *cluster.Report, error) {
+// the cluster's report; stop's signals stop the coordinator.
+func runDistributed(ctx context.Context, st *state, f *scenarios.File, target string, c *clusterFlags, o execOptions, stop *cli.Stopper) (*loadgen.Result, *cluster.Report, error) {
 	if f.Path == "" {
 		return nil, nil, usageErr("--agents needs a scenario file: agents run the file, not ad hoc flags")
 	}
@@ -56,13 +57,13 @@ func runDistributed(ctx context.Context, st *state, f *scenarios.File, target st
 	}
 	plan, err := cluster.NewPlan(f, target)
 	if err != nil {
-		return nil, nil, withCode(exitInvalid, err)
+		return nil, nil, cli.WithCode(cli.ExitInvalid, err)
 	}
 	co, err := cluster.NewCoordinator(f, plan, c.coordinatorConfig(st, o.quiet))
 	if err != nil {
-		return nil, nil, withCode(exitUsage, err)
+		return nil, nil, cli.WithCode(cli.ExitUsage, err)
 	}
-	stop(co.Stop, co.Kill)
+	forward(stop, co.Stop, co.Kill)
 	return co.Run(ctx)
 }
 
@@ -93,18 +94,14 @@ list, and with load-shaping k6 flags only; scripts using k6/browser are refused.
 				}
 				fmt.Fprintln(st.stderr)
 			}
-			ctx, cancel := context.WithCancel(cmd.Context())
-			defer cancel()
-			go func() {
-				select {
-				case <-st.signals:
-					cancel()
-				case <-ctx.Done():
-				}
-			}()
-			err := cluster.ServeAgent(ctx, cfg)
+			stop := st.stopper(cmd.Context(), "the agent stops its runs and serving")
+			defer stop.Close()
+			err := stop.Wait(func() error { return cluster.ServeAgent(stop.Context(), cfg) })
+			if errors.Is(err, cli.ErrStoppedAtOnce) {
+				return err
+			}
 			if err != nil && !errors.Is(err, context.Canceled) {
-				return withCode(exitUsage, err)
+				return cli.WithCode(cli.ExitUsage, err)
 			}
 			return nil
 		},
@@ -176,7 +173,7 @@ func newK8sCmd(st *state) *cobra.Command {
 		RunE: func(_ *cobra.Command, _ []string) error {
 			b, err := cluster.K8sAgents(o)
 			if err != nil {
-				return withCode(exitUsage, err)
+				return cli.WithCode(cli.ExitUsage, err)
 			}
 			if _, err := st.stdout.Write(b); err != nil {
 				return err

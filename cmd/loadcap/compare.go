@@ -5,6 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios/slo"
 )
@@ -21,33 +22,36 @@ percentage points (pp). A limit counts as exceeded only when the change is beyon
 whole 95% block-bootstrap interval of the change lies past it (README: "Noise in compare").
 Exit 110 when any clause is exceeded overall or for any request.`,
 		Args: args(cobra.ExactArgs(2)),
-		RunE: func(_ *cobra.Command, a []string) error {
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := checkOutputs(cmd, "out"); err != nil {
+				return err
+			}
 			allow, err := slo.ParseAllowances(allowed)
 			if err != nil {
-				return withCode(exitUsage, err)
+				return cli.WithCode(cli.ExitUsage, err)
 			}
 			base, err := reports.ReadFile(a[0])
 			if err != nil {
-				return withCode(exitInvalid, err)
+				return cli.WithCode(cli.ExitInvalid, err)
 			}
 			run, err := reports.ReadFile(a[1])
 			if err != nil {
-				return withCode(exitInvalid, err)
+				return cli.WithCode(cli.ExitInvalid, err)
 			}
 			c, err := reports.Compare(base, run, allow)
 			if err != nil {
-				return withCode(exitInvalid, err)
+				return cli.WithCode(cli.ExitInvalid, err)
 			}
 			if err := c.WriteText(st.stdout); err != nil {
 				return err
 			}
 			if out != "" {
-				if err := writeAtomic(out, c.WriteJSON); err != nil {
+				if err := cli.WriteAtomic(out, c.WriteJSON); err != nil {
 					return err
 				}
 			}
 			if c.Regressed {
-				return withCode(exitRegression, errors.New("regression against the baseline"))
+				return cli.WithCode(cli.ExitRegression, errors.New("regression against the baseline"))
 			}
 			return nil
 		},

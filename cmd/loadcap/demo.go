@@ -11,7 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/capacity/drill"
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/internal/demo/shop"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/scenarios/examples"
@@ -129,7 +130,7 @@ func runDemo(ctx context.Context, st *state, dir, report string, quiet bool) err
 	}
 	fmt.Fprintf(st.stdout, "demo: configured capacities (workers / service time, req/s): %s\n", strings.Join(conf, ", "))
 	fmt.Fprintf(st.stdout, "demo: drill plan %s: 3 stages up to 5x the recording's peak, guarded by p(99)<250ms\n", planPath)
-	cfg := capacity.DrillConfig{Plan: d}
+	cfg := drill.Config{Plan: d}
 	if !quiet {
 		cfg.Progress, cfg.Live = st.stderr, st.tty
 	}
@@ -148,13 +149,13 @@ func runDemo(ctx context.Context, st *state, dir, report string, quiet bool) err
 	}
 	fmt.Fprintf(st.stdout, "\ndemo: report %s; results, plan and HPA/KEDA manifests in %s/\n", report, dir)
 	switch {
-	case code == exitIsolation:
-		return withCode(code, errors.New("demo: isolation violated"))
-	case res.Stopped != nil && res.Stopped.Breach == nil:
-		return withCode(exitAborted, errors.New("demo: interrupted"))
+	case code == cli.ExitIsolation:
+		return cli.WithCode(code, errors.New("demo: isolation violated"))
+	case res.Stopped != nil && !res.Stopped.ByGuard():
+		return cli.WithCode(cli.ExitAborted, errors.New("demo: interrupted"))
 	case res.Stopped != nil:
 		fmt.Fprintf(st.stdout, "demo: the guard stopped stage %s as designed: %s\n", res.Stopped.Stage, res.Stopped.Reason)
-	case code == exitThresholds:
+	case code == cli.ExitThresholds:
 		fmt.Fprintln(st.stdout, "demo: a stage failed its SLO but the guard did not stop the drill (see the stage table)")
 	default:
 		fmt.Fprintln(st.stdout, "demo: every stage ran to its end (the weak service held; a loaded machine can hide the saturation)")

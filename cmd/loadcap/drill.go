@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,8 +14,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/capacity/drill"
 	"github.com/loadcap/loadcap/internal/capture"
-	"github.com/loadcap/loadcap/internal/guard"
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/reports"
@@ -58,11 +58,11 @@ the recording (or scenario): agents get that directory's files.`,
 			d, err := scenarios.LoadDrill(a[0])
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {
-					return withCode(exitInvalid, err)
+					return cli.WithCode(cli.ExitInvalid, err)
 				}
 				return err
 			}
-			cfg := capacity.DrillConfig{Plan: d}
+			cfg := drill.Config{Plan: d}
 			var agents *agentsGen
 			if len(c.cluster.agents) > 0 {
 				agents = &agentsGen{st: st, d: d, flags: &c.cluster}
@@ -79,17 +79,23 @@ the recording (or scenario): agents get that directory's files.`,
 			if c.dryRun {
 				return dryRunDrill(cmd.Context(), st, cfg)
 			}
+			if err := os.MkdirAll(c.outDir, 0o755); err != nil {
+				return usageErr("--out-dir: %v", err)
+			}
+			if err := cli.CheckOutput(filepath.Join(c.outDir, "run.json")); err != nil {
+				return usageErr("--out-dir: %v", err)
+			}
 			_, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"), agents)
 			if err != nil {
 				return err
 			}
 			switch code {
-			case exitIsolation:
-				return withCode(code, errors.New("isolation violated: see the audit above"))
-			case exitAborted:
-				return withCode(code, errors.New("the drill was stopped"))
-			case exitThresholds:
-				return withCode(code, errors.New("a stage failed its SLO"))
+			case cli.ExitIsolation:
+				return cli.WithCode(code, errors.New("isolation violated: see the audit above"))
+			case cli.ExitAborted:
+				return cli.WithCode(code, errors.New("the drill was stopped"))
+			case cli.ExitThresholds:
+				return cli.WithCode(code, errors.New("a stage failed its SLO"))
 			}
 			return nil
 		},
@@ -113,13 +119,13 @@ type agentsGen struct {
 	gen *coordinated // once the drill started
 }
 
-// generator is a capacity.DrillConfig.Generator: the drill's stages as a
-// scenario file (capacity.DrillScenario) run by a coordinator over the
+// generator is a drill.Config.Generator: the drill's stages as a
+// scenario file (drill.Scenario) run by a coordinator over the
 // agents.
-func (a *agentsGen) generator(gc capacity.GeneratorConfig) (capacity.Generator, error) {
-	path, src, err := capacity.DrillScenario(a.d, gc.RecordedPeak)
+func (a *agentsGen) generator(gc drill.GeneratorConfig) (loadgen.Runner, error) {
+	path, src, err := drill.Scenario(a.d, gc.RecordedPeak)
 	if err != nil {
-		return nil, withCode(exitInvalid, err)
+		return nil, cli.WithCode(cli.ExitInvalid, err)
 	}
 	f, err := scenarios.Parse(path, src)
 	if err != nil {
@@ -132,20 +138,20 @@ func (a *agentsGen) generator(gc capacity.GeneratorConfig) (capacity.Generator, 
 	}
 	plan, err := cluster.NewPlanSource(f, src, "")
 	if err != nil {
-		return nil, withCode(exitInvalid, err)
+		return nil, cli.WithCode(cli.ExitInvalid, err)
 	}
 	c := a.flags
 	cfg := c.coordinatorConfig(a.st, true)
 	cfg.OnStart, cfg.OnInterval, cfg.Progress, cfg.Live = gc.Start, gc.Interval, gc.Progress, gc.Live
 	co, err := cluster.NewCoordinator(f, plan, cfg)
 	if err != nil {
-		return nil, withCode(exitUsage, err)
+		return nil, cli.WithCode(cli.ExitUsage, err)
 	}
 	a.gen = &coordinated{co: co}
 	return a.gen, nil
 }
 
-// coordinated is a coordinator as a capacity.Generator.
+// coordinated is a coordinator as the drill's loadgen.Runner.
 type coordinated struct {
 	co  *cluster.Coordinator
 	rep *cluster.Report
@@ -157,12 +163,14 @@ func (g *coordinated) Run(ctx context.Context) (*loadgen.Result, error) {
 	return res, err
 }
 
+func (g *coordinated) Stop(cause, reason string) { g.co.Stop(cause, reason) }
+
 func (g *coordinated) Kill(cause, reason string) { g.co.Kill(cause, reason) }
 
-func dryRunDrill(ctx context.Context, st *state, cfg capacity.DrillConfig) error {
+func dryRunDrill(ctx context.Context, st *state, cfg drill.Config) error {
 	d := cfg.Plan
 	cfg.Progress = nil
-	f, src, peak, err := capacity.PrepareDrill(cfg)
+	f, src, peak, err := drill.Prepare(cfg)
 	if err != nil {
 		return drillErr(err)
 	}
@@ -174,7 +182,7 @@ func dryRunDrill(ctx context.Context, st *state, cfg capacity.DrillConfig) error
 		fmt.Fprintln(st.stdout, "  "+l)
 	}
 	isolation, signals := 0, 0
-	if rep, err := capacity.CheckIsolation(ctx, d); err != nil {
+	if rep, err := drill.CheckIsolation(ctx, d); err != nil {
 		isolation++
 		fmt.Fprintln(st.stdout, "isolation pre-flight: FAILED:", err)
 		if rep != nil {
@@ -185,49 +193,49 @@ func dryRunDrill(ctx context.Context, st *state, cfg capacity.DrillConfig) error
 	} else if rep != nil {
 		fmt.Fprintf(st.stdout, "isolation pre-flight: ok (%s)\n", strings.Join(rep.Tables, ", "))
 	}
-	for _, p := range capacity.CheckSignals(ctx, d) {
+	for _, p := range drill.CheckSignals(ctx, d) {
 		signals++
 		fmt.Fprintln(st.stdout, "signal unreachable:", p)
 	}
 	fmt.Fprintf(st.stdout, "guard: %d rules, %d consecutive breaches stop the drill; nothing was sent\n", len(d.Guard.Rules), d.Guard.Breaches)
 	switch {
 	case isolation > 0:
-		return withCode(exitIsolation, errors.New("pre-flight: the isolation check failed"))
+		return cli.WithCode(cli.ExitIsolation, errors.New("pre-flight: the isolation check failed"))
 	case signals > 0:
-		return withCode(exitAborted, fmt.Errorf("pre-flight: %d signals do not answer: the drill would not start", signals))
+		return cli.WithCode(cli.ExitAborted, fmt.Errorf("pre-flight: %d signals do not answer: the drill would not start", signals))
 	}
 	return nil
 }
 
 func drillErr(err error) error {
 	switch {
-	case errors.Is(err, capacity.ErrOutsideWindow):
-		return withCode(exitUsage, err)
-	case errors.Is(err, capacity.ErrIsolation):
-		return withCode(exitIsolation, err)
-	case errors.Is(err, capacity.ErrSignals), errors.Is(err, capacity.ErrStoppedEarly):
-		return withCode(exitAborted, err)
-	case errors.Is(err, fs.ErrNotExist):
-		return withCode(exitInvalid, err)
+	case errors.Is(err, drill.ErrOutsideWindow):
+		return cli.WithCode(cli.ExitUsage, err)
+	case errors.Is(err, drill.ErrIsolation):
+		return cli.WithCode(cli.ExitIsolation, err)
+	case errors.Is(err, drill.ErrSignals), errors.Is(err, drill.ErrStoppedEarly):
+		return cli.WithCode(cli.ExitAborted, err)
+	case errors.Is(err, fs.ErrNotExist), errors.Is(err, drill.ErrInvalid):
+		return cli.WithCode(cli.ExitInvalid, err)
 	}
 	return err
 }
 
 // runDrill runs a drill, writes its files into outDir and the report to
 // report, and returns the exit code the outcome stands for.
-func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, report string, agents *agentsGen) (*capacity.DrillResult, int, error) {
-	d := cfg.Plan
-	cfg.Guard = drillGuard(d)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-st.signals:
-			cancel() // the engine stops at once; the audit and the report still run
-		case <-ctx.Done():
-		}
-	}()
-	res, err := capacity.RunDrill(ctx, cfg)
+func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report string, agents *agentsGen) (*drill.Result, cli.Code, error) {
+	// The first signal stops the engine at once; the audit and the report
+	// still run. The second abandons them.
+	stop := st.stopper(ctx, "the audit, the plan and the report still run")
+	defer stop.Close()
+	var res *drill.Result
+	err := stop.Wait(func() (err error) {
+		res, err = drill.Run(stop.Context(), cfg)
+		return err
+	})
+	if errors.Is(err, cli.ErrStoppedAtOnce) {
+		return nil, 0, cli.WithCode(cli.ExitAborted, fmt.Errorf("%w: the audit did not run; check isolation before the next drill", cli.ErrStoppedAtOnce))
+	}
 	if err != nil {
 		if res != nil && res.Check != nil {
 			for _, p := range res.Check.Problems {
@@ -237,14 +245,14 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, 
 		return res, 0, drillErr(err)
 	}
 	leaked := res.AuditError != "" || (res.Audit != nil && !res.Audit.OK())
-	code := exitOK
+	code := cli.ExitOK
 	switch {
 	case leaked:
-		code = exitIsolation
+		code = cli.ExitIsolation
 	case res.Stopped != nil:
-		code = exitAborted
+		code = cli.ExitAborted
 	case !allPassed(res.Stages):
-		code = exitThresholds
+		code = cli.ExitThresholds
 	}
 	// The audit and the stop are said even when writing the files fails.
 	said := false
@@ -260,20 +268,19 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, 
 			reportAudit(st, res.Audit, false)
 		}
 		if res.Stopped != nil {
-			fmt.Fprintf(st.stdout, "STOPPED at %v in stage %s: %s (last healthy stage: %s)\n", res.Stopped.At.Round(time.Millisecond), res.Stopped.Stage, res.Stopped.Reason, orNone(res.Stopped.LastHealthy))
+			fmt.Fprintln(st.stdout, "STOPPED", res.Stopped)
 		}
 	}
-	fail := func(err error) (*capacity.DrillResult, int, error) {
+	fail := func(err error) (*drill.Result, cli.Code, error) {
 		sayOutcome()
-		if code != exitOK {
-			return res, 0, withCode(code, fmt.Errorf("%w (and the drill's outcome, above, is exit %d)", err, code))
+		if code != cli.ExitOK {
+			return res, 0, cli.WithCode(code, fmt.Errorf("%w (and the drill's outcome, above, is exit %d)", err, code))
 		}
 		return res, 0, err
 	}
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return fail(err)
 	}
-	var manifests []reports.DrillManifest
 	run := reports.NewRun(res.Run, meta(res.File))
 	if agents != nil && agents.gen != nil && agents.gen.rep != nil {
 		b, err := json.Marshal(agents.gen.rep)
@@ -285,13 +292,11 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, 
 			fmt.Fprintln(st.stderr, "cluster:", p)
 		}
 	}
-	if err := run.WriteFile(filepath.Join(outDir, "run.json")); err != nil {
+	if err := cli.WriteAtomic(filepath.Join(outDir, "run.json"), run.WriteJSON); err != nil {
 		return fail(err)
 	}
-	if err := writeJSON(filepath.Join(outDir, "stages.json"), res.Stages); err != nil {
-		return fail(err)
-	}
-	if err := writeJSON(filepath.Join(outDir, "services.json"), drillServices{Services: res.Services}); err != nil {
+	manifests, err := res.WriteFiles(outDir, filepath.Dir(report), cli.WriteAtomic)
+	if err != nil {
 		return fail(err)
 	}
 	fmt.Fprintln(st.stdout)
@@ -314,33 +319,15 @@ func runDrill(ctx context.Context, st *state, cfg capacity.DrillConfig, outDir, 
 		if err := res.Plan.WriteTable(st.stdout); err != nil {
 			return fail(err)
 		}
-		if err := writeJSON(filepath.Join(outDir, "plan.json"), res.Plan); err != nil {
-			return fail(err)
-		}
-		hpa, err := capacity.WriteHPA(filepath.Join(outDir, "hpa"), res.Plan)
-		if err != nil {
-			return fail(err)
-		}
-		keda, err := capacity.WriteKEDA(filepath.Join(outDir, "keda"), res.Plan, capacity.KEDAOptions{PrometheusAddress: d.Guard.Prometheus})
-		if err != nil {
-			return fail(err)
-		}
-		manifests = append(manifestsOf("HorizontalPodAutoscaler", hpa, report), manifestsOf("ScaledObject", keda, report)...)
 	} else if res.PlanError != "" {
 		fmt.Fprintln(st.stdout, "capacity plan: not computed:", res.PlanError)
 	}
 	sayOutcome()
-	in := reports.HTMLInput{Run: run, Find: res.Stages, Plan: res.Plan, ExitCode: code, Drill: drillInfo(d, res, manifests)}
+	in := reports.HTMLInput{Run: run, Find: res.Stages, Plan: res.Plan, ExitCode: int(code), Drill: res.Report(manifests)}
 	if err := writeReports(st, in, report, ""); err != nil {
 		return fail(err)
 	}
 	return res, code, nil
-}
-
-// drillServices is services.json: each listed service's capacity as the
-// drill measured it.
-type drillServices struct {
-	Services []capacity.ServiceMeasure `json:"services"`
 }
 
 func orNone(s string) string {
@@ -357,138 +344,4 @@ func allPassed(f *capacity.FindResult) bool {
 		}
 	}
 	return true
-}
-
-// drillGuard builds the guard of the plan (internal/guard); nil when the
-// plan has no rules and no hot switch.
-func drillGuard(d *scenarios.Drill) func(ctx context.Context, stop func(capacity.GuardBreach)) (func(loadgen.Interval), error) {
-	dg := d.Guard
-	if len(dg.Rules) == 0 && dg.HotSwitchFile == "" && dg.HotSwitchListen == "" {
-		return nil
-	}
-	cfg := guard.Config{Every: dg.Every, Breaches: dg.Breaches, Prometheus: dg.Prometheus,
-		SignalLoss: guard.SignalLoss{Grace: dg.SignalLoss, Action: guard.ActionStop},
-		Switch:     guard.Switch{File: dg.HotSwitchFile, Listen: dg.HotSwitchListen}}
-	if dg.SignalLossContinue {
-		cfg.SignalLoss.Action = guard.ActionContinue
-	}
-	for _, r := range dg.Rules {
-		gr := guard.Rule{Name: r.Name, SLO: r.Drill, PromQL: r.PromQL, Health: r.Health, Breaches: r.Breaches}
-		if !math.IsNaN(r.Max) {
-			gr.Max = guard.Float(r.Max)
-		}
-		if !math.IsNaN(r.Min) {
-			gr.Min = guard.Float(r.Min)
-		}
-		cfg.Rules = append(cfg.Rules, gr)
-	}
-	return func(ctx context.Context, stop func(capacity.GuardBreach)) (func(loadgen.Interval), error) {
-		g, err := guard.New(cfg)
-		if err != nil {
-			return nil, withCode(exitInvalid, fmt.Errorf("%s: guard: %w", d.Path, err))
-		}
-		go func() {
-			defer g.Close()
-			g.Run(ctx, func(b guard.Breach) {
-				stop(capacity.GuardBreach{Rule: b.Rule, Kind: string(b.Kind), Reason: b.String(), Value: b.Value, Limit: b.Limit, Consecutive: b.Consecutive})
-			})
-		}()
-		return g.Observe, nil
-	}
-}
-
-// manifestsOf lists written manifest files, with paths relative to the
-// report and their YAML.
-func manifestsOf(kind string, files []string, report string) []reports.DrillManifest {
-	var out []reports.DrillManifest
-	for _, f := range files {
-		rel, err := filepath.Rel(filepath.Dir(report), f)
-		if err != nil {
-			rel = f
-		}
-		m := reports.DrillManifest{Kind: kind, Service: strings.TrimSuffix(filepath.Base(f), filepath.Ext(f)), Path: rel}
-		if b, err := os.ReadFile(f); err == nil {
-			m.YAML = string(b)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// drillInfo is the drill section of the report.
-func drillInfo(d *scenarios.Drill, res *capacity.DrillResult, manifests []reports.DrillManifest) *reports.DrillInfo {
-	info := &reports.DrillInfo{ID: d.DrillID, Target: d.Target, PlanFile: d.Path, RecordedPeakQPS: res.RecordedPeak,
-		Services: res.Services, PlanError: res.PlanError, Manifests: manifests}
-	if d.Replay != "" {
-		info.Traffic = "replay of " + d.Replay
-	} else {
-		info.Traffic = "scenario " + d.Scenario
-	}
-	for _, s := range d.Stages {
-		info.Stages = append(info.Stages, reports.DrillStage{Name: s.Name, RatePerSec: d.StageRate(s, res.RecordedPeak),
-			Multiplier: s.Multiplier, Ramp: s.Ramp, Hold: s.Hold})
-	}
-	g := d.Guard
-	dg := &reports.DrillGuard{Every: g.Every, Breaches: g.Breaches, Prometheus: g.Prometheus, SignalLoss: g.SignalLoss,
-		SignalLossContinue: g.SignalLossContinue}
-	switch {
-	case g.HotSwitchFile != "" && g.HotSwitchListen != "":
-		dg.HotSwitch = "file " + g.HotSwitchFile + ", POST http://" + g.HotSwitchListen + "/stop"
-	case g.HotSwitchFile != "":
-		dg.HotSwitch = "file " + g.HotSwitchFile
-	case g.HotSwitchListen != "":
-		dg.HotSwitch = "POST http://" + g.HotSwitchListen + "/stop"
-	}
-	for _, r := range g.Rules {
-		rule := reports.DrillRule{Name: r.Name, Breaches: r.Breaches, Max: guard.Float(r.Max), Min: guard.Float(r.Min)}
-		switch {
-		case r.Drill != "":
-			rule.Kind, rule.Expr = "traffic", r.Drill
-		case r.PromQL != "":
-			rule.Kind, rule.Expr = "promql", r.PromQL
-		default:
-			rule.Kind, rule.Expr = "health", r.Health
-		}
-		dg.Rules = append(dg.Rules, rule)
-	}
-	info.Guard = dg
-	if st := res.Stopped; st != nil {
-		stop := &reports.DrillStop{Reason: st.Reason, At: st.At, Stage: st.Stage, LastHealthy: st.LastHealthy}
-		if b := st.Breach; b != nil {
-			stop.Rule, stop.Kind, stop.Reason, stop.Value, stop.Limit, stop.Consecutive = b.Rule, b.Kind, b.Reason, b.Value, b.Limit, b.Consecutive
-			switch b.Kind {
-			case "signal":
-				stop.Unit = "s"
-			case "health":
-				stop.Unit = "status"
-			case "traffic":
-				stop.Unit = "ms"
-				if strings.Contains(b.Reason, "error") {
-					stop.Unit = "ratio"
-				}
-			}
-		}
-		info.Stop = stop
-	}
-	if c := res.Check; c != nil {
-		pf := &reports.DrillPreFlight{Tables: c.Tables}
-		for _, p := range c.Problems {
-			pf.Problems = append(pf.Problems, reports.DrillProblem{Table: p.Table, Column: p.Column, What: p.What})
-		}
-		info.PreFlight = pf
-	}
-	if a := res.Audit; a != nil || res.AuditError != "" {
-		da := &reports.DrillAudit{Error: res.AuditError}
-		if a != nil {
-			da.Tables, da.Counts = a.Tables, a.Counts
-			for _, l := range a.Leaks {
-				da.Leaks = append(da.Leaks, reports.DrillLeak{Table: l.Table, Key: l.Key, Why: l.Why})
-			}
-			for _, p := range a.Unchecked {
-				da.Unchecked = append(da.Unchecked, reports.DrillProblem{Table: p.Table, Column: p.Column, What: p.What})
-			}
-		}
-		info.Audit = da
-	}
-	return info
 }

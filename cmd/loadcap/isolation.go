@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/internal/audit"
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/shadow"
 )
 
@@ -64,7 +65,7 @@ transaction that is rolled back. Nothing is written. DSN: postgres://... or sqli
 				fmt.Fprintln(st.stdout, p)
 			}
 			if !rep.OK() {
-				return withCode(exitIsolation, fmt.Errorf("isolation check failed: %d problems in %d tables", len(rep.Problems), len(rep.Tables)))
+				return cli.WithCode(cli.ExitIsolation, fmt.Errorf("isolation check failed: %d problems in %d tables", len(rep.Problems), len(rep.Tables)))
 			}
 			fmt.Fprintf(st.stdout, "ok: %d tables have writable shadow twins with the same columns (%s)\n", len(rep.Tables), strings.Join(rep.Tables, ", "))
 			return nil
@@ -99,7 +100,7 @@ twin or a tag column is scanned.`,
 			}
 			if drill != "" {
 				if err := shadow.ValidateTag(drill); err != nil {
-					return withCode(exitUsage, fmt.Errorf("--drill: %w", err))
+					return cli.WithCode(cli.ExitUsage, fmt.Errorf("--drill: %w", err))
 				}
 			}
 			ctx, cancel := context.WithTimeout(cmd.Context(), isolationTimeout)
@@ -149,9 +150,9 @@ func reportAudit(st *state, rep *audit.ScanReport, strict bool) error {
 	}
 	switch {
 	case !rep.OK():
-		return withCode(exitIsolation, fmt.Errorf("audit: %d leaking rows in %d tables scanned", rep.Total(), len(rep.Tables)))
+		return cli.WithCode(cli.ExitIsolation, fmt.Errorf("audit: %d leaking rows in %d tables scanned", rep.Total(), len(rep.Tables)))
 	case strict && len(rep.Unchecked) > 0:
-		return withCode(exitIsolation, errors.New("audit: some tables could not be checked (--strict)"))
+		return cli.WithCode(cli.ExitIsolation, errors.New("audit: some tables could not be checked (--strict)"))
 	}
 	fmt.Fprintf(st.stdout, "ok: no leak in %d tables (%s)\n", len(rep.Tables), strings.Join(rep.Tables, ", "))
 	return nil

@@ -18,6 +18,7 @@ import (
 	k6cmd "go.k6.io/k6/cmd"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/loadgen/k6"
@@ -72,7 +73,7 @@ func k6RunArgs(cmd *cobra.Command, c *runConfig, k *k6Flags) ([]string, error) {
 	}
 	out = append(out, k.args...)
 	if err := k6.CheckArgs(out); err != nil {
-		return nil, withCode(exitUsage, err)
+		return nil, cli.WithCode(cli.ExitUsage, err)
 	}
 	return out, nil
 }
@@ -105,7 +106,8 @@ func executeK6(ctx context.Context, st *state, script string, args []string, dri
 	// The first signal stops gracefully (k6 runs teardown and its
 	// thresholds), the second at once; both go to the child, or to every
 	// agent's child.
-	setStop := forwardSignals(ctx, st, cancel, "k6 interrupts iterations and runs teardown")
+	stop := st.stopper(ctx, "k6 interrupts iterations and runs teardown")
+	defer stop.Close()
 	var (
 		out *k6.Outcome
 		rep *cluster.Report
@@ -115,20 +117,20 @@ func executeK6(ctx context.Context, st *state, script string, args []string, dri
 		if len(extra) > 0 {
 			return usageErr("--agents runs a k6 script as written: not with a scenario file's scenarios")
 		}
-		out, rep, err = runK6Distributed(ctx, st, script, args, drillID, thresholds, o, setStop)
+		out, rep, err = runK6Distributed(ctx, st, script, args, drillID, thresholds, o, stop)
 	} else {
 		var r *k6.Runner
 		if r, err = k6.New(script, append(opts, extra...)...); err != nil {
-			return withCode(exitUsage, err)
+			return cli.WithCode(cli.ExitUsage, err)
 		}
-		setStop(r.Stop, r.Kill)
+		forward(stop, r.Stop, r.Kill)
 		out, err = r.Run(ctx)
 	}
 	if err != nil {
 		return err
 	}
 	if out.Result == nil {
-		return withCode(out.ExitCode, fmt.Errorf("k6 exited with code %d: %s", out.ExitCode, out.Err))
+		return cli.WithCode(cli.Code(out.ExitCode), fmt.Errorf("k6 exited with code %d: %s", out.ExitCode, out.Err))
 	}
 	run := reports.NewRun(out.Result, k6Meta(script, out.Result))
 	code := 0 // the reports show k6's exit code unless a threshold decided it
@@ -142,11 +144,11 @@ func executeK6(ctx context.Context, st *state, script string, args []string, dri
 	case out.Result.AbortCause == loadgen.CauseThreshold:
 		// One of loadcap's abortOnFail thresholds stopped k6 (which then
 		// says 105), or one of the script's (k6 says 99).
-		return withCode(exitThresholds, errors.New(out.Result.AbortReason))
+		return cli.WithCode(cli.ExitThresholds, errors.New(out.Result.AbortReason))
 	case out.ExitCode != 0:
-		return withCode(out.ExitCode, errors.New(out.Err))
+		return cli.WithCode(cli.Code(out.ExitCode), errors.New(out.Err))
 	case thresholdFailed(run):
-		return withCode(exitThresholds, errors.New("thresholds failed"))
+		return cli.WithCode(cli.ExitThresholds, errors.New("thresholds failed"))
 	}
 	return nil
 }
@@ -154,7 +156,7 @@ func executeK6(ctx context.Context, st *state, script string, args []string, dri
 // runK6Distributed archives the script (k6 archive, in the child) and runs
 // the archive over the agents of o.cluster, each with its execution
 // segment; the agents' k6 streams are merged into one Outcome.
-func runK6Distributed(ctx context.Context, st *state, script string, args []string, drillID string, thresholds []scenarios.Threshold, o execOptions, setStop func(stop, kill func(cause, reason string))) (*k6.Outcome, *cluster.Report, error) {
+func runK6Distributed(ctx context.Context, st *state, script string, args []string, drillID string, thresholds []scenarios.Threshold, o execOptions, stop *cli.Stopper) (*k6.Outcome, *cluster.Report, error) {
 	c := o.cluster
 	if err := cluster.CheckK6Args(args); err != nil {
 		return nil, nil, usageErr("--agents: %v", err)
@@ -167,22 +169,22 @@ func runK6Distributed(ctx context.Context, st *state, script string, args []stri
 		}
 		defer os.RemoveAll(dir)
 		archive = filepath.Join(dir, "test.tar")
-		if err := k6.Archive(ctx, script, archive, k6.WithArgs(args...), k6.WithOutput(io.Discard, st.stderr)); err != nil {
-			return nil, nil, withCode(exitInvalid, err)
+		if err := k6.Archive(stop.Context(), script, archive, k6.WithArgs(args...), k6.WithOutput(io.Discard, st.stderr)); err != nil {
+			return nil, nil, cli.WithCode(cli.ExitInvalid, err)
 		}
 	}
 	data, err := os.ReadFile(archive)
 	if err != nil {
-		return nil, nil, withCode(exitInvalid, err)
+		return nil, nil, cli.WithCode(cli.ExitInvalid, err)
 	}
 	cfg := c.coordinatorConfig(st, o.quiet)
 	co, err := cluster.NewK6Coordinator(&cluster.K6Plan{
 		Name: filepath.Base(script), Archive: data, Args: args, DrillID: drillID, Thresholds: thresholds,
 	}, cfg)
 	if err != nil {
-		return nil, nil, withCode(exitUsage, err)
+		return nil, nil, cli.WithCode(cli.ExitUsage, err)
 	}
-	setStop(co.Stop, co.Kill)
+	forward(stop, co.Stop, co.Kill)
 	return co.RunK6(ctx)
 }
 
@@ -203,9 +205,9 @@ func k6Meta(script string, res *loadgen.Result) reports.Meta {
 func k6ChildMain(args []string) int {
 	if err := k6.Child(args, k6cmd.Execute); err != nil {
 		fmt.Fprintln(os.Stderr, "loadcap k6-child:", err)
-		return exitInvalid
+		return int(cli.ExitInvalid)
 	}
-	return exitOK
+	return int(cli.ExitOK)
 }
 
 // k6FindStep runs capacity find's steps with a k6 script: each step is a
@@ -231,14 +233,14 @@ func k6FindStep(script string, args []string, drillID string, stderr io.Writer) 
 		r, err := k6.New(script, k6.WithArgs(append(append([]string{}, args...), "--summary-mode=disabled")...),
 			k6.WithDrillID(drillID), k6.WithScenarios(js), k6.WithOutput(io.Discard, stderr))
 		if err != nil {
-			return nil, withCode(exitUsage, err)
+			return nil, cli.WithCode(cli.ExitUsage, err)
 		}
 		out, err := r.Run(ctx)
 		if err != nil {
 			return nil, err
 		}
-		if out.Result == nil || (out.ExitCode != 0 && out.ExitCode != exitThresholds) {
-			return nil, withCode(out.ExitCode, fmt.Errorf("k6 exited with code %d: %s", out.ExitCode, out.Err))
+		if out.Result == nil || (out.ExitCode != 0 && out.ExitCode != int(cli.ExitThresholds)) {
+			return nil, cli.WithCode(cli.Code(out.ExitCode), fmt.Errorf("k6 exited with code %d: %s", out.ExitCode, out.Err))
 		}
 		var iters int64
 		for _, it := range out.Iterations {
@@ -246,7 +248,7 @@ func k6FindStep(script string, args []string, drillID string, stderr io.Writer) 
 		}
 		reqs := out.Result.Totals.Completed + out.Result.Totals.Failed
 		if iters > 0 && math.Abs(float64(reqs)/float64(iters)-1) > 0.02 {
-			return nil, withCode(exitUsage, fmt.Errorf("capacity find with a k6 script: %s made %d requests in %d iterations; "+
+			return nil, cli.WithCode(cli.ExitUsage, fmt.Errorf("capacity find with a k6 script: %s made %d requests in %d iterations; "+
 				"the step rate is iterations per second, so the script must make one request per iteration", script, reqs, iters))
 		}
 		return out.Result, nil
@@ -266,7 +268,7 @@ func runK6File(cmd *cobra.Command, st *state, c *runConfig, f *scenarios.File, o
 	}
 	for _, th := range f.Thresholds {
 		if th.Metric == "grpc_req_duration" {
-			return withCode(exitInvalid, &scenarios.Error{File: f.Path, Pos: th.Pos, Path: "thresholds." + th.Key(),
+			return cli.WithCode(cli.ExitInvalid, &scenarios.Error{File: f.Path, Pos: th.Pos, Path: "thresholds." + th.Key(),
 				Msg: "grpc_req_duration of a k6 script is judged by k6: put the threshold in the script's options"})
 		}
 	}
@@ -283,7 +285,7 @@ func runK6File(cmd *cobra.Command, st *state, c *runConfig, f *scenarios.File, o
 		return fmt.Errorf("%s: scenarios for k6: %w", f.Path, err)
 	}
 	if err := k6.CheckArgs(c.k6.args); err != nil {
-		return withCode(exitUsage, err)
+		return cli.WithCode(cli.ExitUsage, err)
 	}
 	return executeK6(cmd.Context(), st, f.K6Script, c.k6.args, drill, f.Thresholds, o, k6.WithScenarios(js))
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen/target"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/test/israce"
@@ -87,7 +88,7 @@ export default function () { http.get(__ENV.BASE + '/fail'); }
 		out := filepath.Join(t.TempDir(), "run.json")
 		junit := filepath.Join(t.TempDir(), "junit.xml")
 		r := loadcap(t, nil, false, "run", script, "--quiet", "--out", out, "--junit", junit, "--k6-arg=-e", "--k6-arg=BASE="+srv.URL)
-		if r.code != exitThresholds {
+		if r.code != int(cli.ExitThresholds) {
 			t.Fatalf("exit %d, want 99\n%s\n%s", r.code, r.stdout, r.stderr)
 		}
 		run := readRun(t, out)
@@ -138,7 +139,7 @@ export default function () {
 	t.Run("ad hoc flags are refused", func(t *testing.T) {
 		script := writeFile(t, "x.js", "export default function () {}\n")
 		r := loadcap(t, nil, false, "run", script, "--rate", "10")
-		if r.code != exitUsage || !strings.Contains(r.stderr, "--rate does not apply to a k6 script") {
+		if r.code != int(cli.ExitUsage) || !strings.Contains(r.stderr, "--rate does not apply to a k6 script") {
 			t.Errorf("exit %d, stderr %q; want 2 and a clear refusal", r.code, r.stderr)
 		}
 	})
@@ -183,7 +184,7 @@ export default function () { http.get(__ENV.BASE + '/'); }
 export default function () { http.get(__ENV.BASE + '/'); http.get(__ENV.BASE + '/'); }
 `)
 	r := loadcap(t, nil, false, "capacity", "find", two, "--k6-arg=--env=BASE="+url, "--start-rate", "20", "--warmup", "0s", "--window", "1s")
-	if r.code != exitUsage || !strings.Contains(r.stderr, "one request per iteration") {
+	if r.code != int(cli.ExitUsage) || !strings.Contains(r.stderr, "one request per iteration") {
 		t.Errorf("a script with two requests per iteration: exit %d, stderr %q; want 2 and why", r.code, r.stderr)
 	}
 }
@@ -215,7 +216,7 @@ thresholds:
 	}
 	out := filepath.Join(dir, "run.json")
 	r := loadcap(t, nil, false, "run", file, "--quiet", "--out", out, "--k6-arg=--env=BASE="+srv.URL)
-	if r.code != exitThresholds {
+	if r.code != int(cli.ExitThresholds) {
 		t.Fatalf("exit %d, want 99 (http_reqs count>1000 fails)\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 	// 20/s for 2 s, from the file, not the script's 1 iteration; under the
@@ -260,11 +261,11 @@ func TestValidateK6Script(t *testing.T) {
 		t.Errorf("good script: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	r := loadcap(t, nil, false, "validate", broken)
-	if r.code != exitInvalid || !strings.Contains(r.stderr, "broken.js") || !strings.Contains(strings.ToLower(r.stderr), "unexpected") {
+	if r.code != int(cli.ExitInvalid) || !strings.Contains(r.stderr, "broken.js") || !strings.Contains(strings.ToLower(r.stderr), "unexpected") {
 		t.Errorf("broken script: exit %d, want 104 with k6's message naming it\n%s", r.code, r.stderr)
 	}
 	r = loadcap(t, nil, false, "validate", file)
-	if r.code != exitInvalid || !strings.Contains(r.stderr, "drive.yaml:3") || !strings.Contains(r.stderr, "k6.script") {
+	if r.code != int(cli.ExitInvalid) || !strings.Contains(r.stderr, "drive.yaml:3") || !strings.Contains(r.stderr, "k6.script") {
 		t.Errorf("file driving a broken script: exit %d, want 104 at drive.yaml:3 k6.script\n%s", r.code, r.stderr)
 	}
 }
@@ -282,7 +283,7 @@ func TestK6FileRefusesGRPCReqDuration(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := loadcap(t, nil, false, "run", file, "--quiet")
-	if r.code != exitInvalid || !strings.Contains(r.stderr, "drive.yaml:5") || !strings.Contains(r.stderr, "judged by k6") {
+	if r.code != int(cli.ExitInvalid) || !strings.Contains(r.stderr, "drive.yaml:5") || !strings.Contains(r.stderr, "judged by k6") {
 		t.Errorf("exit %d, stderr %q; want 104 at drive.yaml:5 saying k6 judges it", r.code, r.stderr)
 	}
 }

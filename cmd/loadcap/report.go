@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios/slo"
@@ -41,9 +41,12 @@ baseline), a find result (capacity find --out), a plan result (capacity plan --o
 		Example: `  loadcap report run.json -o report.html
   loadcap report run.json find.json plan.json baseline.json -o report.html --junit junit.xml`,
 		Args: args(cobra.RangeArgs(1, 4)),
-		RunE: func(_ *cobra.Command, a []string) error {
+		RunE: func(cmd *cobra.Command, a []string) error {
 			if c.out == "" && c.junit == "" {
 				return usageErr("nothing to write: give -o report.html and/or --junit junit.xml")
+			}
+			if err := checkOutputs(cmd, "out", "junit"); err != nil {
+				return err
 			}
 			in, err := readReportInputs(a)
 			if err != nil {
@@ -52,13 +55,13 @@ baseline), a find result (capacity find --out), a plan result (capacity plan --o
 			if in.Baseline != nil {
 				allow, err := slo.ParseAllowances(c.allowed)
 				if err != nil {
-					return withCode(exitUsage, err)
+					return cli.WithCode(cli.ExitUsage, err)
 				}
 				if in.Run == nil {
-					return withCode(exitInvalid, errors.New("a baseline needs a run to compare with"))
+					return cli.WithCode(cli.ExitInvalid, errors.New("a baseline needs a run to compare with"))
 				}
 				if in.Comparison, err = reports.Compare(in.Baseline, in.Run, allow); err != nil {
-					return withCode(exitInvalid, err)
+					return cli.WithCode(cli.ExitInvalid, err)
 				}
 			}
 			in.ExitCode = verdictCode(in)
@@ -76,65 +79,40 @@ baseline), a find result (capacity find --out), a plan result (capacity plan --o
 
 // verdictCode is the exit code the inputs stand for: what loadcap run,
 // capacity find and compare would have returned for them.
-func verdictCode(in reports.HTMLInput) int {
+func verdictCode(in reports.HTMLInput) int { return int(verdict(in)) }
+
+// verdict is verdictCode as a cli.Code.
+func verdict(in reports.HTMLInput) cli.Code {
 	switch {
 	case in.Run != nil && in.Run.Status == "aborted" && in.Run.AbortCause != loadgen.CauseThreshold:
-		return exitAborted
+		return cli.ExitAborted
 	case in.Run != nil && thresholdFailed(in.Run):
-		return exitThresholds
+		return cli.ExitThresholds
 	case in.Find != nil && in.Find.MaxQPS == 0:
-		return exitThresholds
+		return cli.ExitThresholds
 	case in.Comparison != nil && in.Comparison.Regressed:
-		return exitRegression
+		return cli.ExitRegression
 	}
-	return exitOK
+	return cli.ExitOK
 }
 
 // writeReports writes the HTML report and the JUnit file that are asked
 // for, each atomically, and says where they are.
 func writeReports(st *state, in reports.HTMLInput, html, junit string) error {
 	if html != "" {
-		if err := writeAtomic(html, func(w io.Writer) error { return reports.WriteHTML(w, in) }); err != nil {
+		if err := cli.WriteAtomic(html, func(w io.Writer) error { return reports.WriteHTML(w, in) }); err != nil {
 			return err
 		}
 		fmt.Fprintf(st.stderr, "report: %s\n", html)
 	}
 	if junit != "" {
 		ji := reports.JUnitInput{Run: in.Run, Find: in.Find, Comparison: in.Comparison}
-		if err := writeAtomic(junit, func(w io.Writer) error { return reports.WriteJUnit(w, ji) }); err != nil {
+		if err := cli.WriteAtomic(junit, func(w io.Writer) error { return reports.WriteJUnit(w, ji) }); err != nil {
 			return err
 		}
 		fmt.Fprintf(st.stderr, "junit: %s\n", junit)
 	}
 	return nil
-}
-
-// writeAtomic writes through a temporary file renamed into place, so a
-// reader never sees half a file.
-func writeAtomic(path string, write func(io.Writer) error) error {
-	var buf bytes.Buffer
-	if err := write(&buf); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	// CreateTemp makes the file private; a report is for others to read,
-	// like run.json beside it.
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // readReportInputs sorts result files by what they hold.
@@ -143,7 +121,7 @@ func readReportInputs(paths []string) (reports.HTMLInput, error) {
 	for _, p := range paths {
 		data, err := readLimited(p)
 		if err != nil {
-			return in, withCode(exitInvalid, err)
+			return in, cli.WithCode(cli.ExitInvalid, err)
 		}
 		var probe struct {
 			Schema string          `json:"schema"`
@@ -151,13 +129,13 @@ func readReportInputs(paths []string) (reports.HTMLInput, error) {
 			Steps  json.RawMessage `json:"steps"`
 		}
 		if err := json.Unmarshal(data, &probe); err != nil {
-			return in, withCode(exitInvalid, fmt.Errorf("%s: not a JSON result: %v", p, err))
+			return in, cli.WithCode(cli.ExitInvalid, fmt.Errorf("%s: not a JSON result: %v", p, err))
 		}
 		switch {
 		case probe.Schema == reports.Schema:
 			r, err := reports.ReadFile(p)
 			if err != nil {
-				return in, withCode(exitInvalid, err)
+				return in, cli.WithCode(cli.ExitInvalid, err)
 			}
 			switch {
 			case in.Run == nil:
@@ -173,7 +151,7 @@ func readReportInputs(paths []string) (reports.HTMLInput, error) {
 			}
 			var pr capacity.PlanResult
 			if err := strictJSON(data, &pr); err != nil {
-				return in, withCode(exitInvalid, fmt.Errorf("%s: %v", p, err))
+				return in, cli.WithCode(cli.ExitInvalid, fmt.Errorf("%s: %v", p, err))
 			}
 			in.Plan = &pr
 		case probe.MaxQPS != nil && probe.Steps != nil:
@@ -182,11 +160,11 @@ func readReportInputs(paths []string) (reports.HTMLInput, error) {
 			}
 			var fr capacity.FindResult
 			if err := strictJSON(data, &fr); err != nil {
-				return in, withCode(exitInvalid, fmt.Errorf("%s: %v", p, err))
+				return in, cli.WithCode(cli.ExitInvalid, fmt.Errorf("%s: %v", p, err))
 			}
 			in.Find = &fr
 		default:
-			return in, withCode(exitInvalid, fmt.Errorf("%s: neither a run result (%s), a find result (max_qps, steps) nor a plan result (%s)", p, reports.Schema, capacity.PlanSchema))
+			return in, cli.WithCode(cli.ExitInvalid, fmt.Errorf("%s: neither a run result (%s), a find result (max_qps, steps) nor a plan result (%s)", p, reports.Schema, capacity.PlanSchema))
 		}
 	}
 	return in, nil

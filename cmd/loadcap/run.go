@@ -11,12 +11,12 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/internal/capture"
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/reports"
@@ -61,6 +61,9 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
   loadcap run script.js --agents 10.0.0.5:7070,10.0.0.6:7070 --tls-cert coordinator.pem --tls-key coordinator-key.pem --ca ca.pem`,
 		Args: args(cobra.MaximumNArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := checkOutputs(cmd, "out", "report", "junit"); err != nil {
+				return err
+			}
 			if len(a) == 1 {
 				c.file = a[0]
 			}
@@ -126,7 +129,7 @@ func (c *runConfig) load(cmd *cobra.Command) (*scenarios.File, error) {
 		}
 		f, err := scenarios.Load(c.file, opts...)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, withCode(exitInvalid, err)
+			return nil, cli.WithCode(cli.ExitInvalid, err)
 		}
 		return f, err
 	}
@@ -153,7 +156,7 @@ func (c *runConfig) load(cmd *cobra.Command) (*scenarios.File, error) {
 	}
 	f, err := scenarios.Quick(c.quick)
 	if err != nil {
-		return nil, withCode(exitUsage, err)
+		return nil, cli.WithCode(cli.ExitUsage, err)
 	}
 	return f, nil
 }
@@ -185,7 +188,7 @@ func writeRunOutputs(st *state, run *reports.Run, rep *cluster.Report, o execOpt
 	}
 	var werr error
 	if o.out != "" {
-		werr = run.WriteFile(o.out)
+		werr = cli.WriteAtomic(o.out, run.WriteJSON)
 	}
 	if !o.noSummary {
 		if err := reports.WriteSummary(st.stdout, run); err != nil {
@@ -206,60 +209,29 @@ func writeRunOutputs(st *state, run *reports.Run, rep *cluster.Report, o execOpt
 	return nil
 }
 
-// forwardSignals handles interrupts while a run lasts (until ctx ends):
-// before the run exists (setStop not yet called) a signal cancels ctx; the
-// first one after stops the run gracefully, saying what that means
-// (graceful), the second kills it.
-func forwardSignals(ctx context.Context, st *state, cancel context.CancelFunc, graceful string) (setStop func(stop, kill func(cause, reason string))) {
-	var mu sync.Mutex
-	var stopFn, killFn func(cause, reason string)
-	go func() {
-		n := 0
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case s, ok := <-st.signals:
-				if !ok {
-					return
-				}
-				n++
-				mu.Lock()
-				stop, kill := stopFn, killFn
-				mu.Unlock()
-				switch {
-				case stop == nil:
-					cancel() // not started yet
-				case n == 1:
-					fmt.Fprintf(st.stderr, "\n%s: stopping; %s (again to stop at once)\n", s, graceful)
-					stop(loadgen.CauseSignal, "interrupted by "+s.String())
-				default:
-					kill(loadgen.CauseSignal, "interrupted by "+s.String())
-				}
-			}
-		}
-	}()
-	return func(stop, kill func(cause, reason string)) {
-		mu.Lock()
-		stopFn, killFn = stop, kill
-		mu.Unlock()
-	}
+// runGraceful says what the first signal lets a run finish.
+const runGraceful = "in-flight requests get their gracefulStop"
+
+// forward hands the stopper's signals to a run's Stop and Kill (an
+// engine, a coordinator, k6) as loadgen.CauseSignal: the first signal
+// stops it gracefully, the second kills it; either way the result is
+// written, marked aborted.
+func forward(s *cli.Stopper, stop, kill func(cause, reason string)) {
+	s.Forward(func(r string) { stop(loadgen.CauseSignal, r) }, func(r string) { kill(loadgen.CauseSignal, r) })
 }
 
 // execute runs f, writes the result and the summary, and maps the outcome
 // to an exit code: 99 when a threshold failed, 105 when interrupted.
 func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	setStop := forwardSignals(ctx, st, cancel, "in-flight requests get their gracefulStop")
-
+	stop := st.stopper(ctx, runGraceful)
+	defer stop.Close()
 	var res *loadgen.Result
 	var clusterReport *cluster.Report
 	var err error
 	if o.cluster != nil && len(o.cluster.agents) > 0 {
-		res, clusterReport, err = runDistributed(ctx, st, f, o.target, o.cluster, o, setStop)
+		res, clusterReport, err = runDistributed(ctx, st, f, o.target, o.cluster, o, stop)
 	} else {
-		res, err = runLocal(ctx, st, f, o, setStop)
+		res, err = runLocal(ctx, st, f, o, stop)
 	}
 	if err != nil && res == nil {
 		return err
@@ -274,15 +246,16 @@ func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) e
 	}
 	switch {
 	case run.Status == loadgen.StatusAborted && res.AbortCause == loadgen.CauseSignal:
-		return withCode(exitAborted, errSilent)
+		return cli.WithCode(cli.ExitAborted, cli.ErrSilent)
 	case thresholdFailed(run):
-		return withCode(exitThresholds, errors.New("thresholds failed"))
+		return cli.WithCode(cli.ExitThresholds, errors.New("thresholds failed"))
 	}
 	return nil
 }
 
-// runLocal runs f in this process.
-func runLocal(ctx context.Context, st *state, f *scenarios.File, o execOptions, setStop func(stop, kill func(cause, reason string))) (_ *loadgen.Result, runErr error) {
+// runLocal runs f in this process; stop's signals stop the engine, which
+// runs with ctx (the first signal must not kill it).
+func runLocal(ctx context.Context, st *state, f *scenarios.File, o execOptions, stop *cli.Stopper) (_ *loadgen.Result, runErr error) {
 	var opts []loadgen.Option
 	if !o.quiet {
 		opts = append(opts, loadgen.WithProgress(st.stderr, st.tty))
@@ -301,15 +274,15 @@ func runLocal(ctx context.Context, st *state, f *scenarios.File, o execOptions, 
 		}()
 		defer func() {
 			if err := src.Err(); err != nil && runErr == nil {
-				runErr = withCode(exitToolError, fmt.Errorf("replay: reading the recording stopped early: %w", err))
+				runErr = cli.WithCode(cli.ExitToolError, fmt.Errorf("replay: reading the recording stopped early: %w", err))
 			}
 		}()
 	}
 	eng, err := loadgen.New(f, opts...)
 	if err != nil {
-		return nil, withCode(exitInvalid, err)
+		return nil, cli.WithCode(cli.ExitInvalid, err)
 	}
-	setStop(eng.Stop, eng.Kill)
+	forward(stop, eng.Stop, eng.Kill)
 	res, err := eng.Run(ctx)
 	if err != nil {
 		return nil, err
@@ -348,7 +321,7 @@ func replaySource(st *state, f *scenarios.File, o execOptions) (*capture.ReplayS
 	src, err := capture.NewReplaySource(f, capture.ReplayConfig{Progress: progress})
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, withCode(exitInvalid, err)
+			return nil, cli.WithCode(cli.ExitInvalid, err)
 		}
 		return nil, err
 	}
@@ -376,7 +349,7 @@ func checkTag(f *scenarios.File, o execOptions) error {
 			return strings.EqualFold(h.Name, scenarios.ShadowHeader) || strings.EqualFold(h.Name, "Baggage")
 		})
 	case f.DrillID == "":
-		return withCode(exitInvalid, &scenarios.Error{File: f.Path, Pos: f.Replay.Pos, Path: "drill_id",
+		return cli.WithCode(cli.ExitInvalid, &scenarios.Error{File: f.Path, Pos: f.Replay.Pos, Path: "drill_id",
 			Msg: "is required with replay: every replayed request carries the drill's shadow tag (--no-tag only against loopback)"})
 	}
 	return nil

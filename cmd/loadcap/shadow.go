@@ -1,17 +1,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/internal/capture"
+	"github.com/loadcap/loadcap/internal/cli"
 )
 
 func newShadowCmd(st *state) *cobra.Command {
@@ -45,12 +46,12 @@ func (r *recordingFlags) open(path string) (capture.ReadCloser, error) {
 	if r.format != "" {
 		var err error
 		if f, err = capture.ParseFormat(r.format); err != nil {
-			return nil, withCode(exitUsage, err)
+			return nil, cli.WithCode(cli.ExitUsage, err)
 		}
 	} else {
 		head, err := readHead(path)
 		if err != nil {
-			return nil, withCode(exitInvalid, err)
+			return nil, cli.WithCode(cli.ExitInvalid, err)
 		}
 		f = capture.Detect(head)
 	}
@@ -64,7 +65,7 @@ func (r *recordingFlags) open(path string) (capture.ReadCloser, error) {
 	rc, err := capture.Open(path, f, opts...)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, withCode(exitInvalid, err)
+			return nil, cli.WithCode(cli.ExitInvalid, err)
 		}
 		return nil, err
 	}
@@ -78,7 +79,7 @@ func (r *recordingFlags) malformed(st *state, m capture.Malformed) error {
 	}
 	fmt.Fprintf(st.stderr, "%d malformed records skipped:\n%v\n", m.Count, m.Err())
 	if r.strict {
-		return withCode(exitInvalid, errSilent)
+		return cli.WithCode(cli.ExitInvalid, cli.ErrSilent)
 	}
 	return nil
 }
@@ -115,12 +116,15 @@ parameters given here. Malformed records are skipped and reported (the first 10 
 		Example: `  loadcap shadow import access.log --format nginx --out traffic.jsonl
   loadcap shadow import session.har --out traffic.jsonl --scrub-field card.number --scrub-header X-Api-Key`,
 		Args: args(cobra.ExactArgs(1)),
-		RunE: func(_ *cobra.Command, a []string) error {
+		RunE: func(cmd *cobra.Command, a []string) error {
 			if out == "" {
 				return usageErr("--out is required: the JSON lines file to write")
 			}
 			if noScrub && (len(scrub.Headers)+len(scrub.Fields)+len(scrub.Query) > 0) {
 				return usageErr("--no-scrub and --scrub-* exclude each other")
+			}
+			if err := checkOutputs(cmd, "out"); err != nil {
+				return err
 			}
 			in, err := rf.open(a[0])
 			if err != nil {
@@ -133,12 +137,28 @@ parameters given here. Malformed records are skipped and reported (the first 10 
 			} else {
 				s, err := capture.NewScrubber(scrub)
 				if err != nil {
-					return withCode(exitUsage, err)
+					return cli.WithCode(cli.ExitUsage, err)
 				}
 				wopt = capture.WithScrubber(s)
 			}
-			n, err := writeRecording(out, in, wopt)
-			if err != nil {
+			// A signal stops the reading; out is only replaced by a
+			// complete import.
+			stop := st.stopper(cmd.Context(), out+" is left as it was")
+			defer stop.Close()
+			var n int64
+			err = stop.Wait(func() (err error) {
+				n, err = writeRecording(out, stoppable{in, stop.Context()}, wopt, rf.strict)
+				return err
+			})
+			switch {
+			case errors.Is(err, cli.ErrStoppedAtOnce):
+				return cli.WithCode(cli.ExitAborted, fmt.Errorf("%w: %s is left as it was", cli.ErrStoppedAtOnce, out))
+			case stop.Interrupted() && err != nil:
+				return cli.WithCode(cli.ExitAborted, fmt.Errorf("shadow import %s after %d requests: %s is left as it was", stop.Reason(), n, out))
+			case errors.Is(err, errStrict):
+				fmt.Fprintf(st.stderr, "--strict: %s is left as it was\n", out)
+				return rf.malformed(st, in.Malformed())
+			case err != nil:
 				return err
 			}
 			fmt.Fprintf(st.stderr, "%s: %d requests from %s\n", out, n, a[0])
@@ -156,26 +176,40 @@ parameters given here. Malformed records are skipped and reported (the first 10 
 	return cmd
 }
 
-// writeRecording copies every record into path, atomically: a failed
-// import leaves no half file behind.
-func writeRecording(path string, in capture.Reader, opt capture.WriterOption) (int64, error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return 0, err
+// errStrict fails an import with --strict that skipped malformed records.
+var errStrict = errors.New("malformed records with --strict")
+
+// writeRecording copies every record into path, atomically: a failed or
+// interrupted import (or, with strict, one that skipped malformed records)
+// leaves the previous file as it was.
+func writeRecording(path string, in capture.Reader, opt capture.WriterOption, strict bool) (n int64, err error) {
+	err = cli.WriteAtomic(path, func(w io.Writer) error {
+		cw := capture.NewWriter(w, opt)
+		if n, err = capture.Copy(cw, in); err != nil {
+			return err
+		}
+		if strict && in.Malformed().Count > 0 {
+			return errStrict
+		}
+		return nil
+	})
+	return n, err
+}
+
+// stoppable is a Reader that ends with the context's cause once ctx is
+// done.
+type stoppable struct {
+	capture.Reader
+	ctx context.Context
+}
+
+func (s stoppable) Next() (capture.Record, error) {
+	select {
+	case <-s.ctx.Done():
+		return capture.Record{}, context.Cause(s.ctx)
+	default:
+		return s.Reader.Next()
 	}
-	defer os.Remove(tmp.Name())
-	w := capture.NewWriter(tmp, opt)
-	n, err := capture.Copy(w, in)
-	if err == nil {
-		err = w.Flush()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return n, err
-	}
-	return n, os.Rename(tmp.Name(), path)
 }
 
 func newInspectCmd(st *state) *cobra.Command {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen/target"
 )
 
@@ -27,7 +28,7 @@ and requests beyond it queue. Also: /sleep?ms=N, /status/CODE, /bytes/N, /stats 
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c.Log = st.stderr
 			if err := c.Validate(); err != nil {
-				return withCode(exitUsage, err)
+				return cli.WithCode(cli.ExitUsage, err)
 			}
 			srv, err := target.Start(c)
 			if err != nil {
@@ -41,13 +42,20 @@ and requests beyond it queue. Also: /sleep?ms=N, /status/CODE, /bytes/N, /stats 
 				ctx, cancel = context.WithTimeout(ctx, dur)
 				defer cancel()
 			}
-			select {
-			case <-ctx.Done():
-			case s := <-st.signals:
-				fmt.Fprintf(st.stderr, "%s: shutting down\n", s)
-			}
+			// A signal (or --duration) ends serving: open requests get 5 s,
+			// or until the second signal.
+			stop := st.stopper(ctx, "open requests get 5s to finish")
+			defer stop.Close()
+			<-stop.Context().Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
+			go func() {
+				select {
+				case <-stop.Now():
+					cancel()
+				case <-sctx.Done():
+				}
+			}()
 			_ = srv.Shutdown(sctx)
 			s := srv.Stats()
 			fmt.Fprintf(st.stdout, "served %d requests (%.1f/s), %d stalled, %d resets, %d errors, %d rejected\n",

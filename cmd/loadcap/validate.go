@@ -11,6 +11,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/loadcap/loadcap/internal/capture"
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen/k6"
 	"github.com/loadcap/loadcap/scenarios"
 )
@@ -41,7 +42,7 @@ init code runs, its imports and options are resolved; nothing is sent).`,
 				fmt.Fprintf(st.stdout, "%s: ok (%s)\n", path, summary)
 			}
 			if bad > 0 {
-				return withCode(exitInvalid, fmt.Errorf("%d of %d files invalid", bad, len(files)))
+				return cli.WithCode(cli.ExitInvalid, fmt.Errorf("%d of %d files invalid", bad, len(files)))
 			}
 			return nil
 		},

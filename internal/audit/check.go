@@ -13,9 +13,9 @@ import (
 
 // Problem is one thing wrong with a table.
 type Problem struct {
-	Table  string // the table it is in
-	Column string // "" when it is about the whole table
-	What   string
+	Table  string `json:"table"`            // the table it is in
+	Column string `json:"column,omitempty"` // "" when it is about the whole table
+	What   string `json:"what"`
 }
 
 func (p Problem) String() string {

@@ -32,9 +32,9 @@ type Markers struct {
 
 // Leak is one row where it must not be.
 type Leak struct {
-	Table string
-	Key   string // the row's ID column value; "" when the table has no ID column
-	Why   string
+	Table string `json:"table"`
+	Key   string `json:"key,omitempty"` // the row's ID column value; "" when the table has no ID column
+	Why   string `json:"why"`
 }
 
 func (l Leak) String() string {

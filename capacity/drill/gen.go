@@ -1,4 +1,4 @@
-package capacity
+package drill
 
 import (
 	"context"
@@ -17,19 +17,11 @@ import (
 	"github.com/loadcap/loadcap/scenarios"
 )
 
-// Generator generates a drill's load: the engine in this process
-// (LocalGenerator) or a coordinator over agents. Run blocks until the load
-// has ended and returns its (merged) result; Kill may be called from any
-// goroutine, also before Run, and ends all generation at once, abandoning
-// requests in flight.
-type Generator interface {
-	Run(ctx context.Context) (*loadgen.Result, error)
-	Kill(cause, reason string)
-}
-
-// GeneratorConfig is what a Generator is built from.
+// GeneratorConfig is what the generator of a drill's load (a
+// loadgen.Runner: the engine here, LocalGenerator, or a coordinator over
+// agents) is built from.
 type GeneratorConfig struct {
-	File         *scenarios.File      // the drill's scenario, as PrepareDrill built it
+	File         *scenarios.File      // the drill's scenario, as Prepare built it
 	Replay       loadgen.ReplaySource // its recording in this process; nil for a scenario
 	RecordedPeak float64              // the recording's peak second, requests/s (replays)
 	// Interval is called after every 1-second interval of the whole load
@@ -44,7 +36,7 @@ type GeneratorConfig struct {
 }
 
 // LocalGenerator runs the drill in this process with a loadgen.Engine.
-func LocalGenerator(gc GeneratorConfig) (Generator, error) {
+func LocalGenerator(gc GeneratorConfig) (loadgen.Runner, error) {
 	opts := []loadgen.Option{loadgen.WithIntervalHook(gc.Interval)}
 	if gc.Replay != nil {
 		opts = append(opts, loadgen.WithReplay(gc.Replay))
@@ -71,19 +63,23 @@ func (g *localGenerator) Run(ctx context.Context) (*loadgen.Result, error) {
 	return g.eng.Run(ctx)
 }
 
+func (g *localGenerator) Stop(cause, reason string) { g.eng.Stop(cause, reason) }
+
 func (g *localGenerator) Kill(cause, reason string) { g.eng.Kill(cause, reason) }
+
+var _ loadgen.Runner = (*localGenerator)(nil)
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 
-// DrillScenario writes the drill's scenario as a scenario file: parsed, it
-// is the scenario PrepareDrill builds (the stages as one
+// Scenario writes the drill's scenario as a scenario file: parsed, it
+// is the scenario Prepare builds (the stages as one
 // ramping-arrival-rate scenario, tagged with the drill id, no thresholds),
 // so that agents, which run scenario files, run the drill. path is where
 // the source is to be parsed: beside the file it is made from (the
 // recording, or the plan's scenario), whose relative file references it
 // keeps; nothing is written there. peak is the recording's peak second
-// (PrepareDrill's), for stages given as multipliers of it.
-func DrillScenario(d *scenarios.Drill, peak float64) (path string, src []byte, err error) {
+// (Prepare's), for stages given as multipliers of it.
+func Scenario(d *scenarios.Drill, peak float64) (path string, src []byte, err error) {
 	name := "loadcap-drill-" + unsafeName.ReplaceAllString(d.DrillID, "_") + ".yaml"
 	var doc *yaml.Node
 	if d.Scenario != "" {

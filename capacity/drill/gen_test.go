@@ -1,4 +1,4 @@
-package capacity
+package drill
 
 import (
 	"math"
@@ -14,9 +14,9 @@ import (
 // agent parses it) it must be the scenario the drill runs locally: the
 // same stages and rates, the same requests, the drill's tag, no
 // thresholds.
-func TestDrillScenarioIsTheLocalScenario(t *testing.T) {
+func TestScenarioIsTheLocalScenario(t *testing.T) {
 	dir := t.TempDir()
-	recording, err := filepath.Abs("../scenarios/examples/shop-traffic.jsonl")
+	recording, err := filepath.Abs("../../scenarios/examples/shop-traffic.jsonl")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,14 +49,14 @@ thresholds:
 			if err != nil {
 				t.Fatal(err)
 			}
-			local, src, peak, err := PrepareDrill(DrillConfig{Plan: d})
+			local, src, peak, err := Prepare(Config{Plan: d})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if src != nil {
 				defer src.Close()
 			}
-			path, source, err := DrillScenario(d, peak)
+			path, source, err := Scenario(d, peak)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,0 +1,55 @@
+package drill
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/loadcap/loadcap/internal/guard"
+	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+// GuardFunc starts a drill's guard: it gets the drill's stop function and
+// returns what to call with every closed interval.
+type GuardFunc func(ctx context.Context, stop func(Breach)) (observe func(loadgen.Interval), err error)
+
+// NewGuard builds the guard of the plan (internal/guard) with the plan's
+// settings, whose defaults are the scenarios package's; nil when the plan
+// has no rules and no hot switch (the drill runs unguarded).
+func NewGuard(d *scenarios.Drill) GuardFunc {
+	dg := d.Guard
+	if len(dg.Rules) == 0 && dg.HotSwitchFile == "" && dg.HotSwitchListen == "" {
+		return nil
+	}
+	cfg := guard.Config{Every: dg.Every, Breaches: dg.Breaches, Prometheus: dg.Prometheus,
+		SignalLoss: guard.SignalLoss{Grace: dg.SignalLoss, Action: guard.ActionStop},
+		Switch:     guard.Switch{File: dg.HotSwitchFile, Listen: dg.HotSwitchListen}}
+	if dg.SignalLossContinue {
+		cfg.SignalLoss.Action = guard.ActionContinue
+	}
+	for _, r := range dg.Rules {
+		gr := guard.Rule{Name: r.Name, SLO: r.Drill, PromQL: r.PromQL, Health: r.Health, Breaches: r.Breaches}
+		if !math.IsNaN(r.Max) {
+			gr.Max = guard.Float(r.Max)
+		}
+		if !math.IsNaN(r.Min) {
+			gr.Min = guard.Float(r.Min)
+		}
+		cfg.Rules = append(cfg.Rules, gr)
+	}
+	return func(ctx context.Context, stop func(Breach)) (func(loadgen.Interval), error) {
+		g, err := guard.New(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: guard: %v", ErrInvalid, d.Path, err)
+		}
+		go func() {
+			defer g.Close()
+			_ = g.Run(ctx, func(b guard.Breach) {
+				stop(Breach{Rule: b.Rule, Kind: string(b.Kind), Reason: b.String(), Value: b.Value, Limit: b.Limit,
+					Unit: b.Unit, Consecutive: b.Consecutive})
+			})
+		}()
+		return g.Observe, nil
+	}
+}

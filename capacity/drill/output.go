@@ -1,0 +1,144 @@
+package drill
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/internal/guard"
+)
+
+// Files are the drill's own output files in its output directory, besides
+// run.json and the HTML report, which reports writes from the Result.
+const (
+	StagesFile   = "stages.json"   // Result.Stages: one find step per stage
+	ServicesFile = "services.json" // {"services": Result.Services}
+	PlanFile     = "plan.json"     // Result.Plan
+	HPADir       = "hpa"           // a HorizontalPodAutoscaler per service
+	KEDADir      = "keda"          // a ScaledObject per service
+)
+
+// WriteFunc writes one output file atomically: write fills it, and the
+// previous file is left as it was when write or the writing fails.
+type WriteFunc func(path string, write func(io.Writer) error) error
+
+// WriteFiles writes the drill's files into dir through write: the
+// stages, the services, and with a plan the plan and its autoscaler
+// manifests (listed in the result, with paths relative to reportDir, for
+// the report).
+func (r *Result) WriteFiles(dir, reportDir string, write WriteFunc) ([]Manifest, error) {
+	js := func(name string, v any) error {
+		return write(filepath.Join(dir, name), func(w io.Writer) error {
+			e := json.NewEncoder(w)
+			e.SetIndent("", "  ")
+			return e.Encode(v)
+		})
+	}
+	if err := js(StagesFile, r.Stages); err != nil {
+		return nil, err
+	}
+	if err := js(ServicesFile, struct {
+		Services []capacity.ServiceMeasure `json:"services"`
+	}{r.Services}); err != nil {
+		return nil, err
+	}
+	if r.Plan == nil {
+		return nil, nil
+	}
+	if err := js(PlanFile, r.Plan); err != nil {
+		return nil, err
+	}
+	hpa, err := capacity.WriteHPA(filepath.Join(dir, HPADir), r.Plan)
+	if err != nil {
+		return nil, err
+	}
+	keda, err := capacity.WriteKEDA(filepath.Join(dir, KEDADir), r.Plan, capacity.KEDAOptions{PrometheusAddress: r.plan.Guard.Prometheus})
+	if err != nil {
+		return nil, err
+	}
+	return append(manifestsOf("HorizontalPodAutoscaler", hpa, reportDir), manifestsOf("ScaledObject", keda, reportDir)...), nil
+}
+
+// manifestsOf lists written manifest files, with paths relative to
+// reportDir and their YAML.
+func manifestsOf(kind string, files []string, reportDir string) []Manifest {
+	var out []Manifest
+	for _, f := range files {
+		rel, err := filepath.Rel(reportDir, f)
+		if err != nil {
+			rel = f
+		}
+		m := Manifest{Kind: kind, Service: strings.TrimSuffix(filepath.Base(f), filepath.Ext(f)), Path: rel}
+		if b, err := os.ReadFile(f); err == nil {
+			m.YAML = string(b)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// Report is the drill's section of the report: the plan as it ran, the
+// guard, the stop, the pre-flight and the audit, and the manifests
+// WriteFiles wrote.
+func (r *Result) Report(manifests []Manifest) *Report {
+	d := r.plan
+	info := &Report{ID: d.DrillID, Target: d.Target, PlanFile: d.Path, RecordedPeakQPS: r.RecordedPeak,
+		Services: r.Services, PlanError: r.PlanError, Manifests: manifests, Stop: r.Stopped}
+	if d.Replay != "" {
+		info.Traffic = "replay of " + d.Replay
+	} else {
+		info.Traffic = "scenario " + d.Scenario
+	}
+	for _, s := range d.Stages {
+		info.Stages = append(info.Stages, StagePlan{Name: s.Name, RatePerSec: d.StageRate(s, r.RecordedPeak),
+			Multiplier: s.Multiplier, Ramp: s.Ramp, Hold: s.Hold})
+	}
+	g := d.Guard
+	dg := &GuardPlan{Every: g.Every, Breaches: g.Breaches, Prometheus: g.Prometheus, SignalLoss: g.SignalLoss,
+		SignalLossContinue: g.SignalLossContinue}
+	switch {
+	case g.HotSwitchFile != "" && g.HotSwitchListen != "":
+		dg.HotSwitch = "file " + g.HotSwitchFile + ", POST http://" + g.HotSwitchListen + "/stop"
+	case g.HotSwitchFile != "":
+		dg.HotSwitch = "file " + g.HotSwitchFile
+	case g.HotSwitchListen != "":
+		dg.HotSwitch = "POST http://" + g.HotSwitchListen + "/stop"
+	}
+	for _, rule := range g.Rules {
+		rp := RulePlan{Name: rule.Name, Breaches: rule.Breaches, Max: guard.Float(rule.Max), Min: guard.Float(rule.Min)}
+		switch {
+		case rule.Drill != "":
+			rp.Kind, rp.Expr = "traffic", rule.Drill
+		case rule.PromQL != "":
+			rp.Kind, rp.Expr = "promql", rule.PromQL
+		default:
+			rp.Kind, rp.Expr = "health", rule.Health
+		}
+		dg.Rules = append(dg.Rules, rp)
+	}
+	info.Guard = dg
+	if c := r.Check; c != nil {
+		info.PreFlight = &PreFlight{Tables: c.Tables, Problems: c.Problems}
+	}
+	if a := r.Audit; a != nil || r.AuditError != "" {
+		da := &Audit{Error: r.AuditError}
+		if a != nil {
+			da.Tables, da.Counts, da.Leaks, da.Unchecked = a.Tables, a.Counts, a.Leaks, a.Unchecked
+		}
+		info.Audit = da
+	}
+	return info
+}
+
+// String is the stop in one line, as the drill prints it.
+func (s *Stop) String() string {
+	last := s.LastHealthy
+	if last == "" {
+		last = "none"
+	}
+	return fmt.Sprintf("at %v in stage %s: %s (last healthy stage: %s)", s.At.Round(1e6), s.Stage, s.Reason, last)
+}
