@@ -14,6 +14,7 @@ import (
 	"sort"
 	"time"
 
+	"github.com/loadcap/loadcap/internal/runner"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/scenarios/slo"
@@ -361,11 +362,12 @@ func (s *search) engineStep(ctx context.Context, load StepLoad) (*loadgen.Result
 		MaxVUs:          load.MaxVUs,
 		GracefulStop:    load.GracefulStop,
 	}, nil)}
-	eng, err := loadgen.New(&f)
+	r, err := runner.New(ctx, runner.Config{File: &f})
 	if err != nil {
 		return nil, fmt.Errorf("capacity find: %w", err)
 	}
-	return eng.Run(ctx)
+	defer r.Close()
+	return r.Run(ctx)
 }
 
 // measure reduces a step's run to the window after the warm-up; it also

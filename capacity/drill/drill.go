@@ -24,7 +24,9 @@ import (
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/internal/audit"
 	"github.com/loadcap/loadcap/internal/capture"
+	"github.com/loadcap/loadcap/internal/runner"
 	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/shadow"
 )
@@ -69,15 +71,16 @@ type Config struct {
 	// Guard starts the guard; nil is the plan's own (NewGuard), which is
 	// nil, unguarded, for a plan without rules or hot switch.
 	Guard GuardFunc
-	// Generator builds what generates the load; nil is LocalGenerator (this
-	// process). A coordinator over agents runs a drill on them.
-	Generator func(GeneratorConfig) (loadgen.Runner, error)
+	// Agents runs the drill's load on these agents (the coordinator's
+	// configuration); nil runs it in this process.
+	Agents *cluster.CoordinatorConfig
 }
 
 // Result is what a drill measured and concluded.
 type Result struct {
 	File         *scenarios.File           // the scenario the stages ran as
 	Run          *loadgen.Result           // nil for a dry run
+	Cluster      *cluster.Report           // the agents' report of a drill on agents; nil here
 	RecordedPeak float64                   // the recording's peak second, requests/s (replays)
 	Stages       *capacity.FindResult      // one step per stage (phase "stage"), with the services' figures
 	Services     []capacity.ServiceMeasure // per service: the capacity the drill measured
@@ -282,36 +285,48 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return res, err
 		}
 	}
-	gc := GeneratorConfig{File: f, RecordedPeak: peak, Progress: cfg.Progress, Live: cfg.Live,
-		Interval: func(iv loadgen.Interval) {
+	rc := runner.Config{File: f, Progress: cfg.Progress, Live: cfg.Live, Stderr: cfg.Progress,
+		OnInterval: func(iv loadgen.Interval) {
 			if observe != nil {
 				observe(iv)
 			}
 			tr.Interval(iv)
 		},
-		Start: func(at time.Time) {
+		OnStart: func(at time.Time) {
 			stopMu.Lock()
 			t0 = at
 			stopMu.Unlock()
 			tr.Start(at)
 		}}
-	if src != nil {
-		gc.Replay = src
-	}
-	newGen := cfg.Generator
-	if newGen == nil {
-		newGen = LocalGenerator
+	if cfg.Agents != nil && len(cfg.Agents.Agents) > 0 {
+		// The agents get the stages as a scenario file that parses to the
+		// scenario run here (Scenario), with the recording beside it.
+		path, source, err := Scenario(d, peak)
+		if err != nil {
+			return res, fmt.Errorf("%w: %v", ErrInvalid, err)
+		}
+		if rc.File, err = scenarios.Parse(path, source); err != nil {
+			return res, fmt.Errorf("drill on agents: its scenario: %w", err)
+		}
+		rc.Source, rc.Agents = source, cfg.Agents
+	} else if src != nil {
+		rc.Replay = src
 	}
 	stopMu.Lock()
-	gen, err = newGen(gc)
-	if err == nil && breach != nil {
-		gen.Kill(CauseGuard, "guard: "+breach.Reason)
+	run, err := runner.New(ctx, rc)
+	if err == nil {
+		gen = run
+		if breach != nil {
+			gen.Kill(CauseGuard, "guard: "+breach.Reason)
+		}
 	}
 	stopMu.Unlock()
 	if err != nil {
 		return res, err
 	}
+	defer run.Close()
 	r, err := gen.Run(ctx)
+	res.Cluster = run.Cluster()
 	if err != nil {
 		stopMu.Lock()
 		b := breach

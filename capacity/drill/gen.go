@@ -1,9 +1,7 @@
 package drill
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -13,61 +11,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/scenarios"
 )
-
-// GeneratorConfig is what the generator of a drill's load (a
-// loadgen.Runner: the engine here, LocalGenerator, or a coordinator over
-// agents) is built from.
-type GeneratorConfig struct {
-	File         *scenarios.File      // the drill's scenario, as Prepare built it
-	Replay       loadgen.ReplaySource // its recording in this process; nil for a scenario
-	RecordedPeak float64              // the recording's peak second, requests/s (replays)
-	// Interval is called after every 1-second interval of the whole load
-	// closes (merged over agents), one at a time; it returns quickly.
-	Interval func(loadgen.Interval)
-	// Start is called once with the load's time zero, the start of the
-	// first stage, before the first request: now, or a moment ahead when
-	// agents start together.
-	Start    func(time.Time)
-	Progress io.Writer // the engine's progress lines; nil for none
-	Live     bool
-}
-
-// LocalGenerator runs the drill in this process with a loadgen.Engine.
-func LocalGenerator(gc GeneratorConfig) (loadgen.Runner, error) {
-	opts := []loadgen.Option{loadgen.WithIntervalHook(gc.Interval)}
-	if gc.Replay != nil {
-		opts = append(opts, loadgen.WithReplay(gc.Replay))
-	}
-	if gc.Progress != nil {
-		opts = append(opts, loadgen.WithProgress(gc.Progress, gc.Live))
-	}
-	eng, err := loadgen.New(gc.File, opts...)
-	if err != nil {
-		return nil, err
-	}
-	return &localGenerator{eng: eng, start: gc.Start}, nil
-}
-
-type localGenerator struct {
-	eng   *loadgen.Engine
-	start func(time.Time)
-}
-
-func (g *localGenerator) Run(ctx context.Context) (*loadgen.Result, error) {
-	if g.start != nil {
-		g.start(time.Now())
-	}
-	return g.eng.Run(ctx)
-}
-
-func (g *localGenerator) Stop(cause, reason string) { g.eng.Stop(cause, reason) }
-
-func (g *localGenerator) Kill(cause, reason string) { g.eng.Kill(cause, reason) }
-
-var _ loadgen.Runner = (*localGenerator)(nil)
 
 var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]+`)
 

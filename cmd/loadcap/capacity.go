@@ -80,7 +80,7 @@ must make one request per iteration).`,
 				if err := k6.CheckArgs(c.k6.args); err != nil {
 					return cli.WithCode(cli.ExitUsage, err)
 				}
-				c.cfg.RunStep = k6FindStep(a[0], c.k6.args, c.k6.drillID, st.stderr)
+				c.cfg.RunStep = capacity.K6Step(a[0], c.k6.args, c.k6.drillID, st.stderr)
 			case len(a) == 1:
 				var opts []scenarios.Option
 				if c.target != "" {

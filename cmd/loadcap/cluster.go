@@ -38,35 +38,6 @@ func (c *clusterFlags) add(cmd *cobra.Command) {
 	fl.DurationVar(&c.prepareTimeout, "prepare-timeout", 0, "with --agents: how long agents get to prepare (default 30s)")
 }
 
-// runDistributed runs f on the agents and returns the merged result and
-// the cluster's report; stop's signals stop the coordinator.
-func runDistributed(ctx context.Context, st *state, f *scenarios.File, target string, c *clusterFlags, o execOptions, stop *cli.Stopper) (*loadgen.Result, *cluster.Report, error) {
-	if f.Path == "" {
-		return nil, nil, usageErr("--agents needs a scenario file: agents run the file, not ad hoc flags")
-	}
-	if f.Replay != nil {
-		if o.noTag {
-			return nil, nil, usageErr("--no-tag applies to local runs: agents replay the file as written, tagged")
-		}
-		if err := checkTag(f, o); err != nil {
-			return nil, nil, err
-		}
-		if err := capture.PrepareReplay(f, capture.ReplayConfig{}); err != nil {
-			return nil, nil, err
-		}
-	}
-	plan, err := cluster.NewPlan(f, target)
-	if err != nil {
-		return nil, nil, cli.WithCode(cli.ExitInvalid, err)
-	}
-	co, err := cluster.NewCoordinator(f, plan, c.coordinatorConfig(st, o.quiet))
-	if err != nil {
-		return nil, nil, cli.WithCode(cli.ExitUsage, err)
-	}
-	forward(stop, co.Stop, co.Kill)
-	return co.Run(ctx)
-}
-
 func newAgentCmd(st *state) *cobra.Command {
 	var cfg cluster.AgentConfig
 	cmd := &cobra.Command{

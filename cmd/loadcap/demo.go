@@ -134,7 +134,7 @@ func runDemo(ctx context.Context, st *state, dir, report string, quiet bool) err
 	if !quiet {
 		cfg.Progress, cfg.Live = st.stderr, st.tty
 	}
-	res, code, err := runDrill(ctx, st, cfg, dir, report, nil)
+	res, code, err := runDrill(ctx, st, cfg, dir, report)
 	if err != nil {
 		return err
 	}

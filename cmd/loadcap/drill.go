@@ -15,10 +15,7 @@ import (
 
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/capacity/drill"
-	"github.com/loadcap/loadcap/internal/capture"
 	"github.com/loadcap/loadcap/internal/cli"
-	"github.com/loadcap/loadcap/loadgen"
-	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios"
 )
@@ -63,10 +60,9 @@ the recording (or scenario): agents get that directory's files.`,
 				return err
 			}
 			cfg := drill.Config{Plan: d}
-			var agents *agentsGen
 			if len(c.cluster.agents) > 0 {
-				agents = &agentsGen{st: st, d: d, flags: &c.cluster}
-				cfg.Generator = agents.generator
+				cc := c.cluster.coordinatorConfig(st, true)
+				cfg.Agents = &cc
 			}
 			if c.now != "" {
 				if cfg.Now, err = time.Parse(time.RFC3339, c.now); err != nil {
@@ -85,7 +81,7 @@ the recording (or scenario): agents get that directory's files.`,
 			if err := cli.CheckOutput(filepath.Join(c.outDir, "run.json")); err != nil {
 				return usageErr("--out-dir: %v", err)
 			}
-			_, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"), agents)
+			_, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"))
 			if err != nil {
 				return err
 			}
@@ -108,64 +104,6 @@ the recording (or scenario): agents get that directory's files.`,
 	c.cluster.add(cmd)
 	return cmd
 }
-
-// agentsGen runs a drill's load on agents (drill --agents): it builds the
-// coordinator when the drill starts and keeps it for the cluster report.
-type agentsGen struct {
-	st    *state
-	d     *scenarios.Drill
-	flags *clusterFlags
-
-	gen *coordinated // once the drill started
-}
-
-// generator is a drill.Config.Generator: the drill's stages as a
-// scenario file (drill.Scenario) run by a coordinator over the
-// agents.
-func (a *agentsGen) generator(gc drill.GeneratorConfig) (loadgen.Runner, error) {
-	path, src, err := drill.Scenario(a.d, gc.RecordedPeak)
-	if err != nil {
-		return nil, cli.WithCode(cli.ExitInvalid, err)
-	}
-	f, err := scenarios.Parse(path, src)
-	if err != nil {
-		return nil, fmt.Errorf("drill on agents: its scenario: %w", err)
-	}
-	if f.Replay != nil {
-		if err := capture.PrepareReplay(f, capture.ReplayConfig{}); err != nil {
-			return nil, err
-		}
-	}
-	plan, err := cluster.NewPlanSource(f, src, "")
-	if err != nil {
-		return nil, cli.WithCode(cli.ExitInvalid, err)
-	}
-	c := a.flags
-	cfg := c.coordinatorConfig(a.st, true)
-	cfg.OnStart, cfg.OnInterval, cfg.Progress, cfg.Live = gc.Start, gc.Interval, gc.Progress, gc.Live
-	co, err := cluster.NewCoordinator(f, plan, cfg)
-	if err != nil {
-		return nil, cli.WithCode(cli.ExitUsage, err)
-	}
-	a.gen = &coordinated{co: co}
-	return a.gen, nil
-}
-
-// coordinated is a coordinator as the drill's loadgen.Runner.
-type coordinated struct {
-	co  *cluster.Coordinator
-	rep *cluster.Report
-}
-
-func (g *coordinated) Run(ctx context.Context) (*loadgen.Result, error) {
-	res, rep, err := g.co.Run(ctx)
-	g.rep = rep
-	return res, err
-}
-
-func (g *coordinated) Stop(cause, reason string) { g.co.Stop(cause, reason) }
-
-func (g *coordinated) Kill(cause, reason string) { g.co.Kill(cause, reason) }
 
 func dryRunDrill(ctx context.Context, st *state, cfg drill.Config) error {
 	d := cfg.Plan
@@ -223,7 +161,7 @@ func drillErr(err error) error {
 
 // runDrill runs a drill, writes its files into outDir and the report to
 // report, and returns the exit code the outcome stands for.
-func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report string, agents *agentsGen) (*drill.Result, cli.Code, error) {
+func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report string) (*drill.Result, cli.Code, error) {
 	// The first signal stops the engine at once; the audit and the report
 	// still run. The second abandons them.
 	stop := st.stopper(ctx, "the audit, the plan and the report still run")
@@ -282,13 +220,13 @@ func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report s
 		return fail(err)
 	}
 	run := reports.NewRun(res.Run, meta(res.File))
-	if agents != nil && agents.gen != nil && agents.gen.rep != nil {
-		b, err := json.Marshal(agents.gen.rep)
+	if rep := res.Cluster; rep != nil {
+		b, err := json.Marshal(rep)
 		if err != nil {
 			return fail(err)
 		}
 		run.Cluster = b
-		for _, p := range agents.gen.rep.Problems() {
+		for _, p := range rep.Problems() {
 			fmt.Fprintln(st.stderr, "cluster:", p)
 		}
 	}

@@ -1,26 +1,20 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/spf13/cobra"
 	k6cmd "go.k6.io/k6/cmd"
 
-	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/internal/cli"
+	"github.com/loadcap/loadcap/internal/runner"
 	"github.com/loadcap/loadcap/loadgen"
-	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/loadgen/k6"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios"
@@ -78,116 +72,6 @@ func k6RunArgs(cmd *cobra.Command, c *runConfig, k *k6Flags) ([]string, error) {
 	return out, nil
 }
 
-// executeK6 runs a k6 script in loadcap's k6 child (loadcap k6-child) and
-// reports it like execute reports a scenario file: progress, run.json,
-// summary, HTML and JUnit. thresholds are loadcap's own, evaluated besides
-// the script's; extra adds Runner options (k6.WithScenarios for a scenario
-// file that drives a script). The exit code is k6's (105 aborted, 107
-// script exception, ...), 99 when a threshold failed or aborted the run.
-func executeK6(ctx context.Context, st *state, script string, args []string, drillID string, thresholds []scenarios.Threshold, o execOptions, extra ...k6.Option) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// The child's stdout and stderr, progress and signal notices reach
-	// stderr from different goroutines.
-	locked := *st
-	locked.stderr = &syncWriter{w: st.stderr}
-	st = &locked
-	opts := []k6.Option{
-		k6.WithArgs(args...),
-		k6.WithDrillID(drillID),
-		k6.WithThresholds(thresholds),
-		// k6's end-of-test summary and log go to stderr: stdout keeps
-		// loadcap's summary alone.
-		k6.WithOutput(st.stderr, st.stderr),
-	}
-	if !o.quiet {
-		opts = append(opts, k6.WithProgress(st.stderr, st.tty))
-	}
-	// The first signal stops gracefully (k6 runs teardown and its
-	// thresholds), the second at once; both go to the child, or to every
-	// agent's child.
-	stop := st.stopper(ctx, "k6 interrupts iterations and runs teardown")
-	defer stop.Close()
-	var (
-		out *k6.Outcome
-		rep *cluster.Report
-		err error
-	)
-	if o.cluster != nil && len(o.cluster.agents) > 0 {
-		if len(extra) > 0 {
-			return usageErr("--agents runs a k6 script as written: not with a scenario file's scenarios")
-		}
-		out, rep, err = runK6Distributed(ctx, st, script, args, drillID, thresholds, o, stop)
-	} else {
-		var r *k6.Runner
-		if r, err = k6.New(script, append(opts, extra...)...); err != nil {
-			return cli.WithCode(cli.ExitUsage, err)
-		}
-		forward(stop, r.Stop, r.Kill)
-		out, err = r.Run(ctx)
-	}
-	if err != nil {
-		return err
-	}
-	if out.Result == nil {
-		return cli.WithCode(cli.Code(out.ExitCode), fmt.Errorf("k6 exited with code %d: %s", out.ExitCode, out.Err))
-	}
-	run := reports.NewRun(out.Result, k6Meta(script, out.Result))
-	code := 0 // the reports show k6's exit code unless a threshold decided it
-	if out.ExitCode != 0 && out.Result.AbortCause != loadgen.CauseThreshold {
-		code = out.ExitCode
-	}
-	if err := writeRunOutputs(st, run, rep, o, code); err != nil {
-		return err
-	}
-	switch {
-	case out.Result.AbortCause == loadgen.CauseThreshold:
-		// One of loadcap's abortOnFail thresholds stopped k6 (which then
-		// says 105), or one of the script's (k6 says 99).
-		return cli.WithCode(cli.ExitThresholds, errors.New(out.Result.AbortReason))
-	case out.ExitCode != 0:
-		return cli.WithCode(cli.Code(out.ExitCode), errors.New(out.Err))
-	case thresholdFailed(run):
-		return cli.WithCode(cli.ExitThresholds, errors.New("thresholds failed"))
-	}
-	return nil
-}
-
-// runK6Distributed archives the script (k6 archive, in the child) and runs
-// the archive over the agents of o.cluster, each with its execution
-// segment; the agents' k6 streams are merged into one Outcome.
-func runK6Distributed(ctx context.Context, st *state, script string, args []string, drillID string, thresholds []scenarios.Threshold, o execOptions, stop *cli.Stopper) (*k6.Outcome, *cluster.Report, error) {
-	c := o.cluster
-	if err := cluster.CheckK6Args(args); err != nil {
-		return nil, nil, usageErr("--agents: %v", err)
-	}
-	archive := script
-	if !strings.EqualFold(filepath.Ext(script), ".tar") {
-		dir, err := os.MkdirTemp("", "loadcap-k6-archive-")
-		if err != nil {
-			return nil, nil, err
-		}
-		defer os.RemoveAll(dir)
-		archive = filepath.Join(dir, "test.tar")
-		if err := k6.Archive(stop.Context(), script, archive, k6.WithArgs(args...), k6.WithOutput(io.Discard, st.stderr)); err != nil {
-			return nil, nil, cli.WithCode(cli.ExitInvalid, err)
-		}
-	}
-	data, err := os.ReadFile(archive)
-	if err != nil {
-		return nil, nil, cli.WithCode(cli.ExitInvalid, err)
-	}
-	cfg := c.coordinatorConfig(st, o.quiet)
-	co, err := cluster.NewK6Coordinator(&cluster.K6Plan{
-		Name: filepath.Base(script), Archive: data, Args: args, DrillID: drillID, Thresholds: thresholds,
-	}, cfg)
-	if err != nil {
-		return nil, nil, cli.WithCode(cli.ExitUsage, err)
-	}
-	forward(stop, co.Stop, co.Kill)
-	return co.RunK6(ctx)
-}
-
 // k6Meta describes a k6 run for its result.
 func k6Meta(script string, res *loadgen.Result) reports.Meta {
 	m := reports.Meta{Version: versionString(), File: script, Engine: reports.EngineK6}
@@ -208,51 +92,6 @@ func k6ChildMain(args []string) int {
 		return int(cli.ExitInvalid)
 	}
 	return int(cli.ExitOK)
-}
-
-// k6FindStep runs capacity find's steps with a k6 script: each step is a
-// constant-arrival-rate scenario replacing the script's own, driving its
-// default function. The rate is iterations per second, so the script must
-// make one request per iteration; a step that does otherwise is an error.
-func k6FindStep(script string, args []string, drillID string, stderr io.Writer) func(context.Context, capacity.StepLoad) (*loadgen.Result, error) {
-	return func(ctx context.Context, load capacity.StepLoad) (*loadgen.Result, error) {
-		rate, unit := int64(math.Round(load.Rate)), "1s"
-		if math.Abs(load.Rate-math.Round(load.Rate)) > 1e-9 {
-			rate, unit = int64(math.Round(load.Rate*100)), "100s"
-		}
-		step := map[string]any{"step": map[string]any{
-			"executor": "constant-arrival-rate", "rate": rate, "timeUnit": unit,
-			"duration":        load.Duration.String(),
-			"preAllocatedVUs": load.PreAllocatedVUs, "maxVUs": max(load.MaxVUs, load.PreAllocatedVUs),
-			"gracefulStop": load.GracefulStop.String(),
-		}}
-		js, err := json.Marshal(step)
-		if err != nil {
-			return nil, err
-		}
-		r, err := k6.New(script, k6.WithArgs(append(append([]string{}, args...), "--summary-mode=disabled")...),
-			k6.WithDrillID(drillID), k6.WithScenarios(js), k6.WithOutput(io.Discard, stderr))
-		if err != nil {
-			return nil, cli.WithCode(cli.ExitUsage, err)
-		}
-		out, err := r.Run(ctx)
-		if err != nil {
-			return nil, err
-		}
-		if out.Result == nil || (out.ExitCode != 0 && out.ExitCode != int(cli.ExitThresholds)) {
-			return nil, cli.WithCode(cli.Code(out.ExitCode), fmt.Errorf("k6 exited with code %d: %s", out.ExitCode, out.Err))
-		}
-		var iters int64
-		for _, it := range out.Iterations {
-			iters += it.Count
-		}
-		reqs := out.Result.Totals.Completed + out.Result.Totals.Failed
-		if iters > 0 && math.Abs(float64(reqs)/float64(iters)-1) > 0.02 {
-			return nil, cli.WithCode(cli.ExitUsage, fmt.Errorf("capacity find with a k6 script: %s made %d requests in %d iterations; "+
-				"the step rate is iterations per second, so the script must make one request per iteration", script, reqs, iters))
-		}
-		return out.Result, nil
-	}
 }
 
 // runK6File runs a scenario file whose requests come from a k6 script
@@ -287,17 +126,6 @@ func runK6File(cmd *cobra.Command, st *state, c *runConfig, f *scenarios.File, o
 	if err := k6.CheckArgs(c.k6.args); err != nil {
 		return cli.WithCode(cli.ExitUsage, err)
 	}
-	return executeK6(cmd.Context(), st, f.K6Script, c.k6.args, drill, f.Thresholds, o, k6.WithScenarios(js))
-}
-
-// syncWriter serializes writes to w.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
+	return execute(cmd.Context(), st, runner.Config{Script: f.K6Script, K6Args: c.k6.args, DrillID: drill, Thresholds: f.Thresholds,
+		K6Options: []k6.Option{k6.WithScenarios(js)}}, o)
 }

@@ -5,18 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"net"
-	"net/url"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/loadcap/loadcap/internal/capture"
 	"github.com/loadcap/loadcap/internal/cli"
+	"github.com/loadcap/loadcap/internal/runner"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/reports"
@@ -67,14 +63,13 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 			if len(a) == 1 {
 				c.file = a[0]
 			}
-			o := execOptions{out: c.out, report: c.report, junit: c.junit, quiet: c.quiet, noSummary: c.noSumm, noTag: c.noTag,
-				target: c.target, cluster: &c.cluster}
+			o := execOptions{out: c.out, report: c.report, junit: c.junit, quiet: c.quiet, noSummary: c.noSumm, cluster: &c.cluster}
 			if c.file != "" && isK6Script(c.file) {
 				k6args, err := k6RunArgs(cmd, &c, &c.k6)
 				if err != nil {
 					return err
 				}
-				return executeK6(cmd.Context(), st, c.file, k6args, c.k6.drillID, nil, o)
+				return execute(cmd.Context(), st, runner.Config{Script: c.file, K6Args: k6args, DrillID: c.k6.drillID}, o)
 			}
 			f, err := c.load(cmd)
 			if err != nil {
@@ -83,7 +78,7 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 			if f.K6Script != "" {
 				return runK6File(cmd, st, &c, f, o)
 			}
-			return execute(cmd.Context(), st, f, o)
+			return execute(cmd.Context(), st, runner.Config{File: f, Target: c.target, NoTag: c.noTag}, o)
 		},
 	}
 	fl := cmd.Flags()
@@ -167,8 +162,6 @@ type execOptions struct {
 	junit     string
 	quiet     bool
 	noSummary bool
-	noTag     bool
-	target    string        // run --target (agents re-aim the file with it)
 	cluster   *clusterFlags // --agents: a distributed run
 }
 
@@ -220,74 +213,72 @@ func forward(s *cli.Stopper, stop, kill func(cause, reason string)) {
 	s.Forward(func(r string) { stop(loadgen.CauseSignal, r) }, func(r string) { kill(loadgen.CauseSignal, r) })
 }
 
-// execute runs f, writes the result and the summary, and maps the outcome
-// to an exit code: 99 when a threshold failed, 105 when interrupted.
-func execute(ctx context.Context, st *state, f *scenarios.File, o execOptions) error {
-	stop := st.stopper(ctx, runGraceful)
-	defer stop.Close()
-	var res *loadgen.Result
-	var clusterReport *cluster.Report
-	var err error
-	if o.cluster != nil && len(o.cluster.agents) > 0 {
-		res, clusterReport, err = runDistributed(ctx, st, f, o.target, o.cluster, o, stop)
-	} else {
-		res, err = runLocal(ctx, st, f, o, stop)
+// execute runs the load rc describes (a scenario file or a k6 script,
+// here or on o's agents), writes the result and the summary, and maps the
+// outcome to an exit code: 99 when a threshold failed, 105 when
+// interrupted, k6's own code when k6 ended otherwise (107 a script
+// exception, ...).
+func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) error {
+	graceful := runGraceful
+	if rc.Script != "" {
+		// The child's stdout and stderr, progress and signal notices reach
+		// stderr from different goroutines.
+		locked := *st
+		locked.stderr = &runner.SyncWriter{W: st.stderr}
+		st = &locked
+		graceful = "k6 interrupts iterations and runs teardown"
 	}
+	rc.Stderr = st.stderr
+	if !o.quiet {
+		rc.Progress, rc.Live = st.stderr, st.tty
+	}
+	if o.cluster != nil && len(o.cluster.agents) > 0 {
+		cc := o.cluster.coordinatorConfig(st, o.quiet)
+		rc.Agents = &cc
+	}
+	stop := st.stopper(ctx, graceful)
+	defer stop.Close()
+	r, err := runner.New(stop.Context(), rc)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	forward(stop, r.Stop, r.Kill)
+	res, err := r.Run(ctx)
 	if err != nil && res == nil {
 		return err
 	}
 	runErr := err // the run happened but went wrong (a recording that stopped reading): results first
-	run := reports.NewRun(res, meta(f))
-	if err := writeRunOutputs(st, run, clusterReport, o, 0); err != nil {
+	var m reports.Meta
+	k6Code := 0 // the reports show k6's exit code unless a threshold decided it
+	if rc.Script != "" {
+		m = k6Meta(rc.Script, res)
+		if out := r.K6(); out != nil && out.ExitCode != 0 && res.AbortCause != loadgen.CauseThreshold {
+			k6Code = out.ExitCode
+		}
+	} else {
+		m = meta(rc.File)
+	}
+	run := reports.NewRun(res, m)
+	if err := writeRunOutputs(st, run, r.Cluster(), o, k6Code); err != nil {
 		return err
 	}
 	if runErr != nil {
 		return runErr
 	}
 	switch {
+	case res.AbortCause == loadgen.CauseThreshold && rc.Script != "":
+		// One of loadcap's abortOnFail thresholds stopped k6 (which then
+		// says 105), or one of the script's (k6 says 99).
+		return cli.WithCode(cli.ExitThresholds, errors.New(res.AbortReason))
+	case k6Code != 0:
+		return cli.WithCode(cli.Code(k6Code), errors.New(r.K6().Err))
 	case run.Status == loadgen.StatusAborted && res.AbortCause == loadgen.CauseSignal:
 		return cli.WithCode(cli.ExitAborted, cli.ErrSilent)
 	case thresholdFailed(run):
 		return cli.WithCode(cli.ExitThresholds, errors.New("thresholds failed"))
 	}
 	return nil
-}
-
-// runLocal runs f in this process; stop's signals stop the engine, which
-// runs with ctx (the first signal must not kill it).
-func runLocal(ctx context.Context, st *state, f *scenarios.File, o execOptions, stop *cli.Stopper) (_ *loadgen.Result, runErr error) {
-	var opts []loadgen.Option
-	if !o.quiet {
-		opts = append(opts, loadgen.WithProgress(st.stderr, st.tty))
-	}
-	if f.Replay != nil {
-		src, err := replaySource(st, f, o)
-		if err != nil {
-			return nil, err
-		}
-		defer src.Close()
-		opts = append(opts, loadgen.WithReplay(src))
-		defer func() {
-			if m := src.Malformed(); m.Count > 0 {
-				fmt.Fprintf(st.stderr, "replay: %d malformed records skipped:\n%v\n", m.Count, m.Err())
-			}
-		}()
-		defer func() {
-			if err := src.Err(); err != nil && runErr == nil {
-				runErr = cli.WithCode(cli.ExitToolError, fmt.Errorf("replay: reading the recording stopped early: %w", err))
-			}
-		}()
-	}
-	eng, err := loadgen.New(f, opts...)
-	if err != nil {
-		return nil, cli.WithCode(cli.ExitInvalid, err)
-	}
-	forward(stop, eng.Stop, eng.Kill)
-	res, err := eng.Run(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
 }
 
 func thresholdFailed(r *reports.Run) bool {
@@ -305,66 +296,4 @@ func meta(f *scenarios.File) reports.Meta {
 		m.Scenarios = append(m.Scenarios, s.Name)
 	}
 	return m
-}
-
-// replaySource opens a file's recording. Every replayed request carries
-// the drill's shadow tag; --no-tag is refused unless the target is
-// loopback.
-func replaySource(st *state, f *scenarios.File, o execOptions) (*capture.ReplaySource, error) {
-	if err := checkTag(f, o); err != nil {
-		return nil, err
-	}
-	var progress io.Writer
-	if !o.quiet {
-		progress = st.stderr
-	}
-	src, err := capture.NewReplaySource(f, capture.ReplayConfig{Progress: progress})
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, cli.WithCode(cli.ExitInvalid, err)
-		}
-		return nil, err
-	}
-	if o.noTag {
-		// Rewrite rules may send requests elsewhere than the target.
-		for _, h := range src.Hosts() {
-			if !loopbackURL("http://" + h) {
-				src.Close()
-				return nil, usageErr("--no-tag replays production traffic untagged: refused, the rewrite rules send requests to %s (only loopback)", h)
-			}
-		}
-	}
-	return src, nil
-}
-
-// checkTag enforces the shadow tag on a replay: drill_id is required, and
-// --no-tag (which removes it) is refused unless the target is loopback.
-func checkTag(f *scenarios.File, o execOptions) error {
-	switch {
-	case o.noTag && !loopbackURL(f.Target):
-		return usageErr("--no-tag replays production traffic untagged: refused for %s (only against loopback)", f.Target)
-	case o.noTag:
-		f.DrillID = ""
-		f.Headers = slices.DeleteFunc(f.Headers, func(h scenarios.Header) bool {
-			return strings.EqualFold(h.Name, scenarios.ShadowHeader) || strings.EqualFold(h.Name, "Baggage")
-		})
-	case f.DrillID == "":
-		return cli.WithCode(cli.ExitInvalid, &scenarios.Error{File: f.Path, Pos: f.Replay.Pos, Path: "drill_id",
-			Msg: "is required with replay: every replayed request carries the drill's shadow tag (--no-tag only against loopback)"})
-	}
-	return nil
-}
-
-// loopbackURL reports whether u's host is a loopback address or localhost.
-func loopbackURL(u string) bool {
-	p, err := url.Parse(u)
-	if err != nil {
-		return false
-	}
-	h := p.Hostname()
-	if h == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
 }
