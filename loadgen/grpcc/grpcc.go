@@ -3,13 +3,15 @@
 // A Pool holds several HTTP/2 connections to one target (one connection caps
 // throughput: its streams share one TCP stream, one reader and one writer
 // goroutine), and each VU sticks to one of them (Pool.Caller). Unary calls
-// go through our own HTTP/2 transport (h2conn.go: x/net/http2's framer and
-// HPACK, one reader goroutine per connection, header blocks encoded once,
-// no allocation per call in steady state) unless Options.Transport asks for
-// grpc-go; server-streaming calls always use grpc-go, with a pass-through
-// codec. Either way the request message is marshalled before the call (a
-// Payload, built once when the message has no generators) and the response
-// is counted, never decoded, so the hot path does no proto reflection.
+// go through our own HTTP/2 transport (loadgen/internal/h2, shared with
+// httpc's HTTP/2 requests: x/net/http2's framer and HPACK, one reader
+// goroutine per connection; this package adds gRPC's framing, header
+// blocks encoded once and trailers; no allocation per call in steady
+// state) unless Options.Transport asks for grpc-go; server-streaming calls
+// always use grpc-go, with a pass-through codec. Either way the request
+// message is marshalled before the call (a Payload, built once when the
+// message has no generators) and the response is counted, never decoded,
+// so the hot path does no proto reflection.
 //
 // Request failures are data: a call fills Result.Code and Result.Err and
 // never returns a Go error.
@@ -21,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 
 	"google.golang.org/grpc"
@@ -31,6 +34,8 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/loadcap/loadcap/loadgen/internal/h2"
 )
 
 // DefaultMaxConnections caps the default number of connections per target:
@@ -60,7 +65,7 @@ type Transport int
 // Transports.
 const (
 	TransportDefault Transport = iota // DefaultTransport
-	TransportH2                       // ours (h2conn.go)
+	TransportH2                       // ours (loadgen/internal/h2)
 	TransportGRPCGo                   // grpc-go's
 )
 
@@ -79,8 +84,7 @@ type Pool struct {
 	err   error              // grpc-go's dial error
 
 	// Our transport (TransportH2).
-	h2     []*h2slot
-	h2o    h2opts
+	h2     []*h2.Slot
 	scheme byte   // HPACK :scheme
 	fixed  []byte // HPACK :authority, content-type, user-agent, te
 	ctx    context.Context
@@ -107,24 +111,30 @@ func Dial(o Options) (*Pool, error) {
 	if o.Target == "" {
 		return nil, errors.New("grpc client: no target")
 	}
-	p.h2o = h2opts{target: o.Target, authority: o.Authority, tls: o.TLS}
-	if p.h2o.authority == "" {
-		p.h2o.authority = o.Target
+	authority := o.Authority
+	if authority == "" {
+		authority = o.Target
+	}
+	h2o := h2.Options{Addr: o.Target, TLS: o.TLS, DialTimeout: h2.DefaultDialTimeout}
+	if host, _, err := net.SplitHostPort(authority); err == nil {
+		h2o.ServerName = host
+	} else {
+		h2o.ServerName = authority
 	}
 	p.scheme = hpackSchemeHTTP
 	if o.TLS != nil {
 		p.scheme = hpackSchemeHTTPS
 	}
 	e := newFieldEncoder()
-	e.field(":authority", p.h2o.authority)
+	e.field(":authority", authority)
 	e.field("content-type", "application/grpc")
 	e.field("user-agent", o.UserAgent)
 	e.field("te", "trailers")
 	p.fixed = e.bytes()
 	for range p.n {
-		sl := &h2slot{p: p}
+		sl := h2.NewSlot(p.ctx, h2o, errPoolClosed)
 		p.h2 = append(p.h2, sl)
-		_, _ = sl.conn(ctxDone) // starts connecting ahead of the first call
+		_, _ = sl.Conn(ctxDone, nil) // starts connecting ahead of the first call
 	}
 	return p, nil
 }
@@ -200,7 +210,7 @@ func (p *Pool) Close() {
 		_ = c.Close()
 	}
 	for _, sl := range p.h2 {
-		sl.close()
+		sl.Close(errPoolClosed)
 	}
 }
 
@@ -253,11 +263,12 @@ type Caller struct {
 	resp response
 
 	// Our transport.
-	slot  *h2slot
-	s     h2stream
-	hdrs  []hdrEntry
-	evict int
-	call  []byte // this call's header block
+	slot   *h2.Slot
+	s      grpcStream
+	prefix [frameOverhead]byte // the request message's length prefix
+	hdrs   []hdrEntry
+	evict  int
+	call   []byte // this call's header block
 }
 
 // Caller returns a Caller for VU number vu: VUs are spread over the
@@ -266,7 +277,7 @@ func (p *Pool) Caller(vu int) *Caller {
 	c := &Caller{p: p, vu: vu}
 	if p.h2 != nil {
 		c.slot = p.h2[vu%len(p.h2)]
-		c.s.done = make(chan struct{}, 1)
+		c.s.Recv = &c.s
 	}
 	return c
 }

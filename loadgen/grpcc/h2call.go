@@ -7,15 +7,17 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/loadcap/loadcap/loadgen/internal/h2"
 )
 
 // Metadata is outgoing call metadata prepared once for many calls (see
@@ -165,100 +167,6 @@ func decodeMessage(s string) string {
 	return string(b)
 }
 
-// h2slot is one connection of a pool on our transport: the current
-// connection, replaced after it fails or goes away. One dial runs at a
-// time, in its own goroutine, bounded by h2dialTimeout: callers wait for it
-// only as long as their contexts allow. Failed dials back off (100 ms
-// doubling to 2 s); calls meanwhile fail fast with the dial's error, as
-// grpc-go's do in TRANSIENT_FAILURE.
-type h2slot struct {
-	p   *Pool
-	cur atomic.Pointer[h2conn]
-
-	mu      sync.Mutex
-	dialing chan struct{} // closed when the dial under way ends
-	retryAt time.Time
-	backoff time.Duration
-	lastErr error
-}
-
-const (
-	minBackoff = 100 * time.Millisecond
-	maxBackoff = 2 * time.Second
-)
-
-// conn returns a usable connection, dialling one if needed.
-func (sl *h2slot) conn(ctx context.Context) (*h2conn, error) {
-	for range 2 {
-		if c := sl.cur.Load(); c != nil && c.usable() {
-			return c, nil
-		}
-		sl.mu.Lock()
-		if c := sl.cur.Load(); c != nil && c.usable() {
-			sl.mu.Unlock()
-			return c, nil
-		}
-		if sl.p.ctx.Err() != nil {
-			sl.mu.Unlock()
-			return nil, errPoolClosed
-		}
-		if sl.dialing == nil {
-			if time.Now().Before(sl.retryAt) {
-				err := sl.lastErr
-				sl.mu.Unlock()
-				return nil, err
-			}
-			sl.dialing = make(chan struct{})
-			go sl.dial(sl.dialing)
-		}
-		dialing := sl.dialing
-		sl.mu.Unlock()
-		select {
-		case <-dialing:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		sl.mu.Lock()
-		err := sl.lastErr
-		sl.mu.Unlock()
-		if err != nil {
-			return nil, err
-		}
-	}
-	return nil, fmt.Errorf("connection to %s lost as it was made", sl.p.h2o.target)
-}
-
-// dial makes the slot's next connection and closes done.
-func (sl *h2slot) dial(done chan struct{}) {
-	ctx, cancel := context.WithTimeout(sl.p.ctx, h2dialTimeout)
-	c, err := dialH2(ctx, &sl.p.h2o)
-	cancel()
-	sl.mu.Lock()
-	if err != nil {
-		sl.backoff = min(max(2*sl.backoff, minBackoff), maxBackoff)
-		sl.retryAt = time.Now().Add(sl.backoff)
-		sl.lastErr = fmt.Errorf("connect to %s: %w", sl.p.h2o.target, err)
-	} else {
-		sl.backoff, sl.lastErr = 0, nil
-		sl.cur.Store(c)
-	}
-	closed := sl.p.ctx.Err() != nil
-	sl.dialing = nil
-	sl.mu.Unlock()
-	close(done)
-	if closed && c != nil {
-		c.close(errPoolClosed)
-	}
-}
-
-func (sl *h2slot) close() {
-	sl.mu.Lock()
-	defer sl.mu.Unlock()
-	if c := sl.cur.Load(); c != nil {
-		c.close(errPoolClosed)
-	}
-}
-
 var errPoolClosed = fmt.Errorf("grpcc: pool closed: %w", context.Canceled)
 
 // hdrEntry is a cached request header block.
@@ -305,8 +213,10 @@ func (c *Caller) unaryH2(ctx context.Context, method string, md *Metadata, cache
 		buf = appendTimeout(buf, time.Until(dl))
 	}
 	c.call = buf
+	n := len(payload.b)
+	c.prefix = [frameOverhead]byte{0, byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}
 	for attempt := 0; ; attempt++ {
-		conn, err := c.slot.conn(ctx)
+		conn, err := c.slot.Conn(ctx, nil)
 		if err != nil {
 			if ctx.Err() != nil {
 				ctxResult(ctx.Err(), res)
@@ -316,17 +226,17 @@ func (c *Caller) unaryH2(ctx context.Context, method string, md *Metadata, cache
 			return
 		}
 		c.s.reset()
-		err = conn.roundTrip(ctx, &c.s, buf, payload.b)
+		err = conn.RoundTrip(ctx, nil, &c.s.Stream, buf, c.prefix[:], payload.b)
 		switch {
-		case err == errRetry && attempt < 3:
+		case err == h2.ErrRetry && attempt < 3:
 			continue // nothing sent: on the next connection
-		case err == errRetry:
+		case err == h2.ErrRetry:
 			fail(codes.Unavailable, "connection not usable", res)
 		case err != nil:
 			ctxResult(err, res)
 		default:
 			streamResult(&c.s, res)
-			if res.Code == codes.Canceled && c.s.rst {
+			if res.Code == codes.Canceled && c.s.RST {
 				// As grpc-go: a server's CANCEL after our deadline passed
 				// is that deadline.
 				if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
@@ -350,16 +260,80 @@ func ctxResult(err error, res *Result) {
 	fail(codes.Canceled, err.Error(), res)
 }
 
+// grpcStream is a unary call's stream on the shared HTTP/2 transport with
+// what gRPC reads from the response: content-type, grpc-status and
+// grpc-message, and the messages counted by their length prefixes. A
+// Caller owns one and reuses it.
+type grpcStream struct {
+	h2.Stream
+
+	ctOK      bool
+	hasStatus bool
+	status    int
+	message   string
+	msgs      int
+	hdrN      int // prefix bytes seen of the current message
+	need      uint32
+	plen      uint32
+}
+
+var _ h2.Receiver = (*grpcStream)(nil)
+
+func (s *grpcStream) reset() {
+	s.Stream.Reset()
+	s.ctOK, s.hasStatus, s.status, s.message = false, false, 0, ""
+	s.msgs, s.hdrN, s.need, s.plen = 0, 0, 0, 0
+}
+
+// Field keeps what a call's result needs.
+func (s *grpcStream) Field(f hpack.HeaderField) {
+	switch f.Name {
+	case "content-type":
+		s.ctOK = len(f.Value) >= 16 && f.Value[:16] == "application/grpc"
+	case "grpc-status":
+		if v, err := strconv.Atoi(f.Value); err == nil {
+			s.hasStatus, s.status = true, v
+		}
+	case "grpc-message":
+		s.message = f.Value
+	}
+}
+
+// EndHeaders ends the call at a block with grpc-status (trailers, or a
+// Trailers-Only response).
+func (s *grpcStream) EndHeaders(bool) bool { return s.hasStatus }
+
+// Data follows the gRPC length prefixes in d to count messages.
+func (s *grpcStream) Data(d []byte) {
+	for len(d) > 0 {
+		if s.need > 0 {
+			k := min(uint32(len(d)), s.need)
+			s.need -= k
+			d = d[k:]
+			continue
+		}
+		if s.hdrN > 0 {
+			s.plen = s.plen<<8 | uint32(d[0])
+		}
+		s.hdrN++
+		d = d[1:]
+		if s.hdrN == frameOverhead {
+			s.msgs++
+			s.need, s.hdrN, s.plen = s.plen, 0, 0
+		}
+	}
+}
+
 // streamResult turns an ended stream into the call's result.
-func streamResult(s *h2stream, res *Result) {
-	res.BytesRecv, res.Messages = s.nrecv, s.msgs
+func streamResult(s *grpcStream, res *Result) {
+	res.BytesRecv, res.Messages = s.DataBytes, s.msgs
 	switch {
-	case s.connErr != nil:
+	case s.ConnErr != nil:
 		code := codes.Unavailable
-		if errors.Is(s.connErr, context.Canceled) {
+		if errors.Is(s.ConnErr, context.Canceled) {
 			code = codes.Canceled
 		}
-		fail(code, "connection: "+s.connErr.Error(), res)
+		fail(code, "connection: "+s.ConnErr.Error(), res)
 	case s.hasStatus:
 		code := codes.Code(s.status)
 		switch {
@@ -372,13 +346,46 @@ func streamResult(s *h2stream, res *Result) {
 		default:
 			res.Code, res.Err = codes.OK, nil
 		}
-	case s.rst:
-		fail(h2code(s.rstCode), fmt.Sprintf("stream reset by the server: %v", s.rstCode), res)
-	case s.httpStatus != 0 && s.httpStatus != 200:
-		fail(httpCode(s.httpStatus), fmt.Sprintf("unexpected HTTP status %d", s.httpStatus), res)
-	case s.httpStatus != 0 && !s.ctOK:
+	case s.RST:
+		fail(h2code(s.RSTCode), fmt.Sprintf("stream reset by the server: %v", s.RSTCode), res)
+	case s.Status != 0 && s.Status != 200:
+		fail(httpCode(s.Status), fmt.Sprintf("unexpected HTTP status %d", s.Status), res)
+	case s.Status != 0 && !s.ctOK:
 		fail(codes.Unknown, "response content-type is not application/grpc", res)
 	default:
 		fail(codes.Internal, "the server ended the stream without grpc-status", res)
 	}
+}
+
+// h2code maps an RST_STREAM code to a gRPC code as grpc-go does.
+func h2code(e http2.ErrCode) codes.Code {
+	switch e {
+	case http2.ErrCodeRefusedStream:
+		return codes.Unavailable
+	case http2.ErrCodeCancel:
+		return codes.Canceled
+	case http2.ErrCodeFlowControl, http2.ErrCodeEnhanceYourCalm:
+		return codes.ResourceExhausted
+	case http2.ErrCodeInadequateSecurity:
+		return codes.PermissionDenied
+	}
+	return codes.Internal
+}
+
+// httpCode maps a non-200 HTTP status without grpc-status to a gRPC code
+// (the gRPC HTTP/2 spec's table).
+func httpCode(status int) codes.Code {
+	switch status {
+	case 400:
+		return codes.Internal
+	case 401:
+		return codes.Unauthenticated
+	case 403:
+		return codes.PermissionDenied
+	case 404:
+		return codes.Unimplemented
+	case 429, 502, 503, 504:
+		return codes.Unavailable
+	}
+	return codes.Unknown
 }

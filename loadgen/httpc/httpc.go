@@ -1,7 +1,7 @@
 // Package httpc is the HTTP client on the load engine's hot path.
 //
 // A Transport holds what all virtual users (VUs) of a run share: options,
-// the dialer, TLS settings and, for HTTP/2, one net/http Transport. Each VU
+// the dialer, TLS settings and, for HTTP/2, the connections. Each VU
 // gets its own Client from Transport.NewClient and sends one request at a
 // time through it.
 //
@@ -9,8 +9,11 @@
 // connection per VU and host, like wrk: the request is rendered into a reused
 // buffer and sent with one Write, the response is parsed from a bufio.Reader
 // and its body is read and discarded while counting bytes. In steady state it
-// allocates nothing per request. HTTP/2 (Options.HTTP2) goes through
-// net/http's Transport and allocates per request.
+// allocates nothing per request. HTTP/2 (Options.HTTP2) goes through the
+// engine's own HTTP/2 transport (loadgen/internal/h2, which gRPC calls use
+// too): one connection per scheme and host shared by every VU, requests
+// multiplexed on it as streams, header blocks rendered into reused
+// buffers; it allocates nothing per request either.
 //
 // Request failures are data: Do fills Result.Class and Result.Err and never
 // returns a Go error.
@@ -21,7 +24,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
-	"net/http"
 	"sync"
 	"time"
 )
@@ -39,7 +41,7 @@ const maxDialTimeout = 10 * time.Second
 // Options configures a Transport. The zero value is usable.
 type Options struct {
 	Timeout          time.Duration // whole request, connect included; 0 = DefaultTimeout
-	DialTimeout      time.Duration // connect (TCP, and TLS handshake for HTTP/1.1); 0 = min(Timeout, 10s)
+	DialTimeout      time.Duration // connect (TCP, TLS handshake, HTTP/2 preface); 0 = min(Timeout, 10s)
 	HTTP2            bool          // https: ALPN h2; http: h2c with prior knowledge
 	TLSConfig        *tls.Config   // nil = defaults; callers set InsecureSkipVerify here. Not modified.
 	DisableKeepAlive bool          // one connection per request; sends "Connection: close"
@@ -133,7 +135,9 @@ type Client interface {
 	// Redirects are not followed. A request that fails on a kept-alive
 	// connection before any response byte (the server closed it while
 	// idle) is retried once on a new connection, whatever its method; a
-	// failure on a new connection is never retried.
+	// failure on a new connection is never retried. Over HTTP/2, a request
+	// the server refused unprocessed (above a GOAWAY's last stream, or
+	// REFUSED_STREAM) is resent on a new connection, a few times at most.
 	Do(r *Request, res *Result)
 	// Close closes the client's connections. It is safe to call
 	// concurrently with Do, which it aborts; later Do calls fail with
@@ -158,7 +162,7 @@ type Transport struct {
 	userAgent   string
 	dialer      net.Dialer  // template, copied per dial
 	tlsConf     *tls.Config // HTTP/1.1: ALPN http/1.1, shared session cache
-	h2          *http.Transport
+	h2          *h2Pool     // HTTP/2 connections, when Options.HTTP2
 
 	ctx    context.Context // canceled by Close; parent of every client context
 	cancel context.CancelFunc
@@ -203,7 +207,7 @@ func NewTransport(o Options) *Transport {
 		base.ClientSessionCache = tls.NewLRUClientSessionCache(0)
 	}
 	if o.HTTP2 {
-		t.h2 = newH2Transport(t, base)
+		t.h2 = newH2Pool(t, base)
 	} else {
 		t.tlsConf = base.Clone()
 		t.tlsConf.NextProtos = []string{"http/1.1"}
@@ -258,7 +262,7 @@ func (t *Transport) Close() {
 		c.abort()
 	}
 	if t.h2 != nil {
-		t.h2.CloseIdleConnections()
+		t.h2.close()
 	}
 }
 

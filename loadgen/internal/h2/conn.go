@@ -1,4 +1,4 @@
-package grpcc
+package h2
 
 import (
 	"bufio"
@@ -16,39 +16,74 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	"google.golang.org/grpc/codes"
 )
 
-// Our own HTTP/2 client connection for unary calls. One h2conn carries many
-// concurrent streams: callers write their frames under wmu (the last writer
-// of a burst flushes, so concurrent calls share a write syscall), one reader
-// goroutine decodes every frame and completes calls by stream id, and one
-// control goroutine writes what the reader must answer (SETTINGS and PING
-// acks, WINDOW_UPDATEs), so that the reader never waits for the socket's
-// write side.
+// One Conn carries many concurrent streams: callers write their frames
+// under wmu (the last writer of a burst flushes, so concurrent calls share
+// a write syscall), one reader goroutine decodes every frame and completes
+// streams by id, and one control goroutine writes what the reader must
+// answer (SETTINGS and PING acks, WINDOW_UPDATEs), so that the reader never
+// waits for the socket's write side.
 //
 // Lock order: wmu, then mu, then cmu.
 
 // Windows we advertise: large, so that servers rarely wait for our
 // WINDOW_UPDATEs; we return credit when a quarter is used.
 const (
-	h2StreamWindow = 4 << 20
-	h2ConnWindow   = 4 << 20
-	h2DefaultFrame = 16 << 10
-	h2DefaultWin   = 65535
-	h2ReadMaxFrame = 1 << 20 // accepted from servers that ignore our default
-	h2BufSize      = 64 << 10
-	h2MaxStreamID  = 1<<31 - 1
+	streamWindow = 4 << 20
+	connWindow   = 4 << 20
+	defaultFrame = 16 << 10
+	defaultWin   = 65535
+	readMaxFrame = 1 << 20 // accepted from servers that ignore our default
+	bufSize      = 64 << 10
+	maxStreamID  = 1<<31 - 1
 )
 
-// h2dialTimeout bounds a dial whose call has no deadline.
-const h2dialTimeout = 20 * time.Second
+// DefaultDialTimeout bounds a dial when Options.DialTimeout is 0 and the
+// dial's context has no deadline.
+const DefaultDialTimeout = 20 * time.Second
 
-// errRetry is a call that was refused before any of it was sent (the
-// connection is going away or dead): the caller may redial and retry.
-var errRetry = errors.New("grpcc: connection not usable")
+// ErrRetry is a round trip refused before any of it was sent (the
+// connection is going away or dead): the caller may retry it on another
+// connection.
+var ErrRetry = errors.New("h2: connection not usable")
 
-type h2conn struct {
+// ErrExpired is a round trip or a wait for a connection ended by its
+// expire channel (the caller's timer).
+var ErrExpired = errors.New("h2: request timed out")
+
+// TLSError is a failed TLS handshake, or a server that did not agree to
+// h2 by ALPN.
+type TLSError struct{ Err error }
+
+func (e *TLSError) Error() string { return "tls handshake: " + e.Err.Error() }
+func (e *TLSError) Unwrap() error { return e.Err }
+
+// ProtocolError is a server that broke HTTP/2: a bad preface, frame or
+// header block. http2.ConnectionError reports the same on a running
+// connection.
+type ProtocolError struct{ Msg string }
+
+func (e *ProtocolError) Error() string { return "http/2 protocol error: " + e.Msg }
+
+// IsProtocol reports whether err is a server's HTTP/2 protocol violation.
+func IsProtocol(err error) bool {
+	var pe *ProtocolError
+	var ce http2.ConnectionError
+	return errors.As(err, &pe) || errors.As(err, &ce)
+}
+
+// Options is what dialling needs.
+type Options struct {
+	Addr        string        // dial address, host:port
+	ServerName  string        // TLS server name; "" = Addr's host
+	TLS         *tls.Config   // nil = h2c with prior knowledge. Not modified.
+	DialTimeout time.Duration // connect and handshake; 0 = DefaultDialTimeout
+}
+
+// Conn is one HTTP/2 client connection. Its methods are safe for
+// concurrent use.
+type Conn struct {
 	nc net.Conn
 	fr *http2.Framer // writes under wmu; reads by the reader only
 	bw *bufio.Writer
@@ -61,7 +96,7 @@ type h2conn struct {
 	broken atomic.Bool // going away or dead: no new streams
 
 	mu         sync.Mutex
-	streams    map[uint32]*h2stream
+	streams    map[uint32]*Stream
 	nextID     uint32
 	active     int    // streams open (counted against maxStreams)
 	maxStreams uint32 // server's MAX_CONCURRENT_STREAMS
@@ -80,77 +115,84 @@ type h2conn struct {
 	rbuf     []byte // the frame being read
 	hbuf     [9]byte
 	dec      *hpack.Decoder
-	cur      *h2stream // stream of the header block being decoded
-	curEnd   bool      // that block's HEADERS had END_STREAM
+	cur      *Stream // stream of the header block being decoded
+	curEnd   bool    // that block's HEADERS had END_STREAM
 	recvUnac uint32
 
 	cmu      sync.Mutex
 	ctrlCh   chan struct{}
 	cConnInc uint32
-	cStream  []h2inc
+	cStream  []inc
 	cPings   [][8]byte
 	cAcks    int
 }
 
-type h2inc struct{ id, n uint32 }
+type inc struct{ id, n uint32 }
 
-// h2stream is one call's state. A Caller owns one and reuses it: the
-// reader writes it (under h2conn.mu) until it removes it from the stream
-// map, and signals done once.
-type h2stream struct {
-	id   uint32
-	done chan struct{}
+// Receiver takes what the reader decodes for a stream. It is called by
+// the connection's reader goroutine while the stream is open, never
+// concurrently with the stream's RoundTrip returning.
+type Receiver interface {
+	// Field is one decoded header or trailer field (pseudo-headers
+	// included); the strings may be shared by the decoder's table.
+	Field(f hpack.HeaderField)
+	// EndHeaders ends a header block; true ends the stream there even
+	// without END_STREAM.
+	EndHeaders(endStream bool) bool
+	// Data is a DATA frame's payload, padding removed; valid during the
+	// call only.
+	Data(d []byte)
+}
 
+// Stream is one request's state. Its owner (a VU) reuses it for one
+// round trip at a time: Reset, RoundTrip, then read the outcome.
+type Stream struct {
+	Recv Receiver // nil = none; kept by Reset
+
+	// The outcome, valid once RoundTrip has returned nil.
+	Status    int           // the response's :status (the last one, 1xx included)
+	DataBytes int64         // DATA payload received
+	RST       bool          // the server reset the stream
+	RSTCode   http2.ErrCode // its code
+	ConnErr   error         // the connection failed or went away under the stream
+	Refused   bool          // GOAWAY: the server did not process the stream (safe to retry)
+	Reused    bool          // not the first stream of its connection
+
+	done     chan struct{}
+	id       uint32
 	sendWin  int64
 	recvUnac uint32
 	finished bool
-
-	httpStatus int
-	ctOK       bool
-	hasStatus  bool
-	status     int
-	message    string
-	rst        bool
-	rstCode    http2.ErrCode
-	connErr    error
-
-	nrecv int64
-	msgs  int
-	hdrN  int // prefix bytes seen of the current message
-	need  uint32
-	plen  uint32
+	expired  bool
 }
 
-func (s *h2stream) reset() {
-	done := s.done
-	*s = h2stream{done: done}
+// Reset clears the outcome for the next round trip.
+func (s *Stream) Reset() {
+	done, recv := s.done, s.Recv
+	*s = Stream{done: done, Recv: recv}
 }
 
-// h2opts is what dialling needs.
-type h2opts struct {
-	target    string
-	authority string
-	tls       *tls.Config
-}
-
-// dialH2 connects, exchanges SETTINGS and starts the reader.
-func dialH2(ctx context.Context, o *h2opts) (*h2conn, error) {
-	if _, ok := ctx.Deadline(); !ok {
+// Dial connects, exchanges SETTINGS and starts the connection's reader.
+func Dial(ctx context.Context, o *Options) (*Conn, error) {
+	if _, ok := ctx.Deadline(); !ok || o.DialTimeout > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, h2dialTimeout)
+		ctx, cancel = context.WithTimeout(ctx, cmp(o.DialTimeout, DefaultDialTimeout))
 		defer cancel()
 	}
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", o.target)
+	nc, err := d.DialContext(ctx, "tcp", o.Addr)
 	if err != nil {
 		return nil, err
 	}
-	if o.tls != nil {
-		cfg := o.tls.Clone()
+	if o.TLS != nil {
+		cfg := o.TLS.Clone()
 		if cfg.ServerName == "" {
-			host, _, err := net.SplitHostPort(o.authority)
+			cfg.ServerName = o.ServerName
+		}
+		if cfg.ServerName == "" {
+			host, _, err := net.SplitHostPort(o.Addr)
 			if err != nil {
-				host = o.authority
+				host = o.Addr
 			}
 			cfg.ServerName = host
 		}
@@ -158,39 +200,39 @@ func dialH2(ctx context.Context, o *h2opts) (*h2conn, error) {
 		tc := tls.Client(nc, cfg)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("tls handshake: %w", err)
+			return nil, &TLSError{err}
 		}
 		if p := tc.ConnectionState().NegotiatedProtocol; p != "h2" {
 			nc.Close()
-			return nil, fmt.Errorf("tls: the server did not negotiate h2 (ALPN %q)", p)
+			return nil, &TLSError{fmt.Errorf("the server did not negotiate h2 (ALPN %q)", p)}
 		}
 		nc = tc
 	}
-	c := &h2conn{
+	c := &Conn{
 		nc:         nc,
-		bw:         bufio.NewWriterSize(nc, h2BufSize),
-		streams:    map[uint32]*h2stream{},
+		bw:         bufio.NewWriterSize(nc, bufSize),
+		streams:    map[uint32]*Stream{},
 		nextID:     1,
 		maxStreams: 1<<32 - 1,
 		slotFree:   make(chan struct{}, 1),
-		sendWin:    h2DefaultWin,
-		peerWin:    h2DefaultWin,
-		maxFrame:   h2DefaultFrame,
+		sendWin:    defaultWin,
+		peerWin:    defaultWin,
+		maxFrame:   defaultFrame,
 		closed:     make(chan struct{}),
 		ctrlCh:     make(chan struct{}, 1),
-		scratch:    make([]byte, 0, h2DefaultFrame),
+		scratch:    make([]byte, 0, defaultFrame),
 	}
 	// The framer only writes: frames are read by readFrame, which
 	// allocates nothing.
-	c.br = bufio.NewReaderSize(nc, h2BufSize)
-	c.rbuf = make([]byte, h2DefaultFrame)
+	c.br = bufio.NewReaderSize(nc, bufSize)
+	c.rbuf = make([]byte, defaultFrame)
 	c.fr = http2.NewFramer(c.bw, nil)
 	c.dec = hpack.NewDecoder(4096, c.field)
 
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
-	fail := func(err error) (*h2conn, error) {
+	fail := func(err error) (*Conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("http/2 handshake: %w", err)
 	}
@@ -199,11 +241,11 @@ func dialH2(ctx context.Context, o *h2opts) (*h2conn, error) {
 	}
 	if err := c.fr.WriteSettings(
 		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
-		http2.Setting{ID: http2.SettingInitialWindowSize, Val: h2StreamWindow},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: streamWindow},
 	); err != nil {
 		return fail(err)
 	}
-	if err := c.fr.WriteWindowUpdate(0, h2ConnWindow-h2DefaultWin); err != nil {
+	if err := c.fr.WriteWindowUpdate(0, connWindow-defaultWin); err != nil {
 		return fail(err)
 	}
 	if err := c.bw.Flush(); err != nil {
@@ -216,7 +258,7 @@ func dialH2(ctx context.Context, o *h2opts) (*h2conn, error) {
 		return fail(err)
 	}
 	if h.typ != http2.FrameSettings || h.flags&http2.FlagSettingsAck != 0 {
-		return fail(fmt.Errorf("first frame %v, want SETTINGS", h.typ))
+		return fail(&ProtocolError{fmt.Sprintf("first frame %v, want SETTINGS (is it an HTTP/2 server?)", h.typ)})
 	}
 	if err := c.applySettings(payload); err != nil {
 		return fail(err)
@@ -233,9 +275,17 @@ func dialH2(ctx context.Context, o *h2opts) (*h2conn, error) {
 	return c, nil
 }
 
+// cmp returns d, or def when d is 0.
+func cmp(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
 // applySettings takes the server's settings (a SETTINGS frame's payload,
 // from the reader or the dial).
-func (c *h2conn) applySettings(p []byte) error {
+func (c *Conn) applySettings(p []byte) error {
 	if len(p)%6 != 0 {
 		return http2.ConnectionError(http2.ErrCodeFrameSize)
 	}
@@ -258,7 +308,7 @@ func (c *h2conn) applySettings(p []byte) error {
 			}
 			c.windowGrew()
 		case http2.SettingMaxFrameSize:
-			c.maxFrame = int(min(max(s.Val, h2DefaultFrame), 1<<20))
+			c.maxFrame = int(min(max(s.Val, defaultFrame), 1<<20))
 		}
 	}
 	return nil
@@ -274,7 +324,7 @@ func wake(ch chan struct{}) {
 }
 
 // windowGrew wakes every caller waiting for send window; under mu.
-func (c *h2conn) windowGrew() {
+func (c *Conn) windowGrew() {
 	if c.winMore != nil {
 		close(c.winMore)
 		c.winMore = nil
@@ -282,7 +332,7 @@ func (c *h2conn) windowGrew() {
 }
 
 // passSlot wakes a slot waiter when a slot is free; under mu.
-func (c *h2conn) passSlot() {
+func (c *Conn) passSlot() {
 	if c.waiters > 0 && uint32(c.active) < c.maxStreams {
 		wake(c.slotFree)
 	}
@@ -290,12 +340,12 @@ func (c *h2conn) passSlot() {
 
 // lockW takes the write lock; unlockW releases it, flushing when no other
 // writer is waiting.
-func (c *h2conn) lockW() {
+func (c *Conn) lockW() {
 	c.wwait.Add(1)
 	c.wmu.Lock()
 }
 
-func (c *h2conn) unlockW() {
+func (c *Conn) unlockW() {
 	if c.wwait.Add(-1) == 0 && c.werr == nil {
 		if err := c.bw.Flush(); err != nil {
 			c.werr = err
@@ -304,13 +354,13 @@ func (c *h2conn) unlockW() {
 	err := c.werr
 	c.wmu.Unlock()
 	if err != nil {
-		c.fail(fmt.Errorf("write: %w", err))
+		c.Close(fmt.Errorf("write: %w", err))
 	}
 }
 
-// fail closes the connection after err: every open call fails Unavailable
-// (through the reader, which sees the closed socket).
-func (c *h2conn) fail(err error) {
+// Close closes the connection: open streams end with ConnErr err (the
+// first reason given wins).
+func (c *Conn) Close(err error) {
 	c.broken.Store(true)
 	c.mu.Lock()
 	if c.err == nil {
@@ -320,23 +370,28 @@ func (c *h2conn) fail(err error) {
 	_ = c.nc.Close()
 }
 
-// close closes the connection; open calls fail with err (Canceled when
-// it is context.Canceled, else Unavailable).
-func (c *h2conn) close(err error) { c.fail(err) }
+// Usable reports whether new streams may open on c.
+func (c *Conn) Usable() bool { return !c.broken.Load() }
 
-// usable reports whether new streams may open on c.
-func (c *h2conn) usable() bool { return !c.broken.Load() }
-
-// roundTrip sends one call (header block hdr, gRPC message body) on stream
-// s and waits for its end or ctx's. It returns errRetry when nothing was
-// sent because the connection cannot take the stream.
-func (c *h2conn) roundTrip(ctx context.Context, s *h2stream, hdr, body []byte) error {
+// RoundTrip sends one request on stream s (reset by the caller): the
+// header block hdr (HEADERS and CONTINUATIONs), then prefix and body in
+// DATA frames within the server's windows, END_STREAM on the last frame
+// (on HEADERS when both are empty). It waits for the stream's end, for
+// ctx's or for expire (nil = never). It returns nil when the stream ended
+// (s holds the outcome), ErrRetry when nothing was sent because the
+// connection cannot take a stream, ErrExpired, or ctx's error; in the
+// last two cases the stream is reset. hdr, prefix and body are not
+// retained after it returns.
+func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream, hdr, prefix, body []byte) error {
+	if s.done == nil {
+		s.done = make(chan struct{}, 1)
+	}
 	// A stream slot (MAX_CONCURRENT_STREAMS).
 	c.mu.Lock()
 	for {
 		if c.goAway || c.err != nil {
 			c.mu.Unlock()
-			return errRetry
+			return ErrRetry
 		}
 		if uint32(c.active) < c.maxStreams {
 			break
@@ -348,6 +403,8 @@ func (c *h2conn) roundTrip(ctx context.Context, s *h2stream, hdr, body []byte) e
 		case <-c.slotFree:
 		case <-ctx.Done():
 			cerr = ctx.Err()
+		case <-expire:
+			cerr = ErrExpired
 		case <-c.closed:
 		}
 		c.mu.Lock()
@@ -364,8 +421,8 @@ func (c *h2conn) roundTrip(ctx context.Context, s *h2stream, hdr, body []byte) e
 
 	c.lockW()
 	c.mu.Lock()
-	if c.goAway || c.err != nil || c.nextID > h2MaxStreamID {
-		if c.nextID > h2MaxStreamID {
+	if c.goAway || c.err != nil || c.nextID > maxStreamID {
+		if c.nextID > maxStreamID {
 			c.goAway = true
 			c.broken.Store(true)
 		}
@@ -373,22 +430,27 @@ func (c *h2conn) roundTrip(ctx context.Context, s *h2stream, hdr, body []byte) e
 		c.passSlot()
 		c.mu.Unlock()
 		c.unlockW()
-		return errRetry
+		return ErrRetry
 	}
 	s.id = c.nextID
+	s.Reused = s.id > 1
 	c.nextID += 2
 	s.sendWin = c.peerWin
 	c.streams[s.id] = s
 	maxFrame := c.maxFrame
 	c.mu.Unlock()
-	c.writeHeaders(s.id, hdr, maxFrame)
-	c.writeBody(ctx, s, body)
+	c.writeHeaders(s.id, hdr, maxFrame, len(prefix)+len(body) == 0)
+	c.writeBody(ctx, expire, s, prefix, body)
 	c.unlockW()
 
-	select {
-	case <-s.done:
-		return nil
-	case <-ctx.Done():
+	if !s.expired && ctx.Err() == nil {
+		select {
+		case <-s.done:
+			return nil
+		case <-ctx.Done():
+		case <-expire:
+			s.expired = true
+		}
 	}
 	c.mu.Lock()
 	mine := c.streams[s.id] == s
@@ -405,29 +467,33 @@ func (c *h2conn) roundTrip(ctx context.Context, s *h2stream, hdr, body []byte) e
 		c.werr = c.fr.WriteRSTStream(s.id, http2.ErrCodeCancel)
 	}
 	c.unlockW()
+	if s.expired {
+		return ErrExpired
+	}
 	return ctx.Err()
 }
 
 // endStream removes s from the open streams and frees its slot; under mu.
-func (c *h2conn) endStream(s *h2stream) {
+func (c *Conn) endStream(s *Stream) {
 	delete(c.streams, s.id)
 	s.finished = true
 	c.active--
 	c.passSlot()
 	if c.goAway && c.active == 0 {
-		go c.close(errors.New("server went away"))
+		go c.Close(errors.New("server went away"))
 	}
 }
 
 // writeHeaders writes a header block as HEADERS and CONTINUATIONs; under
 // wmu.
-func (c *h2conn) writeHeaders(id uint32, hdr []byte, maxFrame int) {
+func (c *Conn) writeHeaders(id uint32, hdr []byte, maxFrame int, endStream bool) {
 	if c.werr != nil {
 		return
 	}
 	first := hdr[:min(len(hdr), maxFrame)]
 	rest := hdr[len(first):]
-	c.werr = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first, EndHeaders: len(rest) == 0})
+	c.werr = c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: first,
+		EndStream: endStream, EndHeaders: len(rest) == 0})
 	for len(rest) > 0 && c.werr == nil {
 		n := min(len(rest), maxFrame)
 		c.werr = c.fr.WriteContinuation(id, n == len(rest), rest[:n])
@@ -435,13 +501,12 @@ func (c *h2conn) writeHeaders(id uint32, hdr []byte, maxFrame int) {
 	}
 }
 
-// writeBody writes the gRPC message (5-byte prefix and body) in DATA
-// frames within the server's windows and frame size, the last with
-// END_STREAM; under wmu, which it releases while it waits for window.
-func (c *h2conn) writeBody(ctx context.Context, s *h2stream, body []byte) {
-	total := frameOverhead + len(body)
-	var prefix [frameOverhead]byte
-	prefix[1], prefix[2], prefix[3], prefix[4] = byte(len(body)>>24), byte(len(body)>>16), byte(len(body)>>8), byte(len(body))
+// writeBody writes prefix and body in DATA frames within the server's
+// windows and frame size, the last with END_STREAM; under wmu, which it
+// releases while it waits for window.
+func (c *Conn) writeBody(ctx context.Context, expire <-chan time.Time, s *Stream, prefix, body []byte) {
+	np := len(prefix)
+	total := np + len(body)
 	for off := 0; off < total; {
 		if c.werr != nil {
 			return
@@ -463,13 +528,15 @@ func (c *h2conn) writeBody(ctx context.Context, s *h2stream, body []byte) {
 			select {
 			case <-more:
 			case <-ctx.Done():
+			case <-expire:
+				s.expired = true
 			case <-c.closed:
 			case <-s.done:
-				// Ended while waiting: put the signal back for roundTrip.
+				// Ended while waiting: put the signal back for RoundTrip.
 				s.done <- struct{}{}
 			}
 			c.lockW()
-			if ctx.Err() != nil {
+			if s.expired || ctx.Err() != nil {
 				return
 			}
 			continue
@@ -477,23 +544,25 @@ func (c *h2conn) writeBody(ctx context.Context, s *h2stream, body []byte) {
 		c.sendWin -= n
 		s.sendWin -= n
 		c.mu.Unlock()
-		buf := c.scratch[:0]
 		end := off + int(n)
-		if off < frameOverhead {
-			buf = append(buf, prefix[off:min(end, frameOverhead)]...)
+		var buf []byte
+		if off >= np {
+			buf = body[off-np : end-np] // the framer copies it
+		} else {
+			buf = append(c.scratch[:0], prefix[off:min(end, np)]...)
+			if end > np {
+				buf = append(buf, body[:end-np]...)
+			}
+			c.scratch = buf[:0]
 		}
-		if end > frameOverhead {
-			buf = append(buf, body[max(off-frameOverhead, 0):end-frameOverhead]...)
-		}
-		c.scratch = buf[:0]
 		c.werr = c.fr.WriteData(s.id, end == total, buf)
 		off = end
 	}
 }
 
 // readLoop reads frames until the connection fails, then fails every open
-// call.
-func (c *h2conn) readLoop() {
+// stream.
+func (c *Conn) readLoop() {
 	var err error
 	for {
 		var h frameHeader
@@ -512,7 +581,7 @@ func (c *h2conn) readLoop() {
 	}
 	cerr := c.err
 	for _, s := range c.streams {
-		s.connErr = cerr
+		s.ConnErr = cerr
 		c.finish(s)
 	}
 	c.mu.Unlock()
@@ -521,7 +590,7 @@ func (c *h2conn) readLoop() {
 }
 
 // finish ends s and wakes its caller; under mu.
-func (c *h2conn) finish(s *h2stream) {
+func (c *Conn) finish(s *Stream) {
 	c.endStream(s)
 	s.done <- struct{}{}
 }
@@ -536,7 +605,7 @@ type frameHeader struct {
 
 // readFrame reads one frame; its payload is valid until the next call.
 // Reader only.
-func (c *h2conn) readFrame() (frameHeader, []byte, error) {
+func (c *Conn) readFrame() (frameHeader, []byte, error) {
 	b := c.hbuf[:]
 	if _, err := io.ReadFull(c.br, b); err != nil {
 		return frameHeader{}, nil, err
@@ -547,7 +616,7 @@ func (c *h2conn) readFrame() (frameHeader, []byte, error) {
 		flags:  http2.Flags(b[4]),
 		stream: binary.BigEndian.Uint32(b[5:]) & (1<<31 - 1),
 	}
-	if h.length > h2ReadMaxFrame {
+	if h.length > readMaxFrame {
 		return h, nil, http2.ConnectionError(http2.ErrCodeFrameSize)
 	}
 	if int(h.length) > cap(c.rbuf) {
@@ -571,7 +640,7 @@ func unpad(h frameHeader, p []byte) ([]byte, error) {
 	return p[1 : len(p)-int(p[0])], nil
 }
 
-func (c *h2conn) handle(h frameHeader, p []byte) error {
+func (c *Conn) handle(h frameHeader, p []byte) error {
 	protoErr := http2.ConnectionError(http2.ErrCodeProtocol)
 	switch h.typ {
 	case http2.FrameData:
@@ -600,7 +669,7 @@ func (c *h2conn) handle(h frameHeader, p []byte) error {
 		}
 		c.mu.Lock()
 		if s := c.streams[h.stream]; s != nil {
-			s.rst, s.rstCode = true, http2.ErrCode(binary.BigEndian.Uint32(p))
+			s.RST, s.RSTCode = true, http2.ErrCode(binary.BigEndian.Uint32(p))
 			c.finish(s)
 		}
 		c.mu.Unlock()
@@ -649,44 +718,47 @@ func (c *h2conn) handle(h frameHeader, p []byte) error {
 	return nil
 }
 
-// goaway fails the streams the server will not process (above last) with
-// Unavailable and stops new streams; the others run to their end.
-func (c *h2conn) goaway(last uint32, code http2.ErrCode) {
+// goaway fails the streams the server will not process (above last),
+// marked Refused, and stops new streams; the others run to their end.
+func (c *Conn) goaway(last uint32, code http2.ErrCode) {
 	c.broken.Store(true)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.goAway = true
 	for id, s := range c.streams {
 		if id > last {
-			s.connErr = fmt.Errorf("server sent GOAWAY (%v) before stream %d", code, id)
+			s.ConnErr = fmt.Errorf("server sent GOAWAY (%v) before stream %d", code, id)
+			s.Refused = true
 			c.finish(s)
 		}
 	}
 	if c.active == 0 {
-		go c.close(errors.New("server went away"))
+		go c.Close(errors.New("server went away"))
 	}
 	wake(c.slotFree)
 }
 
 // data takes a DATA frame of header h and unpadded payload d.
-func (c *h2conn) data(h frameHeader, d []byte) {
+func (c *Conn) data(h frameHeader, d []byte) {
 	n := h.length // padding counts against windows
 	c.mu.Lock()
 	if s := c.streams[h.stream]; s != nil {
-		s.nrecv += int64(len(d))
-		s.count(d)
+		s.DataBytes += int64(len(d))
+		if s.Recv != nil {
+			s.Recv.Data(d)
+		}
 		if h.flags&http2.FlagDataEndStream != 0 {
 			c.finish(s)
-		} else if s.recvUnac += n; s.recvUnac >= h2StreamWindow/4 {
+		} else if s.recvUnac += n; s.recvUnac >= streamWindow/4 {
 			c.cmu.Lock()
-			c.cStream = append(c.cStream, h2inc{s.id, s.recvUnac})
+			c.cStream = append(c.cStream, inc{s.id, s.recvUnac})
 			c.cmu.Unlock()
 			s.recvUnac = 0
 			wake(c.ctrlCh)
 		}
 	}
 	c.mu.Unlock()
-	if c.recvUnac += n; c.recvUnac >= h2ConnWindow/4 {
+	if c.recvUnac += n; c.recvUnac >= connWindow/4 {
 		c.cmu.Lock()
 		c.cConnInc += c.recvUnac
 		c.cmu.Unlock()
@@ -695,31 +767,10 @@ func (c *h2conn) data(h frameHeader, d []byte) {
 	}
 }
 
-// count follows the gRPC length prefixes in d to count messages.
-func (s *h2stream) count(d []byte) {
-	for len(d) > 0 {
-		if s.need > 0 {
-			k := min(uint32(len(d)), s.need)
-			s.need -= k
-			d = d[k:]
-			continue
-		}
-		if s.hdrN > 0 {
-			s.plen = s.plen<<8 | uint32(d[0])
-		}
-		s.hdrN++
-		d = d[1:]
-		if s.hdrN == frameOverhead {
-			s.msgs++
-			s.need, s.hdrN, s.plen = s.plen, 0, 0
-		}
-	}
-}
-
 // headers decodes a header block fragment into stream id's state (a
 // stream no longer open still goes through the decoder, whose table the
 // server's encoder shares).
-func (c *h2conn) headers(id uint32, frag []byte, ended, endStream bool) error {
+func (c *Conn) headers(id uint32, frag []byte, ended, endStream bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cur = c.streams[id]
@@ -733,37 +784,36 @@ func (c *h2conn) headers(id uint32, frag []byte, ended, endStream bool) error {
 	if err := c.dec.Close(); err != nil {
 		return http2.ConnectionError(http2.ErrCodeCompression)
 	}
-	if s := c.cur; s != nil && (endStream || s.hasStatus) {
-		c.finish(s)
+	if s := c.cur; s != nil {
+		end := endStream
+		if s.Recv != nil && s.Recv.EndHeaders(endStream) {
+			end = true
+		}
+		if end {
+			c.finish(s)
+		}
 	}
 	c.cur = nil
 	return nil
 }
 
-// field is the decoder's emit function: it keeps what a call's result
-// needs. Under mu (headers).
-func (c *h2conn) field(f hpack.HeaderField) {
+// field is the decoder's emit function; under mu (headers).
+func (c *Conn) field(f hpack.HeaderField) {
 	s := c.cur
 	if s == nil {
 		return
 	}
-	switch f.Name {
-	case ":status":
-		s.httpStatus, _ = strconv.Atoi(f.Value)
-	case "content-type":
-		s.ctOK = len(f.Value) >= 16 && f.Value[:16] == "application/grpc"
-	case "grpc-status":
-		if v, err := strconv.Atoi(f.Value); err == nil {
-			s.hasStatus, s.status = true, v
-		}
-	case "grpc-message":
-		s.message = f.Value
+	if f.Name == ":status" {
+		s.Status, _ = strconv.Atoi(f.Value)
+	}
+	if s.Recv != nil {
+		s.Recv.Field(f)
 	}
 }
 
 // ctrlLoop writes the frames the reader asks for.
-func (c *h2conn) ctrlLoop() {
-	var incs []h2inc
+func (c *Conn) ctrlLoop() {
+	var incs []inc
 	var pings [][8]byte
 	for {
 		select {
@@ -795,41 +845,8 @@ func (c *h2conn) ctrlLoop() {
 }
 
 // write keeps the first write error; under wmu.
-func (c *h2conn) write(err error) {
+func (c *Conn) write(err error) {
 	if c.werr == nil {
 		c.werr = err
 	}
-}
-
-// h2code maps an RST_STREAM code to a gRPC code as grpc-go does.
-func h2code(e http2.ErrCode) codes.Code {
-	switch e {
-	case http2.ErrCodeRefusedStream:
-		return codes.Unavailable
-	case http2.ErrCodeCancel:
-		return codes.Canceled
-	case http2.ErrCodeFlowControl, http2.ErrCodeEnhanceYourCalm:
-		return codes.ResourceExhausted
-	case http2.ErrCodeInadequateSecurity:
-		return codes.PermissionDenied
-	}
-	return codes.Internal
-}
-
-// httpCode maps a non-200 HTTP status without grpc-status to a gRPC code
-// (the gRPC HTTP/2 spec's table).
-func httpCode(status int) codes.Code {
-	switch status {
-	case 400:
-		return codes.Internal
-	case 401:
-		return codes.Unauthenticated
-	case 403:
-		return codes.PermissionDenied
-	case 404:
-		return codes.Unimplemented
-	case 429, 502, 503, 504:
-		return codes.Unavailable
-	}
-	return codes.Unknown
 }
