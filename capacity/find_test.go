@@ -103,7 +103,7 @@ func TestFindKnownCapacity(t *testing.T) {
 					t.Errorf("%d progress lines for %d steps", n, len(res.Steps))
 				}
 			})
-			// find.json carries DESIGN.md's fields.
+			// find.json carries docs/ARCHITECTURE.md's fields.
 			b, _ := json.Marshal(res)
 			var m map[string]any
 			json.Unmarshal(b, &m)

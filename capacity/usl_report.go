@@ -9,7 +9,7 @@ import (
 	"strconv"
 )
 
-// uslJSON is the `capacity fit --json` document (DESIGN.md). Values that do
+// uslJSON is the `capacity fit --json` document (docs/ARCHITECTURE.md). Values that do
 // not exist are null rather than 0, NaN or Inf: peak_n and x_max when there
 // is no peak (x_max only when there is no Amdahl limit either), amdahl_limit
 // when σ = 0, a standard error when it is not available.

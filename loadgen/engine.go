@@ -2,7 +2,7 @@
 // (arrival-rate) or closed (virtual-user) model, sends them through
 // loadgen/httpc, and records every outcome in HDR histograms (Recorder).
 //
-// Latency contract (DESIGN.md): in the open model a request's latency runs
+// Latency contract (docs/ARCHITECTURE.md): in the open model a request's latency runs
 // from its intended send time on the arrival schedule, so a stalled server
 // shows in the percentiles even when every VU is busy; arrivals that find no
 // free VU under maxVUs are counted as dropped, never lost. In the closed

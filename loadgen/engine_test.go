@@ -39,7 +39,7 @@ func run(t *testing.T, f *scenarios.File, opts ...loadgen.Option) *loadgen.Resul
 	return res
 }
 
-// checkInvariants asserts the totals contract of DESIGN.md.
+// checkInvariants asserts the totals contract of docs/ARCHITECTURE.md.
 func checkInvariants(t *testing.T, res *loadgen.Result) {
 	t.Helper()
 	tt := res.Totals

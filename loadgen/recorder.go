@@ -10,7 +10,7 @@ import (
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
-// Histogram geometry (DESIGN.md): microseconds, 1 µs up to the top, 3
+// Histogram geometry (docs/ARCHITECTURE.md): microseconds, 1 µs up to the top, 3
 // significant digits.
 const (
 	histLowest     = 1

@@ -13,7 +13,7 @@ import (
 	"github.com/loadcap/loadcap/loadgen/httpc"
 )
 
-// Run status values (DESIGN.md).
+// Run status values (docs/ARCHITECTURE.md).
 const (
 	StatusPassed  = "passed"
 	StatusFailed  = "failed"

@@ -154,7 +154,7 @@ func ReadHTMLData(r io.Reader) (*HTMLData, error) {
 	return &d, nil
 }
 
-// exitMeaning names the exit codes of DESIGN.md.
+// exitMeaning names the exit codes of docs/ARCHITECTURE.md.
 func exitMeaning(code int) string {
 	switch code {
 	case 0:

@@ -22,7 +22,7 @@ import (
 // Schema is the run result's schema name.
 const Schema = "loadcap.run/v1"
 
-// Run is the run result (DESIGN.md): stable field names, JSON-encoded with
+// Run is the run result (docs/ARCHITECTURE.md): stable field names, JSON-encoded with
 // sorted keys, so any result can be merged and re-reported exactly from its
 // histograms.
 type Run struct {
@@ -335,7 +335,7 @@ func ReadFile(path string) (*Run, error) {
 	return &r, nil
 }
 
-// CheckTotals verifies the totals contract of DESIGN.md: every scheduled
+// CheckTotals verifies the totals contract of docs/ARCHITECTURE.md: every scheduled
 // request was sent or dropped, and every sent request completed, failed or
 // was in flight when the run stopped.
 func (r *Run) CheckTotals() error {

@@ -65,7 +65,7 @@ type Replay struct {
 	Pos             Pos
 }
 
-// Shadow tag protocol (DESIGN.md): every request a drill generates carries
+// Shadow tag protocol (docs/ARCHITECTURE.md): every request a drill generates carries
 // the drill id in this header and as this W3C Baggage member.
 const (
 	ShadowHeader     = "X-Loadcap-Shadow"
@@ -233,7 +233,7 @@ func (f *File) Tag(drillID string) {
 	shadowHeaders(f)
 }
 
-// shadowHeaders tags every request with the drill id (DESIGN.md's tag
+// shadowHeaders tags every request with the drill id (docs/ARCHITECTURE.md's tag
 // protocol), unless the file sets the header itself.
 func shadowHeaders(f *File) {
 	if f.DrillID == "" || hasHeaderNamed(f.Headers, ShadowHeader) {

@@ -21,7 +21,7 @@ type Naming struct {
 	Prefix, Suffix string
 }
 
-// Default namings (DESIGN.md): table shadow_<table>, key shadow:<key>,
+// Default namings (docs/ARCHITECTURE.md): table shadow_<table>, key shadow:<key>,
 // topic <topic>_shadow.
 var (
 	DefaultTableNaming = Naming{Prefix: "shadow_"}

@@ -9,7 +9,7 @@ import (
 	"go.opentelemetry.io/otel/baggage"
 )
 
-// Wire names of the tag protocol (DESIGN.md, "Shadow tag").
+// Wire names of the tag protocol (loadcap's docs/ARCHITECTURE.md, "The shadow tag").
 const (
 	// Header is the HTTP request header that carries the drill id.
 	Header = "X-Loadcap-Shadow"

@@ -1,6 +1,7 @@
 package drill
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -141,4 +142,118 @@ func (s *Stop) String() string {
 		last = "none"
 	}
 	return fmt.Sprintf("at %v in stage %s: %s (last healthy stage: %s)", s.At.Round(1e6), s.Stage, s.Reason, last)
+}
+
+// Verdict is a drill's outcome, worst first.
+type Verdict int
+
+// Verdicts.
+const (
+	Held        Verdict = iota // every stage held its SLO, nothing leaked
+	StageFailed                // a stage failed its SLO (the drill ran to its end)
+	Stopped                    // the guard or a signal stopped the drill
+	Leaked                     // the audit found a leak, or could not run
+)
+
+// Verdict is the drill's outcome: a leak (or an audit that could not run)
+// outweighs a stop, which outweighs a failed stage.
+func (r *Result) Verdict() Verdict {
+	switch {
+	case r.AuditError != "" || (r.Audit != nil && !r.Audit.OK()):
+		return Leaked
+	case r.Stopped != nil:
+		return Stopped
+	case r.Stages != nil && !r.Stages.AllPassed():
+		return StageFailed
+	}
+	return Held
+}
+
+// WriteSummary writes what the drill measured, for a terminal: the stages
+// as find steps, each service's capacity and how it was read, and the plan
+// of replicas (or why there is none).
+func (r *Result) WriteSummary(w io.Writer) error {
+	if r.Stages != nil {
+		r.Stages.WriteSummary(w)
+	}
+	for _, s := range r.Services {
+		bound := "at least"
+		switch s.Method {
+		case "saturated":
+			bound = "saturated at"
+		case "utilization":
+			bound = "utilization law:"
+		}
+		stage := "stage"
+		if strings.Contains(s.Stage, ", ") {
+			stage = "stages"
+		}
+		fmt.Fprintf(w, "service %-10s %s %.1f req/s (%.1f per replica, fan-out %.2f, %s %s)\n", s.Name, bound, s.CapacityQPS, s.PerReplicaQPS, s.Fanout, stage, s.Stage)
+	}
+	if r.Plan != nil {
+		return r.Plan.WriteTable(w)
+	}
+	if r.PlanError != "" {
+		_, err := fmt.Fprintln(w, "capacity plan: not computed:", r.PlanError)
+		return err
+	}
+	return nil
+}
+
+// WriteOutcome writes the audit's findings and the stop, for a terminal.
+func (r *Result) WriteOutcome(w io.Writer) {
+	switch {
+	case r.AuditError != "":
+		fmt.Fprintln(w, "audit: FAILED to run:", r.AuditError)
+	case r.Audit != nil:
+		_ = r.Audit.WriteText(w)
+	}
+	if r.Stopped != nil {
+		fmt.Fprintln(w, "STOPPED", r.Stopped)
+	}
+}
+
+// DryRun checks a drill without sending anything and says what it saw on
+// w: the stages and their rates, the isolation pre-flight, every signal
+// the guard and the measurements read, the guard. The error wraps
+// ErrIsolation when the pre-flight failed, ErrSignals when a signal did
+// not answer, or what Prepare returned.
+func DryRun(ctx context.Context, cfg Config, w io.Writer) error {
+	d := cfg.Plan
+	cfg.Progress = nil
+	f, src, peak, err := Prepare(cfg)
+	if err != nil {
+		return err
+	}
+	if src != nil {
+		src.Close()
+	}
+	fmt.Fprintf(w, "drill %s against %s: %d stages over %v, %d routes\n", d.DrillID, d.Target, len(d.Stages), d.Duration(), len(f.Requests))
+	for _, l := range capacity.StageRates(d, peak) {
+		fmt.Fprintln(w, "  "+l)
+	}
+	isolation := false
+	if rep, err := CheckIsolation(ctx, d); err != nil {
+		isolation = true
+		fmt.Fprintln(w, "isolation pre-flight: FAILED:", err)
+		if rep != nil {
+			for _, p := range rep.Problems {
+				fmt.Fprintln(w, "  ", p)
+			}
+		}
+	} else if rep != nil {
+		fmt.Fprintf(w, "isolation pre-flight: ok (%s)\n", strings.Join(rep.Tables, ", "))
+	}
+	signals := CheckSignals(ctx, d)
+	for _, p := range signals {
+		fmt.Fprintln(w, "signal unreachable:", p)
+	}
+	fmt.Fprintf(w, "guard: %d rules, %d consecutive breaches stop the drill; nothing was sent\n", len(d.Guard.Rules), d.Guard.Breaches)
+	switch {
+	case isolation:
+		return fmt.Errorf("%w: the pre-flight check failed", ErrIsolation)
+	case len(signals) > 0:
+		return fmt.Errorf("%w (%d of them): the drill would not start", ErrSignals, len(signals))
+	}
+	return nil
 }

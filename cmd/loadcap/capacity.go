@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/internal/cli"
+	"github.com/loadcap/loadcap/internal/runner"
 	"github.com/loadcap/loadcap/loadgen/k6"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/scenarios/slo"
@@ -70,7 +70,7 @@ must make one request per iteration).`,
 			switch {
 			case len(a) == 1 && c.url != "":
 				return usageErr("give either a scenario file or --url, not both")
-			case len(a) == 1 && isK6Script(a[0]):
+			case len(a) == 1 && runner.IsScript(a[0]):
 				if c.target != "" {
 					return usageErr("--target does not apply to a k6 script: pass the address to the script (--k6-arg=--env=BASE=...)")
 				}
@@ -117,7 +117,7 @@ must make one request per iteration).`,
 				res, err := capacity.Find(stop.Context(), c.cfg)
 				partial := err != nil && stop.Interrupted() && res != nil
 				if partial {
-					markPartial(res, stop.Reason())
+					res.MarkPartial(stop.Reason())
 				}
 				if res != nil && c.out != "" {
 					if werr := writeJSON(c.out, res); werr != nil && err == nil {
@@ -129,13 +129,13 @@ must make one request per iteration).`,
 					if c.out != "" {
 						saved = ", written to " + c.out
 					}
-					writeFindSummary(st, res)
+					res.WriteSummary(st.stdout)
 					return cli.WithCode(cli.ExitAborted, fmt.Errorf("capacity find %s: a partial result of %d steps%s", stop.Reason(), len(res.Steps), saved))
 				}
 				if err != nil {
 					return err
 				}
-				writeFindSummary(st, res)
+				res.WriteSummary(st.stdout)
 				return nil
 			})
 		},
@@ -158,94 +158,6 @@ must make one request per iteration).`,
 	fl.IntVar(&c.cfg.MaxVUs, "max-vus", capacity.DefaultMaxVUs, "in-flight cap per step")
 	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no per-step lines")
 	return cmd
-}
-
-// markPartial notes on an interrupted search's result that it is partial,
-// with the highest rate that passed so far as a lower bound: MaxQPS stays
-// 0, as the search did not find it.
-func markPartial(r *capacity.FindResult, reason string) {
-	best := 0.0
-	for _, s := range r.Steps {
-		if s.Passed && !s.Repeated {
-			best = max(best, s.Offered)
-		}
-	}
-	note := fmt.Sprintf("partial: the search was %s after %d steps; max_qps was not found", reason, len(r.Steps))
-	if best > 0 {
-		note += fmt.Sprintf(" (the highest rate that passed so far, a lower bound: %.1f req/s)", best)
-	}
-	r.Notes = append(r.Notes, note)
-}
-
-func writeFindSummary(st *state, r *capacity.FindResult) {
-	w := st.stdout
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "step\tphase\toffered/s\tachieved/s\tN\tp50 ms\tp99 ms\tp99.9 ms\terrors\tSLO\t")
-	for _, s := range r.Steps {
-		verdict := "pass"
-		switch {
-		case s.Repeated:
-			verdict = "repeated"
-		case !s.Passed:
-			verdict = "FAIL"
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.1f\t%.2f\t%.2f\t%.2f\t%.2f\t%.2f%%\t%s\t\n", s.N, s.Phase, s.Offered, s.Achieved,
-			s.Concurrency, s.LatencyMs.P50, s.LatencyMs.P99, s.LatencyMs.P999, 100*s.ErrorRate, verdict)
-	}
-	tw.Flush()
-	if len(r.Steps) > 0 && len(r.Steps[0].Services) > 0 {
-		fmt.Fprintln(w, "\nservices per step (from their metrics):")
-		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintln(tw, "step\tservice\treq/s\tfan-out\tmean ms\tCPU cores\t")
-		for _, s := range r.Steps {
-			for _, sv := range s.Services {
-				if sv.Error != "" {
-					fmt.Fprintf(tw, "%d\t%s\tscrape failed: %s\t\t\t\t\n", s.N, sv.Name, sv.Error)
-					continue
-				}
-				fmt.Fprintf(tw, "%d\t%s\t%.1f\t%.2f\t%.2f\t%.2f\t\n", s.N, sv.Name, sv.RequestRate, sv.FanOut, sv.MeanLatencyMs, sv.CPUCores)
-			}
-		}
-		tw.Flush()
-		if r.FirstSaturated != "" {
-			fmt.Fprintf(w, "first to saturate: %s (its mean latency doubled by step %d)\n", r.FirstSaturated, r.FirstSaturatedStep)
-		}
-	}
-	fmt.Fprintln(w)
-	switch {
-	case len(r.Steps) > 0 && r.Steps[0].Phase != "ramp": // a drill's stages
-		slo := r.SLO
-		if slo == "" {
-			slo = "(no drill rule: every stage that kept its rate)"
-		}
-		fmt.Fprintf(w, "highest stage rate that passed %s: %.1f req/s\n", slo, r.MaxQPS)
-	case r.Confirmed:
-		fmt.Fprintf(w, "max sustainable QPS: %.1f req/s (confirmed by a soak) under %s\n", r.MaxQPS, r.SLO)
-	default:
-		fmt.Fprintf(w, "max sustainable QPS: %.1f req/s (NOT confirmed) under %s\n", r.MaxQPS, r.SLO)
-	}
-	fmt.Fprintf(w, "saturation throughput: %.1f req/s\n", r.SaturationQPS)
-	if r.Knee != nil {
-		fmt.Fprintf(w, "latency knee: %.1f req/s (p99 %.2f ms, step %d)\n", r.Knee.Throughput, r.Knee.P99Ms, r.Knee.Step)
-	}
-	for _, st := range r.Steps {
-		if st.Repeated {
-			fmt.Fprintf(w, "note: step %d failed while %s: not judged, repeated\n", st.N, st.Disturbed)
-		} else if st.Disturbed != "" {
-			fmt.Fprintf(w, "note: in step %d %s\n", st.N, st.Disturbed)
-		}
-		if !st.LittleOK && !st.Repeated {
-			fmt.Fprintf(w, "note: step %d was not in steady state (mean in flight %.2f vs Little's law X·R %.2f)\n", st.N, st.Concurrency, st.LittleN)
-		}
-	}
-	if r.USL != nil {
-		fmt.Fprintf(w, "USL fit over %d steps: sigma %.4g, kappa %.4g, lambda %.4g, R² %.3f\n", r.USL.Points, r.USL.Sigma, r.USL.Kappa, r.USL.Lambda, r.USL.R2)
-	} else if r.USLError != "" {
-		fmt.Fprintf(w, "USL fit: %s\n", r.USLError)
-	}
-	for _, n := range r.Notes {
-		fmt.Fprintln(w, "note:", n)
-	}
 }
 
 func newFitCmd(st *state) *cobra.Command {

@@ -152,7 +152,7 @@ func TestRunWritesResult(t *testing.T) {
 			a.Errorf("intervals: %+v", run.Intervals)
 		}
 	})
-	// The raw JSON uses DESIGN.md's field names.
+	// The raw JSON uses docs/ARCHITECTURE.md's field names.
 	raw, _ := os.ReadFile(out)
 	var m map[string]any
 	if err := json.Unmarshal(raw, &m); err != nil {

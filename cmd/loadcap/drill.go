@@ -8,12 +8,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/capacity/drill"
 	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/reports"
@@ -106,43 +104,20 @@ the recording (or scenario): agents get that directory's files.`,
 }
 
 func dryRunDrill(ctx context.Context, st *state, cfg drill.Config) error {
-	d := cfg.Plan
-	cfg.Progress = nil
-	f, src, peak, err := drill.Prepare(cfg)
-	if err != nil {
-		return drillErr(err)
+	return drillErr(drill.DryRun(ctx, cfg, st.stdout))
+}
+
+// drillCode is the exit code of a drill's verdict.
+func drillCode(v drill.Verdict) cli.Code {
+	switch v {
+	case drill.Leaked:
+		return cli.ExitIsolation
+	case drill.Stopped:
+		return cli.ExitAborted
+	case drill.StageFailed:
+		return cli.ExitThresholds
 	}
-	if src != nil {
-		src.Close()
-	}
-	fmt.Fprintf(st.stdout, "drill %s against %s: %d stages over %v, %d routes\n", d.DrillID, d.Target, len(d.Stages), d.Duration(), len(f.Requests))
-	for _, l := range capacity.StageRates(d, peak) {
-		fmt.Fprintln(st.stdout, "  "+l)
-	}
-	isolation, signals := 0, 0
-	if rep, err := drill.CheckIsolation(ctx, d); err != nil {
-		isolation++
-		fmt.Fprintln(st.stdout, "isolation pre-flight: FAILED:", err)
-		if rep != nil {
-			for _, p := range rep.Problems {
-				fmt.Fprintln(st.stdout, "  ", p)
-			}
-		}
-	} else if rep != nil {
-		fmt.Fprintf(st.stdout, "isolation pre-flight: ok (%s)\n", strings.Join(rep.Tables, ", "))
-	}
-	for _, p := range drill.CheckSignals(ctx, d) {
-		signals++
-		fmt.Fprintln(st.stdout, "signal unreachable:", p)
-	}
-	fmt.Fprintf(st.stdout, "guard: %d rules, %d consecutive breaches stop the drill; nothing was sent\n", len(d.Guard.Rules), d.Guard.Breaches)
-	switch {
-	case isolation > 0:
-		return cli.WithCode(cli.ExitIsolation, errors.New("pre-flight: the isolation check failed"))
-	case signals > 0:
-		return cli.WithCode(cli.ExitAborted, fmt.Errorf("pre-flight: %d signals do not answer: the drill would not start", signals))
-	}
-	return nil
+	return cli.ExitOK
 }
 
 func drillErr(err error) error {
@@ -182,31 +157,13 @@ func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report s
 		}
 		return res, 0, drillErr(err)
 	}
-	leaked := res.AuditError != "" || (res.Audit != nil && !res.Audit.OK())
-	code := cli.ExitOK
-	switch {
-	case leaked:
-		code = cli.ExitIsolation
-	case res.Stopped != nil:
-		code = cli.ExitAborted
-	case !allPassed(res.Stages):
-		code = cli.ExitThresholds
-	}
+	code := drillCode(res.Verdict())
 	// The audit and the stop are said even when writing the files fails.
 	said := false
 	sayOutcome := func() {
-		if said {
-			return
-		}
-		said = true
-		switch {
-		case res.AuditError != "":
-			fmt.Fprintln(st.stdout, "audit: FAILED to run:", res.AuditError)
-		case res.Audit != nil:
-			reportAudit(st, res.Audit, false)
-		}
-		if res.Stopped != nil {
-			fmt.Fprintln(st.stdout, "STOPPED", res.Stopped)
+		if !said {
+			said = true
+			res.WriteOutcome(st.stdout)
 		}
 	}
 	fail := func(err error) (*drill.Result, cli.Code, error) {
@@ -238,27 +195,8 @@ func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report s
 		return fail(err)
 	}
 	fmt.Fprintln(st.stdout)
-	writeFindSummary(st, res.Stages)
-	for _, s := range res.Services {
-		bound := "at least"
-		switch s.Method {
-		case "saturated":
-			bound = "saturated at"
-		case "utilization":
-			bound = "utilization law:"
-		}
-		stage := "stage"
-		if strings.Contains(s.Stage, ", ") {
-			stage = "stages"
-		}
-		fmt.Fprintf(st.stdout, "service %-10s %s %.1f req/s (%.1f per replica, fan-out %.2f, %s %s)\n", s.Name, bound, s.CapacityQPS, s.PerReplicaQPS, s.Fanout, stage, s.Stage)
-	}
-	if res.Plan != nil {
-		if err := res.Plan.WriteTable(st.stdout); err != nil {
-			return fail(err)
-		}
-	} else if res.PlanError != "" {
-		fmt.Fprintln(st.stdout, "capacity plan: not computed:", res.PlanError)
+	if err := res.WriteSummary(st.stdout); err != nil {
+		return fail(err)
 	}
 	sayOutcome()
 	in := reports.HTMLInput{Run: run, Find: res.Stages, Plan: res.Plan, ExitCode: int(code), Drill: res.Report(manifests)}
@@ -266,20 +204,4 @@ func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report s
 		return fail(err)
 	}
 	return res, code, nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}
-
-func allPassed(f *capacity.FindResult) bool {
-	for _, s := range f.Steps {
-		if !s.Passed {
-			return false
-		}
-	}
-	return true
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/loadcap/loadcap/internal/demo"
 	"github.com/loadcap/loadcap/internal/demo/shop"
 	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/reports"
@@ -183,8 +184,8 @@ func TestDemoMeasuresEveryService(t *testing.T) {
 		for _, m := range data.Drill.Services {
 			inReport[m.Name] = m.PerReplicaQPS
 		}
-		for i, name := range demoServices {
-			c := demoCapacities[name].PerSec()
+		for i, name := range demo.Services {
+			c := demo.Capacities[name].PerSec()
 			got, ok := inReport[name]
 			switch {
 			case !ok:

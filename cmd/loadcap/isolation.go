@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"time"
 
@@ -115,7 +114,16 @@ twin or a tag column is scanned.`,
 			if err != nil {
 				return err
 			}
-			return reportAudit(st, rep, strict)
+			if err := rep.WriteText(st.stdout); err != nil {
+				return err
+			}
+			switch {
+			case !rep.OK():
+				return cli.WithCode(cli.ExitIsolation, fmt.Errorf("audit: %d leaking rows in %d tables scanned", rep.Total(), len(rep.Tables)))
+			case strict && len(rep.Unchecked) > 0:
+				return cli.WithCode(cli.ExitIsolation, errors.New("audit: some tables could not be checked (--strict)"))
+			}
+			return nil
 		},
 	}
 	fl := cmd.Flags()
@@ -129,31 +137,4 @@ twin or a tag column is scanned.`,
 	fl.BoolVar(&strict, "strict", false, "exit 106 when a table could not be checked")
 	nf.add(cmd)
 	return cmd
-}
-
-func reportAudit(st *state, rep *audit.ScanReport, strict bool) error {
-	for _, l := range rep.Leaks {
-		fmt.Fprintln(st.stdout, "LEAK", l)
-	}
-	tables := make([]string, 0, len(rep.Counts))
-	for t := range rep.Counts {
-		tables = append(tables, t)
-	}
-	sort.Strings(tables)
-	for _, t := range tables {
-		if n := rep.Counts[t]; n > 0 {
-			fmt.Fprintf(st.stdout, "%s: %d leaking rows\n", t, n)
-		}
-	}
-	for _, p := range rep.Unchecked {
-		fmt.Fprintln(st.stdout, "UNCHECKED", p)
-	}
-	switch {
-	case !rep.OK():
-		return cli.WithCode(cli.ExitIsolation, fmt.Errorf("audit: %d leaking rows in %d tables scanned", rep.Total(), len(rep.Tables)))
-	case strict && len(rep.Unchecked) > 0:
-		return cli.WithCode(cli.ExitIsolation, errors.New("audit: some tables could not be checked (--strict)"))
-	}
-	fmt.Fprintf(st.stdout, "ok: no leak in %d tables (%s)\n", len(rep.Tables), strings.Join(rep.Tables, ", "))
-	return nil
 }

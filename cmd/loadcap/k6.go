@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/spf13/cobra"
 	k6cmd "go.k6.io/k6/cmd"
@@ -31,16 +29,6 @@ func addK6Flags(cmd *cobra.Command, k *k6Flags) {
 	fl := cmd.Flags()
 	fl.StringArrayVar(&k.args, "k6-arg", nil, `a k6 script: one more "k6 run" argument, passed through (repeatable, e.g. --k6-arg=--env=HOST=127.0.0.1)`)
 	fl.StringVar(&k.drillID, "drill-id", "", "a k6 script: the shadow tag, as __ENV.LOADCAP_DRILL_ID and from the k6/x/loadcap module")
-}
-
-// isK6Script reports whether run's file is a k6 script (or k6 archive)
-// rather than a scenario file.
-func isK6Script(file string) bool {
-	switch strings.ToLower(filepath.Ext(file)) {
-	case ".js", ".mjs", ".cjs", ".ts", ".tar":
-		return true
-	}
-	return false
 }
 
 // k6RunArgs maps run's ad hoc flags that k6 has too onto "k6 run"

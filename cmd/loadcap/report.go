@@ -1,24 +1,17 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios/slo"
 )
-
-// maxResultFile bounds a JSON result a report reads.
-const maxResultFile = 512 << 20
 
 type reportConfig struct {
 	out, junit string
@@ -48,7 +41,7 @@ baseline), a find result (capacity find --out), a plan result (capacity plan --o
 			if err := checkOutputs(cmd, "out", "junit"); err != nil {
 				return err
 			}
-			in, err := readReportInputs(a)
+			in, err := reports.ReadInputs(a)
 			if err != nil {
 				return err
 			}
@@ -113,80 +106,4 @@ func writeReports(st *state, in reports.HTMLInput, html, junit string) error {
 		fmt.Fprintf(st.stderr, "junit: %s\n", junit)
 	}
 	return nil
-}
-
-// readReportInputs sorts result files by what they hold.
-func readReportInputs(paths []string) (reports.HTMLInput, error) {
-	var in reports.HTMLInput
-	for _, p := range paths {
-		data, err := readLimited(p)
-		if err != nil {
-			return in, cli.WithCode(cli.ExitInvalid, err)
-		}
-		var probe struct {
-			Schema string          `json:"schema"`
-			MaxQPS json.RawMessage `json:"max_qps"`
-			Steps  json.RawMessage `json:"steps"`
-		}
-		if err := json.Unmarshal(data, &probe); err != nil {
-			return in, cli.WithCode(cli.ExitInvalid, fmt.Errorf("%s: not a JSON result: %v", p, err))
-		}
-		switch {
-		case probe.Schema == reports.Schema:
-			r, err := reports.ReadFile(p)
-			if err != nil {
-				return in, cli.WithCode(cli.ExitInvalid, err)
-			}
-			switch {
-			case in.Run == nil:
-				in.Run = r
-			case in.Baseline == nil:
-				in.Baseline = r
-			default:
-				return in, usageErr("%s: a third run result; give the run and at most one baseline", p)
-			}
-		case probe.Schema == capacity.PlanSchema:
-			if in.Plan != nil {
-				return in, usageErr("%s: a second plan result", p)
-			}
-			var pr capacity.PlanResult
-			if err := strictJSON(data, &pr); err != nil {
-				return in, cli.WithCode(cli.ExitInvalid, fmt.Errorf("%s: %v", p, err))
-			}
-			in.Plan = &pr
-		case probe.MaxQPS != nil && probe.Steps != nil:
-			if in.Find != nil {
-				return in, usageErr("%s: a second find result", p)
-			}
-			var fr capacity.FindResult
-			if err := strictJSON(data, &fr); err != nil {
-				return in, cli.WithCode(cli.ExitInvalid, fmt.Errorf("%s: %v", p, err))
-			}
-			in.Find = &fr
-		default:
-			return in, cli.WithCode(cli.ExitInvalid, fmt.Errorf("%s: neither a run result (%s), a find result (max_qps, steps) nor a plan result (%s)", p, reports.Schema, capacity.PlanSchema))
-		}
-	}
-	return in, nil
-}
-
-func strictJSON(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	return dec.Decode(v)
-}
-
-func readLimited(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxResultFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %v", path, err)
-	}
-	if len(data) > maxResultFile {
-		return nil, fmt.Errorf("%s: larger than %d MiB", path, maxResultFile>>20)
-	}
-	return data, nil
 }

@@ -64,7 +64,7 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 				c.file = a[0]
 			}
 			o := execOptions{out: c.out, report: c.report, junit: c.junit, quiet: c.quiet, noSummary: c.noSumm, cluster: &c.cluster}
-			if c.file != "" && isK6Script(c.file) {
+			if c.file != "" && runner.IsScript(c.file) {
 				k6args, err := k6RunArgs(cmd, &c, &c.k6)
 				if err != nil {
 					return err

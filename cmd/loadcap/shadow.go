@@ -1,12 +1,8 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -34,42 +30,15 @@ type recordingFlags struct {
 	strict    bool
 }
 
+// open opens a recording in the format asked for or guessed.
+func (r *recordingFlags) open(path string) (capture.ReadCloser, error) {
+	return capture.OpenFile(path, r.format, r.logFormat)
+}
+
 func (r *recordingFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&r.format, "format", "", "nginx | har | goreplay | jsonl (default: guessed from the first bytes)")
 	cmd.Flags().StringVar(&r.logFormat, "log-format", "", "with --format nginx: the server's log_format string (default: combined)")
 	cmd.Flags().BoolVar(&r.strict, "strict", false, "exit 104 when any record is malformed (they are skipped either way)")
-}
-
-// open opens a recording in the format asked for or guessed.
-func (r *recordingFlags) open(path string) (capture.ReadCloser, error) {
-	var f capture.Format
-	if r.format != "" {
-		var err error
-		if f, err = capture.ParseFormat(r.format); err != nil {
-			return nil, cli.WithCode(cli.ExitUsage, err)
-		}
-	} else {
-		head, err := readHead(path)
-		if err != nil {
-			return nil, cli.WithCode(cli.ExitInvalid, err)
-		}
-		f = capture.Detect(head)
-	}
-	var opts []capture.Option
-	if r.logFormat != "" {
-		if f != capture.FormatNginx {
-			return nil, usageErr("--log-format applies to --format nginx, not %s", f)
-		}
-		opts = append(opts, capture.WithLogFormat(r.logFormat))
-	}
-	rc, err := capture.Open(path, f, opts...)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, cli.WithCode(cli.ExitInvalid, err)
-		}
-		return nil, err
-	}
-	return rc, nil
 }
 
 // malformed reports skipped records and, with --strict, fails with 104.
@@ -82,20 +51,6 @@ func (r *recordingFlags) malformed(st *state, m capture.Malformed) error {
 		return cli.WithCode(cli.ExitInvalid, cli.ErrSilent)
 	}
 	return nil
-}
-
-func readHead(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	buf := make([]byte, 8<<10)
-	n, err := io.ReadFull(f, buf)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, err
-	}
-	return buf[:n], nil
 }
 
 func newImportCmd(st *state) *cobra.Command {
@@ -147,7 +102,7 @@ parameters given here. Malformed records are skipped and reported (the first 10 
 			defer stop.Close()
 			var n int64
 			err = stop.Wait(func() (err error) {
-				n, err = writeRecording(out, stoppable{in, stop.Context()}, wopt, rf.strict)
+				n, err = capture.Import(stop.Context(), out, in, wopt, rf.strict, cli.WriteAtomic)
 				return err
 			})
 			switch {
@@ -155,7 +110,7 @@ parameters given here. Malformed records are skipped and reported (the first 10 
 				return cli.WithCode(cli.ExitAborted, fmt.Errorf("%w: %s is left as it was", cli.ErrStoppedAtOnce, out))
 			case stop.Interrupted() && err != nil:
 				return cli.WithCode(cli.ExitAborted, fmt.Errorf("shadow import %s after %d requests: %s is left as it was", stop.Reason(), n, out))
-			case errors.Is(err, errStrict):
+			case errors.Is(err, capture.ErrStrict):
 				fmt.Fprintf(st.stderr, "--strict: %s is left as it was\n", out)
 				return rf.malformed(st, in.Malformed())
 			case err != nil:
@@ -174,42 +129,6 @@ parameters given here. Malformed records are skipped and reported (the first 10 
 	fl.StringVar(&scrub.Replace, "scrub-replace", "", "replace scrubbed values with this text instead of removing them")
 	fl.BoolVar(&noScrub, "no-scrub", false, "keep credentials (only for recordings that hold none)")
 	return cmd
-}
-
-// errStrict fails an import with --strict that skipped malformed records.
-var errStrict = errors.New("malformed records with --strict")
-
-// writeRecording copies every record into path, atomically: a failed or
-// interrupted import (or, with strict, one that skipped malformed records)
-// leaves the previous file as it was.
-func writeRecording(path string, in capture.Reader, opt capture.WriterOption, strict bool) (n int64, err error) {
-	err = cli.WriteAtomic(path, func(w io.Writer) error {
-		cw := capture.NewWriter(w, opt)
-		if n, err = capture.Copy(cw, in); err != nil {
-			return err
-		}
-		if strict && in.Malformed().Count > 0 {
-			return errStrict
-		}
-		return nil
-	})
-	return n, err
-}
-
-// stoppable is a Reader that ends with the context's cause once ctx is
-// done.
-type stoppable struct {
-	capture.Reader
-	ctx context.Context
-}
-
-func (s stoppable) Next() (capture.Record, error) {
-	select {
-	case <-s.ctx.Done():
-		return capture.Record{}, context.Cause(s.ctx)
-	default:
-		return s.Reader.Next()
-	}
 }
 
 func newInspectCmd(st *state) *cobra.Command {

@@ -1,9 +1,12 @@
 package audit
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -292,4 +295,31 @@ func nullOrEmpty(v sql.NullString) string {
 		return "empty"
 	}
 	return "NULL"
+}
+
+// WriteText writes the report for a terminal: every leaking row listed,
+// the count per table, every table that could not be checked, and "ok"
+// when nothing leaked.
+func (r *ScanReport) WriteText(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	for _, l := range r.Leaks {
+		fmt.Fprintln(bw, "LEAK", l)
+	}
+	tables := make([]string, 0, len(r.Counts))
+	for t := range r.Counts {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	for _, t := range tables {
+		if n := r.Counts[t]; n > 0 {
+			fmt.Fprintf(bw, "%s: %d leaking rows\n", t, n)
+		}
+	}
+	for _, p := range r.Unchecked {
+		fmt.Fprintln(bw, "UNCHECKED", p)
+	}
+	if r.OK() {
+		fmt.Fprintf(bw, "ok: no leak in %d tables (%s)\n", len(r.Tables), strings.Join(r.Tables, ", "))
+	}
+	return bw.Flush()
 }

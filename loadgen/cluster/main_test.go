@@ -250,7 +250,7 @@ func runCluster(t *testing.T, f *scenarios.File, cfg CoordinatorConfig) (*loadge
 	return res, rep
 }
 
-// checkInvariants asserts DESIGN.md's totals contract on a merged result.
+// checkInvariants asserts docs/ARCHITECTURE.md's totals contract on a merged result.
 func checkInvariants(t *testing.T, res *loadgen.Result) {
 	t.Helper()
 	tt := res.Totals

@@ -55,7 +55,7 @@ func (rootModule) NewModuleInstance(modules.VU) modules.Instance {
 // Exports implements modules.Instance.
 func (m *moduleInstance) Exports() modules.Exports { return m.exports }
 
-// shadowHeaders returns the HTTP headers of the shadow tag (DESIGN.md):
+// shadowHeaders returns the HTTP headers of the shadow tag (docs/ARCHITECTURE.md):
 // a fresh map on every call, so a script may add to it.
 func shadowHeaders(id string) map[string]string {
 	return map[string]string{
