@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -15,45 +14,15 @@ import (
 )
 
 // MetricType is the kind of a metric, as in k6; it decides which
-// aggregations a threshold may use.
-type MetricType int
+// aggregations a threshold may use. It is the SLO language's Kind.
+type MetricType = slo.Kind
 
+// The metric types.
 const (
-	// Counter is a running sum (count, rate = count per second).
-	Counter MetricType = iota + 1
-	// Rate is the fraction of non-zero samples (rate).
-	Rate
-	// Trend is a distribution of samples (p(N), avg, min, max, med).
-	Trend
+	Counter = slo.Counter // a running sum: count, rate (per second)
+	Rate    = slo.Rated   // the fraction of non-zero samples: rate
+	Trend   = slo.Trend   // a distribution: p(N), avg, min, max, med
 )
-
-// String returns k6's name of the type.
-func (t MetricType) String() string {
-	switch t {
-	case Counter:
-		return "counter"
-	case Rate:
-		return "rate"
-	case Trend:
-		return "trend"
-	}
-	return "MetricType(" + strconv.Itoa(int(t)) + ")"
-}
-
-// Aggregations lists the aggregations a threshold on a metric of this type
-// may use.
-func (t MetricType) Aggregations() []string { return t.kind().Aggregations() }
-
-// kind is the type's kind in the SLO language.
-func (t MetricType) kind() slo.Kind {
-	switch t {
-	case Counter:
-		return slo.Counter
-	case Rate:
-		return slo.Rated
-	}
-	return slo.Trend
-}
 
 // metricInfo describes a metric thresholds may name.
 type metricInfo struct {
@@ -282,7 +251,7 @@ func (p *parser) expression(t *Threshold, n *yaml.Node, path string) bool {
 		return false
 	}
 	t.Agg, t.Pct, t.Op, t.Value = string(e.Agg), e.Pct, e.Op, e.Limit
-	if !t.Type.kind().Allows(e.Agg) {
+	if !t.Type.Allows(e.Agg) {
 		agg := t.Agg
 		if agg == "p" {
 			agg = "p(N)"
