@@ -9,15 +9,18 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
-// Defaults of a guard.
+// Defaults of a guard. Those a drill plan can set are the plan's
+// (package scenarios), so that a guard built without a plan behaves as a
+// plan that leaves them out.
 const (
-	DefaultEvery       = time.Second      // evaluation period
-	DefaultBreaches    = 3                // consecutive bad evaluations that stop the drill
-	DefaultGrace       = 10 * time.Second // signal loss tolerated before it is a breach
-	DefaultTimeout     = 5 * time.Second  // upper bound of a probe's default timeout, min(Every, DefaultTimeout)
+	DefaultEvery       = scenarios.DefaultGuardEvery      // evaluation period
+	DefaultBreaches    = scenarios.DefaultGuardBreaches   // consecutive bad evaluations that stop the drill
+	DefaultGrace       = scenarios.DefaultSignalLossGrace // signal loss tolerated before it is a breach
+	DefaultTimeout     = 5 * time.Second                  // upper bound of a probe's default timeout, min(Every, DefaultTimeout)
 	DefaultSwitchPoll  = 200 * time.Millisecond
 	DefaultListenHost  = "127.0.0.1" // the hot switch endpoint's host when Listen names only a port
 	maxBreaches        = 100
