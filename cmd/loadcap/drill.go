@@ -200,7 +200,7 @@ func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report s
 	}
 	sayOutcome()
 	in := reports.HTMLInput{Run: run, Find: res.Stages, Plan: res.Plan, ExitCode: int(code), Drill: res.Report(manifests)}
-	if err := writeReports(st, in, report, ""); err != nil {
+	if err := (reports.Outputs{HTML: report, Notices: st.stderr, Write: cli.WriteAtomic}).WriteReports(in); err != nil {
 		return fail(err)
 	}
 	return res, code, nil

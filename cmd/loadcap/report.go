@@ -2,13 +2,10 @@ package main
 
 import (
 	"errors"
-	"fmt"
-	"io"
 
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/internal/cli"
-	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios/slo"
 )
@@ -57,8 +54,8 @@ baseline), a find result (capacity find --out), a plan result (capacity plan --o
 					return cli.WithCode(cli.ExitInvalid, err)
 				}
 			}
-			in.ExitCode = verdictCode(in)
-			if err := writeReports(st, in, c.out, c.junit); err != nil {
+			in.ExitCode = in.Verdict()
+			if err := (reports.Outputs{HTML: c.out, JUnit: c.junit, Notices: st.stderr, Write: cli.WriteAtomic}).WriteReports(in); err != nil {
 				return err
 			}
 			return nil
@@ -68,42 +65,4 @@ baseline), a find result (capacity find --out), a plan result (capacity plan --o
 	cmd.Flags().StringVar(&c.junit, "junit", "", "write JUnit XML to this file")
 	cmd.Flags().StringVar(&c.allowed, "max-regression", slo.DefaultMaxRegression, "with a baseline: what each metric may lose against it")
 	return cmd
-}
-
-// verdictCode is the exit code the inputs stand for: what loadcap run,
-// capacity find and compare would have returned for them.
-func verdictCode(in reports.HTMLInput) int { return int(verdict(in)) }
-
-// verdict is verdictCode as a cli.Code.
-func verdict(in reports.HTMLInput) cli.Code {
-	switch {
-	case in.Run != nil && in.Run.Status == "aborted" && in.Run.AbortCause != loadgen.CauseThreshold:
-		return cli.ExitAborted
-	case in.Run != nil && thresholdFailed(in.Run):
-		return cli.ExitThresholds
-	case in.Find != nil && in.Find.MaxQPS == 0:
-		return cli.ExitThresholds
-	case in.Comparison != nil && in.Comparison.Regressed:
-		return cli.ExitRegression
-	}
-	return cli.ExitOK
-}
-
-// writeReports writes the HTML report and the JUnit file that are asked
-// for, each atomically, and says where they are.
-func writeReports(st *state, in reports.HTMLInput, html, junit string) error {
-	if html != "" {
-		if err := cli.WriteAtomic(html, func(w io.Writer) error { return reports.WriteHTML(w, in) }); err != nil {
-			return err
-		}
-		fmt.Fprintf(st.stderr, "report: %s\n", html)
-	}
-	if junit != "" {
-		ji := reports.JUnitInput{Run: in.Run, Find: in.Find, Comparison: in.Comparison}
-		if err := cli.WriteAtomic(junit, func(w io.Writer) error { return reports.WriteJUnit(w, ji) }); err != nil {
-			return err
-		}
-		fmt.Fprintf(st.stderr, "junit: %s\n", junit)
-	}
-	return nil
 }

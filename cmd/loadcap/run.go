@@ -2,9 +2,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"strings"
 	"time"
@@ -14,7 +12,6 @@ import (
 	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/internal/runner"
 	"github.com/loadcap/loadcap/loadgen"
-	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios"
 )
@@ -165,41 +162,13 @@ type execOptions struct {
 	cluster   *clusterFlags // --agents: a distributed run
 }
 
-// writeRunOutputs attaches the cluster report (when distributed) and
-// writes what o asks for: run.json, the summary, the HTML report and JUnit.
-// exitCode, when not 0, is the exit code the reports show instead of the
-// thresholds' verdict (k6's own, e.g. 107).
-func writeRunOutputs(st *state, run *reports.Run, rep *cluster.Report, o execOptions, exitCode int) error {
-	if rep != nil {
-		var err error
-		if run.Cluster, err = json.Marshal(rep); err != nil {
-			return err
-		}
-		for _, p := range rep.Problems() {
-			fmt.Fprintln(st.stderr, "cluster:", p)
-		}
-	}
-	var werr error
-	if o.out != "" {
-		werr = cli.WriteAtomic(o.out, run.WriteJSON)
-	}
+// outputs are the files and the summary o asks for.
+func (o execOptions) outputs(st *state) reports.Outputs {
+	out := reports.Outputs{JSON: o.out, HTML: o.report, JUnit: o.junit, Notices: st.stderr, Write: cli.WriteAtomic}
 	if !o.noSummary {
-		if err := reports.WriteSummary(st.stdout, run); err != nil {
-			return err
-		}
+		out.Summary = st.stdout
 	}
-	if werr != nil {
-		return werr
-	}
-	if o.report != "" || o.junit != "" {
-		in := reports.HTMLInput{Run: run}
-		in.ExitCode = verdictCode(in)
-		if exitCode != 0 {
-			in.ExitCode = exitCode
-		}
-		return writeReports(st, in, o.report, o.junit)
-	}
-	return nil
+	return out
 }
 
 // runGraceful says what the first signal lets a run finish.
@@ -260,7 +229,7 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) er
 		m = meta(rc.File)
 	}
 	run := reports.NewRun(res, m)
-	if err := writeRunOutputs(st, run, r.Cluster(), o, k6Code); err != nil {
+	if err := o.outputs(st).WriteRun(run, r.Cluster(), k6Code); err != nil {
 		return err
 	}
 	if runErr != nil {
@@ -275,19 +244,10 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) er
 		return cli.WithCode(cli.Code(k6Code), errors.New(r.K6().Err))
 	case run.Status == loadgen.StatusAborted && res.AbortCause == loadgen.CauseSignal:
 		return cli.WithCode(cli.ExitAborted, cli.ErrSilent)
-	case thresholdFailed(run):
+	case run.ThresholdFailed():
 		return cli.WithCode(cli.ExitThresholds, errors.New("thresholds failed"))
 	}
 	return nil
-}
-
-func thresholdFailed(r *reports.Run) bool {
-	for _, t := range r.Thresholds {
-		if !t.Passed {
-			return true
-		}
-	}
-	return false
 }
 
 func meta(f *scenarios.File) reports.Meta {
