@@ -5,15 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/internal/cli"
-	"github.com/loadcap/loadcap/internal/runner"
-	"github.com/loadcap/loadcap/loadgen/k6"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/scenarios/slo"
 )
@@ -67,41 +63,13 @@ must make one request per iteration).`,
 				}
 				c.cfg.Metrics = append(c.cfg.Metrics, src)
 			}
-			switch {
-			case len(a) == 1 && c.url != "":
-				return usageErr("give either a scenario file or --url, not both")
-			case len(a) == 1 && runner.IsScript(a[0]):
-				if c.target != "" {
-					return usageErr("--target does not apply to a k6 script: pass the address to the script (--k6-arg=--env=BASE=...)")
-				}
-				if _, err := os.Stat(a[0]); err != nil {
-					return cli.WithCode(cli.ExitInvalid, err)
-				}
-				if err := k6.CheckArgs(c.k6.args); err != nil {
-					return cli.WithCode(cli.ExitUsage, err)
-				}
-				c.cfg.RunStep = capacity.K6Step(a[0], c.k6.args, c.k6.drillID, st.stderr)
-			case len(a) == 1:
-				var opts []scenarios.Option
-				if c.target != "" {
-					opts = append(opts, scenarios.WithTarget(c.target))
-				}
-				f, err := scenarios.Load(a[0], opts...)
-				if errors.Is(err, fs.ErrNotExist) {
-					return cli.WithCode(cli.ExitInvalid, err)
-				}
-				if err != nil {
-					return err
-				}
-				c.cfg.Base = f
-			case c.url != "":
-				f, err := scenarios.Quick(scenarios.QuickOptions{URL: c.url, RatePerSec: 1, Duration: time.Second})
-				if err != nil {
-					return cli.WithCode(cli.ExitUsage, err)
-				}
-				c.cfg.Base = f
-			default:
-				return usageErr("nothing to measure: give --url or a scenario file")
+			file := ""
+			if len(a) == 1 {
+				file = a[0]
+			}
+			in := capacity.Load{File: file, URL: c.url, Target: c.target, K6Args: c.k6.args, DrillID: c.k6.drillID, Stderr: st.stderr}
+			if err := in.Apply(&c.cfg); err != nil {
+				return err
 			}
 			if !c.quiet {
 				c.cfg.Progress = st.stderr

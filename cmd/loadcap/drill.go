@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -177,17 +176,8 @@ func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report s
 		return fail(err)
 	}
 	run := reports.NewRun(res.Run, meta(res.File))
-	if rep := res.Cluster; rep != nil {
-		b, err := json.Marshal(rep)
-		if err != nil {
-			return fail(err)
-		}
-		run.Cluster = b
-		for _, p := range rep.Problems() {
-			fmt.Fprintln(st.stderr, "cluster:", p)
-		}
-	}
-	if err := cli.WriteAtomic(filepath.Join(outDir, "run.json"), run.WriteJSON); err != nil {
+	out := reports.Outputs{JSON: filepath.Join(outDir, "run.json"), Notices: st.stderr, Write: cli.WriteAtomic}
+	if err := out.WriteRun(run, res.Cluster, 0); err != nil {
 		return fail(err)
 	}
 	manifests, err := res.WriteFiles(outDir, filepath.Dir(report), cli.WriteAtomic)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"slices"
@@ -93,27 +92,13 @@ func runK6File(cmd *cobra.Command, st *state, c *runConfig, f *scenarios.File, o
 	if c.k6.drillID != "" && f.DrillID != "" && c.k6.drillID != f.DrillID {
 		return usageErr("--drill-id %q differs from %s's drill_id %q", c.k6.drillID, f.Path, f.DrillID)
 	}
-	for _, th := range f.Thresholds {
-		if th.Metric == "grpc_req_duration" {
-			return cli.WithCode(cli.ExitInvalid, &scenarios.Error{File: f.Path, Pos: th.Pos, Path: "thresholds." + th.Key(),
-				Msg: "grpc_req_duration of a k6 script is judged by k6: put the threshold in the script's options"})
-		}
-	}
 	drill := f.DrillID
 	if drill == "" {
 		drill = c.k6.drillID
 	}
-	cfgs := map[string]any{}
-	for _, sc := range f.Scenarios {
-		cfgs[sc.Name] = sc.Config
-	}
-	js, err := json.Marshal(cfgs)
+	rc, err := runner.ScriptFile(f, drill, c.k6.args)
 	if err != nil {
-		return fmt.Errorf("%s: scenarios for k6: %w", f.Path, err)
+		return err
 	}
-	if err := k6.CheckArgs(c.k6.args); err != nil {
-		return cli.WithCode(cli.ExitUsage, err)
-	}
-	return execute(cmd.Context(), st, runner.Config{Script: f.K6Script, K6Args: c.k6.args, DrillID: drill, Thresholds: f.Thresholds,
-		K6Options: []k6.Option{k6.WithScenarios(js)}}, o)
+	return execute(cmd.Context(), st, rc, o)
 }

@@ -13,6 +13,7 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -399,4 +400,30 @@ func (s *SyncWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.W.Write(p)
+}
+
+// ScriptFile is the run of a scenario file whose requests come from a k6
+// script (k6: {script: ...}): the file's scenarios replace the script's,
+// its thresholds are judged by loadcap besides the script's, and drillID
+// is the shadow tag the script gets.
+func ScriptFile(f *scenarios.File, drillID string, k6Args []string) (Config, error) {
+	for _, th := range f.Thresholds {
+		if th.Metric == "grpc_req_duration" {
+			return Config{}, cli.WithCode(cli.ExitInvalid, &scenarios.Error{File: f.Path, Pos: th.Pos, Path: "thresholds." + th.Key(),
+				Msg: "grpc_req_duration of a k6 script is judged by k6: put the threshold in the script's options"})
+		}
+	}
+	cfgs := map[string]any{}
+	for _, sc := range f.Scenarios {
+		cfgs[sc.Name] = sc.Config
+	}
+	js, err := json.Marshal(cfgs)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: scenarios for k6: %w", f.Path, err)
+	}
+	if err := k6.CheckArgs(k6Args); err != nil {
+		return Config{}, cli.WithCode(cli.ExitUsage, err)
+	}
+	return Config{Script: f.K6Script, K6Args: k6Args, DrillID: drillID, Thresholds: f.Thresholds,
+		K6Options: []k6.Option{k6.WithScenarios(js)}}, nil
 }
