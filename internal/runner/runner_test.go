@@ -11,13 +11,17 @@ import (
 	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster"
+	"github.com/loadcap/loadcap/loadgen/k6"
 	"github.com/loadcap/loadcap/scenarios"
 )
+
+// The non-loopback addresses in these tests are only parsed, never dialed:
+// a documentation range (192.0.2.0/24) and a reserved name (.invalid).
 
 func TestLoopbackURL(t *testing.T) {
 	for u, want := range map[string]bool{
 		"http://127.0.0.1:8080/": true, "http://localhost/": true, "http://[::1]:9/": true, "http://127.9.9.9/": true,
-		"http://10.0.0.1/": false, "http://shop.example/": false, "::bad": false,
+		"http://192.0.2.1/": false, "http://shop.invalid/": false, "::bad": false,
 	} {
 		if got := LoopbackURL(u); got != want {
 			t.Errorf("LoopbackURL(%q) = %v, want %v", u, got, want)
@@ -32,10 +36,10 @@ func TestCheckTag(t *testing.T) {
 		return &scenarios.File{Path: "f.yaml", Target: target, DrillID: drill, Replay: &scenarios.Replay{File: "t.jsonl"},
 			Headers: []scenarios.Header{{Name: scenarios.ShadowHeader}, {Name: "Baggage"}, {Name: "X-Other"}}}
 	}
-	if err := CheckTag(replay("http://shop.example", ""), false); cli.ExitCode(err) != int(cli.ExitInvalid) {
+	if err := CheckTag(replay("http://shop.invalid", ""), false); cli.ExitCode(err) != int(cli.ExitInvalid) {
 		t.Errorf("replay without drill_id: %v (exit %d), want 104", err, cli.ExitCode(err))
 	}
-	if err := CheckTag(replay("http://shop.example", "d1"), true); cli.ExitCode(err) != int(cli.ExitUsage) {
+	if err := CheckTag(replay("http://shop.invalid", "d1"), true); cli.ExitCode(err) != int(cli.ExitUsage) {
 		t.Errorf("--no-tag off loopback: %v, want a usage error", err)
 	}
 	f := replay("http://127.0.0.1:9", "d1")
@@ -45,7 +49,7 @@ func TestCheckTag(t *testing.T) {
 	if f.DrillID != "" || len(f.Headers) != 1 || f.Headers[0].Name != "X-Other" {
 		t.Errorf("--no-tag on loopback left the tag: drill %q, headers %+v", f.DrillID, f.Headers)
 	}
-	if err := CheckTag(replay("http://shop.example", "d1"), false); err != nil {
+	if err := CheckTag(replay("http://shop.invalid", "d1"), false); err != nil {
 		t.Errorf("a tagged replay was refused: %v", err)
 	}
 }
@@ -62,7 +66,8 @@ func TestNewRefusesWhatCannotRun(t *testing.T) {
 	}{
 		{"nothing", Config{}, cli.ExitUsage},
 		{"ad hoc flags on agents", Config{File: quick, Agents: &cluster.CoordinatorConfig{Agents: []string{"127.0.0.1:1"}}}, cli.ExitUsage},
-		{"script with a file's scenarios on agents", Config{Script: "s.js", K6Options: nil, Agents: &cluster.CoordinatorConfig{Agents: []string{"127.0.0.1:1"}}, K6Args: []string{"--out", "json=x"}}, cli.ExitUsage},
+		{"script with a file's scenarios on agents", Config{Script: "s.js", K6Options: []k6.Option{k6.WithScenarios([]byte("{}"))}, Agents: &cluster.CoordinatorConfig{Agents: []string{"127.0.0.1:1"}}}, cli.ExitUsage},
+		{"script with k6 output flags on agents", Config{Script: "s.js", Agents: &cluster.CoordinatorConfig{Agents: []string{"127.0.0.1:1"}}, K6Args: []string{"--out", "json=x"}}, cli.ExitUsage},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
