@@ -17,6 +17,7 @@ const (
 	ExitAborted    Code = 105 // stopped early: a signal, the guard
 	ExitIsolation  Code = 106 // the isolation pre-flight or the audit found a leak
 	ExitRegression Code = 110 // compare found a regression against the baseline
+	ExitPartial    Code = 111 // a distributed run lost an agent: the result covers only part of the load
 )
 
 // Error is an error with the exit code it stands for.
