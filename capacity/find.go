@@ -126,10 +126,11 @@ type Step struct {
 	N           int            `json:"n"`
 	Phase       string         `json:"phase"` // ramp, search or soak
 	Offered     float64        `json:"offered"`
-	Achieved    float64        `json:"achieved"`    // completed+failed per second in the window
-	Concurrency float64        `json:"concurrency"` // mean requests in flight over the window (exact time average)
-	LittleN     float64        `json:"little_n"`    // X·R: achieved × mean service time
-	LittleOK    bool           `json:"little_ok"`   // concurrency within 10% of X·R: the window was in steady state
+	Achieved    float64        `json:"achieved"`     // goodput: successful responses per second in the window
+	FailedRate  float64        `json:"failed_per_s"` // failed responses (errors, timeouts) per second, never in Achieved
+	Concurrency float64        `json:"concurrency"`  // mean requests in flight over the window (exact time average)
+	LittleN     float64        `json:"little_n"`     // X·R: finished (good and failed) per second × mean service time
+	LittleOK    bool           `json:"little_ok"`    // concurrency within 10% of X·R: the window was in steady state
 	LatencyMs   StepLatency    `json:"latency_ms"`
 	ServiceMs   float64        `json:"service_mean_ms"`
 	ErrorRate   float64        `json:"error_rate"`
@@ -146,6 +147,18 @@ type Step struct {
 	StallMs   float64        `json:"generator_stall_ms,omitempty"`
 	Repeated  bool           `json:"repeated,omitempty"`
 	Services  []ServiceStats `json:"services,omitempty"`
+	// ErrorsBreakSLO says the step failed the SLO's error clause: its
+	// goodput is no capacity, and it stays out of the USL fit.
+	ErrorsBreakSLO bool `json:"errors_break_slo,omitempty"`
+}
+
+// maxFitErrorRate keeps a step out of the USL fit when the SLO has no
+// error clause: a server shedding this share of its load is past capacity.
+const maxFitErrorRate = 0.05
+
+// feedsFit reports whether a step's goodput is a point of the USL fit.
+func (st *Step) feedsFit() bool {
+	return !st.Repeated && !st.ErrorsBreakSLO && st.ErrorRate <= maxFitErrorRate && st.Concurrency > 0 && st.Achieved > 0
 }
 
 // Knee is where latency turns up against throughput (Kneedle).
@@ -159,7 +172,7 @@ type Knee struct {
 type FindResult struct {
 	MaxQPS        float64 `json:"max_qps"`        // highest passing rate (confirmed when Confirmed)
 	Confirmed     bool    `json:"confirmed"`      // the soak at MaxQPS passed
-	SaturationQPS float64 `json:"saturation_qps"` // highest throughput achieved at any step
+	SaturationQPS float64 `json:"saturation_qps"` // highest goodput achieved at any step
 	SLO           string  `json:"slo"`
 	Knee          *Knee   `json:"knee"`
 	Steps         []Step  `json:"steps"`
@@ -223,6 +236,14 @@ func Find(ctx context.Context, cfg FindConfig) (*FindResult, error) {
 			hi = max(cap, min(hi, lastPass*(1+2*cfg.Tolerance)))
 		}
 		lo := lastPass
+		// The failing step's goodput is where a saturated target tops
+		// out: probe it first. If it passes, the bracket is already
+		// within the tolerance; if not, the bisection goes on below it
+		// and the probe cost one step.
+		probe := 0.0
+		if failAchieved > 0 && hi < firstFail {
+			probe = hi / (1 + cfg.Tolerance)
+		}
 		for lo == 0 || (hi-lo)/lo > cfg.Tolerance {
 			if s.judged() >= cfg.MaxSteps {
 				res.Notes = append(res.Notes, "step budget spent while bisecting")
@@ -232,6 +253,10 @@ func Find(ctx context.Context, cfg FindConfig) (*FindResult, error) {
 			if lo == 0 {
 				mid = hi / cfg.Factor
 			}
+			if probe > lo && probe < hi {
+				mid = probe
+			}
+			probe = 0
 			st, err := s.step(ctx, "search", mid, cfg.Warmup+cfg.Window)
 			if err != nil {
 				return res, err
@@ -412,7 +437,11 @@ func measure(r *loadgen.Result, warmup, window time.Duration, offered float64) (
 	}
 	done, svc := w.Finished(), w.ServiceSum
 	secs := window.Seconds()
-	st.Achieved = float64(done) / secs
+	// Goodput: a fast failure is no capacity. The failures are shown
+	// beside it; Little's law below counts every finished request, as
+	// every one of them occupied the server.
+	st.Achieved = float64(done-w.Failed) / secs
+	st.FailedRate = float64(w.Failed) / secs
 	st.LittleN = svc.Seconds() / secs
 	if t1 > t0 {
 		st.Concurrency = (busy1 - busy0).Seconds() / (t1 - t0).Seconds()
@@ -452,6 +481,9 @@ func (st *Step) judge(o slo.SLO, w *loadgen.Window) {
 			v = 0 // nothing finished: the step fails on achieved below
 		}
 		st.Clauses = append(st.Clauses, ClauseResult{Clause: c.Expr.Text, Value: v, Unit: c.Expr.Unit(), Passed: c.Passed})
+		if !c.Passed && c.Expr.Agg == slo.Error {
+			st.ErrorsBreakSLO = true
+		}
 		if !c.Passed {
 			fail(fmt.Sprintf("%s (was %.4g)", c.Expr.Text, v))
 		}
@@ -473,7 +505,7 @@ func (s *search) summarize() {
 			continue
 		}
 		res.SaturationQPS = math.Max(res.SaturationQPS, st.Achieved)
-		if st.Concurrency > 0 && st.Achieved > 0 {
+		if st.feedsFit() {
 			pts = append(pts, Point{N: st.Concurrency, X: st.Achieved})
 		}
 	}

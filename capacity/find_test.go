@@ -120,6 +120,66 @@ func TestFindKnownCapacity(t *testing.T) {
 	}
 }
 
+// A target that sheds excess load with fast 503s (4 workers × 10 ms = 400
+// req/s, a queue of 4): an overloaded step still finishes nearly every
+// request it is offered, most of them as failures. Capacity is goodput:
+// max QPS and saturation are about 400, not the failing steps' throughput;
+// those steps stay out of the USL fit; and their goodput bounds the search,
+// which ends within 10 steps.
+func TestFindOnALoadSheddingTarget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs ~10 load steps")
+	}
+	if israce.Enabled {
+		t.Skip("measures a target's capacity: under the race detector it would measure the detector")
+	}
+	srv := targettest.Start(t, target.Config{Workers: 4, ServiceTime: 10 * time.Millisecond, MaxQueue: 4})
+	sl, err := slo.Parse("p(99)<100ms,error<1%")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet.Retry(t, 3, func(a *quiet.A) {
+		var progress bytes.Buffer
+		res, err := Find(context.Background(), FindConfig{
+			Base: quick(t, srv.URL()+"/"), SLO: sl, StartRate: 50,
+			Warmup: time.Second, Window: 2 * time.Second, Soak: 3 * time.Second, Progress: &progress,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("\n%s", progress.String())
+		// Under error<1% a shedding server's max is at or a little below
+		// its capacity: bursts fill the short queue before it is busy.
+		if res.MaxQPS < 340 || res.MaxQPS > 420 || !res.Confirmed {
+			a.Errorf("max_qps %.1f (confirmed %v), want 340–420", res.MaxQPS, res.Confirmed)
+		}
+		if res.SaturationQPS > 420 || res.SaturationQPS < 370 {
+			a.Errorf("saturation %.1f req/s, want the goodput ≈400, not the throughput of failed requests", res.SaturationQPS)
+		}
+		judged, shed := 0, 0
+		for _, st := range res.Steps {
+			if !st.Repeated {
+				judged++
+			}
+			if st.ErrorsBreakSLO {
+				shed++
+				if st.feedsFit() {
+					a.Errorf("step %d (%.1f%% errors) feeds the USL fit", st.N, 100*st.ErrorRate)
+				}
+				if st.Achieved > 420 || st.FailedRate == 0 {
+					a.Errorf("step %d: achieved %.1f/s with %.1f/s failed: failures counted as capacity", st.N, st.Achieved, st.FailedRate)
+				}
+			}
+		}
+		if shed == 0 {
+			a.Errorf("no step failed on errors: the target did not shed load")
+		}
+		if judged > 10 {
+			a.Errorf("%d steps, want ≤ 10", judged)
+		}
+	})
+}
+
 func TestFindScrapesMetrics(t *testing.T) {
 	sl, _ := slo.Parse("p(99)<100ms")
 	// The target's rate over the window and Little's law hold only while

@@ -10,7 +10,7 @@ import (
 // when scraped), then the figures found and every note, for a terminal.
 func (r *FindResult) WriteSummary(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "step\tphase\toffered/s\tachieved/s\tN\tp50 ms\tp99 ms\tp99.9 ms\terrors\tSLO\t")
+	fmt.Fprintln(tw, "step\tphase\toffered/s\tgoodput/s\tN\tp50 ms\tp99 ms\tp99.9 ms\terrors\tSLO\t")
 	for _, s := range r.Steps {
 		verdict := "pass"
 		switch {

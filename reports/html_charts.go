@@ -301,7 +301,7 @@ func findFigures(f *capacity.FindResult, drill bool) ([]figure, error) {
 		top = max(top, st.Offered, st.Achieved)
 	}
 	c := &chart.Chart{
-		Title: "Throughput achieved against rate offered",
+		Title: "Goodput achieved against rate offered",
 		X:     chart.Axis{Label: "offered, req/s", Zero: true},
 		Y:     chart.Axis{Label: "achieved, req/s", Zero: true},
 		Series: []chart.Series{
