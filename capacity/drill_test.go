@@ -15,7 +15,7 @@ import (
 // serviceDelta would compute them: rate req/s, mean latency ms, and (when
 // workers > 0) utilization u of that many workers.
 func svcStats(name string, secs, rate, latencyMs, workers, u float64) ServiceStats {
-	s := ServiceStats{Name: name, RequestRate: rate, Requests: rate * secs, MeanLatencyMs: latencyMs}
+	s := ServiceStats{Name: name, RequestRate: rate, GoodRate: rate, Requests: rate * secs, MeanLatencyMs: latencyMs}
 	if workers > 0 {
 		s.Workers, s.Utilization, s.BusySeconds = workers, u, u*secs*workers
 	}

@@ -42,6 +42,11 @@ func ParseMetricsSource(s string) (MetricsSource, error) {
 type ServiceStats struct {
 	Name          string  `json:"name"`
 	RequestRate   float64 `json:"request_rate"`      // Δ *_requests_total per second
+	// GoodRate is the part of RequestRate that succeeded: series whose
+	// code or status label is 5xx or 429, or whose grpc_code is not OK,
+	// are left out. Equal to RequestRate when the counter has no such
+	// label. A service's capacity is its goodput.
+	GoodRate float64 `json:"good_rate"`
 	FanOut        float64 `json:"fan_out,omitempty"` // request rate / the first service's
 	MeanLatencyMs float64 `json:"mean_latency_ms"`   // Δsum/Δcount of a *_duration_seconds histogram
 	CPUCores      float64 `json:"cpu_cores"`         // Δ process_cpu_seconds_total per second
@@ -139,6 +144,7 @@ func serviceDelta(srcs []MetricsSource, before, after []scrape, secs float64) []
 				st.Series = name
 				st.Requests = sum(b.fams[name]) - sum(a.fams[name])
 				st.RequestRate = st.Requests / secs
+				st.GoodRate = (sumGood(b.fams[name]) - sumGood(a.fams[name])) / secs
 			}
 			if name, ok := pick(b.fams, "_duration_seconds", dto.MetricType_HISTOGRAM, "http_request_duration_seconds"); ok {
 				ds, dc := histDelta(a.fams[name], b.fams[name])
@@ -201,6 +207,45 @@ func sum(f *dto.MetricFamily) float64 {
 		}
 	}
 	return t
+}
+
+// sumGood is sum over the series that did not fail (see GoodRate).
+func sumGood(f *dto.MetricFamily) float64 {
+	if f == nil {
+		return 0
+	}
+	var t float64
+	for _, m := range f.GetMetric() {
+		if failedSeries(m) {
+			continue
+		}
+		if c := m.GetCounter(); c != nil {
+			t += c.GetValue()
+		} else if u := m.GetUntyped(); u != nil {
+			t += u.GetValue()
+		}
+	}
+	return t
+}
+
+// failedSeries reports a request counter's series of failed requests: an
+// HTTP code (label code, status or status_code) of 5xx or 429, or a gRPC
+// code (grpc_code) other than OK.
+func failedSeries(m *dto.Metric) bool {
+	for _, l := range m.GetLabel() {
+		v := l.GetValue()
+		switch l.GetName() {
+		case "code", "status", "status_code":
+			if (len(v) == 3 && v[0] == '5') || v == "429" {
+				return true
+			}
+		case "grpc_code":
+			if v != "" && v != "OK" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // gauge adds a gauge family's series.

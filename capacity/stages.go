@@ -253,11 +253,12 @@ func MeasureServices(d *scenarios.Drill, stages *FindResult) []ServiceMeasure {
 				break
 			}
 			s, ok := serviceIn(st, svc.Name)
-			if !ok || s.RequestRate <= 0 {
+			if !ok || s.GoodRate <= 0 {
 				continue
 			}
-			if s.RequestRate > m.CapacityQPS || (i == at && svc.Name == bottleneck) {
-				m.CapacityQPS, m.Fanout, m.Stage = s.RequestRate, s.FanOut, st.Phase
+			// Goodput: the requests it failed are no capacity.
+			if s.GoodRate > m.CapacityQPS || (i == at && svc.Name == bottleneck) {
+				m.CapacityQPS, m.Fanout, m.Stage = s.GoodRate, s.FanOut, st.Phase
 			}
 		}
 		if svc.Name == bottleneck {
