@@ -154,6 +154,12 @@ type Config struct {
 	// Capacity is each service's capacity by name; services not named get
 	// DefaultCapacity.
 	Capacity map[string]Capacity
+	// Replicas is each service's replicas at the start by name (1 when
+	// not named): each brings its Capacity. POST /admin/replicas?n=N on
+	// a service's metrics address scales it; a new replica serves
+	// ReplicaStartup after it is asked for.
+	Replicas       map[string]int
+	ReplicaStartup time.Duration
 	// Products and Users size the seeded catalogue and user table (0: the
 	// defaults). Seeding happens when the tables are empty.
 	Products, Users int

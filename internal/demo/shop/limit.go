@@ -2,23 +2,42 @@ package shop
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
+// MaxReplicas bounds a service's replicas in the shop.
+const MaxReplicas = 64
+
 // errOverloaded is a request refused because the wait queue was full.
 var errOverloaded = errors.New("overloaded: wait queue full")
 
-// limiter enforces a Capacity: Workers slots, each held for one service
-// time; requests that find every slot busy wait in line.
+// limiter enforces a Capacity per replica: each ready replica brings
+// Workers slots, each held for one service time; requests that find every
+// slot busy wait in line, as behind a least-connections load balancer.
+// scale changes the replicas: new ones bring their slots after a start-up
+// delay, removed ones take theirs out at once (a busy slot as it frees).
 type limiter struct {
 	c       Capacity
 	slots   chan *slot
 	waiting atomic.Int64
 	refused atomic.Uint64
 	busy    atomic.Int64 // Σ service time held by workers, ns: the utilization law's input
+
+	ready   atomic.Int64 // replicas whose slots are in
+	drop    atomic.Int64 // slots still to take out as they come free
+	seed    uint64
+	mu      sync.Mutex
+	desired int
+	pending []*time.Timer // replicas starting up
+	made    uint64        // slots created, for their random streams
 }
 
 // slot is one worker. end is when its last request's service time ended
@@ -39,11 +58,94 @@ func (l *limiter) maxLag() time.Duration {
 }
 
 func newLimiter(c Capacity, seed uint64) *limiter {
-	l := &limiter{c: c, slots: make(chan *slot, c.Workers)}
-	for i := 0; i < c.Workers; i++ {
-		l.slots <- &slot{rng: rand.New(rand.NewPCG(seed, uint64(i)))}
+	return newReplicas(c, seed, 1)
+}
+
+// newReplicas is a limiter of n ready replicas.
+func newReplicas(c Capacity, seed uint64, n int) *limiter {
+	l := &limiter{c: c, slots: make(chan *slot, c.Workers*MaxReplicas), seed: seed, desired: n}
+	for i := 0; i < n; i++ {
+		l.addReplica()
 	}
 	return l
+}
+
+// addReplica puts one replica's slots in.
+func (l *limiter) addReplica() {
+	for i := 0; i < l.c.Workers; i++ {
+		l.slots <- &slot{rng: rand.New(rand.NewPCG(l.seed, l.made))}
+		l.made++
+	}
+	l.ready.Add(1)
+}
+
+// Replicas are a service's replicas: asked for and ready.
+type Replicas struct {
+	Desired int `json:"desired"`
+	Ready   int `json:"ready"`
+}
+
+// replicas reports the desired and the ready replicas.
+func (l *limiter) replicas() Replicas {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Replicas{Desired: l.desired, Ready: int(l.ready.Load())}
+}
+
+// scale sets the replicas to n: the missing ones are ready startup from
+// now; surplus ones go at once, those still starting first.
+func (l *limiter) scale(n int, startup time.Duration) error {
+	if n < 1 || n > MaxReplicas {
+		return fmt.Errorf("replicas %d: want 1 to %d", n, MaxReplicas)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for have := int(l.ready.Load()) + len(l.pending); have < n; have++ {
+		var t *time.Timer
+		t = time.AfterFunc(startup, func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			for i, p := range l.pending {
+				if p == t {
+					l.pending = append(l.pending[:i], l.pending[i+1:]...)
+					l.addReplica()
+					return
+				}
+			}
+		})
+		l.pending = append(l.pending, t)
+	}
+	for have := int(l.ready.Load()) + len(l.pending); have > n; have-- {
+		if k := len(l.pending); k > 0 {
+			l.pending[k-1].Stop()
+			l.pending = l.pending[:k-1]
+			continue
+		}
+		l.ready.Add(-1)
+		for i := 0; i < l.c.Workers; i++ {
+			select {
+			case <-l.slots: // an idle slot goes now
+			default:
+				l.drop.Add(1) // a busy one when it frees
+			}
+		}
+	}
+	l.desired = n
+	return nil
+}
+
+// release returns a slot, unless a removed replica still owes one.
+func (l *limiter) release(s *slot) {
+	for {
+		d := l.drop.Load()
+		if d <= 0 {
+			l.slots <- s
+			return
+		}
+		if l.drop.CompareAndSwap(d, d-1) {
+			return
+		}
+	}
 }
 
 // serve waits for a worker and holds it for one service time. It returns
@@ -57,7 +159,7 @@ func (l *limiter) serve(ctx context.Context) error {
 	select {
 	case s = <-l.slots:
 	default:
-		if n := l.waiting.Add(1); l.c.QueueLimit > 0 && n > int64(l.c.QueueLimit) {
+		if n := l.waiting.Add(1); l.c.QueueLimit > 0 && n > int64(l.c.QueueLimit)*max(l.ready.Load(), 1) {
 			l.waiting.Add(-1)
 			l.refused.Add(1)
 			return errOverloaded
@@ -70,7 +172,7 @@ func (l *limiter) serve(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	defer func() { l.slots <- s }()
+	defer l.release(s)
 	d := l.c.ServiceTime
 	if l.c.Exponential {
 		d = time.Duration(s.rng.ExpFloat64() * float64(d))
@@ -97,4 +199,29 @@ func (l *limiter) serve(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// replicasHandler is a service's scaling endpoint: GET /admin/replicas
+// answers {"desired":N,"ready":M}; POST /admin/replicas?n=N scales to N.
+func replicasHandler(l *limiter, startup time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet:
+		case http.MethodPost:
+			n, err := strconv.Atoi(r.URL.Query().Get("n"))
+			if err == nil {
+				err = l.scale(n, startup)
+			}
+			if err != nil {
+				http.Error(w, fmt.Sprintf("n: %v", err), http.StatusBadRequest)
+				return
+			}
+		default:
+			w.Header().Set("Allow", "GET, POST")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(l.replicas())
+	})
 }

@@ -277,7 +277,14 @@ func (s *Shop) startService(ctx context.Context, sp Spec, addrs map[string]strin
 	if err != nil {
 		return ep, err
 	}
-	lim := newLimiter(ep.Capacity, seed(sp.Name))
+	n := s.cfg.Replicas[sp.Name]
+	if n == 0 {
+		n = 1
+	}
+	if n < 1 || n > MaxReplicas {
+		return ep, fmt.Errorf("%s: %d replicas: want 1 to %d", sp.Name, n, MaxReplicas)
+	}
+	lim := newReplicas(ep.Capacity, seed(sp.Name), n)
 	m := newMetrics(sp.Name, p, lim)
 
 	mln, err := listen(sp.MetricsListen)
@@ -286,6 +293,7 @@ func (s *Shop) startService(ctx context.Context, sp Spec, addrs map[string]strin
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.handler())
+	mux.Handle("/admin/replicas", replicasHandler(lim, s.cfg.ReplicaStartup))
 	s.serveHTTP(mln, mux)
 	ep.MetricsURL = "http://" + mln.Addr().String() + "/metrics"
 

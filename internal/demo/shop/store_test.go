@@ -2,8 +2,11 @@ package shop
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"testing"
 	"time"
@@ -228,5 +231,62 @@ func BenchmarkLimiterCapacity(b *testing.B) {
 			b.ReportMetric(rate, "req/s")
 			b.ReportMetric(rate/tc.c.PerSec(), "of_capacity")
 		})
+	}
+}
+
+// Replicas multiply a service's capacity: a new one serves only after its
+// start-up delay, a removed one's slots leave at once (a busy one as it
+// frees), and the admin endpoint reports and sets them.
+func TestLimiterReplicas(t *testing.T) {
+	l := newReplicas(Capacity{Workers: 2, ServiceTime: time.Minute}, 1, 1)
+	if got := len(l.slots); got != 2 {
+		t.Fatalf("one replica of 2 workers: %d free slots", got)
+	}
+	srv := httptest.NewServer(replicasHandler(l, 200*time.Millisecond))
+	defer srv.Close()
+	post := func(n string) (Replicas, int) {
+		resp, err := http.Post(srv.URL+"/admin/replicas?n="+n, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var r Replicas
+		json.NewDecoder(resp.Body).Decode(&r)
+		return r, resp.StatusCode
+	}
+	if r, code := post("3"); code != 200 || r.Desired != 3 || r.Ready != 1 {
+		t.Errorf("scale to 3: %d %+v, want desired 3 and 1 ready while the others start", code, r)
+	}
+	if len(l.slots) != 2 {
+		t.Errorf("%d free slots before the new replicas are ready", len(l.slots))
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for l.replicas().Ready != 3 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := len(l.slots); l.replicas().Ready != 3 || got != 6 {
+		t.Errorf("after the start-up: %+v, %d free slots; want 3 ready, 6 slots", l.replicas(), got)
+	}
+	// One request holds a slot; scaling to 1 takes 4 slots out: the idle
+	// ones at once, the busy one when it frees.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.serve(ctx) }()
+	for len(l.slots) != 5 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if r, code := post("1"); code != 200 || r.Desired != 1 || r.Ready != 1 {
+		t.Errorf("scale to 1: %d %+v", code, r)
+	}
+	if got := len(l.slots); got != 1 {
+		t.Errorf("one replica left with one of its 2 slots busy: %d free slots, want 1", got)
+	}
+	cancel()
+	<-done
+	if got := len(l.slots); got != 2 {
+		t.Errorf("the busy slot freed: %d free slots, want the remaining replica's 2", got)
+	}
+	if _, code := post("0"); code != http.StatusBadRequest {
+		t.Errorf("scale to 0: %d, want 400", code)
 	}
 }
