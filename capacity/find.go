@@ -586,3 +586,21 @@ func firstSaturated(steps []Step) (string, int) {
 	}
 	return "", 0
 }
+
+// Probe runs one step at rate, measured and judged as find's steps are
+// (cfg's warm-up, window, SLO and metrics sources; a step its generator
+// was kept from running in is repeated), and returns it. capacity verify
+// drives the planned peak with it.
+func Probe(ctx context.Context, cfg FindConfig, phase string, rate float64) (*Step, error) {
+	cfg.defaults()
+	if cfg.RunStep == nil && (cfg.Base == nil || len(cfg.Base.Requests) == 0) {
+		return nil, errors.New("no requests to send")
+	}
+	s := &search{cfg: cfg, res: &FindResult{SLO: cfg.SLO.Text}}
+	st, err := s.step(ctx, phase, rate, cfg.Warmup+cfg.Window)
+	if err != nil {
+		return nil, err
+	}
+	st.N = len(s.res.Steps)
+	return st, nil
+}
