@@ -37,6 +37,10 @@ func TestValidate(t *testing.T) {
 			want: []string{"min 2 is above max 1"}},
 		{name: "limits on a non-PromQL rule", cfg: guard.Config{Rules: []guard.Rule{{SLO: "error<1%", Max: guard.Float(1)}}},
 			want: []string{"apply to PromQL"}},
+		{name: "on no data", cfg: guard.Config{Prometheus: prom, Rules: []guard.Rule{
+			{Name: "a", PromQL: "up", Max: guard.Float(1), OnNoData: "skip"}, {Name: "b", SLO: "error<1%", OnNoData: guard.NoDataIgnore},
+			{Name: "c", PromQL: "up", Max: guard.Float(1), OnNoData: guard.NoDataIgnore}}},
+			want: []string{`rule "a": on no data "skip": want "stop" or "ignore"`, `rule "b": OnNoData applies to PromQL rules`}},
 		{name: "relative health URL", cfg: guard.Config{Rules: []guard.Rule{{Health: "/healthz"}}},
 			want: []string{"absolute http(s) URL"}},
 		{name: "duplicate names", cfg: guard.Config{Rules: []guard.Rule{{Name: "x", SLO: "error<1%"}, {Name: "x", SLO: "error<2%"}}},
