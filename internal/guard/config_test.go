@@ -104,6 +104,7 @@ func TestCheck(t *testing.T) {
 		{Name: "good", PromQL: "good", Max: guard.Float(0.5)},
 		{Name: "high", PromQL: "high", Max: guard.Float(0.5)},
 		{Name: "missing", PromQL: "missing", Max: guard.Float(0.5)},
+		{Name: "may be empty", PromQL: "missing", Max: guard.Float(0.5), OnNoData: guard.NoDataIgnore},
 		{Name: "typo", PromQL: "up}", Max: guard.Float(0.5)},
 		{Name: "healthy", Health: health.URL + "/ok"},
 		{Name: "sick", Health: health.URL + "/sick"},
@@ -123,7 +124,7 @@ func TestCheck(t *testing.T) {
 			t.Errorf("Check: %q does not mention %q", msg, want)
 		}
 	}
-	for _, fine := range []string{`"good"`, `"healthy"`, `"drill"`} {
+	for _, fine := range []string{`"good"`, `"healthy"`, `"drill"`, `"may be empty"`} {
 		if strings.Contains(msg, fine) {
 			t.Errorf("Check complains about %s: %s", fine, msg)
 		}

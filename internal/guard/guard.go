@@ -607,8 +607,8 @@ func (g *Guard) evalTraffic() *Breach {
 
 // Check probes every PromQL and health rule once and looks for a left-over
 // hot switch file: a drill's pre-flight. It returns every problem, joined:
-// a query that fails or returns no data, a rule already breached, a health
-// URL that does not answer 2xx.
+// a query that fails or returns no data (unless the rule ignores no data),
+// a rule already breached, a health URL that does not answer 2xx.
 func (g *Guard) Check(ctx context.Context) error {
 	var errs []error
 	if f := g.cfg.Switch.File; f != "" {
@@ -630,7 +630,7 @@ func (g *Guard) Check(ctx context.Context) error {
 		case r.kind == KindTraffic:
 		case o.state == StateError:
 			errs = append(errs, fmt.Errorf("guard rule %q: %s", r.Name, o.detail))
-		case o.state == StateNoData:
+		case o.state == StateNoData && r.OnNoData != NoDataIgnore:
 			errs = append(errs, fmt.Errorf("guard rule %q: %s: the rule could not see a breach", r.Name, o.detail))
 		case o.state == StateBad:
 			errs = append(errs, fmt.Errorf("guard rule %q is breached already: %s", r.Name, o.detail))
