@@ -58,7 +58,7 @@ type Breach struct {
 	// query's own value and the switch.
 	Unit        string
 	At          time.Time // when the guard decided to stop
-	Consecutive int       // bad evaluations in a row; failed queries in a row for a signal loss; 1 for the switch
+	Consecutive int       // bad evaluations in a row; evaluations without data in a row for a signal loss; 1 for the switch
 	Reason      string    // one sentence for people: which rule, what was seen
 }
 
