@@ -11,7 +11,8 @@
 //
 //   - HTTP: header X-Loadcap-Shadow: <drill-id>, and the W3C Baggage member
 //     loadcap.shadow=<drill-id>, so services instrumented with OpenTelemetry
-//     carry it along untouched. Either one tags a request.
+//     carry it along untouched. Either one tags a request; when both
+//     are present they must agree (see Refused tags).
 //   - gRPC: metadata x-loadcap-shadow (baggage is accepted as for HTTP).
 //   - Message queues: a message header x-loadcap-shadow (Inject, Extract).
 //   - In the process: the context.Context (WithTag, FromContext).
