@@ -42,7 +42,11 @@ type guardView struct {
 
 type guardRuleRow struct {
 	Name, Kind, Expr, Limit, K string
-	Stopped                    bool
+	// NoData is the rule's evaluations without data, "N of M", with why
+	// the last had none; "-" when the drill did not run.
+	NoData  string
+	Silent  bool // some evaluations had no data
+	Stopped bool
 }
 
 type stopView struct {
@@ -242,7 +246,8 @@ func buildGuard(g *drill.GuardPlan, stop *drill.Stop) *guardView {
 		if g.SignalLoss > 0 {
 			grace = "for over " + g.SignalLoss.String()
 		}
-		v.Settings = append(v.Settings, kv{"signal loss", "Prometheus not answering " + grace + " " + loss})
+		v.Settings = append(v.Settings, kv{"signal loss", "a PromQL rule without data (Prometheus not answering, no series, only NaN) " +
+			grace + " " + loss})
 	}
 	hot := "none"
 	if g.HotSwitch != "" {
@@ -268,6 +273,22 @@ func buildGuard(g *drill.GuardPlan, stop *drill.Stop) *guardView {
 			row.Limit = "in the expression"
 		case r.Kind == "health":
 			row.Limit = "HTTP 2xx"
+		}
+		var nd []string
+		if r.Evaluations > 0 {
+			n := fmt.Sprintf("%d of %d", r.NoData, r.Evaluations)
+			if r.NoData > 0 && r.LastNoData != "" {
+				n += " (last: " + r.LastNoData + ")"
+			}
+			nd = append(nd, n)
+			row.Silent = r.NoData > 0
+		}
+		if r.OnNoData == "ignore" {
+			nd = append(nd, "ignored by the rule (on_no_data: ignore)")
+		}
+		row.NoData = strings.Join(nd, "; ")
+		if row.NoData == "" {
+			row.NoData = "-"
 		}
 		row.Stopped = stop != nil && stop.Kind != "" && stop.Rule == r.Name
 		v.Rules = append(v.Rules, row)
@@ -351,7 +372,11 @@ func stopHeadline(d *drill.Report) *stopView {
 		}
 	}
 	if s.Consecutive > 1 {
-		v.Details = append(v.Details, kv{"breached", fmt.Sprintf("%d evaluations in a row", s.Consecutive)})
+		what := "breached"
+		if s.Kind == "signal" {
+			what = "without data"
+		}
+		v.Details = append(v.Details, kv{what, fmt.Sprintf("%d evaluations in a row", s.Consecutive)})
 	}
 	v.Details = append(v.Details, kv{"at", s.At.Round(time.Millisecond).String() + " since the start"})
 	last := s.LastHealthy

@@ -73,9 +73,9 @@ const pageHTML = `<!DOCTYPE html>
 </tbody></table>
 {{- if .Rules}}
 <table class="rules"><caption>Rules: one breached K evaluations in a row stops the drill</caption>
-<thead><tr><th scope="col">rule</th><th scope="col">kind</th><th scope="col">watches</th><th scope="col">limit</th><th scope="col" class="num">K</th></tr></thead><tbody>
+<thead><tr><th scope="col">rule</th><th scope="col">kind</th><th scope="col">watches</th><th scope="col">limit</th><th scope="col" class="num">K</th><th scope="col">evaluations without data</th></tr></thead><tbody>
 {{- range .Rules}}
-<tr{{if .Stopped}} class="stopped"{{end}}><th scope="row">{{.Name}}{{if .Stopped}} <span class="tag bad">stopped the drill</span>{{end}}</th><td>{{.Kind}}</td><td><code>{{.Expr}}</code></td><td>{{.Limit}}</td><td class="num">{{.K}}</td></tr>
+<tr{{if .Stopped}} class="stopped"{{end}}><th scope="row">{{.Name}}{{if .Stopped}} <span class="tag bad">stopped the drill</span>{{end}}</th><td>{{.Kind}}</td><td><code>{{.Expr}}</code></td><td>{{.Limit}}</td><td class="num">{{.K}}</td><td{{if .Silent}} class="bad"{{end}}>{{.NoData}}</td></tr>
 {{- end}}
 </tbody></table>
 {{- end}}

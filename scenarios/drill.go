@@ -71,8 +71,19 @@ type DrillRule struct {
 	Max, Min float64 // PromQL: the value must stay at or below Max / at or above Min (NaN: unset)
 	Health   string  // a URL that must answer 2xx
 	Breaches int     // 0: the guard's
+	// OnNoData is what a PromQL answer without a usable sample (no series,
+	// only NaN) does: NoDataStop (the default: no data for longer than the
+	// signal-loss grace stops the drill, as an unreachable Prometheus
+	// does) or NoDataIgnore (the rule's query may legitimately be empty).
+	OnNoData string
 	Pos      Pos
 }
+
+// What a PromQL guard rule does without data (DrillRule.OnNoData).
+const (
+	NoDataStop   = "stop"
+	NoDataIgnore = "ignore"
+)
 
 // DrillWindow is when the drill may start.
 type DrillWindow struct {
@@ -418,7 +429,7 @@ func (p *parser) drillRules(n *yaml.Node) []DrillRule {
 		if !ok {
 			continue
 		}
-		p.known(pairs, path, "name", "drill", "promql", "max", "min", "health", "breaches")
+		p.known(pairs, path, "name", "drill", "promql", "max", "min", "health", "breaches", "on_no_data")
 		r := DrillRule{Name: fmt.Sprintf("rule-%d", i+1), Max: math.NaN(), Min: math.NaN(), Pos: posOf(resolve(rn))}
 		kinds := 0
 		for _, e := range pairs {
@@ -454,6 +465,14 @@ func (p *parser) drillRules(n *yaml.Node) []DrillRule {
 				r.Health = p.absURL(e.v, kp)
 			case "breaches":
 				r.Breaches = p.breaches(e.v, kp)
+			case "on_no_data":
+				if s, ok := p.str(e.v, kp); ok {
+					if s != NoDataStop && s != NoDataIgnore {
+						p.errorf(e.v, kp, "unknown value %q: stop (no data longer than the signal-loss grace stops the drill) or ignore", s)
+					} else {
+						r.OnNoData = s
+					}
+				}
 			}
 		}
 		if kinds != 1 {
@@ -466,6 +485,9 @@ func (p *parser) drillRules(n *yaml.Node) []DrillRule {
 		}
 		if r.PromQL == "" && (hasMax || hasMin) {
 			p.errorf(rn, path, "max:/min: apply to promql: rules")
+		}
+		if e, ok := find(pairs, "on_no_data"); ok && r.PromQL == "" {
+			p.errorf(e.v, join(path, "on_no_data"), "applies to promql: rules")
 		}
 		out = append(out, r)
 	}

@@ -90,7 +90,8 @@ guard:
   rules:
     - {promql: 'up'}
     - {drill: "p99<1", health: "http://127.0.0.1:1/"}
-    - {drill: "error>1%"}
+    - {drill: "error>1%", on_no_data: ignore}
+    - {promql: 'up', max: 1, on_no_data: skip}
   signal_loss: {action: pray}
 window: {start: "2026-11-02T00:00:00", end: "2026-11-01T00:00:00"}
 services:
@@ -119,15 +120,17 @@ extra: 1
 		"d.yaml:12:7: guard.rules[1]: needs exactly one of drill:",
 		`guard.rules[1].drill: slo clause "p99<1": unknown aggregation "p99": use p(N)`,
 		`d.yaml:13:15: guard.rules[2].drill: slo clause "error>1%": an error SLO is an upper limit`,
-		`d.yaml:14:25: guard.signal_loss.action: unknown action "pray"`,
-		"d.yaml:15:1: window: ends (2026-11-01T00:00:00Z) before it starts",
-		"d.yaml:17:3: services.gateway.metrics: is required",
+		`d.yaml:13:39: guard.rules[2].on_no_data: applies to promql: rules`,
+		`d.yaml:14:42: guard.rules[3].on_no_data: unknown value "skip": stop`,
+		`d.yaml:15:25: guard.signal_loss.action: unknown action "pray"`,
+		"d.yaml:16:1: window: ends (2026-11-01T00:00:00Z) before it starts",
+		"d.yaml:18:3: services.gateway.metrics: is required",
 		"services.gateway.current: must be between 0 and 100000, got -1",
 		"capacity.peak_qps: is required",
 		"capacity.headroom:",
 		"isolation.dsn: is required",
 		"isolation.tables: must be a non-empty list",
-		`d.yaml:20:1: extra: unknown key`,
+		`d.yaml:21:1: extra: unknown key`,
 	} {
 		if !strings.Contains(msg, w) {
 			t.Errorf("missing %q", w)

@@ -11,10 +11,40 @@
 //
 //   - HTTP: header X-Loadcap-Shadow: <drill-id>, and the W3C Baggage member
 //     loadcap.shadow=<drill-id>, so services instrumented with OpenTelemetry
-//     carry it along untouched. Either one tags a request.
+//     carry it along untouched. Either one tags a request; when both
+//     are present they must agree (see Refused tags).
 //   - gRPC: metadata x-loadcap-shadow (baggage is accepted as for HTTP).
 //   - Message queues: a message header x-loadcap-shadow (Inject, Extract).
 //   - In the process: the context.Context (WithTag, FromContext).
+//
+// # Refused tags
+//
+// A request that claims a tag but whose tag cannot be read for certain is
+// refused (see Fail closed), never served as production work:
+//
+//   - an invalid drill id (ValidateTag);
+//   - conflicts: tag headers with different values, two baggage members
+//     loadcap.shadow with different values, or the header and the baggage
+//     member disagreeing (equal values are fine, in any number);
+//   - a baggage member loadcap.shadow without a value, or baggage that
+//     mentions loadcap.shadow and does not parse;
+//   - a near-miss of the tag's names. A name is a near-miss when, its
+//     ASCII letters lowered and every '-', '_' and '.' removed, it reads
+//     "xloadcapshadow" or "loadcapshadow" (the normalized forms of
+//     X-Loadcap-Shadow and loadcap.shadow), and it is not the exact name
+//     for its place. Header names, gRPC metadata keys and message headers
+//     are compared without case, so x-loadcap-shadow is the tag itself
+//     there, while X_Loadcap_Shadow, x.loadcap.shadow, XLoadcapShadow and
+//     Loadcap-Shadow are near-misses; baggage keys are case-sensitive, so
+//     there only loadcap.shadow is the tag and LOADCAP.SHADOW,
+//     loadcap_shadow or X-Loadcap-Shadow are near-misses. Names that merely
+//     contain the tag's name (X-Loadcap-Shadow-Reject, loadcap.shadowy)
+//     are not near-misses. Message headers are checked for near-misses
+//     when the Carrier can list its keys (Keys() []string).
+//
+// Such a request may be drill traffic misspelt by a proxy, an SDK or a
+// hand-written client; served untagged it would write production rows and
+// cause real side effects.
 //
 // # Isolation
 //

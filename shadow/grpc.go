@@ -41,7 +41,8 @@ func (p *Policy) DialOptions() []grpc.DialOption {
 
 // UnaryServerInterceptor is the gRPC counterpart of Middleware: a call
 // tagged by MetadataKey (or baggage) runs with a context carrying the tag
-// and p; a call whose tag cannot be read is refused. An *IsolationError
+// and p; a call whose tag cannot be read (as for Middleware: invalid,
+// conflicting, or a near-miss metadata key) is refused. An *IsolationError
 // returned by the handler becomes codes.Unavailable with the reason in the
 // trailer RejectMetadataKey.
 func (p *Policy) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
@@ -87,6 +88,11 @@ func (s *serverStream) Context() context.Context { return s.ctx }
 func (p *Policy) incoming(ctx context.Context) (context.Context, error) {
 	drill, found, err := tagFrom(metadata.ValueFromIncomingContext(ctx, MetadataKey),
 		metadata.ValueFromIncomingContext(ctx, baggageKey))
+	if md, _ := metadata.FromIncomingContext(ctx); err == nil {
+		if name := nearMissHeader(md); name != "" {
+			found, err = true, nearMissError("metadata key", name, MetadataKey)
+		}
+	}
 	switch {
 	case !found:
 		p.untagged.Add(1)

@@ -280,6 +280,17 @@ func TestGRPCIncomingTags(t *testing.T) {
 		{name: "metadata", md: []string{shadow.MetadataKey, "d3"}, want: "d3|shadow_orders"},
 		{name: "baggage only", md: []string{"baggage", "k=v,loadcap.shadow=d4"}, want: "d4|shadow_orders"},
 		{name: "invalid tag refused", md: []string{shadow.MetadataKey, "d 3"}, reason: "tag: invalid shadow tag"},
+		{name: "metadata and baggage agree", md: []string{shadow.MetadataKey, "d3", "baggage", "loadcap.shadow=d3"}, want: "d3|shadow_orders"},
+		{name: "metadata and baggage disagree", md: []string{shadow.MetadataKey, "d3", "baggage", "loadcap.shadow=d4"},
+			reason: `tag: invalid shadow tag: conflicting values: X-Loadcap-Shadow "d3", baggage loadcap.shadow="d4"`},
+		{name: "two baggage members disagree", md: []string{"baggage", "loadcap.shadow=d3", "baggage", "loadcap.shadow=d4"},
+			reason: "tag: invalid shadow tag: conflicting values: baggage"},
+		{name: "metadata key in upper case is the tag", md: []string{"X-Loadcap-Shadow", "d3"}, want: "d3|shadow_orders"},
+		{name: "near-miss metadata key", md: []string{"x_loadcap_shadow", "d3"},
+			reason: `tag: invalid shadow tag: near-miss metadata key "x_loadcap_shadow" (the tag is x-loadcap-shadow)`},
+		{name: "near-miss metadata key with dots", md: []string{"LOADCAP.SHADOW", "d3"}, reason: "tag: invalid shadow tag: near-miss metadata key"},
+		{name: "near-miss baggage key", md: []string{"baggage", "Loadcap.Shadow=d3"}, reason: "tag: invalid shadow tag: near-miss baggage key"},
+		{name: "similar key is not the tag", md: []string{"x-loadcap-shadow-trace", "d3"}, want: "|orders"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

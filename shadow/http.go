@@ -12,12 +12,16 @@ const baggageHeader = "Baggage"
 // Middleware returns next behind the policy: a request tagged by Header or
 // by the Baggage member gets a context carrying the tag and p; an untagged
 // request passes through as it is (no allocation); a request whose tag
-// cannot be read (invalid drill id, conflicting values) is refused with 503
-// and RejectHeader, counted and logged, because it may be drill traffic
-// that must not reach production.
+// cannot be read (invalid drill id, conflicting values, a near-miss of the
+// tag's names: see the package doc) is refused with 503 and RejectHeader,
+// counted and logged, because it may be drill traffic that must not reach
+// production.
 func (p *Policy) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		drill, found, err := tagFrom(r.Header[Header], r.Header[baggageHeader])
+		if name := nearMissHeader(r.Header); name != "" && err == nil {
+			found, err = true, nearMissError("header", name, Header)
+		}
 		if !found {
 			p.untagged.Add(1)
 			next.ServeHTTP(w, r)

@@ -51,6 +51,7 @@ func TestMiddleware(t *testing.T) {
 		name       string
 		header     []string
 		baggage    string
+		other      [][2]string // other headers, name and value
 		wantStatus int
 		wantDrill  string // "" = untagged
 		wantTable  string
@@ -64,6 +65,21 @@ func TestMiddleware(t *testing.T) {
 		{name: "invalid tag refused", header: []string{"no spaces allowed"}, wantStatus: 503, wantReason: "tag: invalid shadow tag: byte 2 (' ') is not a token character"},
 		{name: "conflicting tags refused", header: []string{"d1", "d2"}, wantStatus: 503, wantReason: "tag: invalid shadow tag: 2 different values"},
 		{name: "unreadable baggage refused", baggage: "loadcap.shadow", wantStatus: 503, wantReason: "tag: invalid shadow tag: unreadable baggage"},
+		{name: "header and baggage disagree", header: []string{"d1"}, baggage: "loadcap.shadow=d2", wantStatus: 503,
+			wantReason: `tag: invalid shadow tag: conflicting values: X-Loadcap-Shadow "d1", baggage loadcap.shadow="d2"`},
+		{name: "two baggage members disagree", baggage: "loadcap.shadow=d1,user=alice,loadcap.shadow=d2", wantStatus: 503,
+			wantReason: `tag: invalid shadow tag: conflicting values: baggage loadcap.shadow="d1" and loadcap.shadow="d2"`},
+		{name: "two baggage members agree", baggage: "loadcap.shadow=d1,loadcap.shadow=d1", wantStatus: 200, wantDrill: "d1", wantTable: "shadow_orders"},
+		{name: "header in another case", other: [][2]string{{"x-loadcap-shadow", "d1"}}, wantStatus: 200, wantDrill: "d1", wantTable: "shadow_orders"},
+		{name: "near-miss header underscores", other: [][2]string{{"X_Loadcap_Shadow", "d1"}}, wantStatus: 503,
+			wantReason: `tag: invalid shadow tag: near-miss header "X_loadcap_shadow" (the tag is X-Loadcap-Shadow)`},
+		{name: "near-miss header dots", other: [][2]string{{"x.loadcap.shadow", "d1"}}, wantStatus: 503, wantReason: "tag: invalid shadow tag: near-miss header"},
+		{name: "near-miss header baggage spelling", other: [][2]string{{"Loadcap-Shadow", "d1"}}, wantStatus: 503, wantReason: "tag: invalid shadow tag: near-miss header"},
+		{name: "near-miss header beside the tag", header: []string{"d1"}, other: [][2]string{{"X_Loadcap_Shadow", "d2"}}, wantStatus: 503, wantReason: "tag: invalid shadow tag: near-miss header"},
+		{name: "near-miss baggage key upper case", baggage: "LOADCAP.SHADOW=d1", wantStatus: 503,
+			wantReason: `tag: invalid shadow tag: near-miss baggage key "LOADCAP.SHADOW" (the tag is loadcap.shadow)`},
+		{name: "near-miss baggage key underscore", baggage: "user=alice,loadcap_shadow=d1", wantStatus: 503, wantReason: "tag: invalid shadow tag: near-miss baggage key"},
+		{name: "similar header is not the tag", other: [][2]string{{"X-Loadcap-Shadow-Id", "d1"}}, wantStatus: 200, wantTable: "orders"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,6 +96,9 @@ func TestMiddleware(t *testing.T) {
 			}
 			if tt.baggage != "" {
 				r.Header.Set("Baggage", tt.baggage)
+			}
+			for _, kv := range tt.other {
+				r.Header.Add(kv[0], kv[1])
 			}
 			w := httptest.NewRecorder()
 			h.ServeHTTP(w, r)
@@ -328,5 +347,21 @@ func TestTransportRefusal(t *testing.T) {
 				t.Fatal("Transport modified the caller's request")
 			}
 		})
+	}
+}
+
+// TestMiddlewareUntaggedAllocatesNothing: looking for conflicts and
+// near-misses costs an untagged request no allocation, OpenTelemetry
+// baggage or not (the budget BenchmarkMiddleware states).
+func TestMiddlewareUntaggedAllocatesNothing(t *testing.T) {
+	p := shopPolicy(t)
+	h := p.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	r := httptest.NewRequest("GET", "/api/orders/42", nil)
+	r.Header.Set("User-Agent", "loadcap")
+	r.Header.Set("Baggage", "tenant=acme,user=alice")
+	r.Header.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	w := nopWriter{h: http.Header{}}
+	if n := testing.AllocsPerRun(100, func() { h.ServeHTTP(w, r) }); n != 0 {
+		t.Fatalf("%v allocations per untagged request, want 0", n)
 	}
 }

@@ -74,6 +74,11 @@ func TestExtract(t *testing.T) {
 		{name: "baggage header", headers: shadow.MapCarrier{"baggage": "loadcap.shadow=d2"}, want: "d2"},
 		{name: "OTel header carrier", headers: propagation.HeaderCarrier{"X-Loadcap-Shadow": {"d3"}}, want: "d3"},
 		{name: "invalid tag", headers: shadow.MapCarrier{shadow.MetadataKey: "a,b"}, refused: true},
+		{name: "header and baggage disagree", headers: shadow.MapCarrier{shadow.MetadataKey: "d1", "baggage": "loadcap.shadow=d2"}, refused: true},
+		{name: "header and baggage agree", headers: shadow.MapCarrier{shadow.MetadataKey: "d1", "baggage": "loadcap.shadow=d1"}, want: "d1"},
+		{name: "near-miss header", headers: shadow.MapCarrier{"x_loadcap_shadow": "d1"}, refused: true},
+		{name: "near-miss header in an OTel carrier", headers: propagation.HeaderCarrier{"Loadcap.Shadow": {"d1"}}, refused: true},
+		{name: "near-miss baggage key", headers: shadow.MapCarrier{"baggage": "LOADCAP_SHADOW=d1"}, refused: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

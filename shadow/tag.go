@@ -128,43 +128,153 @@ func FromContext(ctx context.Context) (drillID string, ok bool) {
 
 // tagFrom finds the tag in the values of the tag header (or metadata key)
 // and of the baggage header. found reports whether the request claims to
-// be tagged at all; then err says why the claim is unusable (conflicting or
-// invalid values). The tag header wins over baggage. Allocation-free unless
-// baggage mentions BaggageMember.
+// be tagged at all; then err says why the claim is unusable: an invalid
+// drill id, values that disagree (two tag headers, two baggage members, or
+// the header and the baggage member), unreadable baggage that mentions the
+// member, or a baggage key that is a near-miss of BaggageMember.
+// Allocation-free unless the request is refused or a baggage value is
+// percent-encoded.
 func tagFrom(tagVals, baggageVals []string) (drill string, found bool, err error) {
-	if len(tagVals) > 0 {
-		drill = strings.TrimSpace(tagVals[0])
-		for _, v := range tagVals[1:] {
-			if strings.TrimSpace(v) != drill {
-				return "", true, fmt.Errorf("%w: %d different values", ErrInvalidTag, len(tagVals))
-			}
+	bDrill, bFound, bErr := baggageTag(baggageVals)
+	if len(tagVals) == 0 {
+		return bDrill, bFound, bErr
+	}
+	drill = strings.TrimSpace(tagVals[0])
+	for _, v := range tagVals[1:] {
+		if strings.TrimSpace(v) != drill {
+			return "", true, fmt.Errorf("%w: %d different values", ErrInvalidTag, len(tagVals))
 		}
+	}
+	if err := ValidateTag(drill); err != nil {
+		return "", true, err
+	}
+	switch {
+	case bErr != nil:
+		return "", true, bErr
+	case bFound && bDrill != drill:
+		return "", true, fmt.Errorf("%w: conflicting values: %s %q, baggage %s=%q", ErrInvalidTag, Header, drill, BaggageMember, bDrill)
+	}
+	return drill, true, nil
+}
+
+// The tag's names with case and separators removed (see nearMiss).
+const (
+	normHeader  = "xloadcapshadow" // Header, MetadataKey
+	normBaggage = "loadcapshadow"  // BaggageMember
+)
+
+// nearMiss reports whether name spells one of the tag's names, Header
+// (MetadataKey) or BaggageMember, with another case or other separators:
+// ASCII letters lowered and every '-', '_' and '.' removed, it equals
+// "xloadcapshadow" or "loadcapshadow". Whether the name is the exact one
+// for its place (a header name compares without case, a baggage key with
+// it) is the caller's test, done first.
+func nearMiss(name string) bool {
+	return normEqual(name, normHeader) || normEqual(name, normBaggage)
+}
+
+// normEqual reports whether name, its ASCII letters lowered and its '-',
+// '_' and '.' removed, equals norm.
+func normEqual(name, norm string) bool {
+	j := 0
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case c == '-' || c == '_' || c == '.':
+			continue
+		case 'A' <= c && c <= 'Z':
+			c += 'a' - 'A'
+		}
+		if j == len(norm) || norm[j] != c {
+			return false
+		}
+		j++
+	}
+	return j == len(norm)
+}
+
+// nearMissError is the refusal of a request that carries a near-miss of
+// the tag's name where want is expected.
+func nearMissError(where, name, want string) error {
+	return fmt.Errorf("%w: near-miss %s %q (the tag is %s)", ErrInvalidTag, where, name, want)
+}
+
+// nearMissHeader returns a header name (HTTP header, gRPC metadata key or
+// message header) of h that is a near-miss of the tag's names, or "". Such
+// names are case-insensitive, so Header in any case is the tag itself, not
+// a near-miss. Allocation-free.
+func nearMissHeader[V any](h map[string]V) string {
+	for k := range h {
+		if len(k) >= len(normBaggage) && !strings.EqualFold(k, Header) && nearMiss(k) {
+			return k
+		}
+	}
+	return ""
+}
+
+// baggageTag reads BaggageMember from baggage header values: its value
+// (percent-decoded, properties cut off), whether the baggage claims a tag,
+// and why the claim is unusable: members with different values, a member
+// without a value, a key that is a near-miss of BaggageMember, or baggage
+// that mentions the member and does not parse. Allocation-free unless the
+// value is percent-encoded or the claim is refused.
+func baggageTag(vals []string) (drill string, found bool, err error) {
+	mentioned := false
+	for _, v := range vals {
+		if !mentioned && strings.Contains(v, BaggageMember) {
+			mentioned = true
+		}
+		for len(v) > 0 {
+			member := v
+			if i := strings.IndexByte(v, ','); i >= 0 {
+				member, v = v[:i], v[i+1:]
+			} else {
+				v = ""
+			}
+			key, rest := member, ""
+			if i := strings.IndexAny(member, "=;"); i >= 0 {
+				key, rest = member[:i], member[i:]
+			}
+			key = strings.TrimSpace(key)
+			if key != BaggageMember {
+				if nearMiss(key) {
+					return "", true, nearMissError("baggage key", key, BaggageMember)
+				}
+				continue
+			}
+			if !strings.HasPrefix(rest, "=") {
+				return "", true, fmt.Errorf("%w: unreadable baggage: member %s without a value", ErrInvalidTag, BaggageMember)
+			}
+			val := rest[1:]
+			if i := strings.IndexByte(val, ';'); i >= 0 {
+				val = val[:i]
+			}
+			val = strings.TrimSpace(val)
+			if strings.IndexByte(val, '%') >= 0 {
+				b, perr := baggage.Parse(BaggageMember + "=" + val)
+				if perr != nil {
+					return "", true, fmt.Errorf("%w: unreadable baggage: %v", ErrInvalidTag, perr)
+				}
+				val = b.Member(BaggageMember).Value()
+			}
+			if found && val != drill {
+				return "", true, fmt.Errorf("%w: conflicting values: baggage %s=%q and %s=%q", ErrInvalidTag, BaggageMember, drill, BaggageMember, val)
+			}
+			drill, found = val, true
+		}
+	}
+	if found {
 		return drill, true, ValidateTag(drill)
 	}
-	mentioned := false
-	for _, v := range baggageVals {
-		if strings.Contains(v, BaggageMember) {
-			mentioned = true
-			break
-		}
-	}
-	if !mentioned {
-		return "", false, nil
-	}
-	if drill, ok := scanBaggage(baggageVals); ok && ValidateTag(drill) == nil {
-		return drill, true, nil
-	}
-	b, perr := baggage.Parse(strings.Join(baggageVals, ","))
-	m := b.Member(BaggageMember)
-	if m.Key() == "" {
-		if perr != nil {
-			// It may have been our member that did not parse: fail closed.
+	if mentioned {
+		// The name occurs, but not as a member's key: only inside another
+		// member's value is fine; inside baggage that does not parse it
+		// may be our member, broken: fail closed.
+		if _, perr := baggage.Parse(strings.Join(vals, ",")); perr != nil {
 			return "", true, fmt.Errorf("%w: unreadable baggage: %v", ErrInvalidTag, perr)
 		}
-		return "", false, nil // the name occurs only inside another member
 	}
-	drill = m.Value()
-	return drill, true, ValidateTag(drill)
+	return "", false, nil
 }
 
 // mergeBaggage returns the baggage header values vals with the member
@@ -206,34 +316,4 @@ func mergeBaggage(vals []string, drill string) []string {
 		return append(vals[:len(vals):len(vals)], m.String())
 	}
 	return []string{b.String()}
-}
-
-// scanBaggage is the fast path of reading our member from baggage header
-// values, without building the whole baggage: it returns the value of the
-// last BaggageMember (OpenTelemetry's rule for duplicates), its properties
-// cut off. ok is false when the member is missing or its value is
-// percent-encoded; then the caller falls back to baggage.Parse.
-func scanBaggage(vals []string) (value string, ok bool) {
-	for _, v := range vals {
-		for len(v) > 0 {
-			member := v
-			if i := strings.IndexByte(v, ','); i >= 0 {
-				member, v = v[:i], v[i+1:]
-			} else {
-				v = ""
-			}
-			key, val, hasEq := strings.Cut(member, "=")
-			if !hasEq || strings.TrimSpace(key) != BaggageMember {
-				continue
-			}
-			if i := strings.IndexByte(val, ';'); i >= 0 {
-				val = val[:i]
-			}
-			value, ok = strings.TrimSpace(val), true
-		}
-	}
-	if ok && strings.IndexByte(value, '%') >= 0 {
-		return "", false
-	}
-	return value, ok
 }

@@ -57,13 +57,25 @@ func TestTagFrom(t *testing.T) {
 		{name: "baggage alone", bag: []string{"user=7,loadcap.shadow=d2;p=1,z=9"}, drill: "d2", found: true},
 		{name: "baggage over two header lines", bag: []string{"user=7", "loadcap.shadow=d2"}, drill: "d2", found: true},
 		{name: "baggage percent-encoded", bag: []string{"loadcap.shadow=d%25x"}, drill: "d%x", found: true},
-		{name: "header wins over baggage", tag: []string{"d1"}, bag: []string{"loadcap.shadow=d2"}, drill: "d1", found: true},
+		{name: "header and baggage agree", tag: []string{"d1"}, bag: []string{"x=1,loadcap.shadow=d1"}, drill: "d1", found: true},
+		{name: "header and baggage disagree", tag: []string{"d1"}, bag: []string{"loadcap.shadow=d2"}, found: true, invalid: true},
+		{name: "header beside unreadable baggage", tag: []string{"d1"}, bag: []string{"loadcap.shadow"}, found: true, invalid: true},
+		{name: "header beside near-miss baggage key", tag: []string{"d1"}, bag: []string{"LOADCAP.SHADOW=d1"}, found: true, invalid: true},
 		{name: "baggage without our member", bag: []string{"user=7,tenant=acme"}},
 		{name: "our name only inside another value", bag: []string{"note=loadcap.shadow"}},
 		{name: "baggage member invalid tag", bag: []string{"loadcap.shadow=d%201"}, found: true, invalid: true},
 		{name: "unreadable baggage mentioning us", bag: []string{"loadcap.shadow"}, found: true, invalid: true},
 		{name: "our member fine beside a broken one", bag: []string{"=broken,loadcap.shadow=d3"}, drill: "d3", found: true},
-		{name: "duplicate member, last wins", bag: []string{"loadcap.shadow=a,x=1", "loadcap.shadow=b"}, drill: "b", found: true},
+		{name: "duplicate members disagree", bag: []string{"loadcap.shadow=a,x=1", "loadcap.shadow=b"}, found: true, invalid: true},
+		{name: "duplicate members agree", bag: []string{"loadcap.shadow=a,x=1", "loadcap.shadow=a;p=1"}, drill: "a", found: true},
+		{name: "duplicate members agree once decoded", bag: []string{"loadcap.shadow=d%41", "loadcap.shadow=dA"}, drill: "dA", found: true},
+		{name: "broken percent-encoding", bag: []string{"loadcap.shadow=a%"}, found: true, invalid: true},
+		{name: "near-miss key upper case", bag: []string{"LOADCAP.SHADOW=d1"}, found: true, invalid: true},
+		{name: "near-miss key underscore", bag: []string{"user=7,loadcap_shadow=d1"}, found: true, invalid: true},
+		{name: "near-miss key header spelling", bag: []string{"X-Loadcap-Shadow=d1"}, found: true, invalid: true},
+		{name: "near-miss key no separator", bag: []string{"loadcapshadow=d1"}, found: true, invalid: true},
+		{name: "near-miss key without value", bag: []string{"Loadcap-Shadow"}, found: true, invalid: true},
+		{name: "near-miss key beside our member", bag: []string{"loadcap.shadow=d1,loadcap-shadow=d1"}, found: true, invalid: true},
 		{name: "spaces and properties", bag: []string{" x=1 , loadcap.shadow = d5 ;prop=1;flag "}, drill: "d5", found: true},
 		{name: "similar key is not ours", bag: []string{"loadcap.shadowy=d6"}},
 	}
@@ -77,6 +89,28 @@ func TestTagFrom(t *testing.T) {
 				t.Fatalf("drill = %q, want %q", drill, tt.drill)
 			}
 		})
+	}
+}
+
+func TestNearMiss(t *testing.T) {
+	for name, want := range map[string]bool{
+		"X-Loadcap-Shadow":        true, // exact names are the caller's test, done first
+		"loadcap.shadow":          true,
+		"X_Loadcap_Shadow":        true,
+		"x.loadcap.shadow":        true,
+		"XLOADCAPSHADOW":          true,
+		"Loadcap--Shadow_":        true,
+		"-x-l.o_a-dcapshadow.":    true,
+		"X-Loadcap-Shadow-Reject": false,
+		"X-Loadcap-Shadows":       false,
+		"loadcap.shadowy":         false,
+		"X Loadcap Shadow":        false, // a space is not one of the separators
+		"loadcap":                 false,
+		"":                        false,
+	} {
+		if got := nearMiss(name); got != want {
+			t.Errorf("nearMiss(%q) = %v, want %v", name, got, want)
+		}
 	}
 }
 
@@ -170,32 +204,40 @@ func TestTargetHostPort(t *testing.T) {
 	}
 }
 
-// FuzzScanBaggage: the fast baggage scan agrees with OpenTelemetry's parser
-// whenever both read a valid tag from a baggage value it accepts.
-func FuzzScanBaggage(f *testing.F) {
+// FuzzBaggageTag: the baggage scan never lets through as untagged what
+// OpenTelemetry's parser reads as our member or a near-miss of it, and the
+// tag it accepts is the one OpenTelemetry reads.
+func FuzzBaggageTag(f *testing.F) {
 	for _, seed := range []string{
 		"loadcap.shadow=d1",
 		"user=alice,loadcap.shadow=d2;p=1,z=9",
 		" loadcap.shadow = d3 ;prop",
 		"loadcap.shadow=a,loadcap.shadow=b",
+		"loadcap.shadow=a,loadcap.shadow=a",
 		"loadcap.shadow=d%25x",
 		"=broken,loadcap.shadow=d4",
 		"loadcap.shadowy=x,note=loadcap.shadow",
 		"loadcap.shadow=a=b",
+		"LOADCAP.SHADOW=d5",
+		"loadcap_shadow=d6,x=1",
 	} {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		got, ok := scanBaggage([]string{s})
-		if !ok || ValidateTag(got) != nil {
-			return // the caller falls back to baggage.Parse
-		}
-		b, err := baggage.Parse(s)
-		if err != nil {
+		got, found, err := baggageTag([]string{s})
+		b, perr := baggage.Parse(s)
+		if perr != nil {
 			return
 		}
-		if want := b.Member(BaggageMember).Value(); got != want {
-			t.Fatalf("scanBaggage(%q) = %q, baggage.Parse gives %q", s, got, want)
+		for _, m := range b.Members() {
+			if (m.Key() == BaggageMember || nearMiss(m.Key())) && !found {
+				t.Fatalf("baggageTag(%q): untagged, but OpenTelemetry reads member %q", s, m.Key())
+			}
+		}
+		if err == nil && found {
+			if want := b.Member(BaggageMember).Value(); got != want {
+				t.Fatalf("baggageTag(%q) = %q, baggage.Parse gives %q", s, got, want)
+			}
 		}
 	})
 }

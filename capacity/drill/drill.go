@@ -87,9 +87,12 @@ type Result struct {
 	Plan         *capacity.PlanResult      // the replicas for the plan's peak; nil without capacity:
 	PlanError    string                    `json:"plan_error,omitempty"`
 	Stopped      *Stop                     // the guard (or a signal) stopped the drill
-	Check        *audit.CheckReport
-	Audit        *audit.ScanReport
-	AuditError   string
+	// Guard is what each guard rule saw, evaluations without data counted;
+	// nil for an unguarded drill.
+	Guard      []RuleRun
+	Check      *audit.CheckReport
+	Audit      *audit.ScanReport
+	AuditError string
 
 	plan *scenarios.Drill
 }
@@ -249,6 +252,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	tr := capacity.NewStageTracker(d, srcs, cfg.Progress, peak)
 	var observe func(loadgen.Interval)
+	var guardRules func() []RuleRun
 	var gen loadgen.Runner
 	var stopMu sync.Mutex
 	var breach *Breach
@@ -261,7 +265,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		startGuard = NewGuard(d)
 	}
 	if startGuard != nil {
-		observe, err = startGuard(ctx, func(b Breach) {
+		observe, guardRules, err = startGuard(ctx, func(b Breach) {
 			stopMu.Lock()
 			defer stopMu.Unlock()
 			if breach != nil {
@@ -327,6 +331,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer run.Close()
 	r, err := gen.Run(ctx)
 	res.Cluster = run.Cluster()
+	if guardRules != nil {
+		res.Guard = guardRules()
+	}
 	if err != nil {
 		stopMu.Lock()
 		b := breach

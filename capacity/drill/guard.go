@@ -11,8 +11,23 @@ import (
 )
 
 // GuardFunc starts a drill's guard: it gets the drill's stop function and
-// returns what to call with every closed interval.
-type GuardFunc func(ctx context.Context, stop func(Breach)) (observe func(loadgen.Interval), err error)
+// returns what to call with every closed interval, and what tells, at the
+// end, what each rule saw (nil: nothing to tell).
+type GuardFunc func(ctx context.Context, stop func(Breach)) (observe func(loadgen.Interval), rules func() []RuleRun, err error)
+
+// RuleRun is what one guard rule saw during a drill.
+type RuleRun struct {
+	Name        string `json:"name"`
+	Kind        string `json:"kind"` // traffic, promql, health
+	Evaluations int    `json:"evaluations"`
+	// NoData counts the evaluations that judged nothing: for a PromQL
+	// rule a query that returned no series or only NaN, or that
+	// Prometheus did not answer; for a traffic rule a window with too few
+	// requests. LastNoData says why the last of them had no data.
+	NoData     int    `json:"no_data"`
+	LastNoData string `json:"last_no_data,omitempty"`
+	State      string `json:"state"` // of the last evaluation: pending, ok, bad, no data, error
+}
 
 // NewGuard builds the guard of the plan (internal/guard) with the plan's
 // settings, whose defaults are the scenarios package's; nil when the plan
@@ -29,7 +44,8 @@ func NewGuard(d *scenarios.Drill) GuardFunc {
 		cfg.SignalLoss.Action = guard.ActionContinue
 	}
 	for _, r := range dg.Rules {
-		gr := guard.Rule{Name: r.Name, SLO: r.Drill, PromQL: r.PromQL, Health: r.Health, Breaches: r.Breaches}
+		gr := guard.Rule{Name: r.Name, SLO: r.Drill, PromQL: r.PromQL, Health: r.Health, Breaches: r.Breaches,
+			OnNoData: guard.NoData(r.OnNoData)}
 		if !math.IsNaN(r.Max) {
 			gr.Max = guard.Float(r.Max)
 		}
@@ -38,10 +54,10 @@ func NewGuard(d *scenarios.Drill) GuardFunc {
 		}
 		cfg.Rules = append(cfg.Rules, gr)
 	}
-	return func(ctx context.Context, stop func(Breach)) (func(loadgen.Interval), error) {
+	return func(ctx context.Context, stop func(Breach)) (func(loadgen.Interval), func() []RuleRun, error) {
 		g, err := guard.New(cfg)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %s: guard: %v", ErrInvalid, d.Path, err)
+			return nil, nil, fmt.Errorf("%w: %s: guard: %v", ErrInvalid, d.Path, err)
 		}
 		go func() {
 			defer g.Close()
@@ -50,6 +66,16 @@ func NewGuard(d *scenarios.Drill) GuardFunc {
 					Unit: b.Unit, Consecutive: b.Consecutive})
 			})
 		}()
-		return g.Observe, nil
+		return g.Observe, func() []RuleRun { return ruleRuns(g.Status()) }, nil
 	}
+}
+
+// ruleRuns is what each rule of a guard's status saw.
+func ruleRuns(st guard.Status) []RuleRun {
+	out := make([]RuleRun, 0, len(st.Rules))
+	for _, r := range st.Rules {
+		out = append(out, RuleRun{Name: r.Name, Kind: string(r.Kind), Evaluations: r.Evaluations, NoData: r.NoData,
+			LastNoData: r.LastNoData, State: string(r.State)})
+	}
+	return out
 }

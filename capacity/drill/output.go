@@ -16,7 +16,7 @@ import (
 // Files are the drill's own output files in its output directory, besides
 // run.json and the HTML report, which reports writes from the Result.
 const (
-	StagesFile   = "stages.json"   // Result.Stages: one find step per stage
+	StagesFile   = "stages.json"   // Result.Stages (one find step per stage), with "guard": Result.Guard and "stop": Result.Stopped
 	ServicesFile = "services.json" // {"services": Result.Services}
 	PlanFile     = "plan.json"     // Result.Plan
 	HPADir       = "hpa"           // a HorizontalPodAutoscaler per service
@@ -39,7 +39,7 @@ func (r *Result) WriteFiles(dir, reportDir string, write WriteFunc) ([]Manifest,
 			return e.Encode(v)
 		})
 	}
-	if err := js(StagesFile, r.Stages); err != nil {
+	if err := js(StagesFile, stagesFile{r.Stages, r.Guard, r.Stopped}); err != nil {
 		return nil, err
 	}
 	if err := js(ServicesFile, struct {
@@ -62,6 +62,14 @@ func (r *Result) WriteFiles(dir, reportDir string, write WriteFunc) ([]Manifest,
 		return nil, err
 	}
 	return append(manifestsOf("HorizontalPodAutoscaler", hpa, reportDir), manifestsOf("ScaledObject", keda, reportDir)...), nil
+}
+
+// stagesFile is stages.json: the stages as find steps, beside what each
+// guard rule saw and what stopped the drill.
+type stagesFile struct {
+	*capacity.FindResult
+	Guard []RuleRun `json:"guard,omitempty"`
+	Stop  *Stop     `json:"stop,omitempty"`
 }
 
 // manifestsOf lists written manifest files, with paths relative to
@@ -109,8 +117,13 @@ func (r *Result) Report(manifests []Manifest) *Report {
 	case g.HotSwitchListen != "":
 		dg.HotSwitch = "POST http://" + g.HotSwitchListen + "/stop"
 	}
-	for _, rule := range g.Rules {
-		rp := RulePlan{Name: rule.Name, Breaches: rule.Breaches, Max: guard.Float(rule.Max), Min: guard.Float(rule.Min)}
+	for i, rule := range g.Rules {
+		rp := RulePlan{Name: rule.Name, Breaches: rule.Breaches, Max: guard.Float(rule.Max), Min: guard.Float(rule.Min),
+			OnNoData: rule.OnNoData}
+		if i < len(r.Guard) && r.Guard[i].Name == rule.Name {
+			run := r.Guard[i]
+			rp.Evaluations, rp.NoData, rp.LastNoData = run.Evaluations, run.NoData, run.LastNoData
+		}
 		switch {
 		case rule.Drill != "":
 			rp.Kind, rp.Expr = "traffic", rule.Drill
@@ -128,7 +141,7 @@ func (r *Result) Report(manifests []Manifest) *Report {
 	if a := r.Audit; a != nil || r.AuditError != "" {
 		da := &Audit{Error: r.AuditError}
 		if a != nil {
-			da.Tables, da.Counts, da.Leaks, da.Unchecked = a.Tables, a.Counts, a.Leaks, a.Unchecked
+			da.Tables, da.Counts, da.Leaks, da.Unchecked, da.Drills = a.Tables, a.Counts, a.Leaks, a.Unchecked, a.Drills
 		}
 		info.Audit = da
 	}
@@ -200,13 +213,19 @@ func (r *Result) WriteSummary(w io.Writer) error {
 	return nil
 }
 
-// WriteOutcome writes the audit's findings and the stop, for a terminal.
+// WriteOutcome writes the audit's findings, the guard rules that had
+// evaluations without data, and the stop, for a terminal.
 func (r *Result) WriteOutcome(w io.Writer) {
 	switch {
 	case r.AuditError != "":
 		fmt.Fprintln(w, "audit: FAILED to run:", r.AuditError)
 	case r.Audit != nil:
 		_ = r.Audit.WriteText(w)
+	}
+	for _, g := range r.Guard {
+		if g.NoData > 0 {
+			fmt.Fprintf(w, "guard rule %s: %d of %d evaluations without data (last: %s)\n", g.Name, g.NoData, g.Evaluations, g.LastNoData)
+		}
 	}
 	if r.Stopped != nil {
 		fmt.Fprintln(w, "STOPPED", r.Stopped)

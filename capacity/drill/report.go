@@ -77,13 +77,23 @@ type RulePlan struct {
 	Max      *float64 `json:"max,omitempty"`
 	Min      *float64 `json:"min,omitempty"`
 	Breaches int      `json:"breaches,omitempty"` // K of this rule; 0: GuardPlan.Breaches
+	// OnNoData is what a PromQL answer without data does: "stop" ("": the
+	// default; no data longer than SignalLoss stops the drill) or "ignore".
+	OnNoData string `json:"on_no_data,omitempty"`
+	// Evaluations and NoData count the rule's evaluations during the
+	// drill, and those without data (see RuleRun); LastNoData says why the
+	// last of them had none. All zero when the drill did not run.
+	Evaluations int    `json:"evaluations,omitempty"`
+	NoData      int    `json:"no_data,omitempty"`
+	LastNoData  string `json:"last_no_data,omitempty"`
 }
 
 // Stop says what stopped a drill early.
 type Stop struct {
 	// Rule is the guard rule that stopped the drill ("hot switch" for the
 	// switch); Kind is the guard's kind of breach: "traffic", "promql",
-	// "health", "signal" (Prometheus lost) or "switch". Both "" when the
+	// "health", "signal" (a PromQL rule without data: Prometheus lost, or
+	// no series or only NaN, for longer than the grace) or "switch". Both "" when the
 	// guard did not stop it (an interrupt).
 	Rule   string `json:"rule,omitempty"`
 	Kind   string `json:"kind,omitempty"`
@@ -178,6 +188,7 @@ type Audit struct {
 	// nil: len(Leaks) per table.
 	Counts    map[string]int  `json:"counts,omitempty"`
 	Unchecked []audit.Problem `json:"unchecked,omitempty"` // tables, or their markers, that could not be checked
+	Drills    []string        `json:"drills,omitempty"`    // drill ids found in production tables
 	Error     string          `json:"error,omitempty"`     // the audit failed to run
 }
 

@@ -128,7 +128,7 @@ twin or a tag column is scanned.`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&dsn, "dsn", "", "the database: postgres://user@host/db or sqlite:PATH")
-	fl.StringVar(&drill, "drill", "", `the drill id to look for in production tables ("" = any tag)`)
+	fl.StringVar(&drill, "drill", "", `the drill audited; a row of any drill in a production table is a leak, named in the report`)
 	fl.StringSliceVar(&m.Tables, "tables", nil, "production tables to scan, with their twins (default: discovered)")
 	fl.StringVar(&m.TagColumn, "tag-column", shadow.TagColumn, "the column holding the drill id in shadow rows")
 	fl.StringVar(&m.IDColumn, "id-column", audit.DefaultIDColumn, "the row ID column")

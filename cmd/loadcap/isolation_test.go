@@ -56,6 +56,13 @@ func TestShadowCheckAndAudit(t *testing.T) {
 	if r.code != 106 || strings.Count(r.stdout, "LEAK") < 2 || !strings.Contains(r.stdout, "1000007") {
 		t.Errorf("audit: exit %d, want 106 listing the drill row in orders and the untagged row in shadow_orders\n%s%s", r.code, r.stdout, r.stderr)
 	}
+	// Auditing another drill is no way around it: d1's row in production
+	// leaked all the same, and the report names d1.
+	r = loadcap(t, nil, false, "shadow", "audit", "--dsn", bad, "--drill", "d2", "--tables", "orders")
+	if r.code != 106 || strings.Contains(r.stdout, "ok:") || !strings.Contains(r.stdout, "row of drill d1 (not d2) in a production table") ||
+		!strings.Contains(r.stdout, "rows of drills in production tables: d1") {
+		t.Errorf("audit of d2 with a row of d1 in production: exit %d, want 106 naming d1\n%s%s", r.code, r.stdout, r.stderr)
+	}
 	if r := loadcap(t, nil, false, "shadow", "audit", "--dsn", bad, "--drill", "has space"); r.code != 2 {
 		t.Errorf("bad drill id: exit %d, want 2", r.code)
 	}

@@ -49,7 +49,8 @@ func (l Leak) String() string {
 
 // ScanReport is the result of Scan.
 type ScanReport struct {
-	Drill     string         // the drill scanned for; "" = any
+	Drill     string         // the drill audited ("" = none named); rows of every drill count
+	Drills    []string       // drill ids found in production tables, sorted: any one is a leak
 	Tables    []string       // tables scanned, production and shadow
 	Leaks     []Leak         // leaking rows, at most MaxRows per table, by table then ID
 	Counts    map[string]int // leaking rows per table, including those not listed
@@ -70,9 +71,10 @@ func (r *ScanReport) OK() bool { return r.Total() == 0 }
 
 // Scan is the audit after a drill: it reports every row that leaked.
 //
-//   - In production tables: rows whose tag column holds drill (any
-//     non-empty tag when drill is ""), and rows whose ID is in the shadow
-//     range (≥ IDOffset).
+//   - In production tables: rows whose tag column holds any drill id (not
+//     only drill's: a row of another drill, an earlier one or one that ran
+//     beside it, leaked just the same; the ids are in Drills), and rows
+//     whose ID is in the shadow range (≥ IDOffset).
 //   - In shadow tables: rows without a tag (NULL or empty), and rows whose
 //     ID is below the shadow range.
 //
@@ -218,13 +220,9 @@ func (s *scanner) scan(ctx context.Context, t target) error {
 	}
 	if tag != nil {
 		tagExpr = quoteIdent(tag.name)
-		switch {
-		case t.shadow:
+		if t.shadow {
 			conds = append(conds, "("+tagExpr+" IS NULL OR "+tagExpr+" = '')")
-		case s.drill != "":
-			args = append(args, s.drill)
-			conds = append(conds, tagExpr+" = "+s.d.arg(len(args)))
-		default:
+		} else {
 			conds = append(conds, "("+tagExpr+" IS NOT NULL AND "+tagExpr+" <> '')")
 		}
 	}
@@ -248,12 +246,27 @@ func (s *scanner) scan(ctx context.Context, t target) error {
 			return err
 		}
 		s.r.Counts[t.name]++
+		if !t.shadow && rowTag.String != "" {
+			s.addDrill(rowTag.String)
+		}
 		if s.m.MaxRows > 0 && s.r.Counts[t.name] > s.m.MaxRows {
 			continue
 		}
 		s.r.Leaks = append(s.r.Leaks, Leak{Table: t.name, Key: key.String, Why: s.why(t, tag != nil, useID, key, rowTag)})
 	}
 	return rows.Err()
+}
+
+// addDrill records a drill id found in a production table, keeping
+// Drills sorted and without duplicates.
+func (s *scanner) addDrill(d string) {
+	i := sort.SearchStrings(s.r.Drills, d)
+	if i < len(s.r.Drills) && s.r.Drills[i] == d {
+		return
+	}
+	s.r.Drills = append(s.r.Drills, "")
+	copy(s.r.Drills[i+1:], s.r.Drills[i:])
+	s.r.Drills[i] = d
 }
 
 // bigint is the i-th placeholder for an ID bound.
@@ -280,7 +293,11 @@ func (s *scanner) why(t target, hasTag, useID bool, key, tag sql.NullString) str
 			reasons = append(reasons, fmt.Sprintf("ID below the shadow range (< %d)", s.m.IDOffset))
 		}
 	} else {
-		if hasTag && tag.String != "" && (s.drill == "" || tag.String == s.drill) {
+		switch {
+		case !hasTag || tag.String == "":
+		case s.drill != "" && tag.String != s.drill:
+			reasons = append(reasons, "row of drill "+tag.String+" (not "+s.drill+") in a production table")
+		default:
 			reasons = append(reasons, "row of drill "+tag.String+" in a production table")
 		}
 		if useID && inRange {
@@ -314,6 +331,9 @@ func (r *ScanReport) WriteText(w io.Writer) error {
 		if n := r.Counts[t]; n > 0 {
 			fmt.Fprintf(bw, "%s: %d leaking rows\n", t, n)
 		}
+	}
+	if len(r.Drills) > 0 {
+		fmt.Fprintf(bw, "rows of drills in production tables: %s\n", strings.Join(r.Drills, ", "))
 	}
 	for _, p := range r.Unchecked {
 		fmt.Fprintln(bw, "UNCHECKED", p)

@@ -55,6 +55,7 @@ func TestScan(t *testing.T) {
 		wantTables []string
 		want       []string // Leak.String()
 		wantCounts map[string]int
+		wantDrills []string // ScanReport.Drills; nil = none
 		unchecked  []string // Problem.String() prefixes
 	}{
 		{
@@ -73,6 +74,7 @@ func TestScan(t *testing.T) {
 			want: []string{
 				"audit_log 7: " + drillRow,
 				"orders 2: " + drillRow,
+				"orders 3: row of drill other (not d1) in a production table",
 				"orders 1001: " + inRange,
 				"orders 1002: " + drillRow + "; " + inRange,
 				"users 2000: " + inRange,
@@ -81,10 +83,11 @@ func TestScan(t *testing.T) {
 				"shadow_orders 1003: " + untagged,
 				"shadow_orders 1004: " + emptyTag,
 			},
-			unchecked: []string{"users.shadow_tag: no such column", "shadow_users.shadow_tag: no such column"},
+			wantDrills: []string{"d1", "other"},
+			unchecked:  []string{"users.shadow_tag: no such column", "shadow_users.shadow_tag: no such column"},
 		},
 		{
-			name:  "any drill",
+			name:  "no drill named",
 			ddl:   leakyShop,
 			drill: "",
 			m:     Markers{IDOffset: 1000},
@@ -100,7 +103,8 @@ func TestScan(t *testing.T) {
 				"shadow_orders 1003: " + untagged,
 				"shadow_orders 1004: " + emptyTag,
 			},
-			unchecked: []string{"users.shadow_tag: no such column", "shadow_users.shadow_tag: no such column"},
+			wantDrills: []string{"d1", "other"},
+			unchecked:  []string{"users.shadow_tag: no such column", "shadow_users.shadow_tag: no such column"},
 		},
 		{
 			name:  "tags only",
@@ -110,12 +114,14 @@ func TestScan(t *testing.T) {
 			want: []string{
 				"audit_log 7: " + drillRow,
 				"orders 2: " + drillRow,
+				"orders 3: row of drill other (not d1) in a production table",
 				"orders 1002: " + drillRow,
 				"shadow_orders 6: " + untagged,
 				"shadow_orders 1003: " + untagged,
 				"shadow_orders 1004: " + emptyTag,
 			},
-			unchecked: []string{"users.shadow_tag: no such column", "shadow_users.shadow_tag: no such column"},
+			wantDrills: []string{"d1", "other"},
+			unchecked:  []string{"users.shadow_tag: no such column", "shadow_users.shadow_tag: no such column"},
 		},
 		{
 			name:  "listed rows capped, all counted",
@@ -128,7 +134,8 @@ func TestScan(t *testing.T) {
 				"users 2000: " + inRange,
 				"shadow_orders 5: " + belowRange,
 			},
-			wantCounts: map[string]int{"audit_log": 1, "orders": 3, "users": 1, "shadow_orders": 4},
+			wantCounts: map[string]int{"audit_log": 1, "orders": 4, "users": 1, "shadow_orders": 4},
+			wantDrills: []string{"d1", "other"},
 			unchecked:  []string{"users.shadow_tag: no such column", "shadow_users.shadow_tag: no such column"},
 		},
 		{
@@ -139,6 +146,7 @@ func TestScan(t *testing.T) {
 			wantTables: []string{"orders", "shadow_orders"},
 			want: []string{
 				"orders 2: " + drillRow,
+				"orders 3: row of drill other (not d1) in a production table",
 				"orders 1001: " + inRange,
 				"orders 1002: " + drillRow + "; " + inRange,
 				"shadow_orders 5: " + belowRange,
@@ -146,16 +154,32 @@ func TestScan(t *testing.T) {
 				"shadow_orders 1003: " + untagged,
 				"shadow_orders 1004: " + emptyTag,
 			},
-			unchecked: []string{"payments: does not exist", "shadow_payments: does not exist"},
+			wantDrills: []string{"d1", "other"},
+			unchecked:  []string{"payments: does not exist", "shadow_payments: does not exist"},
+		},
+		{
+			// The audited drill left nothing, but production holds rows of
+			// two other drills: a leak all the same, and both are named.
+			name:  "another drill's rows",
+			ddl:   cleanShop + `; INSERT INTO orders VALUES (3, 10, 'd0'), (4, 10, 'presale-2025'), (5, 10, 'd0')`,
+			drill: "d1",
+			m:     Markers{},
+			want: []string{
+				"orders 3: row of drill d0 (not d1) in a production table",
+				"orders 4: row of drill presale-2025 (not d1) in a production table",
+				"orders 5: row of drill d0 (not d1) in a production table",
+			},
+			wantDrills: []string{"d0", "presale-2025"},
 		},
 		{
 			name: "IDs that are not integers",
 			ddl: `CREATE TABLE carts (id TEXT, shadow_tag TEXT); CREATE TABLE shadow_carts (id TEXT, shadow_tag TEXT);
 			      INSERT INTO carts VALUES ('abc', 'd1'); INSERT INTO shadow_carts VALUES ('5', 'd1')`,
-			drill:     "d1",
-			m:         Markers{IDOffset: 1000},
-			want:      []string{"carts abc: " + drillRow},
-			unchecked: []string{"carts.id: type TEXT is not an integer", "shadow_carts.id: type TEXT is not an integer"},
+			drill:      "d1",
+			m:          Markers{IDOffset: 1000},
+			want:       []string{"carts abc: " + drillRow},
+			unchecked:  []string{"carts.id: type TEXT is not an integer", "shadow_carts.id: type TEXT is not an integer"},
+			wantDrills: []string{"d1"},
 		},
 		{
 			name:  "custom markers",
@@ -166,6 +190,7 @@ func TestScan(t *testing.T) {
 				"orders 1: " + drillRow,
 				"orders 50: ID in the shadow range (≥ 50) in a production table",
 			},
+			wantDrills: []string{"d1"},
 		},
 	}
 	for _, tt := range tests {
@@ -195,6 +220,9 @@ func TestScan(t *testing.T) {
 				}
 				if r.OK() != (len(tt.want) == 0) {
 					t.Fatalf("OK() = %v with %d leaks", r.OK(), r.Total())
+				}
+				if !reflect.DeepEqual(r.Drills, tt.wantDrills) {
+					t.Fatalf("drills in production %v, want %v", r.Drills, tt.wantDrills)
 				}
 				if tt.wantTables != nil && !reflect.DeepEqual(r.Tables, tt.wantTables) {
 					t.Fatalf("scanned %v, want %v", r.Tables, tt.wantTables)
@@ -228,4 +256,30 @@ func TestScanInvalidDrill(t *testing.T) {
 
 func shadowNaming(prefix, suffix string) shadow.Naming {
 	return shadow.Naming{Prefix: prefix, Suffix: suffix}
+}
+
+// TestScanOtherDrillNotOK: `shadow audit --drill d1` over a production
+// table that holds only another drill's rows is not "ok": the text names
+// the drill found.
+func TestScanOtherDrillNotOK(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *sql.DB, _ string) {
+		exec(t, db, cleanShop+`; INSERT INTO orders VALUES (3, 10, 'd0')`)
+		r, err := Scan(testCtx(t), db, "d1", Markers{IDOffset: 1000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b strings.Builder
+		if err := r.WriteText(&b); err != nil {
+			t.Fatal(err)
+		}
+		out := b.String()
+		if r.OK() || strings.Contains(out, "ok:") {
+			t.Fatalf("audit of d1 says ok with a row of d0 in production:\n%s", out)
+		}
+		for _, want := range []string{"LEAK orders 3: row of drill d0 (not d1) in a production table", "rows of drills in production tables: d0"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("report lacks %q:\n%s", want, out)
+			}
+		}
+	})
 }

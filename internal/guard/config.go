@@ -37,15 +37,34 @@ const (
 	ActionContinue Action = "continue" // keep going blind; Status still shows the loss
 )
 
-// SignalLoss is what the guard does when it cannot read Prometheus.
+// SignalLoss is what the guard does when a PromQL rule has no data.
 type SignalLoss struct {
-	// Grace is how long queries may fail (Prometheus unreachable, a query
-	// error, no answer within the timeout) before the loss is a breach.
-	// It is counted per PromQL rule from its last answered query, or from
-	// the start of Run. 0: DefaultGrace.
+	// Grace is how long a PromQL rule may go without data before that is
+	// a breach. No data is any evaluation without a real sample:
+	// Prometheus unreachable, a query error, no answer within the
+	// timeout, and (unless the rule says OnNoData: NoDataIgnore) a query
+	// that returns no series, or only NaN or infinite values that do not
+	// breach the rule. A crashed service whose metrics vanished looks
+	// exactly like that. It is counted per PromQL rule from its last real
+	// sample, or from the start of Run. 0: DefaultGrace.
 	Grace  time.Duration
 	Action Action // "": ActionStop
 }
+
+// NoData is what a PromQL rule makes of an answer without data.
+type NoData string
+
+// What a rule makes of no data (Rule.OnNoData).
+const (
+	// NoDataStop: an answer without data does not restart the grace; no
+	// data for longer than it stops the drill (the default).
+	NoDataStop NoData = "stop"
+	// NoDataIgnore: an answer without data restarts the grace like a
+	// sample; only a failed query counts toward the signal loss. For a
+	// query that is legitimately empty, e.g. the rate of an error that has
+	// not happened yet. The evaluations are still counted (RuleStatus.NoData).
+	NoDataIgnore NoData = "ignore"
+)
 
 // Switch is the manual hot switch: an operator stops the drill at once.
 type Switch struct {
@@ -78,9 +97,15 @@ type Rule struct {
 	// PromQL is an instant query run at every evaluation against
 	// Config.Prometheus. Its value (the worst series of a vector) must stay
 	// at or below Max and at or above Min; at least one of them is set.
-	// A query that returns no series, or only NaN, is "no data".
+	// A query that returns no series, or only NaN, is "no data"; so is a
+	// ±Inf that does not breach the rule (a +Inf above Max or a -Inf
+	// below Min, e.g. a histogram_quantile past the top bucket, is a bad
+	// value).
 	PromQL   string
 	Max, Min *float64
+	// OnNoData is what an answer without data does to the signal loss
+	// grace (see SignalLoss); "": NoDataStop. PromQL rules only.
+	OnNoData NoData
 
 	// Health is a URL that must answer GET with a 2xx status within
 	// Timeout. Redirects are not followed: a 3xx is a bad answer.
@@ -137,6 +162,9 @@ func (c Config) withDefaults() Config {
 		}
 		if r.Breaches == 0 {
 			r.Breaches = c.Breaches
+		}
+		if r.OnNoData == "" && r.PromQL != "" {
+			r.OnNoData = NoDataStop
 		}
 		if r.Timeout == 0 {
 			r.Timeout = min(c.Every, DefaultTimeout)
@@ -216,6 +244,12 @@ func (c Config) Validate() error {
 		}
 		if (r.Max != nil || r.Min != nil) && r.PromQL == "" {
 			bad("%s: Max and Min apply to PromQL rules", where)
+		}
+		switch {
+		case r.OnNoData != "" && r.PromQL == "":
+			bad("%s: OnNoData applies to PromQL rules", where)
+		case r.PromQL != "" && r.OnNoData != NoDataStop && r.OnNoData != NoDataIgnore:
+			bad("%s: on no data %q: want %q or %q", where, r.OnNoData, NoDataStop, NoDataIgnore)
 		}
 		if r.Health != "" {
 			if u, err := url.Parse(r.Health); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {

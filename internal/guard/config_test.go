@@ -37,6 +37,10 @@ func TestValidate(t *testing.T) {
 			want: []string{"min 2 is above max 1"}},
 		{name: "limits on a non-PromQL rule", cfg: guard.Config{Rules: []guard.Rule{{SLO: "error<1%", Max: guard.Float(1)}}},
 			want: []string{"apply to PromQL"}},
+		{name: "on no data", cfg: guard.Config{Prometheus: prom, Rules: []guard.Rule{
+			{Name: "a", PromQL: "up", Max: guard.Float(1), OnNoData: "skip"}, {Name: "b", SLO: "error<1%", OnNoData: guard.NoDataIgnore},
+			{Name: "c", PromQL: "up", Max: guard.Float(1), OnNoData: guard.NoDataIgnore}}},
+			want: []string{`rule "a": on no data "skip": want "stop" or "ignore"`, `rule "b": OnNoData applies to PromQL rules`}},
 		{name: "relative health URL", cfg: guard.Config{Rules: []guard.Rule{{Health: "/healthz"}}},
 			want: []string{"absolute http(s) URL"}},
 		{name: "duplicate names", cfg: guard.Config{Rules: []guard.Rule{{Name: "x", SLO: "error<1%"}, {Name: "x", SLO: "error<2%"}}},
@@ -100,6 +104,7 @@ func TestCheck(t *testing.T) {
 		{Name: "good", PromQL: "good", Max: guard.Float(0.5)},
 		{Name: "high", PromQL: "high", Max: guard.Float(0.5)},
 		{Name: "missing", PromQL: "missing", Max: guard.Float(0.5)},
+		{Name: "may be empty", PromQL: "missing", Max: guard.Float(0.5), OnNoData: guard.NoDataIgnore},
 		{Name: "typo", PromQL: "up}", Max: guard.Float(0.5)},
 		{Name: "healthy", Health: health.URL + "/ok"},
 		{Name: "sick", Health: health.URL + "/sick"},
@@ -119,7 +124,7 @@ func TestCheck(t *testing.T) {
 			t.Errorf("Check: %q does not mention %q", msg, want)
 		}
 	}
-	for _, fine := range []string{`"good"`, `"healthy"`, `"drill"`} {
+	for _, fine := range []string{`"good"`, `"healthy"`, `"drill"`, `"may be empty"`} {
 		if strings.Contains(msg, fine) {
 			t.Errorf("Check complains about %s: %s", fine, msg)
 		}

@@ -76,24 +76,41 @@ func evalPromQL(ctx context.Context, q Querier, r Rule) outcome {
 		v      float64
 	}
 	var ss []sample
+	total, nan, inf := 0, 0, 0
+	// add keeps a sample that can judge the rule: a finite value, or an
+	// infinite one that breaches it (+Inf above Max, -Inf below Min). NaN
+	// and an infinity on the safe side show nothing about production.
+	add := func(labels string, f float64) {
+		total++
+		switch {
+		case math.IsNaN(f):
+			nan++
+		case math.IsInf(f, 1) && r.Max == nil, math.IsInf(f, -1) && r.Min == nil:
+			inf++
+		default:
+			ss = append(ss, sample{labels, f})
+		}
+	}
 	switch v := v.(type) {
 	case model.Vector:
 		for _, s := range v {
-			if s.Histogram != nil || math.IsNaN(float64(s.Value)) {
+			if s.Histogram != nil {
 				continue
 			}
-			ss = append(ss, sample{s.Metric.String(), float64(s.Value)})
+			add(s.Metric.String(), float64(s.Value))
 		}
 	case *model.Scalar:
-		if !math.IsNaN(float64(v.Value)) {
-			ss = append(ss, sample{"", float64(v.Value)})
-		}
+		add("", float64(v.Value))
 	case nil:
 	default:
 		return outcome{state: StateError, detail: fmt.Sprintf("query returned a %s; want an instant vector or a scalar", v.Type())}
 	}
 	if len(ss) == 0 {
-		return outcome{state: StateNoData, detail: "query returned no series (or only NaN)"}
+		detail := "query returned no series"
+		if total > 0 {
+			detail = fmt.Sprintf("query returned %d series, none with a usable value (%d NaN, %d infinite)", total, nan, inf)
+		}
+		return outcome{state: StateNoData, detail: detail}
 	}
 	hi, lo := ss[0], ss[0]
 	for _, s := range ss[1:] {

@@ -1,9 +1,12 @@
 // Package guard is the drill's kill switch. A Guard evaluates rules every
 // period — the error rate and latency of the drill's own traffic,
 // production SLIs read from Prometheus, health URLs — and stops the drill
-// when one of them is breached for K consecutive evaluations, when
-// Prometheus cannot be read for longer than a grace period (fail safe), or
-// at once when an operator flips the hot switch (a file, or POST /stop).
+// when one of them is breached for K consecutive evaluations, when a
+// PromQL rule has no data for longer than a grace period (fail safe:
+// Prometheus unreachable, or a query that returns no series or only NaN,
+// as when the service it watches crashed and its metrics vanished;
+// Rule.OnNoData opts a rule out of the second), or at once when an
+// operator flips the hot switch (a file, or POST /stop).
 //
 // The guard does not stop anything itself: Run calls the stop function its
 // caller gives it, once, with the Breach that decided it.
@@ -35,7 +38,7 @@ const (
 	KindTraffic Kind = "traffic" // the drill's own traffic (Rule.SLO)
 	KindPromQL  Kind = "promql"  // a Prometheus query (Rule.PromQL)
 	KindHealth  Kind = "health"  // a health URL (Rule.Health)
-	KindSignal  Kind = "signal"  // a PromQL rule's signal lost for longer than the grace
+	KindSignal  Kind = "signal"  // a PromQL rule without data (no sample, no answer) for longer than the grace
 	KindSwitch  Kind = "switch"  // the manual hot switch
 )
 
@@ -46,7 +49,8 @@ type Breach struct {
 	// Value is the last value evaluated: ms for a latency clause, a
 	// fraction for an error rate, the query's value, the HTTP status of a
 	// health URL (0: no answer), the seconds without an answer for a signal
-	// loss. Limit is what it was held against (0 for health and the switch).
+	// loss (no data). Limit is what it was held against (0 for health and
+	// the switch; the grace for a signal loss).
 	Value, Limit float64
 	// Unit is the unit of Value and Limit, so that nobody guesses it from
 	// the reason: "ms" or "ratio" (0.02 = 2%) or "/s" for an SLO clause,
@@ -54,7 +58,7 @@ type Breach struct {
 	// query's own value and the switch.
 	Unit        string
 	At          time.Time // when the guard decided to stop
-	Consecutive int       // bad evaluations in a row; failed queries in a row for a signal loss; 1 for the switch
+	Consecutive int       // bad evaluations in a row; evaluations without data in a row for a signal loss; 1 for the switch
 	Reason      string    // one sentence for people: which rule, what was seen
 }
 
@@ -84,7 +88,7 @@ const (
 	StatePending State = "pending" // not evaluated yet
 	StateOK      State = "ok"
 	StateBad     State = "bad"     // breached this time; Consecutive counts toward K
-	StateNoData  State = "no data" // nothing to judge (no traffic, no series): the count of bad evaluations is kept
+	StateNoData  State = "no data" // nothing to judge (no traffic, no series, only NaN): the count of bad evaluations is kept
 	StateError   State = "error"   // the query failed; counts toward the signal loss
 )
 
@@ -101,9 +105,14 @@ type RuleStatus struct {
 	Consecutive int    // bad evaluations in a row
 	Breaches    int    // K
 	Evaluations int
-	At          time.Time // of the last evaluation; zero while pending
-	SignalLost  bool      // PromQL: no answer for longer than the grace (with ActionContinue)
-	Err         string    // the last error of a query
+	// NoData counts the evaluations that judged nothing: a query that
+	// failed or returned no usable sample, a traffic window with too few
+	// requests. LastNoData says why the last of them had none.
+	NoData     int
+	LastNoData string
+	At         time.Time // of the last evaluation; zero while pending
+	SignalLost bool      // PromQL: no data for longer than the grace (with ActionContinue)
+	Err        string    // the last error of a query
 }
 
 // MarshalJSON writes the status with non-finite values as strings.
@@ -120,11 +129,13 @@ func (s RuleStatus) MarshalJSON() ([]byte, error) {
 		Consecutive int       `json:"consecutive"`
 		Breaches    int       `json:"breaches"`
 		Evaluations int       `json:"evaluations"`
+		NoData      int       `json:"no_data"`
+		LastNoData  string    `json:"last_no_data,omitempty"`
 		At          time.Time `json:"at"`
 		SignalLost  bool      `json:"signal_lost,omitempty"`
 		Err         string    `json:"error,omitempty"`
 	}{s.Name, s.Kind, s.Expr, s.State, jsonNum(s.Value), jsonNum(s.Limit), s.Unit, s.Detail,
-		s.Consecutive, s.Breaches, s.Evaluations, s.At, s.SignalLost, s.Err})
+		s.Consecutive, s.Breaches, s.Evaluations, s.NoData, s.LastNoData, s.At, s.SignalLost, s.Err})
 }
 
 func jsonNum(f float64) any {
@@ -150,8 +161,8 @@ type rule struct {
 	kind   Kind
 	slo    slo.SLO
 	st     RuleStatus // guarded by Guard.mu
-	lastOK time.Time  // PromQL: when Prometheus last answered; guarded by Guard.mu
-	fails  int        // PromQL: failed queries in a row; guarded by Guard.mu
+	lastOK time.Time  // PromQL: the last real sample (or answer, with NoDataIgnore); guarded by Guard.mu
+	fails  int        // PromQL: evaluations without data in a row; guarded by Guard.mu
 }
 
 // outcome is one evaluation of one rule.
@@ -453,8 +464,8 @@ func (g *Guard) checkFile(now time.Time) *Breach {
 		Reason: fmt.Sprintf("hot switch: file %s exists", f)}
 }
 
-// checkSignal declares a signal loss when a PromQL rule has had no answer
-// from Prometheus for longer than the grace.
+// checkSignal declares a signal loss when a PromQL rule has had no data
+// (no real sample, or no answer from Prometheus) for longer than the grace.
 func (g *Guard) checkSignal(now time.Time) *Breach {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -468,15 +479,15 @@ func (g *Guard) checkSignal(now time.Time) *Breach {
 		if !r.st.SignalLost || g.cfg.SignalLoss.Action == ActionContinue {
 			continue
 		}
-		why := r.st.Err
+		why := r.st.LastNoData
 		if why == "" {
 			why = "no answer yet"
 		}
 		return &Breach{
 			Rule: r.Name, Kind: KindSignal, Value: silent.Seconds(), Limit: grace.Seconds(), Unit: "s", At: now,
 			Consecutive: r.fails,
-			Reason: fmt.Sprintf("signal lost: rule %q had no answer from Prometheus for %.1fs (grace %v): %s",
-				r.Name, silent.Seconds(), grace, why),
+			Reason: fmt.Sprintf("signal lost: no data from rule %q for %.1fs (grace %v; %d evaluations without data): %s",
+				r.Name, silent.Seconds(), grace, r.st.NoData, why),
 		}
 	}
 	return nil
@@ -490,18 +501,31 @@ func (g *Guard) apply(o outcome) *Breach {
 	st := &r.st
 	st.At, st.State, st.Detail = o.at, o.state, o.detail
 	st.Evaluations++
+	if o.state == StateError || o.state == StateNoData {
+		st.NoData++
+		st.LastNoData = o.detail
+	}
 	if o.state == StateError {
 		st.Err = o.detail
 		r.fails++
 		return nil
 	}
-	st.Err, r.fails = "", 0
+	st.Err = ""
+	if o.state == StateNoData {
+		// Only a real sample restarts the grace: an empty answer is what
+		// a crashed service's vanished metrics look like. A rule that
+		// expects to be empty says so (NoDataIgnore).
+		if r.kind == KindPromQL && r.OnNoData == NoDataIgnore {
+			r.lastOK, r.fails, st.SignalLost = o.at, 0, false
+		} else {
+			r.fails++
+		}
+		return nil
+	}
+	r.fails = 0
 	if r.kind == KindPromQL {
 		r.lastOK = o.at
 		st.SignalLost = false
-	}
-	if o.state == StateNoData {
-		return nil
 	}
 	st.Value, st.Limit, st.Unit = o.value, o.limit, o.unit
 	if o.state == StateOK {
@@ -583,8 +607,8 @@ func (g *Guard) evalTraffic() *Breach {
 
 // Check probes every PromQL and health rule once and looks for a left-over
 // hot switch file: a drill's pre-flight. It returns every problem, joined:
-// a query that fails or returns no data, a rule already breached, a health
-// URL that does not answer 2xx.
+// a query that fails or returns no data (unless the rule ignores no data),
+// a rule already breached, a health URL that does not answer 2xx.
 func (g *Guard) Check(ctx context.Context) error {
 	var errs []error
 	if f := g.cfg.Switch.File; f != "" {
@@ -606,7 +630,7 @@ func (g *Guard) Check(ctx context.Context) error {
 		case r.kind == KindTraffic:
 		case o.state == StateError:
 			errs = append(errs, fmt.Errorf("guard rule %q: %s", r.Name, o.detail))
-		case o.state == StateNoData:
+		case o.state == StateNoData && r.OnNoData != NoDataIgnore:
 			errs = append(errs, fmt.Errorf("guard rule %q: %s: the rule could not see a breach", r.Name, o.detail))
 		case o.state == StateBad:
 			errs = append(errs, fmt.Errorf("guard rule %q is breached already: %s", r.Name, o.detail))

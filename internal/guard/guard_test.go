@@ -3,6 +3,7 @@ package guard_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +17,8 @@ import (
 
 // script is a fake Prometheus: each query is answered by the next letter
 // of seq, then by rest. B: 0.9 (bad against max 0.5), G: 0.1, N: no series,
-// E: an error, H: hangs until the query's deadline.
+// n: NaN, i: -Inf (no data against a max), E: an error, H: hangs until the
+// query's deadline.
 type script struct {
 	mu    sync.Mutex
 	seq   string
@@ -39,6 +41,10 @@ func (s *script) Query(ctx context.Context, _ string, _ time.Time) (model.Value,
 		return vector(0.1), nil
 	case 'N':
 		return model.Vector{}, nil
+	case 'n':
+		return vector(math.NaN()), nil
+	case 'i':
+		return vector(math.Inf(-1)), nil
 	case 'H':
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -202,31 +208,59 @@ func TestWorstSeriesAndMinLimit(t *testing.T) {
 func TestSignalLoss(t *testing.T) {
 	const grace = 10 * time.Second
 	tests := []struct {
-		name   string
-		seq    string
-		rest   byte
-		action guard.Action
+		name     string
+		seq      string
+		rest     byte
+		action   guard.Action
+		onNoData guard.NoData
 		// the stop, when there is one, comes in (from, from+poll]
 		from time.Duration
+		why  string // in the reason
 	}{
-		{name: "unreachable past the grace stops", rest: 'E', from: grace},
-		{name: "a query that never answers stops", rest: 'H', from: grace},
+		{name: "unreachable past the grace stops", rest: 'E', from: grace, why: "connection refused"},
+		{name: "a query that never answers stops", rest: 'H', from: grace, why: "no answer within"},
 		{name: "an answer restarts the grace", seq: "EEEEEEEEG", rest: 'E', from: 8*time.Second + grace},
-		{name: "no data is an answer", rest: 'N'},
+		{name: "an empty vector past the grace stops", rest: 'N', from: grace, why: "query returned no series"},
+		{name: "NaN past the grace stops", rest: 'n', from: grace, why: "1 NaN"},
+		{name: "an infinity on the safe side past the grace stops", rest: 'i', from: grace, why: "1 infinite"},
+		{name: "samples then silence stop a grace after the last sample", seq: "GGG", rest: 'N', from: 2*time.Second + grace},
+		{name: "a real sample restarts the grace", seq: "NNNNNNNNG", rest: 'N', from: 8*time.Second + grace},
+		{name: "empty, then errors: one grace", seq: "NNNNN", rest: 'E', from: grace},
+		{name: "recovery before the grace keeps going", seq: "NNNNNNNN", rest: 'G'},
+		{name: "a rule may ignore no data", rest: 'N', onNoData: guard.NoDataIgnore},
+		{name: "ignoring no data still stops when unreachable", seq: "NNN", rest: 'E', onNoData: guard.NoDataIgnore, from: 2*time.Second + grace},
 		{name: "continue keeps the drill going", rest: 'E', action: guard.ActionContinue},
+		{name: "continue keeps going without data", rest: 'N', action: guard.ActionContinue},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				cfg := promCfg(&script{seq: tc.seq, rest: tc.rest}, 3)
+				q := &script{seq: tc.seq, rest: tc.rest}
+				cfg := promCfg(q, 3)
+				cfg.Rules[0].OnNoData = tc.onNoData
 				cfg.SignalLoss = guard.SignalLoss{Grace: grace, Action: tc.action}
 				r := runFor(t, cfg, 25*time.Second, nil)
+				st := r.g.Status().Rules[0]
+				// Every evaluation without a sample is counted, stop or not.
+				empty := 0
+				for n := 0; n < st.Evaluations; n++ {
+					c := tc.rest
+					if n < len(tc.seq) {
+						c = tc.seq[n]
+					}
+					if c != 'G' && c != 'B' {
+						empty++
+					}
+				}
+				if st.NoData != empty || (empty > 0 && st.LastNoData == "") {
+					t.Errorf("status counts %d evaluations without data (last: %q), want %d of %d", st.NoData, st.LastNoData, empty, st.Evaluations)
+				}
 				if tc.from == 0 {
 					if len(r.stops) != 0 {
 						t.Fatalf("stopped: %v", r.stops[0])
 					}
-					st := r.g.Status().Rules[0]
-					if lost := tc.rest == 'E'; st.SignalLost != lost || (st.Err != "") != lost {
+					lost := tc.action == guard.ActionContinue
+					if st.SignalLost != lost || (st.Err != "") != (tc.rest == 'E') {
 						t.Errorf("status %+v: signal lost %v, want %v", st, st.SignalLost, lost)
 					}
 					return
@@ -241,8 +275,8 @@ func TestSignalLoss(t *testing.T) {
 				if b.Kind != guard.KindSignal || b.Rule != "cart p99" || b.Limit != grace.Seconds() || b.Value <= b.Limit {
 					t.Errorf("breach %+v", b)
 				}
-				if !strings.Contains(b.Reason, "signal lost") {
-					t.Errorf("reason %q", b.Reason)
+				if !strings.Contains(b.Reason, "signal lost: no data from rule \"cart p99\" for 1") || !strings.Contains(b.Reason, tc.why) {
+					t.Errorf("reason %q, want it to say no data from the rule, and %q", b.Reason, tc.why)
 				}
 			})
 		})

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -86,6 +87,32 @@ func TestRealPrometheus(t *testing.T) {
 			t.Errorf("reason %q does not name the service", b.Reason)
 		}
 		ratio.WithLabelValues("cart").Set(0.01)
+	})
+
+	t.Run("a series that vanishes stops after the grace", func(t *testing.T) {
+		// The cart service crashed: its series leaves the scrape, and
+		// Prometheus answers the rule's query with an empty vector.
+		const grace = 2 * time.Second
+		cart := guard.Rule{Name: "cart errors", PromQL: `shop_error_ratio{service="cart"}`, Max: guard.Float(0.05)}
+		cfg := guard.Config{Prometheus: prom.url, Every: every, Rules: []guard.Rule{cart}, SignalLoss: guard.SignalLoss{Grace: grace}}
+		g, stops := startGuard(t, cfg)
+		waitUntil(t, 5*time.Second, "a good evaluation", func() bool { return g.Status().Rules[0].State == guard.StateOK })
+		ratio.DeleteLabelValues("cart")
+		defer func() { ratio.WithLabelValues("cart").Set(0.01) }()
+		var gone time.Time
+		waitUntil(t, 10*time.Second, "the series gone from Prometheus", func() bool {
+			gone = time.Now()
+			return !visible(`shop_error_ratio{service="cart"}`)
+		})
+		b, at := stops.wait(t, grace+10*time.Second)
+		t.Logf("cart series gone from Prometheus → guard stop %v later (grace %v, every %v)", at.Sub(gone).Round(time.Millisecond), grace, every)
+		if b.Kind != guard.KindSignal || b.Rule != "cart errors" || !strings.Contains(b.Reason, `no data from rule "cart errors"`) ||
+			!strings.Contains(b.Reason, "query returned no series") {
+			t.Errorf("breach %+v", b)
+		}
+		if st := g.Status().Rules[0]; st.NoData == 0 {
+			t.Errorf("status %+v: the evaluations without data are not counted", st)
+		}
 	})
 
 	t.Run("Prometheus going away stops after the grace", func(t *testing.T) {

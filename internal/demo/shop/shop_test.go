@@ -362,6 +362,55 @@ func TestUnreadableTagRefused(t *testing.T) {
 	}
 }
 
+// TestMisspeltTagRefused: a checkout whose tag is spelt near the tag's
+// names, or whose header and baggage disagree, is refused at the gateway
+// and never reaches a table or the payment provider.
+func TestMisspeltTagRefused(t *testing.T) {
+	s := startShop(t, Config{})
+	for _, tc := range []struct {
+		name    string
+		headers [][2]string
+		reason  string
+	}{
+		{"header with underscores", [][2]string{{"X_Loadcap_Shadow", "drill-n"}}, "near-miss header"},
+		{"header with dots", [][2]string{{"x.loadcap.shadow", "drill-n"}}, "near-miss header"},
+		{"baggage key upper case", [][2]string{{"Baggage", "LOADCAP.SHADOW=drill-n"}}, "near-miss baggage key"},
+		{"baggage key as header", [][2]string{{"Loadcap-Shadow", "drill-n"}}, "near-miss header"},
+		{"header and baggage disagree", [][2]string{{shadow.Header, "drill-n"}, {"Baggage", "loadcap.shadow=drill-m"}}, "conflicting values"},
+		{"two baggage members disagree", [][2]string{{"Baggage", "loadcap.shadow=drill-n,loadcap.shadow=drill-m"}}, "conflicting values"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, _ := json.Marshal(checkout(1, 1))
+			req, err := http.NewRequest("POST", s.URL()+"/api/checkout", bytes.NewReader(b))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range tc.headers {
+				req.Header[h[0]] = []string{h[1]} // as written, not canonicalized
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if reason := resp.Header.Get(shadow.RejectHeader); resp.StatusCode != 503 || !strings.Contains(reason, tc.reason) {
+				t.Fatalf("%d %s, reason %q; want 503 with %q", resp.StatusCode, raw, reason, tc.reason)
+			}
+		})
+	}
+	for _, table := range []string{"orders", "shadow_orders", "payments", "shadow_payments"} {
+		if got := rows(t, s.DB(), table); len(got) != 0 {
+			t.Errorf("%s: %d rows, want none", table, len(got))
+		}
+	}
+	if n := s.Provider().Charges(); n != 0 {
+		t.Errorf("the payment provider was charged %d times, want never", n)
+	}
+}
+
 func scrape(t *testing.T, url string) string {
 	t.Helper()
 	resp, err := http.Get(url)
