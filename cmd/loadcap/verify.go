@@ -1,0 +1,181 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/capacity/verify"
+	"github.com/loadcap/loadcap/internal/cli"
+	"github.com/loadcap/loadcap/scenarios/slo"
+)
+
+type verifyFlags struct {
+	url, target, slo, out, scaler string
+	scaleCmd, readyCmd            string
+	kubeconfig, kubeContext       string
+	metrics, scaleURLs            []string
+	cfg                           verify.Config
+	warmup, window                time.Duration
+	noRedundancy                  bool
+}
+
+func newVerifyCmd(st *state) *cobra.Command {
+	var c verifyFlags
+	cmd := &cobra.Command{
+		Use:   "verify PLAN.json|PLAN.yaml (--url U | FILE.yaml) --metrics NAME=URL... --scaler shop|cmd|k8s",
+		Short: "Scale the system to the plan, drive its peak and check the plan's predictions against measurements",
+		Long: `Verify a capacity plan on the system it plans. Every service is scaled to the plan's replicas
+through the scaler and waited for until ready; then the planned peak is driven at the entry (the
+scenario file's request mix, or --url) and measured, then --margin above it, then the peak again
+with one replica of each service taken away (the plan's redundancy; --no-redundancy skips it).
+Each service's load comes from its own metrics (--metrics NAME=URL, named as the plan names the
+services): predicted and measured load, load per replica, utilization (busy time when the service
+exports it) against the plan's ceiling (1 − headroom), latency and failures, and whether the
+service the plan runs closest to capacity is the one measured busiest. A check holds when the
+entry meets --slo and no service runs past its capacity. The services are left at the plan's
+replicas. Exit 0 when every check held, 99 when one did not.
+
+Scalers: shop (the reference shop's /admin/replicas, found next to each --metrics URL, or
+--scale-url NAME=URL), cmd (--scale-cmd 'my-scaler {service} {replicas}', and optionally
+--ready-cmd 'my-ready {service}' printing the ready replicas), k8s (the plan's namespace and
+deployment of each service, scaled through the Deployment's scale subresource, readiness from its
+status; --kubeconfig and --context as kubectl's).`,
+		Example: `  loadcap capacity verify plan.json --url http://127.0.0.1:8080/api/products/1 --slo 'p(99)<100ms' \
+      --metrics gateway=http://127.0.0.1:9101/metrics --metrics product=http://127.0.0.1:9102/metrics --scaler shop
+  loadcap capacity verify plan.json checkout.yaml --metrics cart=http://10.0.0.7:9100/metrics \
+      --scaler cmd --scale-cmd 'nomad job scale shop {service} {replicas}'`,
+		Args: args(cobra.RangeArgs(1, 2)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := checkOutputs(cmd, "out"); err != nil {
+				return err
+			}
+			usage := func(format string, v ...any) error { return cli.WithCode(cli.ExitUsage, fmt.Errorf(format, v...)) }
+			objective, err := slo.Parse(c.slo)
+			if err != nil {
+				return cli.WithCode(cli.ExitUsage, err)
+			}
+			plan, err := loadPlanResult(a[0])
+			if err != nil {
+				return err
+			}
+			c.cfg.Plan = plan
+			c.cfg.Redundancy = !c.noRedundancy
+			c.cfg.Load = capacity.FindConfig{SLO: objective, Warmup: c.warmup, Window: c.window, MaxVUs: capacity.DefaultMaxVUs}
+			metrics := map[string]string{}
+			for _, m := range c.metrics {
+				src, err := capacity.ParseMetricsSource(m)
+				if err != nil {
+					return cli.WithCode(cli.ExitUsage, err)
+				}
+				c.cfg.Load.Metrics = append(c.cfg.Load.Metrics, src)
+				metrics[src.Name] = src.URL
+			}
+			for _, s := range plan.Services {
+				if _, ok := metrics[s.Name]; !ok {
+					return usage("--metrics: no metrics for the plan's service %q: give --metrics %s=URL", s.Name, s.Name)
+				}
+			}
+			file := ""
+			if len(a) == 2 {
+				file = a[1]
+			}
+			in := capacity.Load{File: file, URL: c.url, Target: c.target, Stderr: st.stderr}
+			if err := in.Apply(&c.cfg.Load); err != nil {
+				return err
+			}
+			if c.cfg.Scaler, err = c.newScaler(plan, metrics); err != nil {
+				return err
+			}
+			c.cfg.Progress = st.stderr
+			stop := st.stopper(cmd.Context(), "the check in progress ends; the services stay where they are")
+			defer stop.Close()
+			return stop.Wait(func() error {
+				res, err := verify.Run(stop.Context(), c.cfg)
+				if err != nil {
+					if stop.Interrupted() {
+						done := 0
+						if res != nil {
+							done = len(res.Checks)
+						}
+						return cli.WithCode(cli.ExitAborted, fmt.Errorf("capacity verify %s after %d checks", stop.Reason(), done))
+					}
+					return err
+				}
+				if err := res.WriteTable(st.stdout); err != nil {
+					return err
+				}
+				if c.out != "" {
+					if err := writeJSON(c.out, res); err != nil {
+						return err
+					}
+				}
+				if !res.Held {
+					return cli.WithCode(cli.ExitThresholds, cli.ErrSilent)
+				}
+				return nil
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&c.url, "url", "", "entry URL (instead of a scenario file)")
+	fl.StringVar(&c.target, "target", "", "replace the scenario file's target: base URL")
+	fl.StringVar(&c.slo, "slo", "p(99)<200ms,error<1%", "what the entry must meet at every check")
+	fl.StringArrayVar(&c.metrics, "metrics", nil, "NAME=URL of each plan service's Prometheus text endpoint (repeatable)")
+	fl.StringVar(&c.scaler, "scaler", "", "shop, cmd or k8s")
+	fl.StringArrayVar(&c.scaleURLs, "scale-url", nil, "--scaler shop: NAME=URL of a service's /admin/replicas (default: next to its --metrics URL)")
+	fl.StringVar(&c.scaleCmd, "scale-cmd", "", "--scaler cmd: the command that scales, with {service} and {replicas}")
+	fl.StringVar(&c.readyCmd, "ready-cmd", "", "--scaler cmd: a command printing a service's ready replicas, with {service} (default: ready when --scale-cmd returns)")
+	fl.StringVar(&c.kubeconfig, "kubeconfig", "", "--scaler k8s: the kubeconfig (default as kubectl: $KUBECONFIG, ~/.kube/config)")
+	fl.StringVar(&c.kubeContext, "context", "", "--scaler k8s: the kubeconfig context (default: its current one)")
+	fl.Float64Var(&c.cfg.Margin, "margin", 0.1, "the second check drives this much above the peak (0 skips it)")
+	fl.BoolVar(&c.noRedundancy, "no-redundancy", false, "skip the check with one replica of each service taken away")
+	fl.DurationVar(&c.cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long the services get to have their replicas ready")
+	fl.DurationVar(&c.warmup, "warmup", capacity.DefaultWarmup, "per check, not measured")
+	fl.DurationVar(&c.window, "window", capacity.DefaultWindow, "per check, measured")
+	fl.StringVarP(&c.out, "out", "o", "", "write the checks as JSON (loadcap.verify/v1) here")
+	return cmd
+}
+
+func (c *verifyFlags) newScaler(plan *capacity.PlanResult, metrics map[string]string) (verify.Scaler, error) {
+	usage := func(format string, v ...any) error { return cli.WithCode(cli.ExitUsage, fmt.Errorf(format, v...)) }
+	switch c.scaler {
+	case "shop":
+		s := &verify.HTTPScaler{URLs: map[string]string{}}
+		for name, u := range metrics {
+			s.URLs[name] = strings.TrimSuffix(u, "/metrics") + "/admin/replicas"
+		}
+		for _, kv := range c.scaleURLs {
+			name, u, ok := strings.Cut(kv, "=")
+			if !ok || name == "" || u == "" {
+				return nil, usage("--scale-url %q: want NAME=URL", kv)
+			}
+			s.URLs[name] = u
+		}
+		return s, nil
+	case "cmd":
+		if c.scaleCmd == "" {
+			return nil, usage("--scaler cmd needs --scale-cmd 'COMMAND {service} {replicas}'")
+		}
+		if !strings.Contains(c.scaleCmd, "{replicas}") {
+			return nil, usage("--scale-cmd %q: it must use {replicas}", c.scaleCmd)
+		}
+		return &verify.CmdScaler{ScaleCmd: c.scaleCmd, ReadyCmd: c.readyCmd}, nil
+	case "k8s":
+		targets := map[string]verify.K8sTarget{}
+		for _, s := range plan.Services {
+			targets[s.Name] = verify.K8sTarget{Namespace: s.Namespace, Deployment: s.Deployment}
+		}
+		k, err := verify.NewK8sScaler(c.kubeconfig, c.kubeContext, targets)
+		if err != nil {
+			return nil, cli.WithCode(cli.ExitUsage, err)
+		}
+		return k, nil
+	case "":
+		return nil, usage("--scaler: give shop, cmd or k8s")
+	}
+	return nil, usage("--scaler %q: want shop, cmd or k8s", c.scaler)
+}
