@@ -40,13 +40,13 @@ func ParseMetricsSource(s string) (MetricsSource, error) {
 
 // ServiceStats is what one service's metrics said about one step's window.
 type ServiceStats struct {
-	Name          string  `json:"name"`
-	RequestRate   float64 `json:"request_rate"`      // Δ *_requests_total per second
+	Name        string  `json:"name"`
+	RequestRate float64 `json:"request_rate"` // Δ *_requests_total per second
 	// GoodRate is the part of RequestRate that succeeded: series whose
 	// code or status label is 5xx or 429, or whose grpc_code is not OK,
 	// are left out. Equal to RequestRate when the counter has no such
 	// label. A service's capacity is its goodput.
-	GoodRate float64 `json:"good_rate"`
+	GoodRate      float64 `json:"good_rate"`
 	FanOut        float64 `json:"fan_out,omitempty"` // request rate / the first service's
 	MeanLatencyMs float64 `json:"mean_latency_ms"`   // Δsum/Δcount of a *_duration_seconds histogram
 	CPUCores      float64 `json:"cpu_cores"`         // Δ process_cpu_seconds_total per second

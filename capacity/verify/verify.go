@@ -44,8 +44,8 @@ type ServiceCheck struct {
 	// service's goodput from its own metrics.
 	PredictedQPS  float64 `json:"predicted_qps"`
 	PredictedUtil float64 `json:"predicted_utilization"`
-	MeasuredQPS  float64 `json:"measured_qps"`
-	PerReplica   float64 `json:"measured_qps_per_replica"`
+	MeasuredQPS   float64 `json:"measured_qps"`
+	PerReplica    float64 `json:"measured_qps_per_replica"`
 	// Utilization is the busy share of its ready workers when it exports
 	// them, else the measured load per replica over the plan's capacity
 	// per replica. Ceiling is 1 − headroom: what the plan allowed.
