@@ -169,19 +169,30 @@ type event struct {
 	delta int
 }
 
-// controller is the HPA's state between syncs.
-type controller struct {
+// Controller is one HPA between syncs: what simulate replays and capacity
+// watch runs live.
+type Controller struct {
 	a       HPA
 	recs    []recommendation
 	events  []event
 	desired int
 }
 
-// sync runs one reconciliation at second now: metric is the observed
-// request rate per ready pod, ready the pods it was observed over, floor a
-// replica count another trigger asks for (KEDA's cron; 0 when none). It
-// returns the new desired replicas and the reason.
-func (c *controller) sync(now int, metric float64, ready, floor int) (int, string) {
+// NewController is an HPA whose target currently asks for current
+// replicas.
+func NewController(a HPA, current int) *Controller {
+	return &Controller{a: a, desired: max(current, a.Min)}
+}
+
+// Desired is the replicas the controller asks for now.
+func (c *Controller) Desired() int { return c.desired }
+
+// Sync runs one reconciliation at second now (seconds from any fixed
+// origin): metric is the observed request rate per ready pod, ready the
+// pods it was observed over, floor a replica count another trigger asks
+// for (KEDA's cron; 0 when none). It returns the new desired replicas and
+// the reason.
+func (c *Controller) Sync(now int, metric float64, ready, floor int) (int, string) {
 	a := c.a
 	cur := c.desired
 	// The proposal of the metric.
@@ -237,7 +248,7 @@ func (c *controller) sync(now int, metric float64, ready, floor int) (int, strin
 
 // limit is the most (up) or the least (down) replicas the policies allow
 // now: each policy from the replicas at the start of its period.
-func (c *controller) limit(now, cur int, r Rules, up bool) int {
+func (c *Controller) limit(now, cur int, r Rules, up bool) int {
 	if r.Select == "Disabled" {
 		return cur
 	}

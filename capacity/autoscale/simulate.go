@@ -101,7 +101,7 @@ func Run(s Service, tr Traffic) (*Timeline, error) {
 		return nil, fmt.Errorf("%s: no traffic to simulate", s.Name)
 	}
 	start := max(s.Current, s.HPA.Min)
-	c := &controller{a: s.HPA, desired: start}
+	c := &Controller{a: s.HPA, desired: start}
 	n := len(tr.RPS)
 	tl := &Timeline{Service: s.Name, CapacityQPS: s.CapacityQPS, Start: tr.Start, Decisions: []Decision{},
 		LoadQPS: make([]float64, 0, n), Desired: make([]int, 0, n), Ready: make([]int, 0, n), Utilization: make([]float64, 0, n)}
@@ -138,7 +138,7 @@ func Run(s Service, tr Traffic) (*Timeline, error) {
 				floor = cr.Desired
 			}
 			before := c.desired
-			next, reason := c.sync(sec, metric, ready, floor)
+			next, reason := c.Sync(sec, metric, ready, floor)
 			if next != before {
 				tl.Decisions = append(tl.Decisions, Decision{At: now, From: before, To: next, Reason: reason})
 				if next > before {
