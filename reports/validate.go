@@ -2,6 +2,7 @@ package reports
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -228,11 +229,12 @@ func (v *runCheck) countMap(path string, m map[string]int64) {
 // encoding that decodes whole, read first by hdrReader, whose bounds keep a
 // hostile header from costing memory.
 func (v *runCheck) histogram(path, enc string) {
-	if _, err := v.hr.read(enc); err != nil {
+	g, err := v.hr.read(enc)
+	if err != nil {
 		v.add(path, "not a histogram: %v", err)
 		return
 	}
-	if err := v.hr.walk(func(int64, int64) bool { return true }); err != nil {
+	if err := v.walk(g); err != nil {
 		v.add(path, "not a histogram: %v", err)
 		return
 	}
@@ -244,6 +246,26 @@ func (v *runCheck) histogram(path, enc string) {
 	if h.TotalCount() < 0 {
 		v.add(path, "a negative count of values")
 	}
+}
+
+// walk checks the payload hr read last: its buckets within the geometry
+// its header declares (so a reader never indexes past them) and no count
+// that overflows the total.
+func (v *runCheck) walk(g hdrGeom) error {
+	n, total := g.countsLen(), int64(0)
+	var err error
+	werr := v.hr.walk(func(idx, c int64) bool {
+		if idx >= n {
+			err = fmt.Errorf("bucket %d past the %d buckets of its range", idx, n)
+			return false
+		}
+		if total += c; total < 0 {
+			err = errors.New("its counts overflow")
+			return false
+		}
+		return true
+	})
+	return cmp.Or(werr, err)
 }
 
 // checkIntervals checks the seconds: in order, counts not negative and
@@ -275,7 +297,7 @@ func (r *Run) checkIntervals(v *runCheck, lost int64) {
 			hp := path + ".histograms" + quote(name)
 			g, err := v.hr.read(iv.Histograms[name])
 			if err == nil {
-				err = v.hr.walk(func(int64, int64) bool { return true })
+				err = v.walk(g)
 			}
 			if err != nil {
 				v.add(hp, "not a histogram: %v", err)

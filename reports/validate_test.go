@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/loadcap/loadcap/scenarios"
 )
 
@@ -128,5 +130,33 @@ func TestParseRunPositions(t *testing.T) {
 	_, err = ParseRun("run.json", []byte(`[1, 2]`))
 	if err == nil || !strings.Contains(err.Error(), "not an object") {
 		t.Errorf("err = %v, want not an object", err)
+	}
+}
+
+// TestCountsLen: the bound the validator puts on a histogram's buckets is
+// hdrhistogram-go's own, so no valid histogram is refused.
+func TestCountsLen(t *testing.T) {
+	for _, g := range []struct{ lo, hi, digits int64 }{
+		{1, 60_000_000, 3}, {1, 2, 0}, {1, 3_600_000_000, 2}, {1000, 1 << 40, 5}, {7, 1 << 62, 4}, {1, 1<<63 - 1, 3},
+	} {
+		h := hdr.New(g.lo, g.hi, int(g.digits))
+		_ = h.RecordValue(g.hi)
+		enc, err := h.Encode(hdr.V2CompressedEncodingCookieBase)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hr hdrReader
+		geom, err := hr.read(string(enc))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := geom.countsLen(), int64(len(h.Export().Counts)); got != want {
+			t.Errorf("%+v: countsLen %d, hdrhistogram-go has %d", g, got, want)
+		}
+		v := &runCheck{}
+		v.histogram("h", string(enc))
+		if len(v.errs) > 0 {
+			t.Errorf("%+v: valid histogram refused: %v", g, v.errs)
+		}
 	}
 }
