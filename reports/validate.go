@@ -13,6 +13,7 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/scenarios"
 )
 
@@ -131,7 +132,7 @@ func quote(key string) string { return "[" + strconv.Quote(key) + "]" }
 
 func (r *Run) check(v *runCheck, lost int64) {
 	switch r.Status {
-	case "passed", "failed", "aborted":
+	case loadgen.StatusPassed, loadgen.StatusFailed, loadgen.StatusAborted:
 	default:
 		v.add("status", "%q: want passed, failed or aborted", r.Status)
 	}
