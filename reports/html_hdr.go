@@ -98,6 +98,11 @@ func (r *hdrReader) read(enc string) (g hdrGeom, err error) {
 // of the payload read last, in value order, until fn returns false.
 func (r *hdrReader) walk(fn func(idx, count int64) bool) error { return walkPayload(r.payload, fn) }
 
+// maxBucketIndex bounds a bucket's flat index: no geometry a V2 header can
+// declare (5 digits, values up to 2⁶³) has more buckets, and a payload
+// that skips past it would make its readers allocate for nothing.
+const maxBucketIndex = 1 << 24
+
 // walkPayload is walk over a V2 payload p.
 func walkPayload(p []byte, fn func(idx, count int64) bool) error {
 	var idx int64
@@ -108,8 +113,14 @@ func walkPayload(p []byte, fn func(idx, count int64) bool) error {
 		}
 		b = b[n:]
 		if v < 0 {
+			if v < -maxBucketIndex || idx-v > maxBucketIndex {
+				return errors.New("corrupt histogram payload: a run of empty buckets past the end")
+			}
 			idx -= v
 			continue
+		}
+		if idx >= maxBucketIndex {
+			return errors.New("corrupt histogram payload: more buckets than any histogram has")
 		}
 		if v > 0 && !fn(idx, v) {
 			return nil
@@ -117,6 +128,23 @@ func walkPayload(p []byte, fn func(idx, count int64) bool) error {
 		idx++
 	}
 	return nil
+}
+
+// countsLen is how many buckets a histogram of this geometry has, as
+// hdrhistogram-go counts them: a payload's flat indexes stay below it.
+func (g hdrGeom) countsLen() int64 {
+	subBuckets := int64(1) << (g.half + 1)
+	smallest := subBuckets << g.unit
+	buckets := int64(1)
+	for smallest <= g.Highest {
+		if smallest > math.MaxInt64/2 {
+			buckets++
+			break
+		}
+		smallest <<= 1
+		buckets++
+	}
+	return (buckets + 1) << g.half
 }
 
 // bucket returns the lowest and the highest value of the bucket at flat

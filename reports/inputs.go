@@ -35,7 +35,7 @@ func ReadInputs(paths []string) (HTMLInput, error) {
 		}
 		switch {
 		case probe.Schema == Schema:
-			r, err := ReadFile(p)
+			r, err := ParseRun(p, data)
 			if err != nil {
 				return in, cli.WithCode(cli.ExitInvalid, err)
 			}

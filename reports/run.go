@@ -319,20 +319,16 @@ func (r *Run) WriteFile(path string) error {
 	return nil
 }
 
-// ReadFile reads a run result and checks its schema.
+// ReadFile reads a run result and validates it (ParseRun): a result that
+// breaks its promises (a histogram that does not decode, a negative count,
+// totals that do not balance) is scenarios.Errors naming the file and the
+// field, exit code 104 in the CLI.
 func ReadFile(path string) (*Run, error) {
-	b, err := os.ReadFile(path)
+	b, err := readLimited(path)
 	if err != nil {
 		return nil, fmt.Errorf("read run result: %w", err)
 	}
-	var r Run
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, fmt.Errorf("read run result %s: %w", path, err)
-	}
-	if r.Schema != Schema {
-		return nil, fmt.Errorf("read run result %s: schema %q, want %q", path, r.Schema, Schema)
-	}
-	return &r, nil
+	return ParseRun(path, b)
 }
 
 // CheckTotals verifies the totals contract of docs/ARCHITECTURE.md: every scheduled

@@ -2,6 +2,7 @@ package scenarios
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -463,6 +464,40 @@ func FuzzParsePlan(f *testing.F) {
 				(p.Redundancy == RedundancyZone && s.Zones < 2) || !planDNSLabel.MatchString(s.Name) {
 				t.Fatalf("accepted service out of range: %+v", s)
 			}
+		}
+	})
+}
+
+// FuzzPlanFindJSON checks the find.json a plan reads its capacity from
+// (capacity: find.json): never a panic, a refusal reported at the capacity
+// key naming the file, and an accepted file giving a finite, positive
+// capacity. Seed corpus: testdata/plan's find results.
+//
+//	go test ./scenarios -run '^$' -fuzz FuzzPlanFindJSON -fuzztime 30s
+func FuzzPlanFindJSON(f *testing.F) {
+	paths, _ := filepath.Glob("testdata/plan/*-find.json")
+	for _, p := range paths {
+		if data, err := os.ReadFile(p); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "find.json"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		name := filepath.Join(dir, "plan.yaml")
+		src := []byte(planPeak + "services:\n  api: {capacity: find.json, current: 1}\n")
+		p, err := ParsePlan(name, src)
+		if err != nil {
+			checkErrors(t, name, src, err)
+			if !strings.Contains(err.Error(), "find.json find.json: ") {
+				t.Fatalf("the refusal does not name the find.json: %v", err)
+			}
+			return
+		}
+		if c := p.Services[0].CapacityQPS; !(c > 0) || math.IsInf(c, 0) {
+			t.Fatalf("capacity %v accepted", c)
 		}
 	})
 }

@@ -38,15 +38,24 @@ func (r *recordingFlags) open(path string) (capture.ReadCloser, error) {
 func (r *recordingFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&r.format, "format", "", "nginx | har | goreplay | jsonl (default: guessed from the first bytes)")
 	cmd.Flags().StringVar(&r.logFormat, "log-format", "", "with --format nginx: the server's log_format string (default: combined)")
-	cmd.Flags().BoolVar(&r.strict, "strict", false, "exit 104 when any record is malformed (they are skipped either way)")
+	cmd.Flags().BoolVar(&r.strict, "strict", false, "exit 104 when any record is malformed or the recording is cut short (the rest is read either way)")
 }
 
-// malformed reports skipped records and, with --strict, fails with 104.
+// malformed reports skipped records and a recording cut short (the
+// records before the cut are kept) and, with --strict, fails with 104.
 func (r *recordingFlags) malformed(st *state, m capture.Malformed) error {
 	if m.Count == 0 {
 		return nil
 	}
-	fmt.Fprintf(st.stderr, "%d malformed records skipped:\n%v\n", m.Count, m.Err())
+	skipped := m.Count
+	if c := m.Cut(); c != nil {
+		skipped--
+		fmt.Fprintf(st.stderr, "warning: %s is cut short at line %d: the records before the cut were read, the rest is lost\n", c.Source.File, c.Source.Line)
+	}
+	if skipped > 0 {
+		fmt.Fprintf(st.stderr, "%d malformed records skipped:\n", skipped)
+	}
+	fmt.Fprintf(st.stderr, "%v\n", m.Err())
 	if r.strict {
 		return cli.WithCode(cli.ExitInvalid, cli.ErrSilent)
 	}
@@ -66,8 +75,9 @@ func newImportCmd(st *state) *cobra.Command {
 		Long: `Read a recording (an nginx/Apache access log, a HAR file, a GoReplay .gor file, or JSON lines)
 as a stream and write loadcap's normalized JSON lines, which replay: reads. Authorization, Cookie
 and Set-Cookie are removed before anything is written, with the headers, body fields and query
-parameters given here. Malformed records are skipped and reported (the first 10 with their line);
---strict makes them exit 104.`,
+parameters given here. Malformed records are skipped and reported (the first 10 with their line).
+A gzip recording cut short (or broken) gives the records before the cut and a warning with the
+line where it breaks. --strict makes either exit 104 and leaves --out as it was.`,
 		Example: `  loadcap shadow import access.log --format nginx --out traffic.jsonl
   loadcap shadow import session.har --out traffic.jsonl --scrub-field card.number --scrub-header X-Api-Key`,
 		Args: args(cobra.ExactArgs(1)),

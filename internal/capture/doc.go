@@ -18,7 +18,10 @@
 //	jsonl     NewJSONLReader: this package's JSON lines, what import writes
 //
 // NewReader and Open pick the reader by Format (or Detect), and decompress
-// gzip input.
+// gzip input. A gzip stream that is cut short or broken ends the recording
+// there: the records before the cut are returned, a record the cut splits
+// is dropped, and Malformed lists the cut (Malformed.Cut: file, line, byte
+// of the decompressed data, records kept), so --strict refuses it.
 //
 // All readers normalize the same way: times are UTC; header order and
 // repeats are kept, but Host goes to Record.Host, and pseudo-headers

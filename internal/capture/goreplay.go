@@ -50,7 +50,7 @@ func NewGoReplayReader(r io.Reader, name string, opts ...Option) *GoReplayReader
 
 func newGoReplayReader(br *bufio.Reader, name string, o options) *GoReplayReader {
 	skipBOM(br)
-	return &GoReplayReader{name: name, lr: lineReader{br: br, max: o.maxRecord}, lookahead: DefaultGoReplayLookahead}
+	return &GoReplayReader{name: name, lr: lineReader{br: br, max: o.maxRecord, cut: o.cut}, lookahead: DefaultGoReplayLookahead}
 }
 
 // Next returns the next request.
@@ -142,10 +142,12 @@ func (g *GoReplayReader) read() error {
 	}
 	// The payload runs to the separator line (or the end of the file).
 	g.payload = g.payload[:0]
-	over := false
+	over, cut := false, false
 	for {
 		b, tooLong, err := g.lr.next()
 		if err == io.EOF {
+			// The end of the file ends a payload, not a broken stream.
+			cut = g.lr.cut.broken()
 			break
 		}
 		if err != nil {
@@ -164,6 +166,10 @@ func (g *GoReplayReader) read() error {
 	src := Source{File: g.name, Line: line}
 	if reason == "" && over {
 		reason = fmt.Sprintf("record longer than %d bytes", g.lr.max)
+	}
+	if cut && reason == "" {
+		g.mal.add(src, "the record is cut short where the gzip stream breaks")
+		return io.EOF
 	}
 	if reason != "" {
 		g.mal.add(src, "%s", reason)

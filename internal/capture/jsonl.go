@@ -26,7 +26,7 @@ func NewJSONLReader(r io.Reader, name string, opts ...Option) *JSONLReader {
 
 func newJSONLReader(br *bufio.Reader, name string, o options) *JSONLReader {
 	skipBOM(br)
-	return &JSONLReader{name: name, lr: lineReader{br: br, max: o.maxRecord}}
+	return &JSONLReader{name: name, lr: lineReader{br: br, max: o.maxRecord, cut: o.cut}}
 }
 
 // Next returns the next valid record.

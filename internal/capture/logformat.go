@@ -628,7 +628,7 @@ func NewLogReader(r io.Reader, name string, f *LogFormat, opts ...Option) *LogRe
 
 func newLogReader(br *bufio.Reader, name string, f *LogFormat, o options) *LogReader {
 	skipBOM(br)
-	return &LogReader{name: name, f: f, lr: lineReader{br: br, max: o.maxRecord}}
+	return &LogReader{name: name, f: f, lr: lineReader{br: br, max: o.maxRecord, cut: o.cut}}
 }
 
 // Next returns the next record that matches the format.

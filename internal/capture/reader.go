@@ -45,13 +45,29 @@ type Malformed struct {
 }
 
 // Problem is one malformed record: where it is and why it was skipped.
+// Cut marks the end of a recording whose compressed stream breaks: the
+// records before it were read, the rest is lost.
 type Problem struct {
 	Source Source
 	Reason string
+	Cut    bool
 }
 
 // String formats the problem as "file:line: reason".
 func (p Problem) String() string { return p.Source.String() + ": " + p.Reason }
+
+// Cut returns the problem saying where the recording is cut short, if it
+// is: a gzip stream that ends before its end or breaks. The records read
+// before the cut are kept, and it is counted among the problems, so that
+// --strict refuses the recording as it refuses a malformed record.
+func (m Malformed) Cut() *Problem {
+	for i := range m.First {
+		if m.First[i].Cut {
+			return &m.First[i]
+		}
+	}
+	return nil
+}
 
 func (m *Malformed) clone() Malformed {
 	return Malformed{Count: m.Count, First: slices.Clone(m.First)}
@@ -78,7 +94,11 @@ func (m Malformed) Err() error {
 	}
 	es := make(scenarios.Errors, 0, len(m.First)+1)
 	for _, p := range m.First {
-		es = append(es, &scenarios.Error{File: p.Source.File, Pos: scenarios.Pos{Line: p.Source.Line}, Msg: "malformed record: " + p.Reason})
+		msg := "malformed record: " + p.Reason
+		if p.Cut {
+			msg = "cut short: " + p.Reason
+		}
+		es = append(es, &scenarios.Error{File: p.Source.File, Pos: scenarios.Pos{Line: p.Source.Line}, Msg: msg})
 	}
 	if m.Count > int64(len(m.First)) {
 		file := ""
@@ -160,6 +180,7 @@ type Option func(*options)
 type options struct {
 	maxRecord int
 	logFormat string
+	cut       *cutStream // the decompressed input, when it is gzip
 }
 
 // WithMaxRecord bounds one record's size in bytes (DefaultMaxRecord); n ≤ 0
@@ -196,7 +217,8 @@ func NewReader(r io.Reader, name string, f Format, opts ...Option) (Reader, erro
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", name, err)
 		}
-		br = bufio.NewReaderSize(zr, 64<<10)
+		o.cut = &cutStream{r: zr}
+		br = bufio.NewReaderSize(o.cut, 64<<10)
 	}
 	skipBOM(br)
 	if f == "" {
@@ -206,6 +228,14 @@ func NewReader(r io.Reader, name string, f Format, opts ...Option) (Reader, erro
 		}
 		f = Detect(head)
 	}
+	rd, err := newFormatReader(br, name, f, o)
+	if err != nil || o.cut == nil {
+		return rd, err
+	}
+	return &cutReader{Reader: rd, cut: o.cut, name: name}, nil
+}
+
+func newFormatReader(br *bufio.Reader, name string, f Format, o options) (Reader, error) {
 	switch f {
 	case FormatNginx:
 		lf := combined
@@ -254,12 +284,81 @@ func skipBOM(br *bufio.Reader) {
 	}
 }
 
-// lineReader reads lines of bounded length and counts them.
+// cutStream is the decompressed data of a gzip stream that ends where the
+// stream breaks (a truncated file, corrupt data, a wrong checksum) as if
+// it ended there, remembering why and where: the records before the break
+// are read as from a whole file, and the reader reports the cut.
+type cutStream struct {
+	r     io.Reader
+	off   int64 // bytes read
+	lines int   // complete lines in them
+	err   error // why the stream broke; nil while it has not
+}
+
+func (c *cutStream) Read(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, io.EOF
+	}
+	n, err := c.r.Read(p)
+	c.off += int64(n)
+	c.lines += bytes.Count(p[:n], []byte("\n"))
+	if err != nil && !errors.Is(err, io.EOF) {
+		c.err = err
+		return n, io.EOF
+	}
+	return n, err
+}
+
+// broken reports whether the stream broke (nil c: a whole file).
+func (c *cutStream) broken() bool { return c != nil && c.err != nil }
+
+// cutReader adds the cut of its gzip stream to a reader's problems once
+// the reader has returned the records before it.
+type cutReader struct {
+	Reader
+	cut   *cutStream
+	name  string
+	n     int64 // records returned
+	ended bool
+}
+
+func (r *cutReader) Next() (Record, error) {
+	rec, err := r.Reader.Next()
+	if err == nil {
+		r.n++
+	}
+	if errors.Is(err, io.EOF) {
+		r.ended = true
+	}
+	return rec, err
+}
+
+func (r *cutReader) Malformed() Malformed {
+	m := r.Reader.Malformed()
+	if !r.ended || !r.cut.broken() {
+		return m
+	}
+	p := Problem{Source: Source{File: r.name, Line: r.cut.lines + 1}, Cut: true,
+		Reason: fmt.Sprintf("the gzip stream breaks at byte %d of its data (%v); the %d records before it are kept", r.cut.off, r.cut.err, r.n)}
+	// The cut is listed even when the list is full: it says where the
+	// recording ends.
+	m.Count++
+	if len(m.First) == MaxProblems {
+		m.First[MaxProblems-1] = p
+	} else {
+		m.First = append(m.First, p)
+	}
+	return m
+}
+
+// lineReader reads lines of bounded length and counts them. A last line
+// cut short by a broken gzip stream (cut) is dropped: it is not whole.
 type lineReader struct {
 	br   *bufio.Reader
 	n    int // the number of the line last returned, 1-based
 	max  int
 	long []byte // a line longer than br's buffer, assembled
+	cut  *cutStream
 }
 
 // next returns the next line with its "\n" (none on a last line without
@@ -272,7 +371,7 @@ func (l *lineReader) next() (line []byte, tooLong bool, err error) {
 		return b, false, nil
 	}
 	if errors.Is(err, io.EOF) {
-		if len(b) == 0 {
+		if len(b) == 0 || l.cut.broken() {
 			return nil, false, io.EOF
 		}
 		l.n++
@@ -297,6 +396,9 @@ func (l *lineReader) next() (line []byte, tooLong bool, err error) {
 		}
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, false, err
+		}
+		if err != nil && l.cut.broken() {
+			return nil, false, io.EOF
 		}
 		break
 	}

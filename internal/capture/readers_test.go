@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 	"testing"
@@ -421,6 +422,80 @@ func TestByteOrderMark(t *testing.T) {
 				if rec := one(t, r); rec.Path != "/bom" || rec.Source.Line != 1 {
 					t.Errorf("format %q: path %q at line %d", detect, rec.Path, rec.Source.Line)
 				}
+			}
+		})
+	}
+}
+
+// gzipFlushed compresses data flushing every n bytes, as a writer that
+// was killed mid-file leaves it: whole deflate blocks up to the cut.
+func gzipFlushed(t testing.TB, data []byte, n int) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	for len(data) > 0 {
+		k := min(n, len(data))
+		if _, err := zw.Write(data[:k]); err != nil {
+			t.Fatal(err)
+		}
+		if err := zw.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		data = data[k:]
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestGzipCut: a gzip recording cut anywhere (a copy interrupted, a disk
+// that filled) still gives the records before the cut, in every format,
+// and its problems say where it breaks, as invalid input for --strict.
+func TestGzipCut(t *testing.T) {
+	for _, name := range []string{"access.log", "sample.har", "sample.gor", "sample.jsonl"} {
+		t.Run(name, func(t *testing.T) {
+			data, err := os.ReadFile("testdata/" + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			whole, err := NewReader(bytes.NewReader(data), name, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			full := readAll(t, whole)
+			gz := gzipFlushed(t, data, 128)
+			kept := map[int]bool{}
+			for cut := 20; cut < len(gz); cut++ {
+				gzName := name + ".gz"
+				r, err := NewReader(bytes.NewReader(gz[:cut]), gzName, "")
+				if err != nil {
+					t.Fatalf("cut at %d: %v", cut, err)
+				}
+				recs := readAll(t, r)
+				if len(recs) > len(full) {
+					t.Fatalf("cut at %d: %d records, more than the whole file's %d", cut, len(recs), len(full))
+				}
+				for i, rec := range recs {
+					if w := full[i]; rec.Method != w.Method || rec.Path != w.Path || !rec.Time.Equal(w.Time) || rec.Source.Line != w.Source.Line {
+						t.Fatalf("cut at %d: record %d is %s %s (line %d), want %s %s (line %d)", cut, i, rec.Method, rec.Path, rec.Source.Line, w.Method, w.Path, w.Source.Line)
+					}
+				}
+				m := r.Malformed()
+				c := m.Cut()
+				if c == nil {
+					t.Fatalf("cut at %d: no cut reported; problems: %v", cut, m.Err())
+				}
+				if c.Source.File != gzName || c.Source.Line < 1 || !strings.Contains(c.Reason, fmt.Sprintf("the %d records before it are kept", len(recs))) {
+					t.Fatalf("cut at %d: reported as %s", cut, c)
+				}
+				if err := m.Err(); !scenarios.Invalid(err) || !strings.Contains(err.Error(), gzName+":") || !strings.Contains(err.Error(), "cut short") {
+					t.Fatalf("cut at %d: problems %v", cut, err)
+				}
+				kept[len(recs)] = true
+			}
+			if len(kept) < 2 {
+				t.Errorf("every cut kept the same number of records (%v): the records before a cut are lost", kept)
 			}
 		})
 	}
