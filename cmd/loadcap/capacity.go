@@ -19,7 +19,7 @@ func newCapacityCmd(st *state) *cobra.Command {
 		Use:   "capacity",
 		Short: "Turn measurements into capacity: max QPS under an SLO, the USL model, replicas and autoscaler config",
 	}
-	cmd.AddCommand(newFindCmd(st), newFitCmd(st), newPlanCmd(st), newSimulateCmd(st), newVerifyCmd(st))
+	cmd.AddCommand(newFindCmd(st), newFitCmd(st), newPlanCmd(st), newSimulateCmd(st), newVerifyCmd(st), newWatchCmd(st))
 	return cmd
 }
 

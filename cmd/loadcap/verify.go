@@ -2,8 +2,13 @@ package main
 
 import (
 	"fmt"
+	"net"
+	"net/http"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/spf13/cobra"
 
@@ -178,4 +183,96 @@ func (c *verifyFlags) newScaler(plan *capacity.PlanResult, metrics map[string]st
 		return nil, usage("--scaler: give shop, cmd or k8s")
 	}
 	return nil, usage("--scaler %q: want shop, cmd or k8s", c.scaler)
+}
+
+func newWatchCmd(st *state) *cobra.Command {
+	var (
+		c                 verifyFlags
+		prom, query, addr string
+		w                 verify.WatchConfig
+	)
+	cmd := &cobra.Command{
+		Use:   "watch PLAN.json|PLAN.yaml --prometheus URL --scaler shop|cmd|k8s",
+		Short: "The capacity decision loop, live: scale each service on its load as the plan's HPA would",
+		Long: `Run the plan's autoscaler live, for systems without an HPA (VMs, bare metal, Compose) or to
+check one: every --sync it reads each service's request rate from Prometheus (--query, with
+{{service}}), asks the same controller capacity simulate replays (the HPA that capacity plan
+writes, reacting from each service's current replicas, with the plan window's cron pre-scale
+--prescale-lead before it) for the replicas, and scales through the scaler when they change.
+Every decision is logged with its reason; --dry-run only logs them; --metrics-listen serves the
+loop's metrics (loadcap_watch_*). A service whose load or readiness cannot be read is skipped
+for that sync and logged, never scaled on a guess. Runs until interrupted or --duration.`,
+		Example: `  loadcap capacity watch plan.json --prometheus http://127.0.0.1:9090 --scaler shop \
+      --scale-url product=http://127.0.0.1:9102/admin/replicas --query 'sum(rate(shop_requests_total{service="{{service}}"}[15s]))'
+  loadcap capacity watch plan.json --prometheus http://prometheus:9090 --scaler cmd --scale-cmd 'nomad job scale shop {service} {replicas}' --dry-run`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if prom == "" {
+				return cli.WithCode(cli.ExitUsage, fmt.Errorf("--prometheus: give the Prometheus server's URL"))
+			}
+			if !strings.Contains(query, "{{service}}") {
+				return cli.WithCode(cli.ExitUsage, fmt.Errorf("--query %q: it must use {{service}}", query))
+			}
+			plan, err := loadPlanResult(a[0])
+			if err != nil {
+				return err
+			}
+			w.Plan = plan
+			if w.Scaler, err = c.newScaler(plan, nil); err != nil {
+				return err
+			}
+			if w.Load, err = verify.NewPromLoad(prom, query); err != nil {
+				return cli.WithCode(cli.ExitUsage, err)
+			}
+			w.Log = st.stdout
+			if addr != "" {
+				reg := prometheus.NewRegistry()
+				w.Registry = reg
+				srv, err := serveMetrics(addr, reg)
+				if err != nil {
+					return err
+				}
+				defer srv.Close()
+				fmt.Fprintf(st.stderr, "watch: metrics on http://%s/metrics\n", srv.Addr)
+			}
+			stop := st.stopper(cmd.Context(), "the loop ends; the services stay where they are")
+			defer stop.Close()
+			return stop.Wait(func() error {
+				ds, err := verify.Watch(stop.Context(), w)
+				fmt.Fprintf(st.stdout, "watch: %d decisions\n", len(ds))
+				if err != nil && stop.Interrupted() {
+					return nil // stopping is how a watch ends
+				}
+				return err
+			})
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&prom, "prometheus", "", "the Prometheus server to read each service's load from")
+	fl.StringVar(&query, "query", capacity.DefaultKEDAQuery, "PromQL of a service's total request rate, with {{service}}")
+	fl.StringVar(&c.scaler, "scaler", "", "shop, cmd or k8s")
+	fl.StringArrayVar(&c.scaleURLs, "scale-url", nil, "--scaler shop: NAME=URL of each service's /admin/replicas")
+	fl.StringVar(&c.scaleCmd, "scale-cmd", "", "--scaler cmd: the command that scales, with {service} and {replicas}")
+	fl.StringVar(&c.readyCmd, "ready-cmd", "", "--scaler cmd: a command printing a service's ready replicas, with {service}")
+	fl.StringVar(&c.kubeconfig, "kubeconfig", "", "--scaler k8s: the kubeconfig")
+	fl.StringVar(&c.kubeContext, "context", "", "--scaler k8s: the kubeconfig context")
+	fl.BoolVar(&w.DryRun, "dry-run", false, "log the decisions, do not scale")
+	fl.DurationVar(&w.Sync, "sync", 15*time.Second, "the decision period (the HPA's sync period)")
+	fl.DurationVar(&w.PrescaleLead, "prescale-lead", capacity.DefaultPrescaleLead, "raise the plan's replicas this long before its window")
+	fl.DurationVar(&w.Duration, "duration", 0, "stop after this long (0: until interrupted)")
+	fl.StringVar(&addr, "metrics-listen", "", "serve the loop's metrics on this address")
+	return cmd
+}
+
+// serveMetrics serves reg's metrics at /metrics on addr until closed.
+func serveMetrics(addr string, reg *prometheus.Registry) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, cli.WithCode(cli.ExitUsage, fmt.Errorf("--metrics-listen: %w", err))
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Addr: ln.Addr().String(), Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	return srv, nil
 }
