@@ -197,11 +197,15 @@ func TestAgentKilledMidRunGivesPartialResult(t *testing.T) {
 	if !named {
 		t.Errorf("problems %q must name the lost agent and its share", rep.Problems())
 	}
-	// Two agents ran to the end (800), the lost one about a second.
-	if s := res.Totals.Scheduled; s < 800 || s > 1100 {
-		t.Errorf("scheduled %d, want the survivors' 800 plus what the lost agent did", s)
-	}
+	// 300/s for 4 s plans 1200 arrivals, 400 per agent: the lost one's
+	// unsent ones are counted lost, and scheduled holds them all.
 	tt := res.Totals
+	if tt.Scheduled != 1200 || tt.Scheduled != tt.Sent+tt.Dropped+tt.Lost {
+		t.Errorf("totals %+v: want scheduled 1200 = sent + dropped + lost", tt)
+	}
+	if l.Unsent != tt.Lost || l.Unsent < 100 || l.Unsent > 350 || rep.Agents[1].Unsent != l.Unsent {
+		t.Errorf("lost agent: %d unsent (report %d, totals %d), want about 3 s of its 100/s", l.Unsent, rep.Agents[1].Unsent, tt.Lost)
+	}
 	if tt.Sent != tt.Completed+tt.Failed+tt.InflightAtStop || res.Latency.TotalCount() != tt.Completed+tt.Failed {
 		t.Errorf("inconsistent totals %+v", tt)
 	}

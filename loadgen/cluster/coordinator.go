@@ -107,12 +107,15 @@ type AgentReport struct {
 	ClockRTT    time.Duration `json:"clock_rtt_ns"`    // round trip of the exchange that measured it
 	Status      string        `json:"status"`
 	Error       string        `json:"error,omitempty"`
-	LostAt      time.Duration `json:"lost_at_ns,omitempty"` // since the start
-	Scheduled   int64         `json:"scheduled"`
-	Sent        int64         `json:"sent"`
-	Dropped     int64         `json:"dropped"`
-	Late        int64         `json:"late"`
-	MaxLag      time.Duration `json:"max_lag_ns"`
+	LostAt      time.Duration `json:"lost_at_ns,omitempty"` // since the start, within the run
+	// Unsent counts the arrivals planned for a lost agent that it never
+	// sent (loadgen.Lost.Unsent).
+	Unsent    int64         `json:"unsent,omitempty"`
+	Scheduled int64         `json:"scheduled"`
+	Sent      int64         `json:"sent"`
+	Dropped   int64         `json:"dropped"`
+	Late      int64         `json:"late"`
+	MaxLag    time.Duration `json:"max_lag_ns"`
 }
 
 // Shortfall is the fraction of its scheduled arrivals the agent dropped.
@@ -134,7 +137,7 @@ func (r *Report) Problems() []string {
 	for _, a := range r.Agents {
 		switch {
 		case a.Status == AgentLost:
-			out = append(out, fmt.Sprintf("agent %s lost at %s (%.1f%% of the load): %s", a.Addr, a.LostAt.Round(time.Millisecond), a.Share*100, a.Error))
+			out = append(out, fmt.Sprintf("agent %s lost at %s (%.1f%% of the load, %d planned arrivals not sent): %s", a.Addr, a.LostAt.Round(time.Millisecond), a.Share*100, a.Unsent, a.Error))
 		case a.Status == AgentRefused:
 			out = append(out, fmt.Sprintf("agent %s refused: %s", a.Addr, a.Error))
 		}
@@ -191,7 +194,7 @@ func NewCoordinator(f *scenarios.File, plan *Plan, cfg CoordinatorConfig) (*Coor
 	if err != nil {
 		return nil, err
 	}
-	var opts []loadgen.Option
+	opts := []loadgen.Option{loadgen.WithPartSegments(c.segs)}
 	if cfg.Progress != nil {
 		opts = append(opts, loadgen.WithProgress(cfg.Progress, cfg.Live))
 	}
@@ -341,7 +344,26 @@ func (c *Coordinator) Run(ctx context.Context) (*loadgen.Result, *Report, error)
 	if err := c.run(ctx); err != nil {
 		return nil, c.rep, err
 	}
-	return c.merger.Result(), c.rep, nil
+	res := c.merger.Result()
+	c.noteLost(res)
+	return res, c.rep, nil
+}
+
+// noteLost copies the merged result's view of each lost agent (its loss
+// time within the run, its unsent arrivals) into the report.
+func (c *Coordinator) noteLost(res *loadgen.Result) {
+	if res == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range res.Lost {
+		for i := range c.rep.Agents {
+			if a := &c.rep.Agents[i]; a.Addr == l.Agent {
+				a.LostAt, a.Unsent = l.At, l.Unsent
+			}
+		}
+	}
 }
 
 // run prepares, starts and follows the agents until each ended.
@@ -603,6 +625,12 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 				return
 			}
 			c.record(i, sum)
+			if silent.Load() {
+				// Lost when it fell silent, not when that was noticed (a
+				// coordinator stopped meanwhile notices late).
+				c.loseAt(i, time.Unix(0, last.Load()).Sub(start), reason)
+				return
+			}
 			c.lose(i, start, reason)
 			return
 		}
@@ -695,9 +723,14 @@ func (c *Coordinator) record(i int, s AgentReport) {
 	a.Scheduled, a.Sent, a.Dropped, a.Late, a.MaxLag = s.Scheduled, s.Sent, s.Dropped, s.Late, s.MaxLag
 }
 
-// lose marks agent i lost: the run goes on without it, partial.
+// lose marks agent i lost now: the run goes on without it, partial.
 func (c *Coordinator) lose(i int, start time.Time, reason string) {
-	at := max(0, time.Since(start))
+	c.loseAt(i, time.Since(start), reason)
+}
+
+// loseAt marks agent i lost at, since the start.
+func (c *Coordinator) loseAt(i int, at time.Duration, reason string) {
+	at = max(0, at)
 	c.mu.Lock()
 	a := &c.rep.Agents[i]
 	a.Status, a.Error, a.LostAt = AgentLost, reason, at

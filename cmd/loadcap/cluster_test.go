@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bufio"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/loadcap/loadcap/loadgen/target"
+	"github.com/loadcap/loadcap/loadgen/target/targettest"
+)
+
+// agentProc starts a loadcap agent process (this test binary as loadcap)
+// on a loopback port and returns it with its address.
+func agentProc(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, append([]string{"agent", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd.Env = append(os.Environ(), asLoadcapEnv+"=1")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "agent serving on "); ok {
+				addr <- strings.SplitN(a, ",", 2)[0]
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return cmd, a
+	case <-time.After(20 * time.Second):
+		t.Fatal("the agent did not start serving")
+	}
+	return nil, ""
+}
+
+// Two agent processes, one killed mid-run: the run fails with 111, says
+// which agent it lost, when and how much, and run.json's totals count the
+// lost arrivals (scheduled = sent + dropped + lost).
+func TestRunLostAgentExitsPartial(t *testing.T) {
+	srv := targettest.Start(t, target.Config{})
+	var agents []string
+	var procs []*exec.Cmd
+	for range 2 {
+		cmd, a := agentProc(t, "--insecure")
+		agents, procs = append(agents, a), append(procs, cmd)
+	}
+	scenario := writeFile(t, "s.yaml", `target: `+srv.URL()+`
+scenarios:
+  s:
+    executor: constant-arrival-rate
+    rate: 100
+    duration: 4s
+    preAllocatedVUs: 5
+requests:
+  - name: home
+    path: /
+`)
+	go func() {
+		deadline := time.Now().Add(20 * time.Second)
+		for srv.Stats().Arrived < 160 && time.Now().Before(deadline) { // about 1.6 s in
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = procs[1].Process.Signal(syscall.SIGKILL)
+	}()
+	out := t.TempDir() + "/run.json"
+	r := loadcap(t, nil, false, "run", scenario, "-q", "--agents", strings.Join(agents, ","), "--insecure-agents", "--out", out)
+	if r.code != 111 {
+		t.Fatalf("exit %d, want 111 (partial)\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "agent "+agents[1]+" at ") || !strings.Contains(r.stdout, "PARTIAL: agent "+agents[1]+" lost at") {
+		t.Errorf("the lost agent %s must be named\nstdout:\n%s\nstderr:\n%s", agents[1], r.stdout, r.stderr)
+	}
+	run := readRun(t, out) // checks scheduled = sent + dropped + lost
+	if !run.Partial || len(run.Lost) != 1 || run.Lost[0].Agent != agents[1] {
+		t.Fatalf("run.json: partial %v, lost %+v; want agent %s", run.Partial, run.Lost, agents[1])
+	}
+	l, tt := run.Lost[0], run.Totals
+	// Its first second reached the coordinator; its last two never did.
+	if tt.Scheduled != 400 || tt.Lost != l.Unsent || l.Unsent < 100 || l.Unsent > 150 {
+		t.Errorf("totals %+v, lost %+v: want 400 planned arrivals, 100 to 150 of the lost agent's 200 lost", tt, l)
+	}
+	if l.AtS <= 0 || l.AtS > 4 {
+		t.Errorf("lost at %.3fs, want inside the 4 s run", l.AtS)
+	}
+}
