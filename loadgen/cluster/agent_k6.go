@@ -101,6 +101,7 @@ func (a *agent) prepareK6(ctx context.Context, req *clusterpb.PrepareRequest, p 
 		k6.WithArgs(args...),
 		k6.WithDrillID(req.DrillId),
 		k6.WithSegment(seg.String(), seg.Sequence()),
+		k6.WithoutSystemEnv(), // the script sees the plan's --env, not the agent's environment
 		k6.WithOutput(io.Discard, io.Discard), // k6's error travels in the Final
 		k6.WithFrames(func(line []byte) { run.frames <- append([]byte(nil), line...) }),
 	}

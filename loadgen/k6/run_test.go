@@ -482,3 +482,31 @@ scenarios:
 	}
 	checkK6Thresholds(t, res, s) // the script's thresholds still hold
 }
+
+// WithoutSystemEnv (as agents run a coordinator's script): the script sees
+// the variables its arguments declare, not the environment of the process.
+func TestWithoutSystemEnvHidesTheEnvironment(t *testing.T) {
+	tg := newTarget(t)
+	secret := WithEnv("LOADCAP_TEST_SECRET=agent-secret")
+	out, _, stderr := run(t, tg, "env.js", secret)
+	if out.ExitCode != 107 || !strings.Contains(out.Err, "agent-secret") {
+		t.Fatalf("k6's default: exit %d (%s), want 107 with the secret read\n%s", out.ExitCode, out.Err, stderr)
+	}
+	out, _, stderr = run(t, tg, "env.js", secret, WithoutSystemEnv())
+	if out.ExitCode != 0 {
+		t.Fatalf("without the system environment: exit %d (%s)\n%s", out.ExitCode, out.Err, stderr)
+	}
+	// An archive, as agents get it, made and run where the secret is set.
+	tar := filepath.Join(t.TempDir(), "env.tar")
+	if err := Archive(context.Background(), filepath.Join("testdata", "env.js"), tar, asChild(), secret,
+		WithArgs("-e", "BASE="+tg.URL), WithOutput(io.Discard, io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(tar, asChild(), secret, WithoutSystemEnv(), WithOutput(io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err = r.Run(context.Background()); err != nil || out.ExitCode != 0 {
+		t.Fatalf("archive without the system environment: exit %d (%s), %v", out.ExitCode, out.Err, err)
+	}
+}

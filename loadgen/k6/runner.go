@@ -82,6 +82,7 @@ type options struct {
 	killAfter  time.Duration
 	scenarios  json.RawMessage
 	frames     func(line []byte)
+	noSysEnv   bool
 }
 
 // Option tunes a Runner.
@@ -135,6 +136,13 @@ func WithOutput(stdout, stderr io.Writer) Option {
 // arguments appended. The default is FindChild's: this executable's
 // ChildCommand.
 func WithCommand(argv ...string) Option { return func(o *options) { o.command = argv } }
+
+// WithoutSystemEnv hides the environment of this process from the script:
+// __ENV holds only what the k6 arguments (--env) and an archive declare,
+// and LOADCAP_DRILL_ID (k6's --include-system-env-vars=false, placed after
+// the caller's arguments so that it wins). An agent runs a coordinator's
+// script this way.
+func WithoutSystemEnv() Option { return func(o *options) { o.noSysEnv = true } }
 
 // WithEnv adds "KEY=value" entries to the child's environment.
 func WithEnv(kv ...string) Option { return func(o *options) { o.env = append(o.env, kv...) } }
@@ -217,6 +225,9 @@ func New(script string, opts ...Option) (*Runner, error) {
 	// loadcap shows its own progress: k6's bars would only repeat it.
 	r.argv = append(append([]string{}, o.command...), "--quiet")
 	r.argv = append(r.argv, o.args...)
+	if o.noSysEnv {
+		r.argv = append(r.argv, "--include-system-env-vars=false")
+	}
 	r.argv = append(r.argv, "--env", EnvDrillID+"="+o.drillID)
 	if o.segment != "" {
 		r.argv = append(r.argv, "--execution-segment", o.segment)
