@@ -99,3 +99,36 @@ requests:
 		t.Errorf("lost at %.3fs, want inside the 4 s run", l.AtS)
 	}
 }
+
+// A coordinator's k6 script on an agent sees neither the agent's
+// environment nor k6's browser module, whatever name it computes for it.
+func TestAgentK6ScriptIsolation(t *testing.T) {
+	srv := targettest.Start(t, target.Config{})
+	t.Setenv("LOADCAP_TEST_AGENT_SECRET", "s3cret") // in the agents' environment (they run in this process)
+	agents := inProcessAgents(t, 1)
+	tests := []struct {
+		name, script string
+		code         int
+		want         string
+	}{
+		{"environment", `import http from 'k6/http';
+if (__ENV.LOADCAP_TEST_AGENT_SECRET !== undefined) { throw new Error('read the agent environment: ' + __ENV.LOADCAP_TEST_AGENT_SECRET); }
+export const options = { iterations: 2, vus: 1 };
+export default function () { http.get(__ENV.BASE + '/'); }
+`, 0, ""},
+		{"computed browser module", `const b = require(['k6', 'brow' + 'ser'].join('/'));
+export const options = { iterations: 1, vus: 1 };
+export default function () {}
+`, 107, "k6/browser is refused here"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			script := writeFile(t, "s.js", tt.script)
+			r := loadcap(t, nil, false, "run", script, "-q", "--no-summary", "--k6-arg=--env=BASE="+srv.URL(),
+				"--agents", strings.Join(agents, ","), "--insecure-agents")
+			if r.code != tt.code || !strings.Contains(r.stderr, tt.want) || strings.Contains(r.stderr+r.stdout, "s3cret") {
+				t.Errorf("exit %d, want %d with %q\nstdout:\n%s\nstderr:\n%s", r.code, tt.code, tt.want, r.stdout, r.stderr)
+			}
+		})
+	}
+}

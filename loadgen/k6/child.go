@@ -90,7 +90,8 @@ func Register() {
 // pipe to the parent at file descriptor $LOADCAP_K6_FD.
 //
 // Whatever args say, the usage report, the REST API and automatic
-// extension resolution stay off.
+// extension resolution stay off. With $LOADCAP_K6_NO_BROWSER=1
+// (WithoutBrowser), k6's browser modules fail to load.
 //
 // With archiveMode as its first argument it runs "k6 archive" with the
 // rest instead (Archive), under the same forced environment.
@@ -100,6 +101,9 @@ func Child(args []string, execute func()) error {
 	}
 	archive := len(args) > 0 && args[0] == archiveMode
 	Register()
+	if os.Getenv(EnvNoBrowser) == "1" {
+		refuseBrowser()
+	}
 	// Until k6 traps SIGINT (once the test is loaded), a stop from the
 	// parent ends the child the default way: nothing has run yet. A
 	// handler the caller installed would swallow it.

@@ -510,3 +510,56 @@ func TestWithoutSystemEnvHidesTheEnvironment(t *testing.T) {
 		t.Fatalf("archive without the system environment: exit %d (%s), %v", out.ExitCode, out.Err, err)
 	}
 }
+
+// An archive (what agents run) reads files from itself only: open() and
+// require() of a path on the host running it fail the same way whether the
+// file exists or not, quoting nothing of it.
+func TestArchiveReadsNoHostFile(t *testing.T) {
+	needChild(t)
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret.js")
+	if err := os.WriteFile(secret, []byte("export const topsecret = 'hunter2';\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tar := filepath.Join(dir, "open.tar")
+	if err := Archive(context.Background(), filepath.Join("testdata", "open.js"), tar, asChild(), WithOutput(io.Discard, io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"OPEN", "REQUIRE"} {
+		var msgs []string
+		for _, p := range []string{secret, filepath.Join(dir, "missing.js")} {
+			r, err := New(tar, asChild(), WithoutSystemEnv(), WithArgs("-e", kind+"="+p), WithOutput(io.Discard, io.Discard))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := r.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.ExitCode == 0 || strings.Contains(out.Err, "hunter2") {
+				t.Fatalf("%s %s from an archive: exit %d (%s), want a failure quoting nothing", kind, p, out.ExitCode, out.Err)
+			}
+			msgs = append(msgs, strings.ReplaceAll(out.Err, p, "PATH"))
+		}
+		if msgs[0] != msgs[1] {
+			t.Errorf("%s: an existing host file and a missing one fail differently:\n%s\n%s", kind, msgs[0], msgs[1])
+		}
+	}
+}
+
+// WithoutBrowser (as agents run a coordinator's script): k6's browser
+// modules fail to load whatever the script calls them, here a name
+// computed at run time that no text search of the archive sees.
+func TestWithoutBrowserRefusesComputedModuleName(t *testing.T) {
+	tg := newTarget(t)
+	out, _, stderr := run(t, tg, "browser.js")
+	if out.ExitCode != 0 {
+		t.Fatalf("k6's default loads k6/browser: exit %d (%s)\n%s", out.ExitCode, out.Err, stderr)
+	}
+	for _, suffix := range []string{"browser", "experimental/browser"} {
+		out, _, stderr = run(t, tg, "browser.js", WithoutBrowser(), WithArgs("-e", "SUFFIX="+suffix))
+		if out.ExitCode == 0 || !strings.Contains(out.Err, "k6/"+suffix+" is refused here") {
+			t.Errorf("k6/%s without browser modules: exit %d (%s), want it refused\n%s", suffix, out.ExitCode, out.Err, stderr)
+		}
+	}
+}

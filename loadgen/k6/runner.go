@@ -83,6 +83,7 @@ type options struct {
 	scenarios  json.RawMessage
 	frames     func(line []byte)
 	noSysEnv   bool
+	noBrowser  bool
 }
 
 // Option tunes a Runner.
@@ -143,6 +144,13 @@ func WithCommand(argv ...string) Option { return func(o *options) { o.command = 
 // the caller's arguments so that it wins). An agent runs a coordinator's
 // script this way.
 func WithoutSystemEnv() Option { return func(o *options) { o.noSysEnv = true } }
+
+// WithoutBrowser makes k6's browser modules (k6/browser,
+// k6/experimental/browser) fail to load in the child, however the script
+// names them: k6 resolves the name to a module that throws. An agent runs
+// a coordinator's script this way, as the browser's own connections are
+// not bound by --blacklist-ip.
+func WithoutBrowser() Option { return func(o *options) { o.noBrowser = true } }
 
 // WithEnv adds "KEY=value" entries to the child's environment.
 func WithEnv(kv ...string) Option { return func(o *options) { o.env = append(o.env, kv...) } }
@@ -236,11 +244,14 @@ func New(script string, opts ...Option) (*Runner, error) {
 		r.argv = append(r.argv, "--execution-segment-sequence", o.sequence)
 	}
 	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); k != EnvDrillID && k != EnvFD {
+		if k, _, _ := strings.Cut(kv, "="); k != EnvDrillID && k != EnvFD && k != EnvNoBrowser {
 			r.env = append(r.env, kv)
 		}
 	}
 	r.env = append(r.env, o.env...)
+	if o.noBrowser {
+		r.env = append(r.env, EnvNoBrowser+"=1")
+	}
 	for k, v := range childEnv {
 		r.env = append(r.env, k+"="+v)
 	}
