@@ -141,6 +141,9 @@ func ServeAgent(ctx context.Context, cfg AgentConfig) error {
 		}
 		metricsAddr = addr.String()
 	}
+	if !cfg.Insecure {
+		creds = handshakeLog{TransportCredentials: creds, log: log}
+	}
 	srv := grpc.NewServer(
 		grpc.Creds(creds),
 		grpc.MaxRecvMsgSize(MaxPlanSize+1<<20),

@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -170,6 +171,7 @@ type Coordinator struct {
 	mu        sync.Mutex
 	rep       *Report
 	clients   []clusterpb.AgentClient
+	watches   []*rejectionWatch // per agent: a certificate rejected on its connection
 	ended     []bool
 	connected int
 
@@ -371,9 +373,11 @@ func (c *Coordinator) run(ctx context.Context) error {
 	n := len(c.cfg.Agents)
 	conns := make([]*grpc.ClientConn, n)
 	clients := make([]clusterpb.AgentClient, n)
+	c.watches = make([]*rejectionWatch, n)
 	for i, addr := range c.cfg.Agents {
+		c.watches[i] = newRejectionWatch(c.creds)
 		conn, err := grpc.NewClient(addr,
-			grpc.WithTransportCredentials(c.creds),
+			grpc.WithTransportCredentials(c.watches[i]),
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 2 * time.Second, PermitWithoutStream: true}),
 		)
 		if err != nil {
@@ -502,9 +506,23 @@ func (c *Coordinator) prepare(ctx context.Context, i int, cl clusterpb.AgentClie
 	} else {
 		req.ScenarioName, req.Scenario, req.Files, req.Target, req.DrillId = c.plan.Name, c.plan.Source, c.plan.Files, c.plan.Target, c.f.DrillID
 	}
-	resp, err := cl.Prepare(ctx, req, grpc.WaitForReady(true))
+	// WaitForReady waits for an agent still starting; a certificate
+	// either side rejects ends the wait at once.
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := c.watches[i]
+	go func() {
+		select {
+		case <-w.Rejected():
+			cancel(w.Err())
+		case <-pctx.Done():
+		}
+	}()
+	resp, err := cl.Prepare(pctx, req, grpc.WaitForReady(true))
 	switch {
 	case err == nil:
+	case w.Err() != nil:
+		return rejectedErr(w.Err())
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("not ready within %v: %s", c.cfg.PrepareTimeout, status.Convert(err).Message())
 	case ctx.Err() != nil:
@@ -533,6 +551,16 @@ func (c *Coordinator) prepare(ctx context.Context, i int, cl clusterpb.AgentClie
 	c.mu.Unlock()
 	c.log.Info("agent ready", "agent", c.cfg.Agents[i], "segment", c.segs[i].String(), "clock_offset", off, "rtt", rtt)
 	return nil
+}
+
+// rejectedErr says that a TLS handshake with an agent failed over a
+// certificate, whose, and what to check.
+func rejectedErr(err error) error {
+	s := err.Error()
+	if strings.Contains(s, "remote error") {
+		return fmt.Errorf("certificate rejected by the agent (%s): is this coordinator's --tls-cert signed by the CA of the agent's --client-ca?", s)
+	}
+	return fmt.Errorf("certificate rejected: the agent's certificate (%s): is it signed by the CA given as --ca, and for the address used?", s)
 }
 
 // measureClock estimates the agent's clock offset (agent − coordinator)

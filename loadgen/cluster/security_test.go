@@ -420,3 +420,71 @@ func mustRead(t *testing.T, p string) []byte {
 	}
 	return b
 }
+
+// With two certificate sets, a certificate either side rejects is said at
+// once on both sides, as "certificate rejected" with the reason: not as a
+// "broken pipe" at the end of the prepare timeout, and not silently.
+func TestCertificateRejectedAtOnce(t *testing.T) {
+	srv := targettest.Start(t, target.Config{})
+	certs, other := newCerts(t), newCerts(t)
+	f := scenario(t, steady(srv.URL(), 10, "1s"), map[string]string{"data/users.csv": usersCSV})
+	tests := []struct {
+		name                 string
+		coordinator          CoordinatorConfig
+		coordWant, agentWant []string
+	}{
+		{name: "the agent rejects the coordinator's",
+			coordinator: CoordinatorConfig{CertFile: other.path(CoordinatorCertFile), KeyFile: other.path(CoordinatorKeyFile), CAFile: certs.path(CAFile)},
+			coordWant:   []string{"certificate rejected by the agent", "unknown certificate authority"},
+			agentWant:   []string{"certificate rejected", "by=agent", "unknown authority"}},
+		{name: "the coordinator rejects the agent's",
+			coordinator: CoordinatorConfig{CertFile: certs.path(CoordinatorCertFile), KeyFile: certs.path(CoordinatorKeyFile), CAFile: other.path(CAFile)},
+			coordWant:   []string{"certificate rejected: the agent's certificate", "unknown authority"},
+			agentWant:   []string{"certificate rejected", "by=coordinator", "bad certificate"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log testkit.SyncBuffer
+			cfg := certs.agentConfig()
+			cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+			addr := localAgent(t, cfg)
+			cc := tt.coordinator
+			cc.Agents = []string{addr} // the default 30 s prepare timeout
+			began := time.Now()
+			_, _, err := Run(context.Background(), f, NewPlanOrFatal(t, f), cc)
+			took := time.Since(began)
+			if err == nil || took > 3*time.Second {
+				t.Fatalf("coordinator: %v after %v, want a refusal within a second or two", err, took)
+			}
+			for _, w := range tt.coordWant {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("coordinator's error lacks %q: %v", w, err)
+				}
+			}
+			logged := func() bool {
+				for _, w := range tt.agentWant {
+					if !strings.Contains(log.String(), w) {
+						return false
+					}
+				}
+				return true
+			}
+			for deadline := began.Add(2 * time.Second); !logged() && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !logged() {
+				t.Errorf("agent's log lacks one of %q within 2 s:\n%s", tt.agentWant, log.String())
+			}
+		})
+	}
+}
+
+// NewPlanOrFatal is NewPlan for a test.
+func NewPlanOrFatal(t *testing.T, f *scenarios.File) *Plan {
+	t.Helper()
+	p, err := NewPlan(f, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
