@@ -185,8 +185,10 @@ type Lost struct {
 	Share  float64       // its fraction of the load (its segment's length)
 	Reason string
 	// Unsent counts the open-model arrivals planned for the part (until
-	// the run's end, or its stop) that it never scheduled: the load the
-	// run is missing (Totals.Lost). Uncounted says what the count leaves
+	// the run's end, or its stop) that it never reported sent or dropped:
+	// the load the result is missing (Totals.Lost). Some may have reached
+	// the target in the moments before the loss, unreported; none is
+	// counted twice. Uncounted says what the count leaves
 	// out ("" when nothing): closed-model iterations and replayed records
 	// are not planned in advance, and a k6 script's schedule is k6's.
 	Unsent    int64

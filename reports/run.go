@@ -56,8 +56,9 @@ type LostPart struct {
 	AtS    float64 `json:"at_s"`  // seconds since the start, within the run
 	Share  float64 `json:"share"` // its fraction of the load
 	Reason string  `json:"reason"`
-	// Unsent counts the arrivals planned for it that it never sent (part
-	// of totals.lost); Uncounted says what that count leaves out.
+	// Unsent counts the arrivals planned for it that it never reported
+	// sent or dropped (part of totals.lost); Uncounted says what that
+	// count leaves out.
 	Unsent    int64  `json:"unsent,omitempty"`
 	Uncounted string `json:"uncounted,omitempty"`
 }
@@ -94,7 +95,7 @@ type Totals struct {
 	Failed    int64 `json:"failed"`
 	Dropped   int64 `json:"dropped"`
 	// Lost counts the arrivals planned for agents a distributed run lost
-	// that they never sent (absent: none).
+	// that they never reported sent or dropped (absent: none).
 	Lost           int64   `json:"lost,omitempty"`
 	InflightAtStop int64   `json:"inflight_at_stop"`
 	RPS            float64 `json:"rps"`

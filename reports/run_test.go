@@ -163,7 +163,7 @@ func TestPartialRunCarriesLostArrivals(t *testing.T) {
 	if err := WriteSummary(&b, back); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"+ lost 40", "agent 10.0.0.2:7070 lost at 1.5s (50.0% of the load, 40 planned arrivals not sent", "PARTIAL: 40 of"} {
+	for _, want := range []string{"+ lost 40", "agent 10.0.0.2:7070 lost at 1.5s (50.0% of the load, 40 planned arrivals not reported sent", "PARTIAL: 40 of"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("summary lacks %q:\n%s", want, b.String())
 		}

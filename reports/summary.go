@@ -47,7 +47,7 @@ func WriteSummary(w io.Writer, r *Run) error {
 		fmt.Fprintf(&b, "scheduled %d = sent %d + dropped %d\n", t.Scheduled, t.Sent, t.Dropped)
 	}
 	for _, l := range r.Lost {
-		fmt.Fprintf(&b, "PARTIAL: agent %s lost at %.1fs (%.1f%% of the load, %d planned arrivals not sent", l.Agent, l.AtS, 100*l.Share, l.Unsent)
+		fmt.Fprintf(&b, "PARTIAL: agent %s lost at %.1fs (%.1f%% of the load, %d planned arrivals not reported sent", l.Agent, l.AtS, 100*l.Share, l.Unsent)
 		if l.Uncounted != "" {
 			fmt.Fprintf(&b, "; %s", l.Uncounted)
 		}

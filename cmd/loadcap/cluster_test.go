@@ -13,16 +13,23 @@ import (
 	"github.com/loadcap/loadcap/loadgen/target/targettest"
 )
 
-// agentProc starts a loadcap agent process (this test binary as loadcap)
-// on a loopback port and returns it with its address.
-func agentProc(t *testing.T, args ...string) (*exec.Cmd, string) {
+// loadcapProc starts this test binary as loadcap with args.
+func loadcapProc(t *testing.T, args ...string) *exec.Cmd {
 	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(exe, append([]string{"agent", "--listen", "127.0.0.1:0"}, args...)...)
+	cmd := exec.Command(exe, args...)
 	cmd.Env = append(os.Environ(), asLoadcapEnv+"=1")
+	return cmd
+}
+
+// agentProc starts a loadcap agent process (this test binary as loadcap)
+// on a loopback port and returns it with its address.
+func agentProc(t *testing.T, args ...string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := loadcapProc(t, append([]string{"agent", "--listen", "127.0.0.1:0"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -130,5 +137,65 @@ export default function () {}
 				t.Errorf("exit %d, want %d with %q\nstdout:\n%s\nstderr:\n%s", r.code, tt.code, tt.want, r.stdout, r.stderr)
 			}
 		})
+	}
+}
+
+// A coordinator frozen (SIGSTOP) mid-run loses every agent (they stop on
+// their own within 5 s, before the run's end): resumed, it fails with 111, and run.json places the losses
+// inside the run and counts the load that was never sent.
+func TestRunFrozenCoordinatorExitsPartial(t *testing.T) {
+	srv := targettest.Start(t, target.Config{})
+	var agents []string
+	for range 2 {
+		_, a := agentProc(t, "--insecure")
+		agents = append(agents, a)
+	}
+	scenario := writeFile(t, "s.yaml", `target: `+srv.URL()+`
+scenarios:
+  s:
+    executor: constant-arrival-rate
+    rate: 40
+    duration: 10s
+    preAllocatedVUs: 5
+requests:
+  - name: home
+    path: /
+`)
+	out := t.TempDir() + "/run.json"
+	var stdout, stderr strings.Builder
+	co := loadcapProc(t, "run", scenario, "-q", "--agents", strings.Join(agents, ","), "--insecure-agents", "--out", out)
+	co.Stdout, co.Stderr = &stdout, &stderr
+	if err := co.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = co.Process.Kill() })
+	for deadline := time.Now().Add(20 * time.Second); srv.Stats().Arrived < 60 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = co.Process.Signal(syscall.SIGSTOP)
+	time.Sleep(8 * time.Second) // the agents give up on it within 5 s
+	_ = co.Process.Signal(syscall.SIGCONT)
+	done := make(chan error, 1)
+	go func() { done <- co.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the resumed coordinator did not exit")
+	}
+	if code := co.ProcessState.ExitCode(); code != 111 {
+		t.Fatalf("exit %d, want 111\nstdout:\n%s\nstderr:\n%s", code, stdout.String(), stderr.String())
+	}
+	run := readRun(t, out) // checks scheduled = sent + dropped + lost
+	if !run.Partial || len(run.Lost) != 2 {
+		t.Fatalf("run.json: partial %v, lost %+v; want both agents", run.Partial, run.Lost)
+	}
+	t.Logf("lost %+v, totals %+v", run.Lost, run.Totals)
+	for _, l := range run.Lost {
+		if l.AtS < 1 || l.AtS > 8 || l.Unsent <= 0 {
+			t.Errorf("lost %+v: want a loss inside the 10 s run, after its first second, before the agents gave up, with unsent arrivals", l)
+		}
+	}
+	if tt := run.Totals; tt.Scheduled != 400 || tt.Lost == 0 {
+		t.Errorf("totals %+v: want the 400 planned arrivals, some lost", tt)
 	}
 }

@@ -266,7 +266,7 @@ func partialErr(run *reports.Run) error {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "agent %s at %.1fs (%d planned arrivals not sent)", l.Agent, l.AtS, l.Unsent)
+		fmt.Fprintf(&b, "agent %s at %.1fs (%d planned arrivals not reported sent)", l.Agent, l.AtS, l.Unsent)
 	}
 	return errors.New(b.String())
 }

@@ -110,7 +110,7 @@ type AgentReport struct {
 	Error       string        `json:"error,omitempty"`
 	LostAt      time.Duration `json:"lost_at_ns,omitempty"` // since the start, within the run
 	// Unsent counts the arrivals planned for a lost agent that it never
-	// sent (loadgen.Lost.Unsent).
+	// reported sent or dropped (loadgen.Lost.Unsent).
 	Unsent    int64         `json:"unsent,omitempty"`
 	Scheduled int64         `json:"scheduled"`
 	Sent      int64         `json:"sent"`
@@ -138,7 +138,7 @@ func (r *Report) Problems() []string {
 	for _, a := range r.Agents {
 		switch {
 		case a.Status == AgentLost:
-			out = append(out, fmt.Sprintf("agent %s lost at %s (%.1f%% of the load, %d planned arrivals not sent): %s", a.Addr, a.LostAt.Round(time.Millisecond), a.Share*100, a.Unsent, a.Error))
+			out = append(out, fmt.Sprintf("agent %s lost at %s (%.1f%% of the load, %d planned arrivals not reported sent): %s", a.Addr, a.LostAt.Round(time.Millisecond), a.Share*100, a.Unsent, a.Error))
 		case a.Status == AgentRefused:
 			out = append(out, fmt.Sprintf("agent %s refused: %s", a.Addr, a.Error))
 		}
@@ -630,6 +630,18 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 		}
 	}()
 	var sum AgentReport
+	// An agent streams an interval a second: one lost was lost within a
+	// second of the end of the last interval received (its own clock,
+	// since the start), not when that was noticed; a coordinator that was
+	// itself frozen (SIGSTOP) notices late.
+	lastEnd := time.Duration(0)
+	lostAt := func() time.Duration {
+		at := time.Since(start)
+		if c.k6m == nil {
+			at = min(at, lastEnd+time.Second)
+		}
+		return at
+	}
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -653,13 +665,7 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 				return
 			}
 			c.record(i, sum)
-			if silent.Load() {
-				// Lost when it fell silent, not when that was noticed (a
-				// coordinator stopped meanwhile notices late).
-				c.loseAt(i, time.Unix(0, last.Load()).Sub(start), reason)
-				return
-			}
-			c.lose(i, start, reason)
+			c.loseAt(i, lostAt(), reason)
 			return
 		}
 		last.Store(time.Now().UnixNano())
@@ -685,6 +691,7 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 				c.lose(i, start, err.Error())
 				return
 			}
+			lastEnd = max(lastEnd, s.End)
 			sum.Scheduled += s.Scheduled
 			sum.Dropped += s.Dropped
 			sum.Late += s.Late
