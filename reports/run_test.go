@@ -171,6 +171,13 @@ func TestPartialRunCarriesLostArrivals(t *testing.T) {
 	if got := (HTMLInput{Run: back}).Verdict(); got != 111 {
 		t.Errorf("verdict of a partial run %d, want 111", got)
 	}
+	var html strings.Builder
+	if err := WriteHTML(&html, HTMLInput{Run: back}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(html.String(), "partial result: agent 10.0.0.2:7070 was lost at 1.5s") || !strings.Contains(html.String(), "lost with agents 40") {
+		t.Error("the HTML report must name the lost agent and count its lost arrivals")
+	}
 	back.Totals.Lost = 0
 	if err := back.CheckTotals(); err == nil {
 		t.Error("scheduled counting lost arrivals that totals.lost does not must be caught")
