@@ -252,21 +252,21 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) er
 	case run.ThresholdFailed():
 		return cli.WithCode(cli.ExitThresholds, errors.New("thresholds failed"))
 	case run.Partial:
-		return cli.WithCode(cli.ExitPartial, partialErr(run))
+		return cli.WithCode(cli.ExitPartial, partialErr(res.Lost))
 	}
 	return nil
 }
 
 // partialErr says which agents a distributed run lost, when, and the load
 // they did not send.
-func partialErr(run *reports.Run) error {
+func partialErr(lost []loadgen.Lost) error {
 	var b strings.Builder
 	b.WriteString("partial result: the run lost ")
-	for i, l := range run.Lost {
+	for i, l := range lost {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		fmt.Fprintf(&b, "agent %s at %.1fs (%d planned arrivals not reported sent)", l.Agent, l.AtS, l.Unsent)
+		fmt.Fprintf(&b, "agent %s at %.1fs (%d planned arrivals not reported sent)", l.Agent, l.At.Seconds(), l.Unsent)
 	}
 	return errors.New(b.String())
 }
