@@ -69,6 +69,10 @@
 //   - Files: none of the agent's. k6 runs an archive from the archive
 //     itself (its in-memory file system): open() and imports of paths it
 //     does not hold fail, alike whether the agent has such a file or not.
+//   - Remote modules: none fetched (k6.WithoutRemoteModules). An archive
+//     holds the remote imports seen when it was made; a require() of an
+//     https URL computed at run time fails rather than reach a host with
+//     Go's default client, which --blacklist-ip does not bind.
 //   - k6/browser and k6/experimental/browser: refused by k6's module
 //     resolution (k6.WithoutBrowser: the names resolve to a module that
 //     throws), however the script computes them, as the browser's

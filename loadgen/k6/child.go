@@ -91,7 +91,9 @@ func Register() {
 //
 // Whatever args say, the usage report, the REST API and automatic
 // extension resolution stay off. With $LOADCAP_K6_NO_BROWSER=1
-// (WithoutBrowser), k6's browser modules fail to load.
+// (WithoutBrowser), k6's browser modules fail to load; with
+// $LOADCAP_K6_NO_REMOTE_MODULES=1 (WithoutRemoteModules), k6 fetches no
+// module over the network.
 //
 // With archiveMode as its first argument it runs "k6 archive" with the
 // rest instead (Archive), under the same forced environment.
@@ -103,6 +105,9 @@ func Child(args []string, execute func()) error {
 	Register()
 	if os.Getenv(EnvNoBrowser) == "1" {
 		refuseBrowser()
+	}
+	if os.Getenv(EnvNoRemoteModules) == "1" {
+		refuseRemoteModules()
 	}
 	// Until k6 traps SIGINT (once the test is loaded), a stop from the
 	// parent ends the child the default way: nothing has run yet. A

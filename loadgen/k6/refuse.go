@@ -1,7 +1,9 @@
 package k6
 
 import (
+	"errors"
 	"fmt"
+	"net/http"
 
 	"go.k6.io/k6/ext"
 	"go.k6.io/k6/js/common"
@@ -11,6 +13,10 @@ import (
 // EnvNoBrowser, set to 1 in the child's environment (WithoutBrowser), makes
 // k6's browser modules fail to load.
 const EnvNoBrowser = "LOADCAP_K6_NO_BROWSER"
+
+// EnvNoRemoteModules, set to 1 in the child's environment
+// (WithoutRemoteModules), makes k6 fetch no module over the network.
+const EnvNoRemoteModules = "LOADCAP_K6_NO_REMOTE_MODULES"
 
 // browserModules are k6's modules that drive a browser: its Chromium
 // connects on its own, outside k6's dialer and so outside --blacklist-ip.
@@ -34,4 +40,22 @@ func refuseBrowser() {
 	for _, name := range browserModules {
 		ext.Register(name, ext.JSExtension, refusedModule{name: name})
 	}
+}
+
+// errRemoteModule is what a module fetch gets under WithoutRemoteModules.
+var errRemoteModule = errors.New("remote modules are refused here: loadcap agents run a script's archive as shipped, and fetch nothing outside their allow list")
+
+// refusingTransport refuses every request.
+type refusingTransport struct{}
+
+func (refusingTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, errRemoteModule }
+
+// refuseRemoteModules stops k6's loader from fetching a module that the
+// archive does not hold (a require() of an https URL computed at run
+// time): it fetches with Go's default HTTP client, outside k6's dialer
+// and so outside --blacklist-ip. k6's own requests (k6/http, gRPC,
+// WebSockets) have their own transports and are not affected.
+func refuseRemoteModules() {
+	http.DefaultTransport = refusingTransport{}
+	http.DefaultClient = &http.Client{Transport: refusingTransport{}}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"math"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -561,5 +563,48 @@ func TestWithoutBrowserRefusesComputedModuleName(t *testing.T) {
 		if out.ExitCode == 0 || !strings.Contains(out.Err, "k6/"+suffix+" is refused here") {
 			t.Errorf("k6/%s without browser modules: exit %d (%s), want it refused\n%s", suffix, out.ExitCode, out.Err, stderr)
 		}
+	}
+}
+
+// WithoutRemoteModules (as agents run a coordinator's archive): a
+// require() of an https URL computed at run time reaches no host (k6's
+// loader would fetch it with Go's default client, outside --blacklist-ip).
+func TestWithoutRemoteModulesFetchesNothing(t *testing.T) {
+	needChild(t)
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "export default 1;")
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the default run's failed handshake
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	tar := filepath.Join(t.TempDir(), "open.tar")
+	if err := Archive(context.Background(), filepath.Join("testdata", "open.js"), tar, asChild(), WithOutput(io.Discard, io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(opts ...Option) *Outcome {
+		t.Helper()
+		r, err := New(tar, append([]Option{asChild(), WithArgs("-e", "REQUIRE="+srv.URL+"/m.js"), WithOutput(io.Discard, io.Discard)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := r.Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if out := fetch(); conns.Load() == 0 {
+		t.Fatalf("k6's default: no connection to the module's host (exit %d, %s); the test cannot tell", out.ExitCode, out.Err)
+	}
+	conns.Store(0)
+	out := fetch(WithoutRemoteModules())
+	if n := conns.Load(); n != 0 || out.ExitCode == 0 || !strings.Contains(out.Err, "remote modules are refused") {
+		t.Errorf("without remote modules: %d connections, exit %d (%s); want none and the refusal", n, out.ExitCode, out.Err)
 	}
 }

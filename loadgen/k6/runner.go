@@ -84,6 +84,7 @@ type options struct {
 	frames     func(line []byte)
 	noSysEnv   bool
 	noBrowser  bool
+	noRemote   bool
 }
 
 // Option tunes a Runner.
@@ -151,6 +152,13 @@ func WithoutSystemEnv() Option { return func(o *options) { o.noSysEnv = true } }
 // a coordinator's script this way, as the browser's own connections are
 // not bound by --blacklist-ip.
 func WithoutBrowser() Option { return func(o *options) { o.noBrowser = true } }
+
+// WithoutRemoteModules makes the child fetch no module over the network:
+// a script's imports come from its archive (k6 archive fetches remote
+// imports it sees when it is made); a require() of an https URL computed
+// at run time fails instead of reaching a host with Go's default client,
+// which --blacklist-ip does not bind.
+func WithoutRemoteModules() Option { return func(o *options) { o.noRemote = true } }
 
 // WithEnv adds "KEY=value" entries to the child's environment.
 func WithEnv(kv ...string) Option { return func(o *options) { o.env = append(o.env, kv...) } }
@@ -244,13 +252,16 @@ func New(script string, opts ...Option) (*Runner, error) {
 		r.argv = append(r.argv, "--execution-segment-sequence", o.sequence)
 	}
 	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); k != EnvDrillID && k != EnvFD && k != EnvNoBrowser {
+		if k, _, _ := strings.Cut(kv, "="); k != EnvDrillID && k != EnvFD && k != EnvNoBrowser && k != EnvNoRemoteModules {
 			r.env = append(r.env, kv)
 		}
 	}
 	r.env = append(r.env, o.env...)
 	if o.noBrowser {
 		r.env = append(r.env, EnvNoBrowser+"=1")
+	}
+	if o.noRemote {
+		r.env = append(r.env, EnvNoRemoteModules+"=1")
 	}
 	for k, v := range childEnv {
 		r.env = append(r.env, k+"="+v)
