@@ -98,7 +98,7 @@ func (a *agent) prepareK6(ctx context.Context, req *clusterpb.PrepareRequest, p 
 		// browser modules' names to one that throws, however the script
 		// computes them.
 		k6.WithoutBrowser(),
-		k6.WithoutRemoteModules(), // k6 would fetch them outside --blacklist-ip
+		k6.WithoutRemoteModules(),             // k6 would fetch them outside --blacklist-ip
 		k6.WithOutput(io.Discard, io.Discard), // k6's error travels in the Final
 		k6.WithFrames(func(line []byte) { run.frames <- append([]byte(nil), line...) }),
 	}

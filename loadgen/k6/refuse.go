@@ -48,7 +48,9 @@ var errRemoteModule = errors.New("remote modules are refused here: loadcap agent
 // refusingTransport refuses every request.
 type refusingTransport struct{}
 
-func (refusingTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, errRemoteModule }
+func (refusingTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, errRemoteModule
+}
 
 // refuseRemoteModules stops k6's loader from fetching a module that the
 // archive does not hold (a require() of an https URL computed at run
