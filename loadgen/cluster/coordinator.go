@@ -316,8 +316,8 @@ func (c *Coordinator) broadcastStop(mode clusterpb.StopRequest_Mode, cause, reas
 	defer c.mu.Unlock()
 	var wg sync.WaitGroup
 	for i, cl := range c.clients {
-		if cl == nil || c.ended[i] {
-			continue
+		if cl == nil || c.ended[i] || c.watches != nil && c.watches[i].Err() != nil {
+			continue // no connection to ask it on
 		}
 		wg.Add(1)
 		go func() {
