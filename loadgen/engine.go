@@ -64,6 +64,7 @@ type options struct {
 	replay    ReplaySource
 	seg       *Segment
 	snapshots func(*Snapshot)
+	partSegs  []*Segment // a Merger's parts' segments
 }
 
 // Option tunes an Engine.

@@ -31,7 +31,9 @@ type Merger struct {
 	next          int // the next interval to merge
 	start         time.Time
 	cause, reason string
+	stoppedAt     time.Duration // since the start, when Abort was first called
 	lost          []Lost
+	lostPart      []int // the part of each lost
 }
 
 type mergePart struct {
@@ -46,9 +48,14 @@ type mergePart struct {
 	end     time.Duration // End of the last snapshot
 }
 
+// WithPartSegments tells a Merger the segment each part runs, in order, so
+// that a lost part's unsent arrivals are counted (Lost.Unsent).
+func WithPartSegments(segs []*Segment) Option {
+	return func(o *options) { o.partSegs = segs }
+}
+
 // NewMerger returns a merger for a run of f split into parts parts. Of the
-// options, WithProgress and WithIntervalHook apply (to the merged
-// intervals).
+// options, WithProgress, WithIntervalHook and WithPartSegments apply.
 func NewMerger(f *scenarios.File, parts int, opts ...Option) (*Merger, error) {
 	o := options{plainEach: 5}
 	for _, fn := range opts {
@@ -59,6 +66,9 @@ func NewMerger(f *scenarios.File, parts int, opts ...Option) (*Merger, error) {
 	}
 	if parts < 1 {
 		return nil, fmt.Errorf("merge a run of %d parts: need at least 1", parts)
+	}
+	if o.partSegs != nil && len(o.partSegs) != parts {
+		return nil, fmt.Errorf("merge a run of %d parts: %d segments given", parts, len(o.partSegs))
 	}
 	series, _ := seriesOf(f)
 	_, top, total := limits(f)
@@ -147,6 +157,7 @@ func (m *Merger) Lose(part int, l Lost) {
 	defer m.mu.Unlock()
 	m.parts[part].done = true
 	m.lost = append(m.lost, l)
+	m.lostPart = append(m.lostPart, part)
 	m.mergeReady()
 }
 
@@ -157,6 +168,9 @@ func (m *Merger) Abort(cause, reason string) {
 	defer m.mu.Unlock()
 	if m.cause == "" {
 		m.cause, m.reason = cause, reason
+		if !m.start.IsZero() {
+			m.stoppedAt = max(0, time.Since(m.start))
+		}
 	}
 }
 
@@ -271,7 +285,7 @@ func (m *Merger) merge(t int) {
 	}
 	if m.cause == "" {
 		if reason := abortReason(m.f, r, iv.End); reason != "" {
-			m.cause, m.reason = CauseThreshold, reason
+			m.cause, m.reason, m.stoppedAt = CauseThreshold, reason, iv.End
 		}
 	}
 }
@@ -317,7 +331,7 @@ func (m *Merger) Result() *Result {
 	res.Started, res.Duration = m.start, dur
 	res.Ended = m.start.Add(dur)
 	res.MaxVUs = peak
-	res.Lost = m.lost
+	m.countLost(res, dur)
 	res.Thresholds = evaluate(m.f, m.f.Thresholds, res)
 	res.Status = StatusPassed
 	for _, t := range res.Thresholds {
@@ -330,4 +344,38 @@ func (m *Merger) Result() *Result {
 	}
 	m.prog.finish(res)
 	return res
+}
+
+// countLost puts the lost parts in res: each one's loss time clamped
+// inside the run (a coordinator that was itself frozen notices a loss
+// late) and the arrivals planned for it and never scheduled, which the
+// totals count as lost and scheduled.
+func (m *Merger) countLost(res *Result, dur time.Duration) {
+	_, _, total := limits(m.f)
+	until := total
+	if m.cause != "" && m.stoppedAt > 0 {
+		until = min(until, m.stoppedAt)
+	}
+	for k, l := range m.lost {
+		l.At = min(max(l.At, 0), max(dur, until))
+		if m.o.partSegs == nil {
+			if l.Uncounted == "" {
+				l.Uncounted = "the parts' segments are not known"
+			}
+			res.Lost = append(res.Lost, l)
+			continue
+		}
+		planned, uncounted := PlannedArrivals(m.f, m.o.partSegs[m.lostPart[k]], until)
+		// What it scheduled but had neither sent nor dropped by its last
+		// snapshot (its backlog) is lost with it.
+		got := &m.parts[m.lostPart[k]].sum
+		planned = max(planned, got.Scheduled)
+		l.Unsent = planned - got.Sent - got.Dropped
+		if l.Uncounted == "" {
+			l.Uncounted = uncounted
+		}
+		res.Totals.Lost += l.Unsent
+		res.Totals.Scheduled += planned - got.Scheduled
+		res.Lost = append(res.Lost, l)
+	}
 }

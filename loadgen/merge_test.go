@@ -155,7 +155,11 @@ func TestMergerWaitsForEveryPartAndMarksLost(t *testing.T) {
 	f := twoSeriesFile(t)
 	series := SeriesOf(f)
 	var merged []Interval
-	m, err := NewMerger(f, 2, WithIntervalHook(func(iv Interval) { merged = append(merged, iv) }))
+	segs, err := Segments("", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMerger(f, 2, WithPartSegments(segs), WithIntervalHook(func(iv Interval) { merged = append(merged, iv) }))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +195,39 @@ func TestMergerWaitsForEveryPartAndMarksLost(t *testing.T) {
 	if !res.Partial() || res.Lost[0].Agent != "b:1" || res.Lost[0].Share != 0.5 {
 		t.Errorf("result must be partial, naming b:1 with share 0.5: %+v", res.Lost)
 	}
-	if res.Totals.Sent != 25 || res.Totals.Scheduled != 25 {
-		t.Errorf("totals %+v, want the 25 sent before the loss", res.Totals)
+	// The file plans 10/s for 5 s: 25 arrivals per part. Part 1 sent 5
+	// of its 25: 20 are lost, and scheduled counts them.
+	if l := res.Lost[0]; l.Unsent != 20 || l.Uncounted != "" {
+		t.Errorf("lost part: unsent %d (%q), want its 20 planned arrivals never sent", l.Unsent, l.Uncounted)
+	}
+	tt := res.Totals
+	if tt.Sent != 25 || tt.Lost != 20 || tt.Scheduled != 45 || tt.Scheduled != tt.Sent+tt.Dropped+tt.Lost {
+		t.Errorf("totals %+v, want scheduled 45 = sent 25 + dropped 0 + lost 20", tt)
+	}
+}
+
+// A coordinator that was itself stopped (SIGSTOP) notices a loss late: the
+// loss time stays inside the run.
+func TestMergerClampsLossTimeToTheRun(t *testing.T) {
+	f := twoSeriesFile(t)
+	segs, err := Segments("", 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewMerger(f, 2, WithPartSegments(segs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Start(time.Unix(0, 0))
+	m.Lose(0, Lost{Agent: "a:1", At: time.Hour, Share: 0.5, Reason: "no snapshot"})
+	m.Lose(1, Lost{Agent: "b:1", At: time.Hour, Share: 0.5, Reason: "no snapshot"})
+	res := m.Result()
+	for _, l := range res.Lost {
+		if l.At > 5*time.Second || l.Unsent != 25 {
+			t.Errorf("lost %s at %v with %d unsent, want within the 5 s run and its 25 arrivals", l.Agent, l.At, l.Unsent)
+		}
+	}
+	if tt := res.Totals; tt.Scheduled != 50 || tt.Lost != 50 || tt.Sent != 0 {
+		t.Errorf("totals %+v, want all 50 planned arrivals lost", tt)
 	}
 }

@@ -447,11 +447,16 @@ func (r *Recorder) fillDelta(sd *SeriesDelta, j int, sent int64, c *counters) {
 }
 
 // Totals is the run-wide count of requests. Invariants, once a run has
-// stopped: Scheduled = Sent + Dropped (open model) and
+// stopped: Scheduled = Sent + Dropped + Lost (open model) and
 // Sent = Completed + Failed + InflightAtStop.
 type Totals struct {
 	Scheduled, Sent, Completed, Failed, Dropped, InflightAtStop int64
 	BytesSent, BytesRecv                                        int64
+
+	// Lost counts the arrivals a distributed run planned for agents it
+	// lost and that they never scheduled (Lost.Unsent): Scheduled counts
+	// them too, so that Scheduled = Sent + Dropped + Lost.
+	Lost int64
 
 	// Late counts open-model arrivals the pacer dispatched more than
 	// LateAfter behind schedule, MaxLag the worst delay: the generator,

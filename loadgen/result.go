@@ -181,9 +181,18 @@ type Result struct {
 // Lost is a part of a distributed run that ended early.
 type Lost struct {
 	Agent  string        // who ran it (an agent's address)
-	At     time.Duration // when it was lost, since the start
+	At     time.Duration // when it was lost, since the start, within the run
 	Share  float64       // its fraction of the load (its segment's length)
 	Reason string
+	// Unsent counts the open-model arrivals planned for the part (until
+	// the run's end, or its stop) that it never reported sent or dropped:
+	// the load the result is missing (Totals.Lost). Some may have reached
+	// the target in the moments before the loss, unreported; none is
+	// counted twice. Uncounted says what the count leaves
+	// out ("" when nothing): closed-model iterations and replayed records
+	// are not planned in advance, and a k6 script's schedule is k6's.
+	Unsent    int64
+	Uncounted string
 }
 
 // Partial reports whether part of the load was lost (Result.Lost).

@@ -78,3 +78,35 @@ func rampTime(a, b, d, n float64) float64 {
 	}
 	return 2 * n / den
 }
+
+// PlannedArrivals counts the open-model arrivals of f that seg owns (all
+// of them for a nil seg) whose intended time, since the run's start, is
+// before until: what an engine running seg schedules by then. Closed-model
+// scenarios plan no arrivals, and a replayed recording's length decides
+// its own: they are left out, and uncounted says so ("" when nothing is
+// left out).
+func PlannedArrivals(f *scenarios.File, seg *Segment, until time.Duration) (n int64, uncounted string) {
+	if f.Replay != nil {
+		return 0, "a replay's records are not counted in advance"
+	}
+	for i := range f.Scenarios {
+		w := &f.Scenarios[i].Workload
+		if w.Model != scenarios.Open {
+			uncounted = "closed-model iterations are not planned in advance"
+			continue
+		}
+		sched := newSchedule(w.StartRatePerSec, w.RateStages)
+		var owned *stripe
+		if seg != nil {
+			owned = &stripe{s: seg}
+		}
+		for {
+			off, ok := nextArrival(sched, owned)
+			if !ok || w.StartTime+off >= until {
+				break
+			}
+			n++
+		}
+	}
+	return n, uncounted
+}

@@ -301,7 +301,11 @@ func runMeta(r *Run) []kv {
 		add("peak VUs", strconv.Itoa(r.Meta.MaxVUs))
 	}
 	t := r.Totals
-	add("scheduled", fmt.Sprintf("%s = sent %s + dropped %s", count(t.Scheduled), count(t.Sent), count(t.Dropped)))
+	if r.Partial {
+		add("scheduled", fmt.Sprintf("%s = sent %s + dropped %s + lost with agents %s", count(t.Scheduled), count(t.Sent), count(t.Dropped), count(t.Lost)))
+	} else {
+		add("scheduled", fmt.Sprintf("%s = sent %s + dropped %s", count(t.Scheduled), count(t.Sent), count(t.Dropped)))
+	}
 	add("sent", fmt.Sprintf("%s = completed %s + failed %s + in flight at stop %s", count(t.Sent), count(t.Completed), count(t.Failed), count(t.InflightAtStop)))
 	add("bytes", byteSize(t.BytesSent)+" sent, "+byteSize(t.BytesReceived)+" received")
 	add("loadcap", r.Meta.Version)
@@ -386,6 +390,10 @@ func qualityNotes(r *Run) []note {
 	}
 	if r.Status == "aborted" {
 		add("bad", "the run was aborted (%s): its figures cover only the time before the stop", strings.TrimSpace(r.AbortReason+" "+r.AbortCause))
+	}
+	for _, l := range r.Lost {
+		add("bad", "partial result: agent %s was lost at %.1fs (%.1f%% of the load, %s planned arrivals not reported sent): %s",
+			l.Agent, l.AtS, 100*l.Share, count(l.Unsent), l.Reason)
 	}
 	if t.Dropped > 0 {
 		add("warn", "%s arrivals (%.2f%% of %s scheduled) were never sent: no VU was free (peak %d) or the backlog was full; the target was saturated or max VUs too low",

@@ -101,6 +101,8 @@ func (in HTMLInput) Verdict() int {
 		return int(cli.ExitAborted)
 	case in.Run != nil && in.Run.ThresholdFailed():
 		return int(cli.ExitThresholds)
+	case in.Run != nil && in.Run.Partial:
+		return int(cli.ExitPartial)
 	case in.Find != nil && in.Find.MaxQPS == 0:
 		return int(cli.ExitThresholds)
 	case in.Comparison != nil && in.Comparison.Regressed:

@@ -53,9 +53,14 @@ type Run struct {
 // LostPart is an agent that ended before its run did.
 type LostPart struct {
 	Agent  string  `json:"agent"`
-	AtS    float64 `json:"at_s"`  // seconds since the start
+	AtS    float64 `json:"at_s"`  // seconds since the start, within the run
 	Share  float64 `json:"share"` // its fraction of the load
 	Reason string  `json:"reason"`
+	// Unsent counts the arrivals planned for it that it never reported
+	// sent or dropped (part of totals.lost); Uncounted says what that
+	// count leaves out.
+	Unsent    int64  `json:"unsent,omitempty"`
+	Uncounted string `json:"uncounted,omitempty"`
 }
 
 // Meta describes what ran.
@@ -82,13 +87,16 @@ func (r *Run) LatencyNote() string {
 }
 
 // Totals are the run's request counts. Invariants: scheduled = sent +
-// dropped; sent = completed + failed + inflight_at_stop.
+// dropped + lost; sent = completed + failed + inflight_at_stop.
 type Totals struct {
-	Scheduled      int64   `json:"scheduled"`
-	Sent           int64   `json:"sent"`
-	Completed      int64   `json:"completed"`
-	Failed         int64   `json:"failed"`
-	Dropped        int64   `json:"dropped"`
+	Scheduled int64 `json:"scheduled"`
+	Sent      int64 `json:"sent"`
+	Completed int64 `json:"completed"`
+	Failed    int64 `json:"failed"`
+	Dropped   int64 `json:"dropped"`
+	// Lost counts the arrivals planned for agents a distributed run lost
+	// that they never reported sent or dropped (absent: none).
+	Lost           int64   `json:"lost,omitempty"`
 	InflightAtStop int64   `json:"inflight_at_stop"`
 	RPS            float64 `json:"rps"`
 	BytesSent      int64   `json:"bytes_sent"`
@@ -219,12 +227,13 @@ func NewRun(res *loadgen.Result, meta Meta) *Run {
 	r.Meta.MaxVUs = res.MaxVUs
 	for _, l := range res.Lost {
 		r.Partial = true
-		r.Lost = append(r.Lost, LostPart{Agent: l.Agent, AtS: round3(l.At.Seconds()), Share: l.Share, Reason: l.Reason})
+		r.Lost = append(r.Lost, LostPart{Agent: l.Agent, AtS: round3(l.At.Seconds()), Share: l.Share, Reason: l.Reason,
+			Unsent: l.Unsent, Uncounted: l.Uncounted})
 	}
 	t := res.Totals
 	r.Totals = Totals{
 		Scheduled: t.Scheduled, Sent: t.Sent, Completed: t.Completed, Failed: t.Failed,
-		Dropped: t.Dropped, InflightAtStop: t.InflightAtStop, RPS: round3(res.RPS()),
+		Dropped: t.Dropped, Lost: t.Lost, InflightAtStop: t.InflightAtStop, RPS: round3(res.RPS()),
 		BytesSent: t.BytesSent, BytesReceived: t.BytesRecv,
 		LateArrivals: t.Late, MaxLagMs: round3(float64(t.MaxLag) / 1e6),
 		MaxStallMs: round3(float64(t.MaxStall) / 1e6), HostStealPct: pct(t.Steal),
@@ -332,12 +341,25 @@ func ReadFile(path string) (*Run, error) {
 }
 
 // CheckTotals verifies the totals contract of docs/ARCHITECTURE.md: every scheduled
-// request was sent or dropped, and every sent request completed, failed or
-// was in flight when the run stopped.
+// request was sent, dropped or lost with an agent, and every sent request
+// completed, failed or was in flight when the run stopped.
 func (r *Run) CheckTotals() error {
 	t := r.Totals
-	if t.Scheduled != t.Sent+t.Dropped {
+	if t.Scheduled != t.Sent+t.Dropped+t.Lost {
+		if t.Lost != 0 {
+			return fmt.Errorf("scheduled %d != sent %d + dropped %d + lost %d", t.Scheduled, t.Sent, t.Dropped, t.Lost)
+		}
 		return fmt.Errorf("scheduled %d != sent %d + dropped %d", t.Scheduled, t.Sent, t.Dropped)
+	}
+	var unsent int64
+	for _, l := range r.Lost {
+		unsent += l.Unsent
+	}
+	if unsent != t.Lost {
+		return fmt.Errorf("lost %d != the lost agents' unsent arrivals %d", t.Lost, unsent)
+	}
+	if t.Lost != 0 && !r.Partial {
+		return fmt.Errorf("lost %d arrivals in a run not marked partial", t.Lost)
 	}
 	if t.Sent != t.Completed+t.Failed+t.InflightAtStop {
 		return fmt.Errorf("sent %d != completed %d + failed %d + inflight_at_stop %d", t.Sent, t.Completed, t.Failed, t.InflightAtStop)

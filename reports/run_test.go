@@ -135,3 +135,51 @@ func TestSummary(t *testing.T) {
 		}
 	}
 }
+
+// A distributed run that lost an agent carries the lost arrivals in its
+// totals, in run.json and in the summary, and the invariant holds with them.
+func TestPartialRunCarriesLostArrivals(t *testing.T) {
+	res := sample()
+	res.Thresholds = nil // the verdict is the loss alone
+	res.Totals.Lost = 40
+	res.Totals.Scheduled += 40
+	res.Lost = []loadgen.Lost{{Agent: "10.0.0.2:7070", At: 1500 * time.Millisecond, Share: 0.5, Reason: "stream broken", Unsent: 40}}
+	run := NewRun(res, Meta{})
+	if err := run.CheckTotals(); err != nil {
+		t.Errorf("partial run with its lost arrivals: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "run.json")
+	if err := run.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Totals.Lost != 40 || !back.Partial || back.Lost[0].Unsent != 40 {
+		t.Errorf("run.json lost its lost arrivals: totals %+v, lost %+v", back.Totals, back.Lost)
+	}
+	var b strings.Builder
+	if err := WriteSummary(&b, back); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"+ lost 40", "agent 10.0.0.2:7070 lost at 1.5s (50.0% of the load, 40 planned arrivals not reported sent", "PARTIAL: 40 of"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+	if got := (HTMLInput{Run: back}).Verdict(); got != 111 {
+		t.Errorf("verdict of a partial run %d, want 111", got)
+	}
+	var html strings.Builder
+	if err := WriteHTML(&html, HTMLInput{Run: back}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(html.String(), "partial result: agent 10.0.0.2:7070 was lost at 1.5s") || !strings.Contains(html.String(), "lost with agents 40") {
+		t.Error("the HTML report must name the lost agent and count its lost arrivals")
+	}
+	back.Totals.Lost = 0
+	if err := back.CheckTotals(); err == nil {
+		t.Error("scheduled counting lost arrivals that totals.lost does not must be caught")
+	}
+}

@@ -41,9 +41,17 @@ func WriteSummary(w io.Writer, r *Run) error {
 	} else {
 		fmt.Fprintf(&b, "\n%s; service time (from the actual send) p99 %s\n", r.LatencyNote(), ms(r.ServiceMs.P99))
 	}
-	fmt.Fprintf(&b, "scheduled %d = sent %d + dropped %d\n", t.Scheduled, t.Sent, t.Dropped)
+	if r.Partial {
+		fmt.Fprintf(&b, "scheduled %d = sent %d + dropped %d + lost %d\n", t.Scheduled, t.Sent, t.Dropped, t.Lost)
+	} else {
+		fmt.Fprintf(&b, "scheduled %d = sent %d + dropped %d\n", t.Scheduled, t.Sent, t.Dropped)
+	}
 	for _, l := range r.Lost {
-		fmt.Fprintf(&b, "PARTIAL: agent %s lost at %.1fs (%.1f%% of the load): %s\n", l.Agent, l.AtS, 100*l.Share, l.Reason)
+		fmt.Fprintf(&b, "PARTIAL: agent %s lost at %.1fs (%.1f%% of the load, %d planned arrivals not reported sent", l.Agent, l.AtS, 100*l.Share, l.Unsent)
+		if l.Uncounted != "" {
+			fmt.Fprintf(&b, "; %s", l.Uncounted)
+		}
+		fmt.Fprintf(&b, "): %s\n", l.Reason)
 	}
 	fmt.Fprintf(&b, "sent %d = completed %d + failed %d + in flight at stop %d\n", t.Sent, t.Completed, t.Failed, t.InflightAtStop)
 	fmt.Fprintf(&b, "duration %.1fs, %.1f req/s, %s sent, %s received, peak VUs %d\n",
@@ -101,6 +109,9 @@ func WriteSummary(w io.Writer, r *Run) error {
 	fmt.Fprintf(&b, "status: %s", r.Status)
 	if r.AbortReason != "" {
 		fmt.Fprintf(&b, " (%s)", r.AbortReason)
+	}
+	if r.Partial {
+		fmt.Fprintf(&b, ", PARTIAL: %d of %d scheduled arrivals lost with %d agent(s)", r.Totals.Lost, r.Totals.Scheduled, len(r.Lost))
 	}
 	fmt.Fprintln(&b)
 	_, err := io.WriteString(w, b.String())

@@ -119,6 +119,10 @@ func (p *parser) dataSource(e kv, path string) *DataSource {
 	if !filepath.IsAbs(name) {
 		ds.File = filepath.Join(p.dir, name)
 	}
+	if p.outside(ds.File) {
+		p.errorf(f.v, join(path, "file"), "%s", outsideMsg(name))
+		return nil
+	}
 	if msg := ds.load(); msg != "" {
 		p.errorf(f.k, join(path, "file"), "%s", msg)
 		return nil

@@ -290,8 +290,13 @@ func (p *parser) k6Section(e kv) string {
 		p.errorf(se.v, "k6.script", "must name a script file")
 		return ""
 	}
+	written := s
 	if !filepath.IsAbs(s) {
 		s = filepath.Join(p.dir, s)
+	}
+	if p.outside(s) {
+		p.errorf(se.v, "k6.script", "%s", outsideMsg(written))
+		return ""
 	}
 	if st, err := os.Stat(s); err != nil {
 		p.errorf(se.v, "k6.script", "%s: no such file", s)

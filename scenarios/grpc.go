@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -259,8 +260,14 @@ func (p *parser) grpcRequest(r *Request, n *yaml.Node, pairs []kv, path string, 
 			bad()
 			break
 		}
+		written := s
 		if !filepath.IsAbs(s) {
 			s = filepath.Join(p.dir, s)
+		}
+		if p.outside(s) {
+			p.errorf(pe.v, join(path, "proto"), "%s", outsideMsg(written))
+			bad()
+			break
 		}
 		g.Proto = s
 		if !p.compileProto(g, pe.v, join(path, "proto")) {
@@ -349,8 +356,13 @@ func (p *parser) importPaths(n *yaml.Node, path string) []string {
 		if !ok {
 			continue
 		}
+		written := s
 		if !filepath.IsAbs(s) {
 			s = filepath.Join(p.dir, s)
+		}
+		if p.outside(s) {
+			p.errorf(e, index(path, i), "%s", outsideMsg(written))
+			continue
 		}
 		if st, err := os.Stat(s); err != nil || !st.IsDir() {
 			p.errorf(e, index(path, i), "%s is not a directory", s)
@@ -370,7 +382,11 @@ func (p *parser) compileProto(g *GRPCCall, n *yaml.Node, path string) bool {
 	}
 	res, ok := p.protos[key]
 	if !ok {
-		res = compileProtoFile(g.Proto, g.ImportPaths)
+		root := ""
+		if p.confined {
+			root = p.dir
+		}
+		res = compileProtoFile(g.Proto, g.ImportPaths, root)
 		p.protos[key] = res
 	}
 	for _, msg := range res.errs {
@@ -386,8 +402,10 @@ func (p *parser) compileProto(g *GRPCCall, n *yaml.Node, path string) bool {
 // compileProtoFile compiles the .proto file at path with protocompile. The
 // file is named relative to the first import path that holds it, else to
 // its own directory (which is then searched for its imports too); the
-// standard google/protobuf imports are built in.
-func compileProtoFile(path string, importPaths []string) protoResult {
+// standard google/protobuf imports are built in. With root set (a
+// confined parse), an import that resolves outside root is not found,
+// whether it exists or not.
+func compileProtoFile(path string, importPaths []string, root string) protoResult {
 	if _, err := os.Stat(path); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return protoResult{errs: []string{fmt.Sprintf("%s: no such file", path)}}
@@ -410,6 +428,9 @@ func compileProtoFile(path string, importPaths []string) protoResult {
 	c := protocompile.Compiler{
 		Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{ImportPaths: paths,
 			Accessor: func(path string) (io.ReadCloser, error) {
+				if root != "" && !insideDir(root, path) {
+					return nil, fs.ErrNotExist
+				}
 				f, err := os.Open(path)
 				if err == nil {
 					sources = append(sources, path)

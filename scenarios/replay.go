@@ -118,8 +118,13 @@ func (p *parser) replay(n *yaml.Node) *Replay {
 				p.errorf(e.v, path, "must name a file")
 				continue
 			}
+			written := s
 			if !filepath.IsAbs(s) {
 				s = filepath.Join(p.dir, s)
+			}
+			if p.outside(s) {
+				p.errorf(e.v, path, "%s", outsideMsg(written))
+				continue
 			}
 			if e.key == "file" {
 				r.File = s

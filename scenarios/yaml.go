@@ -33,6 +33,8 @@ type parser struct {
 	scenarioNames map[string]bool
 	// protos holds the .proto files compiled so far (gRPC requests).
 	protos protoCache
+	// confined refuses files outside dir before opening them (Confined).
+	confined bool
 }
 
 const (

@@ -163,13 +163,15 @@ type Verdict int
 // Verdicts.
 const (
 	Held        Verdict = iota // every stage held its SLO, nothing leaked
+	Partial                    // a distributed drill lost an agent: its figures miss part of the load
 	StageFailed                // a stage failed its SLO (the drill ran to its end)
 	Stopped                    // the guard or a signal stopped the drill
 	Leaked                     // the audit found a leak, or could not run
 )
 
 // Verdict is the drill's outcome: a leak (or an audit that could not run)
-// outweighs a stop, which outweighs a failed stage.
+// outweighs a stop, which outweighs a failed stage, which outweighs a lost
+// agent.
 func (r *Result) Verdict() Verdict {
 	switch {
 	case r.AuditError != "" || (r.Audit != nil && !r.Audit.OK()):
@@ -178,6 +180,8 @@ func (r *Result) Verdict() Verdict {
 		return Stopped
 	case r.Stages != nil && !r.Stages.AllPassed():
 		return StageFailed
+	case r.Run != nil && r.Run.Partial():
+		return Partial
 	}
 	return Held
 }

@@ -48,7 +48,9 @@ signed by --client-ca. The agent refuses any plan whose target or request hosts 
 --allow-target (hosts and CIDR ranges; loopback only when none is given), stops generating
 within 5 s when its coordinator goes away, and never logs secret header values. A k6 script's
 archive runs in the agent's k6 child with --blacklist-ip set to every range outside the allow
-list, and with load-shaping k6 flags only; scripts using k6/browser are refused.`,
+list, with load-shaping k6 flags only, without the agent's environment variables, reading files
+from the archive only; k6/browser fails to load, however the script names it. A scenario file
+may read only the files shipped beside it.`,
 		Example: `  loadcap certs --out certs/
   loadcap agent --listen 127.0.0.1:7070 --tls-cert certs/agent.pem --tls-key certs/agent-key.pem --client-ca certs/ca.pem`,
 		Args: args(cobra.NoArgs),

@@ -78,7 +78,7 @@ the recording (or scenario): agents get that directory's files.`,
 			if err := cli.CheckOutput(filepath.Join(c.outDir, "run.json")); err != nil {
 				return usageErr("--out-dir: %v", err)
 			}
-			_, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"))
+			res, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"))
 			if err != nil {
 				return err
 			}
@@ -89,6 +89,8 @@ the recording (or scenario): agents get that directory's files.`,
 				return cli.WithCode(code, errors.New("the drill was stopped"))
 			case cli.ExitThresholds:
 				return cli.WithCode(code, errors.New("a stage failed its SLO"))
+			case cli.ExitPartial:
+				return cli.WithCode(code, partialErr(res.Run.Lost))
 			}
 			return nil
 		},
@@ -115,6 +117,8 @@ func drillCode(v drill.Verdict) cli.Code {
 		return cli.ExitAborted
 	case drill.StageFailed:
 		return cli.ExitThresholds
+	case drill.Partial:
+		return cli.ExitPartial
 	}
 	return cli.ExitOK
 }

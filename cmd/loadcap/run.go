@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"time"
@@ -186,7 +187,11 @@ func forward(s *cli.Stopper, stop, kill func(cause, reason string)) {
 // here or on o's agents), writes the result and the summary, and maps the
 // outcome to an exit code: 99 when a threshold failed, 105 when
 // interrupted, k6's own code when k6 ended otherwise (107 a script
-// exception, ...).
+// exception, ...), 111 when a distributed run lost an agent. When several
+// hold, the first of these wins: 1 (a recording that stopped reading),
+// 99 (an abortOnFail threshold stopped a script), k6's code, 105, 99, 111:
+// a partial result fails the run only when nothing else already did, the
+// summary and run.json saying it is partial either way.
 func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) error {
 	graceful := runGraceful
 	if rc.Script != "" {
@@ -246,8 +251,24 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) er
 		return cli.WithCode(cli.ExitAborted, cli.ErrSilent)
 	case run.ThresholdFailed():
 		return cli.WithCode(cli.ExitThresholds, errors.New("thresholds failed"))
+	case run.Partial:
+		return cli.WithCode(cli.ExitPartial, partialErr(res.Lost))
 	}
 	return nil
+}
+
+// partialErr says which agents a distributed run lost, when, and the load
+// they did not send.
+func partialErr(lost []loadgen.Lost) error {
+	var b strings.Builder
+	b.WriteString("partial result: the run lost ")
+	for i, l := range lost {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "agent %s at %.1fs (%d planned arrivals not reported sent)", l.Agent, l.At.Seconds(), l.Unsent)
+	}
+	return errors.New(b.String())
 }
 
 func meta(f *scenarios.File) reports.Meta {

@@ -141,6 +141,9 @@ func ServeAgent(ctx context.Context, cfg AgentConfig) error {
 		}
 		metricsAddr = addr.String()
 	}
+	if !cfg.Insecure {
+		creds = handshakeLog{TransportCredentials: creds, log: log}
+	}
 	srv := grpc.NewServer(
 		grpc.Creds(creds),
 		grpc.MaxRecvMsgSize(MaxPlanSize+1<<20),
@@ -339,7 +342,9 @@ func (a *agent) prepare(ctx context.Context, req *clusterpb.PrepareRequest) (_ *
 	if err != nil {
 		return nil, nil, status.Errorf(codes.InvalidArgument, "prepare: %v", err)
 	}
-	var opts []scenarios.Option
+	// Confined: the plan's file references are checked before anything
+	// is opened, so it reads (and probes) nothing but what it shipped.
+	opts := []scenarios.Option{scenarios.Confined()}
 	if req.Target != "" {
 		opts = append(opts, scenarios.WithTarget(req.Target))
 	}

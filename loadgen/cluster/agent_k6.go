@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -75,14 +74,6 @@ func (a *agent) prepareK6(ctx context.Context, req *clusterpb.PrepareRequest, p 
 	if err := CheckK6Args(req.K6Args); err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "prepare: %v", err)
 	}
-	// k6's browser module drives a Chromium that does not connect
-	// through k6's dialer: --blacklist-ip would not hold it. An archive
-	// is a plain tar of the sources, so the module's name shows.
-	for _, m := range []string{"k6/browser", "k6/experimental/browser"} {
-		if bytes.Contains(req.K6Archive, []byte(m)) {
-			return nil, status.Errorf(codes.PermissionDenied, "prepare: agents refuse k6 scripts that use %s (its browser is not bound by the allow list)", m)
-		}
-	}
 	seg, err := loadgen.NewSegment(req.Segment, req.Sequence)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "prepare: %v", err)
@@ -101,6 +92,13 @@ func (a *agent) prepareK6(ctx context.Context, req *clusterpb.PrepareRequest, p 
 		k6.WithArgs(args...),
 		k6.WithDrillID(req.DrillId),
 		k6.WithSegment(seg.String(), seg.Sequence()),
+		k6.WithoutSystemEnv(), // the script sees the plan's --env, not the agent's environment
+		// k6's browser drives a Chromium that does not connect through
+		// k6's dialer: --blacklist-ip would not hold it. k6 resolves the
+		// browser modules' names to one that throws, however the script
+		// computes them.
+		k6.WithoutBrowser(),
+		k6.WithoutRemoteModules(),             // k6 would fetch them outside --blacklist-ip
 		k6.WithOutput(io.Discard, io.Discard), // k6's error travels in the Final
 		k6.WithFrames(func(line []byte) { run.frames <- append([]byte(nil), line...) }),
 	}

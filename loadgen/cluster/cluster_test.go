@@ -169,7 +169,7 @@ func TestAgentKilledMidRunGivesPartialResult(t *testing.T) {
 	}
 	f := scenario(t, steady(srv.URL(), 300, "4s"), map[string]string{"data/users.csv": usersCSV})
 	go func() {
-		waitArrivals(t, srv, 300) // about a second in
+		waitArrivals(t, srv, 450) // about 1.5 s in: the first second reported
 		_ = procs[1].Signal(syscall.SIGKILL)
 	}()
 	res, rep := runCluster(t, f, certs.coordinatorConfig(addrs...))
@@ -178,8 +178,8 @@ func TestAgentKilledMidRunGivesPartialResult(t *testing.T) {
 		t.Fatalf("want a partial result with one agent lost, got %+v", res.Lost)
 	}
 	l := res.Lost[0]
-	if l.Agent != addrs[1] || math.Abs(l.Share-1.0/3) > 1e-9 || l.At < 500*time.Millisecond || l.At > 3500*time.Millisecond {
-		t.Errorf("lost %+v, want agent %s with share 1/3 about a second in", l, addrs[1])
+	if l.Agent != addrs[1] || math.Abs(l.Share-1.0/3) > 1e-9 || l.At < time.Second || l.At > 3500*time.Millisecond {
+		t.Errorf("lost %+v, want agent %s with share 1/3 about 1.5 s in", l, addrs[1])
 	}
 	for i, a := range rep.Agents {
 		want := AgentDone
@@ -197,11 +197,15 @@ func TestAgentKilledMidRunGivesPartialResult(t *testing.T) {
 	if !named {
 		t.Errorf("problems %q must name the lost agent and its share", rep.Problems())
 	}
-	// Two agents ran to the end (800), the lost one about a second.
-	if s := res.Totals.Scheduled; s < 800 || s > 1100 {
-		t.Errorf("scheduled %d, want the survivors' 800 plus what the lost agent did", s)
-	}
+	// 300/s for 4 s plans 1200 arrivals, 400 per agent: the lost one's
+	// unsent ones are counted lost, and scheduled holds them all.
 	tt := res.Totals
+	if tt.Scheduled != 1200 || tt.Scheduled != tt.Sent+tt.Dropped+tt.Lost {
+		t.Errorf("totals %+v: want scheduled 1200 = sent + dropped + lost", tt)
+	}
+	if l.Unsent != tt.Lost || l.Unsent < 100 || l.Unsent > 300 || rep.Agents[1].Unsent != l.Unsent {
+		t.Errorf("lost agent: %d unsent (report %d, totals %d), want the 2 to 3 s of its 100/s it did not report", l.Unsent, rep.Agents[1].Unsent, tt.Lost)
+	}
 	if tt.Sent != tt.Completed+tt.Failed+tt.InflightAtStop || res.Latency.TotalCount() != tt.Completed+tt.Failed {
 		t.Errorf("inconsistent totals %+v", tt)
 	}

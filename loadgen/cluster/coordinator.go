@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,12 +108,15 @@ type AgentReport struct {
 	ClockRTT    time.Duration `json:"clock_rtt_ns"`    // round trip of the exchange that measured it
 	Status      string        `json:"status"`
 	Error       string        `json:"error,omitempty"`
-	LostAt      time.Duration `json:"lost_at_ns,omitempty"` // since the start
-	Scheduled   int64         `json:"scheduled"`
-	Sent        int64         `json:"sent"`
-	Dropped     int64         `json:"dropped"`
-	Late        int64         `json:"late"`
-	MaxLag      time.Duration `json:"max_lag_ns"`
+	LostAt      time.Duration `json:"lost_at_ns,omitempty"` // since the start, within the run
+	// Unsent counts the arrivals planned for a lost agent that it never
+	// reported sent or dropped (loadgen.Lost.Unsent).
+	Unsent    int64         `json:"unsent,omitempty"`
+	Scheduled int64         `json:"scheduled"`
+	Sent      int64         `json:"sent"`
+	Dropped   int64         `json:"dropped"`
+	Late      int64         `json:"late"`
+	MaxLag    time.Duration `json:"max_lag_ns"`
 }
 
 // Shortfall is the fraction of its scheduled arrivals the agent dropped.
@@ -134,7 +138,7 @@ func (r *Report) Problems() []string {
 	for _, a := range r.Agents {
 		switch {
 		case a.Status == AgentLost:
-			out = append(out, fmt.Sprintf("agent %s lost at %s (%.1f%% of the load): %s", a.Addr, a.LostAt.Round(time.Millisecond), a.Share*100, a.Error))
+			out = append(out, fmt.Sprintf("agent %s lost at %s (%.1f%% of the load, %d planned arrivals not reported sent): %s", a.Addr, a.LostAt.Round(time.Millisecond), a.Share*100, a.Unsent, a.Error))
 		case a.Status == AgentRefused:
 			out = append(out, fmt.Sprintf("agent %s refused: %s", a.Addr, a.Error))
 		}
@@ -167,6 +171,7 @@ type Coordinator struct {
 	mu        sync.Mutex
 	rep       *Report
 	clients   []clusterpb.AgentClient
+	watches   []*rejectionWatch // per agent: a certificate rejected on its connection
 	ended     []bool
 	connected int
 
@@ -191,7 +196,7 @@ func NewCoordinator(f *scenarios.File, plan *Plan, cfg CoordinatorConfig) (*Coor
 	if err != nil {
 		return nil, err
 	}
-	var opts []loadgen.Option
+	opts := []loadgen.Option{loadgen.WithPartSegments(c.segs)}
 	if cfg.Progress != nil {
 		opts = append(opts, loadgen.WithProgress(cfg.Progress, cfg.Live))
 	}
@@ -311,8 +316,8 @@ func (c *Coordinator) broadcastStop(mode clusterpb.StopRequest_Mode, cause, reas
 	defer c.mu.Unlock()
 	var wg sync.WaitGroup
 	for i, cl := range c.clients {
-		if cl == nil || c.ended[i] {
-			continue
+		if cl == nil || c.ended[i] || c.watches != nil && c.watches[i].Err() != nil {
+			continue // no connection to ask it on
 		}
 		wg.Add(1)
 		go func() {
@@ -341,7 +346,26 @@ func (c *Coordinator) Run(ctx context.Context) (*loadgen.Result, *Report, error)
 	if err := c.run(ctx); err != nil {
 		return nil, c.rep, err
 	}
-	return c.merger.Result(), c.rep, nil
+	res := c.merger.Result()
+	c.noteLost(res)
+	return res, c.rep, nil
+}
+
+// noteLost copies the merged result's view of each lost agent (its loss
+// time within the run, its unsent arrivals) into the report.
+func (c *Coordinator) noteLost(res *loadgen.Result) {
+	if res == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, l := range res.Lost {
+		for i := range c.rep.Agents {
+			if a := &c.rep.Agents[i]; a.Addr == l.Agent {
+				a.LostAt, a.Unsent = l.At, l.Unsent
+			}
+		}
+	}
 }
 
 // run prepares, starts and follows the agents until each ended.
@@ -349,9 +373,11 @@ func (c *Coordinator) run(ctx context.Context) error {
 	n := len(c.cfg.Agents)
 	conns := make([]*grpc.ClientConn, n)
 	clients := make([]clusterpb.AgentClient, n)
+	c.watches = make([]*rejectionWatch, n)
 	for i, addr := range c.cfg.Agents {
+		c.watches[i] = newRejectionWatch(c.creds)
 		conn, err := grpc.NewClient(addr,
-			grpc.WithTransportCredentials(c.creds),
+			grpc.WithTransportCredentials(c.watches[i]),
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 2 * time.Second, PermitWithoutStream: true}),
 		)
 		if err != nil {
@@ -480,9 +506,23 @@ func (c *Coordinator) prepare(ctx context.Context, i int, cl clusterpb.AgentClie
 	} else {
 		req.ScenarioName, req.Scenario, req.Files, req.Target, req.DrillId = c.plan.Name, c.plan.Source, c.plan.Files, c.plan.Target, c.f.DrillID
 	}
-	resp, err := cl.Prepare(ctx, req, grpc.WaitForReady(true))
+	// WaitForReady waits for an agent still starting; a certificate
+	// either side rejects ends the wait at once.
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := c.watches[i]
+	go func() {
+		select {
+		case <-w.Rejected():
+			cancel(w.Err())
+		case <-pctx.Done():
+		}
+	}()
+	resp, err := cl.Prepare(pctx, req, grpc.WaitForReady(true))
 	switch {
 	case err == nil:
+	case w.Err() != nil:
+		return rejectedErr(w.Err())
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
 		return fmt.Errorf("not ready within %v: %s", c.cfg.PrepareTimeout, status.Convert(err).Message())
 	case ctx.Err() != nil:
@@ -511,6 +551,16 @@ func (c *Coordinator) prepare(ctx context.Context, i int, cl clusterpb.AgentClie
 	c.mu.Unlock()
 	c.log.Info("agent ready", "agent", c.cfg.Agents[i], "segment", c.segs[i].String(), "clock_offset", off, "rtt", rtt)
 	return nil
+}
+
+// rejectedErr says that a TLS handshake with an agent failed over a
+// certificate, whose, and what to check.
+func rejectedErr(err error) error {
+	s := err.Error()
+	if strings.Contains(s, "remote error") {
+		return fmt.Errorf("certificate rejected by the agent (%s): is this coordinator's --tls-cert signed by the CA of the agent's --client-ca?", s)
+	}
+	return fmt.Errorf("certificate rejected: the agent's certificate (%s): is it signed by the CA given as --ca, and for the address used?", s)
 }
 
 // measureClock estimates the agent's clock offset (agent − coordinator)
@@ -580,6 +630,18 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 		}
 	}()
 	var sum AgentReport
+	// An agent streams an interval a second: one lost was lost within a
+	// second of the end of the last interval received (its own clock,
+	// since the start), not when that was noticed; a coordinator that was
+	// itself frozen (SIGSTOP) notices late.
+	lastEnd := time.Duration(0)
+	lostAt := func() time.Duration {
+		at := time.Since(start)
+		if c.k6m == nil {
+			at = min(at, lastEnd+time.Second)
+		}
+		return at
+	}
 	for {
 		msg, err := stream.Recv()
 		if err != nil {
@@ -603,7 +665,7 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 				return
 			}
 			c.record(i, sum)
-			c.lose(i, start, reason)
+			c.loseAt(i, lostAt(), reason)
 			return
 		}
 		last.Store(time.Now().UnixNano())
@@ -629,6 +691,7 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 				c.lose(i, start, err.Error())
 				return
 			}
+			lastEnd = max(lastEnd, s.End)
 			sum.Scheduled += s.Scheduled
 			sum.Dropped += s.Dropped
 			sum.Late += s.Late
@@ -695,9 +758,14 @@ func (c *Coordinator) record(i int, s AgentReport) {
 	a.Scheduled, a.Sent, a.Dropped, a.Late, a.MaxLag = s.Scheduled, s.Sent, s.Dropped, s.Late, s.MaxLag
 }
 
-// lose marks agent i lost: the run goes on without it, partial.
+// lose marks agent i lost now: the run goes on without it, partial.
 func (c *Coordinator) lose(i int, start time.Time, reason string) {
-	at := max(0, time.Since(start))
+	c.loseAt(i, time.Since(start), reason)
+}
+
+// loseAt marks agent i lost at, since the start.
+func (c *Coordinator) loseAt(i int, at time.Duration, reason string) {
+	at = max(0, at)
 	c.mu.Lock()
 	a := &c.rep.Agents[i]
 	a.Status, a.Error, a.LostAt = AgentLost, reason, at

@@ -63,5 +63,9 @@ func (c *Coordinator) RunK6(ctx context.Context) (*k6.Outcome, *Report, error) {
 	if err := c.run(ctx); err != nil {
 		return nil, c.rep, err
 	}
-	return c.k6m.Outcome(), c.rep, nil
+	o := c.k6m.Outcome()
+	if o != nil {
+		c.noteLost(o.Result)
+	}
+	return o, c.rep, nil
 }

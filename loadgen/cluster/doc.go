@@ -5,7 +5,10 @@
 //
 // The protocol is gRPC (clusterpb, from clusterpb/cluster.proto): Prepare
 // ships the scenario file and the files it reads, with the agent's segment;
-// the agent parses it in a private directory, checks every target host
+// the agent parses it in a private directory, confined to it
+// (scenarios.Confined: a file reference outside it is refused before
+// anything is opened, so a plan reads and probes none of the agent's
+// files), checks every target host
 // against its allow list and opens a connection to each. Clock measures the
 // agent's clock offset (the NTP exchange with the shortest round trip of
 // eight). Start begins the run at an agreed instant converted to each
@@ -25,7 +28,9 @@
 //     aimed outside its allow list (AllowList; loopback only by default) and
 //     never logs secret header values.
 //   - Faults: an agent lost mid-run leaves a partial result naming it, when
-//     and its share (loadgen.Result.Lost, Report); an agent short of CPU is
+//     (inside the run) and its share, and counting the arrivals planned for
+//     it that it never sent (loadgen.Result.Lost, Totals.Lost, Report);
+//     an agent short of CPU is
 //     named with its shortfall (Report.Problems); an agent that loses its
 //     coordinator (stream broken or keepalive unanswered) stops generating
 //     within CoordinatorTimeout; Stop reaches every agent at once.
@@ -58,8 +63,20 @@
 //     resolution and the script's hosts option, for HTTP, WebSocket and
 //     gRPC; the command-line list replaces a blacklistIPs of the script's.
 //     Name lookups themselves still go to the agent's resolver.
-//   - k6/browser: refused (the archive names it), as its Chromium does not
-//     connect through k6.
+//   - Environment: none of the agent's. The child runs with
+//     --include-system-env-vars=false (k6.WithoutSystemEnv): __ENV holds
+//     the plan's --env and the archive's variables only.
+//   - Files: none of the agent's. k6 runs an archive from the archive
+//     itself (its in-memory file system): open() and imports of paths it
+//     does not hold fail, alike whether the agent has such a file or not.
+//   - Remote modules: none fetched (k6.WithoutRemoteModules). An archive
+//     holds the remote imports seen when it was made; a require() of an
+//     https URL computed at run time fails rather than reach a host with
+//     Go's default client, which --blacklist-ip does not bind.
+//   - k6/browser and k6/experimental/browser: refused by k6's module
+//     resolution (k6.WithoutBrowser: the names resolve to a module that
+//     throws), however the script computes them, as the browser's
+//     Chromium does not connect through k6.
 //
 // Kubernetes places agents with K8sAgents' Indexed Job and headless
 // Service; K8sAgentAddrs lists their stable addresses.

@@ -111,12 +111,12 @@ func TestReportProblemsNameAgents(t *testing.T) {
 	r := Report{Agents: []AgentReport{
 		{Addr: "a:1", Share: 0.5, Status: AgentDone, Scheduled: 1000},
 		{Addr: "b:1", Share: 0.25, Status: AgentDone, Scheduled: 1000, Dropped: 40, Late: 7, MaxLag: 230 * time.Millisecond},
-		{Addr: "c:1", Share: 0.25, Status: AgentLost, LostAt: 12300 * time.Millisecond, Error: "stream broken"},
+		{Addr: "c:1", Share: 0.25, Status: AgentLost, LostAt: 12300 * time.Millisecond, Unsent: 420, Error: "stream broken"},
 	}}
 	got := strings.Join(r.Problems(), "\n")
 	for _, want := range []string{
 		"agent b:1 could not keep its rate: dropped 40 of 1000 arrivals (4.00%), 7 sent late, max lag 230ms",
-		"agent c:1 lost at 12.3s (25.0% of the load): stream broken",
+		"agent c:1 lost at 12.3s (25.0% of the load, 420 planned arrivals not reported sent): stream broken",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("problems:\n%s\nwant a line %q", got, want)

@@ -305,6 +305,87 @@ func TestPlanStaysInsideTheScenarioDirectory(t *testing.T) {
 	}
 }
 
+// A coordinator cannot make an agent open, read or probe a file outside
+// the plan's own directory, by any kind of file reference: the agent
+// refuses before opening anything, with the same error whether the file
+// exists or not, and nothing of its content.
+func TestAgentOpensNoFileOutsideThePlan(t *testing.T) {
+	out := t.TempDir() // the agent's host files
+	for name, body := range map[string]string{
+		"secret.csv":   "topsecret_column\nhunter2\n",
+		"secret.proto": "syntax = \"proto3\";\npackage topsecretpkg;\nmessage TopSecret {}\n",
+	} {
+		if err := os.WriteFile(filepath.Join(out, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(out, "protos"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// From the agent's plan directory (os.TempDir()/loadcap-agent-*/protos)
+	// to out, for a proto import.
+	rel, err := filepath.Rel(os.TempDir(), out)
+	if err != nil || !filepath.IsLocal(rel) {
+		t.Skipf("the test's directory %s is not under %s", out, os.TempDir())
+	}
+	up := "../../" + filepath.ToSlash(rel)
+	addr := localAgent(t, AgentConfig{Insecure: true})
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	cl := clusterpb.NewAgentClient(conn)
+	grpcReq := func(call string, files map[string][]byte) *clusterpb.PrepareRequest {
+		y := "target: http://127.0.0.1:9\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n" +
+			"  - {name: g, protocol: grpc, target: '127.0.0.1:9', method: p.S/M, " + call + "}\n"
+		return &clusterpb.PrepareRequest{RunId: "r", ScenarioName: "s.yaml", Scenario: []byte(y), Files: files, Segment: "0:1", Sequence: "0,1"}
+	}
+	shipped := func(imp string) map[string][]byte {
+		return map[string][]byte{"protos/a.proto": []byte("syntax = \"proto3\";\npackage p;\nimport \"" + imp + "\";\nmessage Msg {}\nservice S { rpc M(Msg) returns (Msg); }\n")}
+	}
+	tests := []struct {
+		name            string
+		exists, missing *clusterpb.PrepareRequest
+		// the path as each request writes it, replaced before comparing
+		existsPath, missingPath string
+	}{
+		{name: "data file",
+			exists:     prepareRequest(t, "target: http://127.0.0.1:9\ndata:\n  u: "+filepath.Join(out, "secret.csv")+"\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: '/{{u.topsecret_column}}'}\n"),
+			missing:    prepareRequest(t, "target: http://127.0.0.1:9\ndata:\n  u: "+filepath.Join(out, "missing.csv")+"\nscenarios:\n  s: {executor: constant-vus, vus: 1, duration: 1s}\nrequests:\n  - {name: a, path: '/{{u.topsecret_column}}'}\n"),
+			existsPath: filepath.Join(out, "secret.csv"), missingPath: filepath.Join(out, "missing.csv")},
+		{name: "proto",
+			exists: grpcReq("proto: "+filepath.Join(out, "secret.proto"), nil), missing: grpcReq("proto: "+filepath.Join(out, "missing.proto"), nil),
+			existsPath: filepath.Join(out, "secret.proto"), missingPath: filepath.Join(out, "missing.proto")},
+		{name: "import path",
+			exists:     grpcReq("proto: protos/a.proto, import_paths: ["+out+"]", shipped("secret.proto")),
+			missing:    grpcReq("proto: protos/a.proto, import_paths: ["+filepath.Join(out, "nodir")+"]", shipped("secret.proto")),
+			existsPath: out, missingPath: filepath.Join(out, "nodir")},
+		{name: "proto import",
+			exists: grpcReq("proto: protos/a.proto", shipped(up+"/secret.proto")), missing: grpcReq("proto: protos/a.proto", shipped(up+"/missing.proto")),
+			existsPath: up + "/secret.proto", missingPath: up + "/missing.proto"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, errExists := cl.Prepare(context.Background(), tt.exists)
+			_, errMissing := cl.Prepare(context.Background(), tt.missing)
+			if status.Code(errExists) != codes.InvalidArgument || status.Code(errMissing) != codes.InvalidArgument {
+				t.Fatalf("Prepare = %v / %v, want both refused as InvalidArgument", errExists, errMissing)
+			}
+			a := strings.ReplaceAll(status.Convert(errExists).Message(), tt.existsPath, "PATH")
+			b := strings.ReplaceAll(status.Convert(errMissing).Message(), tt.missingPath, "PATH")
+			if a != b {
+				t.Errorf("the errors tell an existing file from a missing one:\n exists:  %s\n missing: %s", a, b)
+			}
+			for _, secret := range []string{"topsecret", "TopSecret", "hunter2"} {
+				if strings.Contains(a, secret) {
+					t.Errorf("the error quotes the outside file: %s", a)
+				}
+			}
+		})
+	}
+}
+
 func TestWriteCertsRefusesToOverwrite(t *testing.T) {
 	dir := t.TempDir()
 	if err := WriteCerts(dir, "agent.example", "10.1.2.3"); err != nil {
@@ -338,4 +419,72 @@ func mustRead(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// With two certificate sets, a certificate either side rejects is said at
+// once on both sides, as "certificate rejected" with the reason: not as a
+// "broken pipe" at the end of the prepare timeout, and not silently.
+func TestCertificateRejectedAtOnce(t *testing.T) {
+	srv := targettest.Start(t, target.Config{})
+	certs, other := newCerts(t), newCerts(t)
+	f := scenario(t, steady(srv.URL(), 10, "1s"), map[string]string{"data/users.csv": usersCSV})
+	tests := []struct {
+		name                 string
+		coordinator          CoordinatorConfig
+		coordWant, agentWant []string
+	}{
+		{name: "the agent rejects the coordinator's",
+			coordinator: CoordinatorConfig{CertFile: other.path(CoordinatorCertFile), KeyFile: other.path(CoordinatorKeyFile), CAFile: certs.path(CAFile)},
+			coordWant:   []string{"certificate rejected by the agent", "unknown certificate authority"},
+			agentWant:   []string{"certificate rejected", "by=agent", "unknown authority"}},
+		{name: "the coordinator rejects the agent's",
+			coordinator: CoordinatorConfig{CertFile: certs.path(CoordinatorCertFile), KeyFile: certs.path(CoordinatorKeyFile), CAFile: other.path(CAFile)},
+			coordWant:   []string{"certificate rejected: the agent's certificate", "unknown authority"},
+			agentWant:   []string{"certificate rejected", "by=coordinator", "bad certificate"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var log testkit.SyncBuffer
+			cfg := certs.agentConfig()
+			cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+			addr := localAgent(t, cfg)
+			cc := tt.coordinator
+			cc.Agents = []string{addr} // the default 30 s prepare timeout
+			began := time.Now()
+			_, _, err := Run(context.Background(), f, NewPlanOrFatal(t, f), cc)
+			took := time.Since(began)
+			if err == nil || took > 3*time.Second {
+				t.Fatalf("coordinator: %v after %v, want a refusal within a second or two", err, took)
+			}
+			for _, w := range tt.coordWant {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("coordinator's error lacks %q: %v", w, err)
+				}
+			}
+			logged := func() bool {
+				for _, w := range tt.agentWant {
+					if !strings.Contains(log.String(), w) {
+						return false
+					}
+				}
+				return true
+			}
+			for deadline := began.Add(2 * time.Second); !logged() && time.Now().Before(deadline); {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if !logged() {
+				t.Errorf("agent's log lacks one of %q within 2 s:\n%s", tt.agentWant, log.String())
+			}
+		})
+	}
+}
+
+// NewPlanOrFatal is NewPlan for a test.
+func NewPlanOrFatal(t *testing.T, f *scenarios.File) *Plan {
+	t.Helper()
+	p, err := NewPlan(f, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

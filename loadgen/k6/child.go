@@ -90,7 +90,10 @@ func Register() {
 // pipe to the parent at file descriptor $LOADCAP_K6_FD.
 //
 // Whatever args say, the usage report, the REST API and automatic
-// extension resolution stay off.
+// extension resolution stay off. With $LOADCAP_K6_NO_BROWSER=1
+// (WithoutBrowser), k6's browser modules fail to load; with
+// $LOADCAP_K6_NO_REMOTE_MODULES=1 (WithoutRemoteModules), k6 fetches no
+// module over the network.
 //
 // With archiveMode as its first argument it runs "k6 archive" with the
 // rest instead (Archive), under the same forced environment.
@@ -100,6 +103,12 @@ func Child(args []string, execute func()) error {
 	}
 	archive := len(args) > 0 && args[0] == archiveMode
 	Register()
+	if os.Getenv(EnvNoBrowser) == "1" {
+		refuseBrowser()
+	}
+	if os.Getenv(EnvNoRemoteModules) == "1" {
+		refuseRemoteModules()
+	}
 	// Until k6 traps SIGINT (once the test is loaded), a stop from the
 	// parent ends the child the default way: nothing has run yet. A
 	// handler the caller installed would swallow it.

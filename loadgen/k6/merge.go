@@ -130,6 +130,7 @@ func (m *Merge) Lose(part int, l loadgen.Lost) {
 	if p.ended != nil || p.lost != nil {
 		return
 	}
+	l.Uncounted = "k6 schedules a script's iterations itself"
 	p.lost = &l
 	if m.c.m != nil {
 		m.c.m.Lose(part, l)

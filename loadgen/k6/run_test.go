@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log"
 	"math"
 	"net"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -481,4 +483,128 @@ scenarios:
 		t.Error("the script's own scenario ran too")
 	}
 	checkK6Thresholds(t, res, s) // the script's thresholds still hold
+}
+
+// WithoutSystemEnv (as agents run a coordinator's script): the script sees
+// the variables its arguments declare, not the environment of the process.
+func TestWithoutSystemEnvHidesTheEnvironment(t *testing.T) {
+	tg := newTarget(t)
+	secret := WithEnv("LOADCAP_TEST_SECRET=agent-secret")
+	out, _, stderr := run(t, tg, "env.js", secret)
+	if out.ExitCode != 107 || !strings.Contains(out.Err, "agent-secret") {
+		t.Fatalf("k6's default: exit %d (%s), want 107 with the secret read\n%s", out.ExitCode, out.Err, stderr)
+	}
+	out, _, stderr = run(t, tg, "env.js", secret, WithoutSystemEnv())
+	if out.ExitCode != 0 {
+		t.Fatalf("without the system environment: exit %d (%s)\n%s", out.ExitCode, out.Err, stderr)
+	}
+	// An archive, as agents get it, made and run where the secret is set.
+	tar := filepath.Join(t.TempDir(), "env.tar")
+	if err := Archive(context.Background(), filepath.Join("testdata", "env.js"), tar, asChild(), secret,
+		WithArgs("-e", "BASE="+tg.URL), WithOutput(io.Discard, io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(tar, asChild(), secret, WithoutSystemEnv(), WithOutput(io.Discard, io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out, err = r.Run(context.Background()); err != nil || out.ExitCode != 0 {
+		t.Fatalf("archive without the system environment: exit %d (%s), %v", out.ExitCode, out.Err, err)
+	}
+}
+
+// An archive (what agents run) reads files from itself only: open() and
+// require() of a path on the host running it fail the same way whether the
+// file exists or not, quoting nothing of it.
+func TestArchiveReadsNoHostFile(t *testing.T) {
+	needChild(t)
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret.js")
+	if err := os.WriteFile(secret, []byte("export const topsecret = 'hunter2';\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tar := filepath.Join(dir, "open.tar")
+	if err := Archive(context.Background(), filepath.Join("testdata", "open.js"), tar, asChild(), WithOutput(io.Discard, io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{"OPEN", "REQUIRE"} {
+		var msgs []string
+		for _, p := range []string{secret, filepath.Join(dir, "missing.js")} {
+			r, err := New(tar, asChild(), WithoutSystemEnv(), WithArgs("-e", kind+"="+p), WithOutput(io.Discard, io.Discard))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := r.Run(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if out.ExitCode == 0 || strings.Contains(out.Err, "hunter2") {
+				t.Fatalf("%s %s from an archive: exit %d (%s), want a failure quoting nothing", kind, p, out.ExitCode, out.Err)
+			}
+			msgs = append(msgs, strings.ReplaceAll(out.Err, p, "PATH"))
+		}
+		if msgs[0] != msgs[1] {
+			t.Errorf("%s: an existing host file and a missing one fail differently:\n%s\n%s", kind, msgs[0], msgs[1])
+		}
+	}
+}
+
+// WithoutBrowser (as agents run a coordinator's script): k6's browser
+// modules fail to load whatever the script calls them, here a name
+// computed at run time that no text search of the archive sees.
+func TestWithoutBrowserRefusesComputedModuleName(t *testing.T) {
+	tg := newTarget(t)
+	out, _, stderr := run(t, tg, "browser.js")
+	if out.ExitCode != 0 {
+		t.Fatalf("k6's default loads k6/browser: exit %d (%s)\n%s", out.ExitCode, out.Err, stderr)
+	}
+	for _, suffix := range []string{"browser", "experimental/browser"} {
+		out, _, stderr = run(t, tg, "browser.js", WithoutBrowser(), WithArgs("-e", "SUFFIX="+suffix))
+		if out.ExitCode == 0 || !strings.Contains(out.Err, "k6/"+suffix+" is refused here") {
+			t.Errorf("k6/%s without browser modules: exit %d (%s), want it refused\n%s", suffix, out.ExitCode, out.Err, stderr)
+		}
+	}
+}
+
+// WithoutRemoteModules (as agents run a coordinator's archive): a
+// require() of an https URL computed at run time reaches no host (k6's
+// loader would fetch it with Go's default client, outside --blacklist-ip).
+func TestWithoutRemoteModulesFetchesNothing(t *testing.T) {
+	needChild(t)
+	var conns atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "export default 1;")
+	}))
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0) // the default run's failed handshake
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	tar := filepath.Join(t.TempDir(), "open.tar")
+	if err := Archive(context.Background(), filepath.Join("testdata", "open.js"), tar, asChild(), WithOutput(io.Discard, io.Discard)); err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(opts ...Option) *Outcome {
+		t.Helper()
+		r, err := New(tar, append([]Option{asChild(), WithArgs("-e", "REQUIRE="+srv.URL+"/m.js"), WithOutput(io.Discard, io.Discard)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := r.Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if out := fetch(); conns.Load() == 0 {
+		t.Fatalf("k6's default: no connection to the module's host (exit %d, %s); the test cannot tell", out.ExitCode, out.Err)
+	}
+	conns.Store(0)
+	out := fetch(WithoutRemoteModules())
+	if n := conns.Load(); n != 0 || out.ExitCode == 0 || !strings.Contains(out.Err, "remote modules are refused") {
+		t.Errorf("without remote modules: %d connections, exit %d (%s); want none and the refusal", n, out.ExitCode, out.Err)
+	}
 }

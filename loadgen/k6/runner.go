@@ -82,6 +82,9 @@ type options struct {
 	killAfter  time.Duration
 	scenarios  json.RawMessage
 	frames     func(line []byte)
+	noSysEnv   bool
+	noBrowser  bool
+	noRemote   bool
 }
 
 // Option tunes a Runner.
@@ -135,6 +138,27 @@ func WithOutput(stdout, stderr io.Writer) Option {
 // arguments appended. The default is FindChild's: this executable's
 // ChildCommand.
 func WithCommand(argv ...string) Option { return func(o *options) { o.command = argv } }
+
+// WithoutSystemEnv hides the environment of this process from the script:
+// __ENV holds only what the k6 arguments (--env) and an archive declare,
+// and LOADCAP_DRILL_ID (k6's --include-system-env-vars=false, placed after
+// the caller's arguments so that it wins). An agent runs a coordinator's
+// script this way.
+func WithoutSystemEnv() Option { return func(o *options) { o.noSysEnv = true } }
+
+// WithoutBrowser makes k6's browser modules (k6/browser,
+// k6/experimental/browser) fail to load in the child, however the script
+// names them: k6 resolves the name to a module that throws. An agent runs
+// a coordinator's script this way, as the browser's own connections are
+// not bound by --blacklist-ip.
+func WithoutBrowser() Option { return func(o *options) { o.noBrowser = true } }
+
+// WithoutRemoteModules makes the child fetch no module over the network:
+// a script's imports come from its archive (k6 archive fetches remote
+// imports it sees when it is made); a require() of an https URL computed
+// at run time fails instead of reaching a host with Go's default client,
+// which --blacklist-ip does not bind.
+func WithoutRemoteModules() Option { return func(o *options) { o.noRemote = true } }
 
 // WithEnv adds "KEY=value" entries to the child's environment.
 func WithEnv(kv ...string) Option { return func(o *options) { o.env = append(o.env, kv...) } }
@@ -217,6 +241,9 @@ func New(script string, opts ...Option) (*Runner, error) {
 	// loadcap shows its own progress: k6's bars would only repeat it.
 	r.argv = append(append([]string{}, o.command...), "--quiet")
 	r.argv = append(r.argv, o.args...)
+	if o.noSysEnv {
+		r.argv = append(r.argv, "--include-system-env-vars=false")
+	}
 	r.argv = append(r.argv, "--env", EnvDrillID+"="+o.drillID)
 	if o.segment != "" {
 		r.argv = append(r.argv, "--execution-segment", o.segment)
@@ -225,11 +252,17 @@ func New(script string, opts ...Option) (*Runner, error) {
 		r.argv = append(r.argv, "--execution-segment-sequence", o.sequence)
 	}
 	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); k != EnvDrillID && k != EnvFD {
+		if k, _, _ := strings.Cut(kv, "="); k != EnvDrillID && k != EnvFD && k != EnvNoBrowser && k != EnvNoRemoteModules {
 			r.env = append(r.env, kv)
 		}
 	}
 	r.env = append(r.env, o.env...)
+	if o.noBrowser {
+		r.env = append(r.env, EnvNoBrowser+"=1")
+	}
+	if o.noRemote {
+		r.env = append(r.env, EnvNoRemoteModules+"=1")
+	}
 	for k, v := range childEnv {
 		r.env = append(r.env, k+"="+v)
 	}
