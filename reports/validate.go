@@ -54,15 +54,9 @@ func ParseRun(name string, data []byte) (*Run, error) {
 			}
 		}
 	}
-	// lost: the arrivals a distributed run's lost agents never scheduled
-	// or sent; optional, part of the totals' balance when present.
-	var lost int64
-	if raw, ok := totals["lost"]; ok && string(raw) != "null" {
-		if err := json.Unmarshal(raw, &lost); err != nil {
-			v.add("totals.lost", "%s is not a count", raw)
-		}
-	}
-	r.check(v, lost)
+	// totals.lost (the arrivals a distributed run's lost agents never
+	// reported sent) is optional and part of the totals' balance.
+	r.check(v, r.Totals.Lost)
 	if err := v.err(); err != nil {
 		return nil, err
 	}
