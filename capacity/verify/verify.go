@@ -32,6 +32,10 @@ type Config struct {
 	Redundancy   bool
 	ReadyTimeout time.Duration // default 2 min
 	Progress     io.Writer
+	// Drive, when set, generates each check's load instead of Load: a
+	// drill's stage, for instance. It returns the check's step with the
+	// services' figures.
+	Drive func(ctx context.Context, check string, entryQPS float64) (*capacity.Step, error)
 }
 
 // ServiceCheck is one service in one check: the plan's prediction beside
@@ -132,6 +136,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			checks = append(checks, check{"redundancy", "the peak with one replica of each service taken away", p.EntryQPS, fewer})
 		}
 	}
+	var err error
 	for _, c := range checks {
 		if err := scaleTo(ctx, cfg, c.replicas); err != nil {
 			return res, err
@@ -139,11 +144,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, "%s: %.1f req/s at the entry\n", c.name, c.entry)
 		}
-		st, err := capacity.Probe(ctx, cfg.Load, c.name, c.entry)
+		var st *capacity.Step
+		if cfg.Drive != nil {
+			st, err = cfg.Drive(ctx, c.name, c.entry)
+		} else {
+			st, err = capacity.Probe(ctx, cfg.Load, c.name, c.entry)
+		}
 		if err != nil {
 			return res, fmt.Errorf("%s: %w", c.name, err)
 		}
-		ck := judge(p, c.name, c.about, c.entry, st, c.replicas)
+		ck := Judge(p, c.name, c.about, c.entry, st, c.replicas)
 		res.Checks = append(res.Checks, ck)
 		if !ck.Held {
 			res.Held = false
@@ -180,8 +190,9 @@ func scaleTo(ctx context.Context, cfg Config, replicas map[string]int) error {
 	return WaitReady(ctx, cfg.Scaler, replicas, cfg.ReadyTimeout, cfg.Progress)
 }
 
-// judge compares one check's step with the plan.
-func judge(p *capacity.PlanResult, name, about string, entry float64, st *capacity.Step, replicas map[string]int) *Check {
+// Judge compares one check's step (the load at entry on replicas) with
+// the plan's prediction.
+func Judge(p *capacity.PlanResult, name, about string, entry float64, st *capacity.Step, replicas map[string]int) *Check {
 	ck := &Check{Name: name, About: about, EntryQPS: entry, Step: st, Held: st.Passed}
 	if !st.Passed {
 		ck.Reason = st.Reason
