@@ -170,6 +170,9 @@ func newPlanCmd(st *state) *cobra.Command {
 			if err := checkOutputs(cmd, "out"); err != nil {
 				return err
 			}
+			if err := checkDirs(cmd, "hpa", "keda"); err != nil {
+				return err
+			}
 			p, err := scenarios.LoadPlan(a[0])
 			if err != nil {
 				if errors.Is(err, fs.ErrNotExist) {

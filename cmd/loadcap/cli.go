@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -57,6 +58,30 @@ func checkOutputs(cmd *cobra.Command, flags ...string) error {
 		}
 	}
 	return nil
+}
+
+// checkDirs checks, before any work starts, that the directories the
+// named flags ask for can take files: each is created (with its parents)
+// and checked as checkOutputs checks a file.
+func checkDirs(cmd *cobra.Command, flags ...string) error {
+	for _, name := range flags {
+		f := cmd.Flags().Lookup(name)
+		if f == nil || f.Value.String() == "" {
+			continue
+		}
+		if err := checkDir(f.Value.String()); err != nil {
+			return usageErr("--%s: %v", name, err)
+		}
+	}
+	return nil
+}
+
+// checkDir creates dir if need be and checks that it takes a new file.
+func checkDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot write into %s: %w", dir, err)
+	}
+	return cli.CheckOutput(filepath.Join(dir, "loadcap.check"))
 }
 
 // writeJSON writes v indented to path, atomically.

@@ -72,11 +72,8 @@ the recording (or scenario): agents get that directory's files.`,
 			if c.dryRun {
 				return dryRunDrill(cmd.Context(), st, cfg)
 			}
-			if err := os.MkdirAll(c.outDir, 0o755); err != nil {
-				return usageErr("--out-dir: %v", err)
-			}
-			if err := cli.CheckOutput(filepath.Join(c.outDir, "run.json")); err != nil {
-				return usageErr("--out-dir: %v", err)
+			if err := checkDirs(cmd, "out-dir"); err != nil {
+				return err
 			}
 			_, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"))
 			if err != nil {
