@@ -1,0 +1,248 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/loadcap/loadcap/loadgen/target"
+	"github.com/loadcap/loadcap/test/testkit"
+)
+
+// envAsMain makes the test binary run main (TestMain): the loadcap
+// executable, with its real signal handling.
+const envAsMain = "LOADCAP_TEST_AS_MAIN"
+
+// process is loadcap running as a process of its own.
+type process struct {
+	cmd            *exec.Cmd
+	stdout, stderr testkit.SyncBuffer
+	done           chan struct{}
+	code           int // valid once done is closed; -1 when a signal killed it
+}
+
+// startLoadcap starts the loadcap executable (this test binary as main)
+// with args; it is killed when the test ends.
+func startLoadcap(t *testing.T, args ...string) *process {
+	t.Helper()
+	p := &process{cmd: exec.Command(os.Args[0], args...), done: make(chan struct{})}
+	p.cmd.Env = append(os.Environ(), envAsMain+"=1")
+	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		err := p.cmd.Wait()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee):
+			p.code = ee.ExitCode()
+		default:
+			p.code = -2
+		}
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	})
+	return p
+}
+
+// signal sends sig to the process, unless it has exited.
+func (p *process) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
+// exit waits up to d for the process's exit code.
+func (p *process) exit(t *testing.T, d time.Duration) int {
+	t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(d):
+		t.Fatalf("still running after %v\nstderr:\n%s", d, p.stderr.String())
+		return 0
+	}
+}
+
+// waitFor waits up to d until the process's stderr holds s.
+func (p *process) waitFor(t *testing.T, s string, d time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !strings.Contains(p.stderr.String(), s); time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-p.done:
+			t.Fatalf("exited %d before saying %q\nstderr:\n%s", p.code, s, p.stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("did not say %q within %v\nstderr:\n%s", s, d, p.stderr.String())
+		}
+	}
+}
+
+// endlessRecording is a FIFO fed nginx log lines, one every millisecond,
+// until the test ends: a recording that a command reads for ever (a
+// `tail -f`, a slow network file system).
+func endlessRecording(t *testing.T, dir string) string {
+	t.Helper()
+	path := filepath.Join(dir, "access.log")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skipf("no FIFO here: %v", err)
+	}
+	stop := make(chan struct{})
+	fed := make(chan struct{})
+	go func() {
+		defer close(fed)
+		f, err := os.OpenFile(path, os.O_WRONLY, 0) // blocks until the command opens it
+		if err != nil {
+			return
+		}
+		defer f.Close()
+		w := bufio.NewWriter(f)
+		for i := 0; ; i++ {
+			fmt.Fprintf(w, "127.0.0.1 - - [07/Dec/2026:05:00:%02d +0000] \"GET /item/%d HTTP/1.1\" 200 12 \"-\" \"curl\"\n", i%60, i)
+			if w.Flush() != nil {
+				return
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		// Unblock a writer still waiting for a reader.
+		if f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			defer f.Close()
+		}
+		<-fed
+	})
+	return path
+}
+
+// noTemporaryFiles fails when dir holds an atomic write's leftovers.
+func noTemporaryFiles(t *testing.T, dir string) {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), ".tmp") || strings.HasPrefix(e.Name(), ".loadcap-check-") {
+			t.Errorf("left behind in %s: %s", dir, e.Name())
+		}
+	}
+}
+
+// TestProcessCapacityFindSignals: the first SIGINT or SIGTERM ends the
+// step in progress and writes what the steps done found, marked partial
+// (exit 105); the second stops at once (exit 105).
+func TestProcessCapacityFindSignals(t *testing.T) {
+	url := testTarget(t, target.Config{Workers: 2, ServiceTime: 2 * time.Millisecond})
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run("first "+sig.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "find.json")
+			p := startLoadcap(t, findArgs(url, out)...)
+			p.waitFor(t, "step  1 ramp", 20*time.Second) // into the second step
+			start := time.Now()
+			p.signal(t, sig)
+			if code := p.exit(t, 15*time.Second); code != 105 {
+				t.Fatalf("exit %d, want 105\nstderr:\n%s", code, p.stderr.String())
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				t.Errorf("took %v to stop: the step in progress went on", d)
+			}
+			if e := p.stderr.String(); !strings.Contains(e, "stopping gracefully") || !strings.Contains(e, "a partial result of") {
+				t.Errorf("stderr:\n%s", e)
+			}
+			b, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatalf("no partial result: %v", err)
+			}
+			if !bytes.Contains(b, []byte(`"partial": true`)) || !bytes.Contains(b, []byte("partial: the search was interrupted by "+sig.String())) {
+				t.Errorf("find.json does not say it is partial:\n%.600s", b)
+			}
+			if steps, _ := readFind(t, out); steps < 1 {
+				t.Errorf("find.json holds %d steps, want the steps done", steps)
+			}
+			if !strings.Contains(p.stdout.String(), "PARTIAL: the search was interrupted") {
+				t.Errorf("the summary does not say it is partial:\n%s", p.stdout.String())
+			}
+			noTemporaryFiles(t, dir)
+		})
+	}
+	t.Run("second signal: at once", func(t *testing.T) {
+		dir := t.TempDir()
+		out := filepath.Join(dir, "find.json")
+		p := startLoadcap(t, findArgs(url, out)...)
+		p.waitFor(t, "step  1 ramp", 20*time.Second)
+		p.signal(t, syscall.SIGTERM)
+		p.waitFor(t, "stopping gracefully", 5*time.Second)
+		p.signal(t, syscall.SIGTERM)
+		if code := p.exit(t, 5*time.Second); code != 105 {
+			t.Fatalf("exit %d, want 105\nstderr:\n%s", code, p.stderr.String())
+		}
+	})
+}
+
+// TestProcessShadowImportSignal: a signal stops the reading of a
+// recording that never ends; the previous output is left byte for byte.
+func TestProcessShadowImportSignal(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "traffic.jsonl")
+	before := []byte("{\"previous\":\"import\"}\n")
+	if err := os.WriteFile(out, before, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, signals := range [][]syscall.Signal{{syscall.SIGINT}, {syscall.SIGTERM, syscall.SIGTERM}} {
+		t.Run(fmt.Sprint(signals), func(t *testing.T) {
+			p := startLoadcap(t, "shadow", "import", endlessRecording(t, t.TempDir()), "--format", "nginx", "--out", out)
+			time.Sleep(300 * time.Millisecond) // reading: it cannot end by itself
+			// Twice: as fast as a user presses Ctrl-C twice.
+			for _, sig := range signals {
+				p.signal(t, sig)
+			}
+			if code := p.exit(t, 5*time.Second); code != 105 {
+				t.Fatalf("exit %d, want 105\nstderr:\n%s", code, p.stderr.String())
+			}
+			if !strings.Contains(p.stderr.String(), out+" is left as it was") {
+				t.Errorf("stderr does not say the output was kept:\n%s", p.stderr.String())
+			}
+			if after, _ := os.ReadFile(out); !bytes.Equal(after, before) {
+				t.Errorf("--out changed: %.80q", after)
+			}
+			noTemporaryFiles(t, dir)
+		})
+	}
+}
+
+// TestProcessShortCommandsStopAtOnce: a command with no partial result to
+// keep still stops on the first signal (it used to ignore it), at once.
+func TestProcessShortCommandsStopAtOnce(t *testing.T) {
+	p := startLoadcap(t, "shadow", "inspect", endlessRecording(t, t.TempDir()), "--format", "nginx")
+	time.Sleep(300 * time.Millisecond)
+	p.signal(t, syscall.SIGINT)
+	if code := p.exit(t, 5*time.Second); code != 105 {
+		t.Fatalf("exit %d, want 105\nstderr:\n%s", code, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "interrupted by interrupt: stopped at once") {
+		t.Errorf("stderr:\n%s", p.stderr.String())
+	}
+}
