@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -245,4 +246,74 @@ func TestProcessShortCommandsStopAtOnce(t *testing.T) {
 	if !strings.Contains(p.stderr.String(), "interrupted by interrupt: stopped at once") {
 		t.Errorf("stderr:\n%s", p.stderr.String())
 	}
+}
+
+// TestProcessRunSignals: run writes what it measured, marked aborted, on
+// the first signal, and also when a second one cuts the graceful stop short.
+func TestProcessRunSignals(t *testing.T) {
+	url := testTarget(t, target.Config{})
+	for _, signals := range [][]syscall.Signal{{syscall.SIGTERM}, {syscall.SIGINT, syscall.SIGINT}} {
+		t.Run(fmt.Sprint(signals), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "run.json")
+			p := startLoadcap(t, "run", "--url", url+"/sleep?ms=200", "--vus", "4", "--duration", "60s", "--out", out, "--no-summary")
+			time.Sleep(700 * time.Millisecond)
+			for _, sig := range signals {
+				p.signal(t, sig)
+			}
+			if code := p.exit(t, 10*time.Second); code != 105 {
+				t.Fatalf("exit %d, want 105\nstderr:\n%s", code, p.stderr.String())
+			}
+			run := readRun(t, out)
+			if run.Status != "aborted" || !strings.Contains(run.AbortReason, signals[0].String()) {
+				t.Errorf("run.json: status %q, reason %q; want aborted by %v", run.Status, run.AbortReason, signals[0])
+			}
+		})
+	}
+}
+
+// TestProcessServersStop: serving is the work of target and agent, so the
+// first signal ends it as their normal end (exit 0); a second one that
+// cuts off open requests is 105.
+func TestProcessServersStop(t *testing.T) {
+	t.Run("target, one signal", func(t *testing.T) {
+		p := startLoadcap(t, "target", "--listen", testkit.FreeAddr(t))
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.stdout.String(), "target listening"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("not listening\n%s", p.stderr.String())
+			}
+		}
+		p.signal(t, syscall.SIGTERM)
+		if code := p.exit(t, 10*time.Second); code != 0 || !strings.Contains(p.stdout.String(), "served 0 requests") {
+			t.Errorf("exit %d, want 0 with the served count\n%s%s", code, p.stdout.String(), p.stderr.String())
+		}
+	})
+	t.Run("target, a second signal cuts an open request", func(t *testing.T) {
+		addr := testkit.FreeAddr(t)
+		p := startLoadcap(t, "target", "--listen", addr)
+		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.stdout.String(), "target listening"); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("not listening\n%s", p.stderr.String())
+			}
+		}
+		go func() { // open for 4 s: within the graceful 5 s
+			if resp, err := http.Get("http://" + addr + "/sleep?ms=4000"); err == nil {
+				resp.Body.Close()
+			}
+		}()
+		time.Sleep(200 * time.Millisecond)
+		p.signal(t, syscall.SIGINT)
+		p.waitFor(t, "stopping gracefully", 5*time.Second)
+		p.signal(t, syscall.SIGINT)
+		if code := p.exit(t, 3*time.Second); code != 105 || !strings.Contains(p.stderr.String(), "open requests were cut off") {
+			t.Errorf("exit %d, want 105 at once\n%s", code, p.stderr.String())
+		}
+	})
+	t.Run("agent", func(t *testing.T) {
+		p := startLoadcap(t, "agent", "--listen", testkit.FreeAddr(t), "--insecure")
+		p.waitFor(t, "agent serving on", 10*time.Second)
+		p.signal(t, syscall.SIGTERM)
+		if code := p.exit(t, 10*time.Second); code != 0 {
+			t.Errorf("exit %d, want 0\n%s", code, p.stderr.String())
+		}
+	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -60,6 +61,13 @@ and requests beyond it queue. Also: /sleep?ms=N, /status/CODE, /bytes/N, /stats 
 			s := srv.Stats()
 			fmt.Fprintf(st.stdout, "served %d requests (%.1f/s), %d stalled, %d resets, %d errors, %d rejected\n",
 				s.Served, s.ServedRate(), s.Stalled, s.Resets, s.Errors, s.Rejected)
+			select {
+			case <-stop.Now(): // open requests were cut off
+				return cli.WithCode(cli.ExitAborted, errors.New("stopped at once by a second signal: open requests were cut off"))
+			default:
+			}
+			// Serving until interrupted is the target's work: the first
+			// signal ends it as --duration does.
 			return nil
 		},
 	}
