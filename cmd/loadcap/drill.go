@@ -145,6 +145,11 @@ func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report s
 	if errors.Is(err, cli.ErrStoppedAtOnce) {
 		return nil, 0, cli.WithCode(cli.ExitAborted, fmt.Errorf("%w: the audit did not run; check isolation before the next drill", cli.ErrStoppedAtOnce))
 	}
+	if err != nil && stop.Interrupted() {
+		// The signal, not what it cut short (a pre-flight check, agents
+		// preparing), is the reason.
+		return res, 0, cli.WithCode(cli.ExitAborted, fmt.Errorf("the drill was %s before its load ran: nothing was measured", stop.Reason()))
+	}
 	if err != nil {
 		if res != nil && res.Check != nil {
 			for _, p := range res.Check.Problems {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -314,6 +315,58 @@ func TestProcessServersStop(t *testing.T) {
 		p.signal(t, syscall.SIGTERM)
 		if code := p.exit(t, 10*time.Second); code != 0 {
 			t.Errorf("exit %d, want 0\n%s", code, p.stderr.String())
+		}
+	})
+}
+
+// TestProcessDrillSignals: the first signal stops the drill's load at
+// once; the audit, the plan and the report still run, and every file says
+// the drill was stopped (exit 105). A signal before the load started
+// (here the pre-flight waits for a guard signal that hangs) is 105 too.
+func TestProcessDrillSignals(t *testing.T) {
+	s := drillShop(t)
+	t.Run("during the load", func(t *testing.T) {
+		dir := t.TempDir()
+		plan := drillPlan(t, s, "  - {name: one, multiplier: 1, hold: 30s}", "")
+		p := startLoadcap(t, "drill", plan, "--out-dir", dir)
+		p.waitFor(t, "one", 20*time.Second)
+		time.Sleep(time.Second)
+		start := time.Now()
+		p.signal(t, syscall.SIGINT)
+		if code := p.exit(t, 30*time.Second); code != 105 {
+			t.Fatalf("exit %d, want 105\nstdout:\n%s\nstderr:\n%s", code, p.stdout.String(), p.stderr.String())
+		}
+		if d := time.Since(start); d > 15*time.Second {
+			t.Errorf("took %v to stop", d)
+		}
+		run := readRun(t, filepath.Join(dir, "run.json"))
+		if run.Status != "aborted" || !strings.Contains(run.AbortReason, "interrupt") {
+			t.Errorf("run.json: status %q, reason %q", run.Status, run.AbortReason)
+		}
+		for _, f := range []string{"stages.json", "report.html"} {
+			if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+				t.Errorf("%s: %v", f, err)
+			}
+		}
+		if !strings.Contains(p.stdout.String(), "ok: no leak") {
+			t.Errorf("the audit did not run after the stop:\n%s", p.stdout.String())
+		}
+		noTemporaryFiles(t, dir)
+	})
+	t.Run("before the load", func(t *testing.T) {
+		hang := make(chan struct{})
+		srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-hang }))
+		t.Cleanup(func() { close(hang); srv.Close() })
+		dir := t.TempDir()
+		plan := drillPlan(t, s, "  - {name: one, multiplier: 1, hold: 30s}", "guard:\n  rules:\n    - {name: slow, health: \""+srv.URL+"/healthz\"}\n")
+		p := startLoadcap(t, "drill", plan, "--out-dir", dir)
+		time.Sleep(time.Second)
+		p.signal(t, syscall.SIGTERM)
+		if code := p.exit(t, 15*time.Second); code != 105 {
+			t.Fatalf("exit %d, want 105\nstdout:\n%s\nstderr:\n%s", code, p.stdout.String(), p.stderr.String())
+		}
+		if e := p.stderr.String(); !strings.Contains(e, "the drill was interrupted by terminated before its load ran") || strings.Contains(e, "does not answer") {
+			t.Errorf("stderr does not give the signal as the reason:\n%s", e)
 		}
 	})
 }
