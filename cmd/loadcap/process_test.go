@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -269,6 +271,37 @@ func TestProcessRunSignals(t *testing.T) {
 				t.Errorf("run.json: status %q, reason %q; want aborted by %v", run.Status, run.AbortReason, signals[0])
 			}
 		})
+	}
+}
+
+// TestProcessRunSignalWhileAgentsPrepare: a signal while the agents
+// prepare (here one that accepts the connection and never answers) ends
+// the run with 105 and the signal as the reason.
+func TestProcessRunSignalWhileAgentsPrepare(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { io.Copy(io.Discard, c); c.Close() }() // silent until loadcap hangs up
+		}
+	}()
+	scenario := writeFile(t, "s.yaml", "target: http://127.0.0.1:9\nscenarios:\n  a: {executor: constant-arrival-rate, rate: 10, duration: 5s, preAllocatedVUs: 2}\n"+
+		"requests:\n  - {name: root, method: GET, path: /}\n")
+	p := startLoadcap(t, "run", scenario, "-q", "--agents", ln.Addr().String(), "--insecure-agents", "--prepare-timeout", "60s")
+	time.Sleep(time.Second)
+	p.signal(t, syscall.SIGINT)
+	if code := p.exit(t, 10*time.Second); code != 105 {
+		t.Fatalf("exit %d, want 105\nstderr:\n%s", code, p.stderr.String())
+	}
+	if !strings.Contains(p.stderr.String(), "interrupted by interrupt before the load started, no result") {
+		t.Errorf("stderr does not give the signal as the reason:\n%s", p.stderr.String())
 	}
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"strings"
 	"time"
@@ -207,15 +208,23 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) er
 	}
 	stop := st.stopper(ctx, graceful)
 	defer stop.Close()
+	// A signal before the load started (agents preparing) leaves no
+	// result: the signal is the reason, not what it cut short.
+	interrupted := func(err error) error {
+		if stop.Interrupted() {
+			return cli.WithCode(cli.ExitAborted, fmt.Errorf("%s before the load started, no result: %w", stop.Reason(), err))
+		}
+		return err
+	}
 	r, err := runner.New(stop.Context(), rc)
 	if err != nil {
-		return err
+		return interrupted(err)
 	}
 	defer r.Close()
 	forward(stop, r.Stop, r.Kill)
 	res, err := r.Run(ctx)
 	if err != nil && res == nil {
-		return err
+		return interrupted(err)
 	}
 	runErr := err // the run happened but went wrong (a recording that stopped reading): results first
 	var m reports.Meta
