@@ -238,15 +238,35 @@ func TestProcessShadowImportSignal(t *testing.T) {
 }
 
 // TestProcessShortCommandsStopAtOnce: a command with no partial result to
-// keep still stops on the first signal (it used to ignore it), at once.
+// keep still stops on the first signal (it used to ignore it), at once;
+// here validate of a file that never ends.
 func TestProcessShortCommandsStopAtOnce(t *testing.T) {
-	p := startLoadcap(t, "shadow", "inspect", endlessRecording(t, t.TempDir()), "--format", "nginx")
+	p := startLoadcap(t, "validate", endlessRecording(t, t.TempDir()))
 	time.Sleep(300 * time.Millisecond)
 	p.signal(t, syscall.SIGINT)
 	if code := p.exit(t, 5*time.Second); code != 105 {
 		t.Fatalf("exit %d, want 105\nstderr:\n%s", code, p.stderr.String())
 	}
 	if !strings.Contains(p.stderr.String(), "interrupted by interrupt: stopped at once") {
+		t.Errorf("stderr:\n%s", p.stderr.String())
+	}
+}
+
+// TestProcessShadowInspectSignal: inspect of a recording that never ends
+// (it ignored SIGINT) summarizes what it read, headed PARTIAL, on the
+// first signal.
+func TestProcessShadowInspectSignal(t *testing.T) {
+	p := startLoadcap(t, "shadow", "inspect", endlessRecording(t, t.TempDir()), "--format", "nginx")
+	time.Sleep(500 * time.Millisecond)
+	p.signal(t, syscall.SIGTERM)
+	if code := p.exit(t, 5*time.Second); code != 105 {
+		t.Fatalf("exit %d, want 105\nstderr:\n%s", code, p.stderr.String())
+	}
+	out := p.stdout.String()
+	if !strings.HasPrefix(out, "PARTIAL: interrupted by terminated after ") || !strings.Contains(out, "requests   ") || strings.Contains(out, "requests   0\n") {
+		t.Errorf("stdout is not a partial summary of the requests read:\n%s", out)
+	}
+	if !strings.Contains(p.stderr.String(), "a partial summary of the first") {
 		t.Errorf("stderr:\n%s", p.stderr.String())
 	}
 }
