@@ -42,7 +42,9 @@ and a confirming soak. A step fails on an SLO clause, on achieving under 95% of 
 or on dropped requests. Prints each step as it ends; --out writes find.json (steps, max_qps,
 saturation, knee, USL fit). A scenario file supplies the request mix; its executors are replaced.
 A k6 script's default function is driven at each step's rate (iterations per second: the script
-must make one request per iteration).`,
+must make one request per iteration). A signal (Ctrl-C, SIGTERM) ends the step in progress, which
+counts for nothing, and writes the steps done as a partial result ("partial": true; exit 105);
+a second signal stops at once.`,
 		Example: `  loadcap capacity find --url http://127.0.0.1:8080/api --slo 'p(99)<200ms,error<0.5%' --out find.json
   loadcap capacity find scenarios/examples/checkout.yaml --slo 'p(99)<200ms' --metrics http://127.0.0.1:8080/metrics
   loadcap capacity find script.js --k6-arg=--env=BASE=http://127.0.0.1:8080 --slo 'p(99)<200ms'   # one request per iteration`,

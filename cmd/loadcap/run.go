@@ -47,7 +47,9 @@ it; the agents' k6 only connects inside their allow lists (k6's --blacklist-ip),
 script's thresholds on metrics loadcap measures are judged on the merged data.
 
 Latency is measured from each request's intended send time, so a stalled target shows in the
-percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 105 aborted.`,
+percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario (or a k6 script
+k6 cannot load), 105 aborted (a signal: the result so far is written, status aborted), k6's own
+107 for an exception once its test runs.`,
 		Example: `  loadcap run scenarios/examples/checkout.yaml --out run.json
   loadcap run --url http://127.0.0.1:8080/ --rate 2000 --duration 30s --max-vus 500 --out run.json
   loadcap run --url http://127.0.0.1:8080/ --vus 50 --duration 30s --quiet
