@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -103,15 +104,17 @@ func (p *process) waitFor(t *testing.T, s string, d time.Duration) {
 
 // endlessRecording is a FIFO fed nginx log lines, one every millisecond,
 // until the test ends: a recording that a command reads for ever (a
-// `tail -f`, a slow network file system).
-func endlessRecording(t *testing.T, dir string) string {
+// `tail -f`, a slow network file system). opened is closed once the
+// command has opened it.
+func endlessRecording(t *testing.T, dir string) (path string, opened <-chan struct{}) {
 	t.Helper()
-	path := filepath.Join(dir, "access.log")
+	path = filepath.Join(dir, "access.log")
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
 		t.Skipf("no FIFO here: %v", err)
 	}
 	stop := make(chan struct{})
 	fed := make(chan struct{})
+	isOpen := make(chan struct{})
 	go func() {
 		defer close(fed)
 		f, err := os.OpenFile(path, os.O_WRONLY, 0) // blocks until the command opens it
@@ -119,6 +122,7 @@ func endlessRecording(t *testing.T, dir string) string {
 			return
 		}
 		defer f.Close()
+		close(isOpen)
 		w := bufio.NewWriter(f)
 		for i := 0; ; i++ {
 			fmt.Fprintf(w, "127.0.0.1 - - [07/Dec/2026:05:00:%02d +0000] \"GET /item/%d HTTP/1.1\" 200 12 \"-\" \"curl\"\n", i%60, i)
@@ -140,7 +144,18 @@ func endlessRecording(t *testing.T, dir string) string {
 		}
 		<-fed
 	})
-	return path
+	return path, isOpen
+}
+
+// reading waits until the command has opened the recording, and reads it.
+func reading(t *testing.T, opened <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-opened:
+		time.Sleep(200 * time.Millisecond)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the command did not open the recording")
+	}
 }
 
 // noTemporaryFiles fails when dir holds an atomic write's leftovers.
@@ -217,8 +232,9 @@ func TestProcessShadowImportSignal(t *testing.T) {
 	}
 	for _, signals := range [][]syscall.Signal{{syscall.SIGINT}, {syscall.SIGTERM, syscall.SIGTERM}} {
 		t.Run(fmt.Sprint(signals), func(t *testing.T) {
-			p := startLoadcap(t, "shadow", "import", endlessRecording(t, t.TempDir()), "--format", "nginx", "--out", out)
-			time.Sleep(300 * time.Millisecond) // reading: it cannot end by itself
+			rec, opened := endlessRecording(t, t.TempDir())
+			p := startLoadcap(t, "shadow", "import", rec, "--format", "nginx", "--out", out)
+			reading(t, opened) // it cannot end by itself
 			// Twice: as fast as a user presses Ctrl-C twice.
 			for _, sig := range signals {
 				p.signal(t, sig)
@@ -241,8 +257,9 @@ func TestProcessShadowImportSignal(t *testing.T) {
 // keep still stops on the first signal (it used to ignore it), at once;
 // here validate of a file that never ends.
 func TestProcessShortCommandsStopAtOnce(t *testing.T) {
-	p := startLoadcap(t, "validate", endlessRecording(t, t.TempDir()))
-	time.Sleep(300 * time.Millisecond)
+	rec, opened := endlessRecording(t, t.TempDir())
+	p := startLoadcap(t, "validate", rec)
+	reading(t, opened)
 	p.signal(t, syscall.SIGINT)
 	if code := p.exit(t, 5*time.Second); code != 105 {
 		t.Fatalf("exit %d, want 105\nstderr:\n%s", code, p.stderr.String())
@@ -256,8 +273,9 @@ func TestProcessShortCommandsStopAtOnce(t *testing.T) {
 // (it ignored SIGINT) summarizes what it read, headed PARTIAL, on the
 // first signal.
 func TestProcessShadowInspectSignal(t *testing.T) {
-	p := startLoadcap(t, "shadow", "inspect", endlessRecording(t, t.TempDir()), "--format", "nginx")
-	time.Sleep(500 * time.Millisecond)
+	rec, opened := endlessRecording(t, t.TempDir())
+	p := startLoadcap(t, "shadow", "inspect", rec, "--format", "nginx")
+	reading(t, opened)
 	p.signal(t, syscall.SIGTERM)
 	if code := p.exit(t, 5*time.Second); code != 105 {
 		t.Fatalf("exit %d, want 105\nstderr:\n%s", code, p.stderr.String())
@@ -274,12 +292,22 @@ func TestProcessShadowInspectSignal(t *testing.T) {
 // TestProcessRunSignals: run writes what it measured, marked aborted, on
 // the first signal, and also when a second one cuts the graceful stop short.
 func TestProcessRunSignals(t *testing.T) {
-	url := testTarget(t, target.Config{})
+	var requests atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+		requests.Add(1)
+		time.Sleep(200 * time.Millisecond)
+	}))
+	t.Cleanup(srv.Close)
 	for _, signals := range [][]syscall.Signal{{syscall.SIGTERM}, {syscall.SIGINT, syscall.SIGINT}} {
 		t.Run(fmt.Sprint(signals), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "run.json")
-			p := startLoadcap(t, "run", "--url", url+"/sleep?ms=200", "--vus", "4", "--duration", "60s", "--out", out, "--no-summary")
-			time.Sleep(700 * time.Millisecond)
+			n := requests.Load()
+			p := startLoadcap(t, "run", "--url", srv.URL+"/", "--vus", "4", "--duration", "60s", "--out", out, "--no-summary")
+			for deadline := time.Now().Add(20 * time.Second); requests.Load() < n+8; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the run sent nothing\n%s", p.stderr.String())
+				}
+			}
 			for _, sig := range signals {
 				p.signal(t, sig)
 			}
@@ -303,11 +331,16 @@ func TestProcessRunSignalWhileAgentsPrepare(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
+	accepted := make(chan struct{}, 1)
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
+			}
+			select {
+			case accepted <- struct{}{}:
+			default:
 			}
 			go func() { io.Copy(io.Discard, c); c.Close() }() // silent until loadcap hangs up
 		}
@@ -315,7 +348,12 @@ func TestProcessRunSignalWhileAgentsPrepare(t *testing.T) {
 	scenario := writeFile(t, "s.yaml", "target: http://127.0.0.1:9\nscenarios:\n  a: {executor: constant-arrival-rate, rate: 10, duration: 5s, preAllocatedVUs: 2}\n"+
 		"requests:\n  - {name: root, method: GET, path: /}\n")
 	p := startLoadcap(t, "run", scenario, "-q", "--agents", ln.Addr().String(), "--insecure-agents", "--prepare-timeout", "60s")
-	time.Sleep(time.Second)
+	select {
+	case <-accepted:
+		time.Sleep(200 * time.Millisecond)
+	case <-time.After(20 * time.Second):
+		t.Fatalf("the coordinator did not connect\n%s", p.stderr.String())
+	}
 	p.signal(t, syscall.SIGINT)
 	if code := p.exit(t, 10*time.Second); code != 105 {
 		t.Fatalf("exit %d, want 105\nstderr:\n%s", code, p.stderr.String())
@@ -407,13 +445,23 @@ func TestProcessDrillSignals(t *testing.T) {
 		noTemporaryFiles(t, dir)
 	})
 	t.Run("before the load", func(t *testing.T) {
-		hang := make(chan struct{})
-		srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { <-hang }))
+		hang, probed := make(chan struct{}), make(chan struct{}, 1)
+		srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+			select {
+			case probed <- struct{}{}:
+			default:
+			}
+			<-hang
+		}))
 		t.Cleanup(func() { close(hang); srv.Close() })
 		dir := t.TempDir()
 		plan := drillPlan(t, s, "  - {name: one, multiplier: 1, hold: 30s}", "guard:\n  rules:\n    - {name: slow, health: \""+srv.URL+"/healthz\"}\n")
 		p := startLoadcap(t, "drill", plan, "--out-dir", dir)
-		time.Sleep(time.Second)
+		select {
+		case <-probed: // the pre-flight waits for it
+		case <-time.After(20 * time.Second):
+			t.Fatalf("the pre-flight did not probe the guard's signal\n%s", p.stderr.String())
+		}
 		p.signal(t, syscall.SIGTERM)
 		if code := p.exit(t, 15*time.Second); code != 105 {
 			t.Fatalf("exit %d, want 105\nstdout:\n%s\nstderr:\n%s", code, p.stdout.String(), p.stderr.String())

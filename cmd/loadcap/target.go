@@ -36,7 +36,6 @@ and requests beyond it queue. Also: /sleep?ms=N, /status/CODE, /bytes/N, /stats 
 				return err
 			}
 			defer srv.Close()
-			fmt.Fprintf(st.stdout, "target listening on %s\n", srv.URL())
 			ctx := cmd.Context()
 			if dur > 0 {
 				var cancel context.CancelFunc
@@ -44,9 +43,11 @@ and requests beyond it queue. Also: /sleep?ms=N, /status/CODE, /bytes/N, /stats 
 				defer cancel()
 			}
 			// A signal (or --duration) ends serving: open requests get 5 s,
-			// or until the second signal.
+			// or until the second signal. The stopper is open before the
+			// address is announced: whoever acts on it may signal at once.
 			stop := st.stopper(ctx, "open requests get 5s to finish")
 			defer stop.Close()
+			fmt.Fprintf(st.stdout, "target listening on %s\n", srv.URL())
 			<-stop.Context().Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
