@@ -221,9 +221,9 @@ func TestProcessCapacityFindSignals(t *testing.T) {
 	})
 }
 
-// TestProcessShadowImportSignal: a signal stops the reading of a
+// TestShadowImportSignalKeepsOutput: a signal stops the reading of a
 // recording that never ends; the previous output is left byte for byte.
-func TestProcessShadowImportSignal(t *testing.T) {
+func TestShadowImportSignalKeepsOutput(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "traffic.jsonl")
 	before := []byte("{\"previous\":\"import\"}\n")

@@ -134,7 +134,7 @@ func TestCapacityFindSignal(t *testing.T) {
 
 // TestShadowImportStrictKeepsOutput: --strict with malformed records
 // fails and keeps the previous file byte for byte (a signal's case is
-// TestProcessShadowImportSignal).
+// TestShadowImportSignalKeepsOutput).
 func TestShadowImportStrictKeepsOutput(t *testing.T) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "traffic.jsonl")
