@@ -22,10 +22,6 @@ import (
 	"github.com/loadcap/loadcap/test/testkit"
 )
 
-// envAsMain makes the test binary run main (TestMain): the loadcap
-// executable, with its real signal handling.
-const envAsMain = "LOADCAP_TEST_AS_MAIN"
-
 // process is loadcap running as a process of its own.
 type process struct {
 	cmd            *exec.Cmd
@@ -39,7 +35,7 @@ type process struct {
 func startLoadcap(t *testing.T, args ...string) *process {
 	t.Helper()
 	p := &process{cmd: exec.Command(os.Args[0], args...), done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), envAsMain+"=1")
+	p.cmd.Env = append(os.Environ(), asLoadcapEnv+"=1") // TestMain runs main: real signal handling
 	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
