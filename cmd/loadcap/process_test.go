@@ -104,6 +104,14 @@ func (p *process) waitFor(t *testing.T, s string, d time.Duration) {
 // command has opened it.
 func endlessRecording(t *testing.T, dir string) (path string, opened <-chan struct{}) {
 	t.Helper()
+	return recordingFIFO(t, dir, -1)
+}
+
+// recordingFIFO is a FIFO fed lines nginx log lines (-1: for ever), then
+// held open without a byte more until the test ends: a pipe whose writer
+// went quiet.
+func recordingFIFO(t *testing.T, dir string, lines int) (path string, opened <-chan struct{}) {
+	t.Helper()
 	path = filepath.Join(dir, "access.log")
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
 		t.Skipf("no FIFO here: %v", err)
@@ -120,7 +128,7 @@ func endlessRecording(t *testing.T, dir string) (path string, opened <-chan stru
 		defer f.Close()
 		close(isOpen)
 		w := bufio.NewWriter(f)
-		for i := 0; ; i++ {
+		for i := 0; i != lines; i++ {
 			fmt.Fprintf(w, "127.0.0.1 - - [07/Dec/2026:05:00:%02d +0000] \"GET /item/%d HTTP/1.1\" 200 12 \"-\" \"curl\"\n", i%60, i)
 			if w.Flush() != nil {
 				return
@@ -131,6 +139,7 @@ func endlessRecording(t *testing.T, dir string) (path string, opened <-chan stru
 			case <-time.After(time.Millisecond):
 			}
 		}
+		<-stop
 	}()
 	t.Cleanup(func() {
 		close(stop)
@@ -226,12 +235,21 @@ func TestShadowImportSignalKeepsOutput(t *testing.T) {
 	if err := os.WriteFile(out, before, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, signals := range [][]syscall.Signal{{syscall.SIGINT}, {syscall.SIGTERM, syscall.SIGTERM}} {
-		t.Run(fmt.Sprint(signals), func(t *testing.T) {
-			rec, opened := endlessRecording(t, t.TempDir())
+	for _, tc := range []struct {
+		name    string
+		lines   int // -1: a recording that never ends; else a pipe that goes quiet after them
+		signals []syscall.Signal
+	}{
+		{"one signal", -1, []syscall.Signal{syscall.SIGINT}},
+		{"two signals", -1, []syscall.Signal{syscall.SIGTERM, syscall.SIGTERM}},
+		{"one signal, a read waiting for data", 50, []syscall.Signal{syscall.SIGINT}},
+	} {
+		signals := tc.signals
+		t.Run(tc.name, func(t *testing.T) {
+			rec, opened := recordingFIFO(t, t.TempDir(), tc.lines)
 			p := startLoadcap(t, "shadow", "import", rec, "--format", "nginx", "--out", out)
 			reading(t, opened) // it cannot end by itself
-			// Twice: as fast as a user presses Ctrl-C twice.
+			// Back to back, as a user presses Ctrl-C twice.
 			for _, sig := range signals {
 				p.signal(t, sig)
 			}
@@ -240,6 +258,9 @@ func TestShadowImportSignalKeepsOutput(t *testing.T) {
 			}
 			if !strings.Contains(p.stderr.String(), out+" is left as it was") {
 				t.Errorf("stderr does not say the output was kept:\n%s", p.stderr.String())
+			}
+			if len(signals) == 1 && !strings.Contains(p.stderr.String(), "shadow import interrupted by "+signals[0].String()+" after ") {
+				t.Errorf("the first signal did not stop the import gracefully:\n%s", p.stderr.String())
 			}
 			if after, _ := os.ReadFile(out); !bytes.Equal(after, before) {
 				t.Errorf("--out changed: %.80q", after)
@@ -265,11 +286,11 @@ func TestProcessShortCommandsStopAtOnce(t *testing.T) {
 	}
 }
 
-// TestProcessShadowInspectSignal: inspect of a recording that never ends
-// (it ignored SIGINT) summarizes what it read, headed PARTIAL, on the
-// first signal.
+// TestProcessShadowInspectSignal: inspect of a pipe whose writer went
+// quiet (it ignored SIGINT and waited for ever) summarizes what it read,
+// headed PARTIAL, on the first signal.
 func TestProcessShadowInspectSignal(t *testing.T) {
-	rec, opened := endlessRecording(t, t.TempDir())
+	rec, opened := recordingFIFO(t, t.TempDir(), 50)
 	p := startLoadcap(t, "shadow", "inspect", rec, "--format", "nginx")
 	reading(t, opened)
 	p.signal(t, syscall.SIGTERM)
@@ -277,7 +298,7 @@ func TestProcessShadowInspectSignal(t *testing.T) {
 		t.Fatalf("exit %d, want 105\nstderr:\n%s", code, p.stderr.String())
 	}
 	out := p.stdout.String()
-	if !strings.HasPrefix(out, "PARTIAL: interrupted by terminated after ") || !strings.Contains(out, "requests   ") || strings.Contains(out, "requests   0\n") {
+	if !strings.HasPrefix(out, "PARTIAL: interrupted by terminated after 50 requests") || !strings.Contains(out, "requests   50\n") {
 		t.Errorf("stdout is not a partial summary of the requests read:\n%s", out)
 	}
 	if !strings.Contains(p.stderr.String(), "a partial summary of the first") {

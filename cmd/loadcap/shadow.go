@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -100,6 +101,7 @@ parameters given here. Malformed records are skipped and reported (the first 10 
 			// complete import.
 			stop := st.stopper(cmd.Context(), out+" is left as it was")
 			defer stop.Close()
+			defer context.AfterFunc(stop.Context(), func() { in.Close() })() // cuts a read waiting for data (a pipe)
 			var n int64
 			err = stop.Wait(func() (err error) {
 				n, err = capture.Import(stop.Context(), out, in, wopt, rf.strict, cli.WriteAtomic)
@@ -148,6 +150,7 @@ func newInspectCmd(st *state) *cobra.Command {
 			// summarized, headed PARTIAL.
 			stop := st.stopper(cmd.Context(), "the requests read so far are summarized")
 			defer stop.Close()
+			defer context.AfterFunc(stop.Context(), func() { in.Close() })()
 			var stats *capture.Stats
 			err = stop.Wait(func() (err error) {
 				stats, err = capture.Inspect(capture.WithContext(stop.Context(), in))
