@@ -85,25 +85,41 @@ a second signal stops at once.`,
 			defer stop.Close()
 			return stop.Wait(func() error {
 				res, err := capacity.Find(stop.Context(), c.cfg)
-				partial := err != nil && stop.Interrupted() && res != nil
-				if partial {
-					res.MarkPartial(stop.Reason())
-				}
-				if res != nil && c.out != "" {
-					if werr := writeJSON(c.out, res); werr != nil && err == nil {
-						err = werr
+				if err != nil && res != nil && (len(res.Steps) > 0 || stop.Interrupted()) {
+					// A search cut short by a signal or an error: the steps
+					// done, named partial. With none done there is nothing
+					// to keep, and --out stays as it was.
+					reason := stop.Reason()
+					if !stop.Interrupted() {
+						reason = fmt.Sprintf("stopped by an error (%v)", err)
 					}
-				}
-				if partial {
+					res.MarkPartial(reason)
 					saved := ""
-					if c.out != "" {
+					switch {
+					case c.out == "":
+					case len(res.Steps) == 0:
+						saved = "; " + c.out + " is left as it was"
+					default:
+						if werr := writeJSON(c.out, res); werr != nil {
+							return errors.Join(err, werr)
+						}
 						saved = ", written to " + c.out
 					}
-					res.WriteSummary(st.stdout)
-					return cli.WithCode(cli.ExitAborted, fmt.Errorf("capacity find %s: a partial result of %d steps%s", stop.Reason(), len(res.Steps), saved))
+					if len(res.Steps) > 0 {
+						res.WriteSummary(st.stdout)
+					}
+					if stop.Interrupted() {
+						return cli.WithCode(cli.ExitAborted, fmt.Errorf("capacity find %s: a partial result of %d steps%s", reason, len(res.Steps), saved))
+					}
+					return fmt.Errorf("%w: a partial result of %d steps%s", err, len(res.Steps), saved)
 				}
 				if err != nil {
 					return err
+				}
+				if c.out != "" {
+					if err := writeJSON(c.out, res); err != nil {
+						return err
+					}
 				}
 				res.WriteSummary(st.stdout)
 				return nil

@@ -212,6 +212,36 @@ func TestProcessCapacityFindSignals(t *testing.T) {
 			noTemporaryFiles(t, dir)
 		})
 	}
+	t.Run("before the first step ended", func(t *testing.T) {
+		// Nothing to keep: the previous find.json stays, byte for byte.
+		var requests atomic.Int64
+		srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { requests.Add(1) }))
+		t.Cleanup(srv.Close)
+		dir := t.TempDir()
+		out := filepath.Join(dir, "find.json")
+		before := []byte("{\"max_qps\": 1234}\n")
+		if err := os.WriteFile(out, before, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args := append(findArgs(srv.URL, out), "--window", "30s")
+		p := startLoadcap(t, args...)
+		for deadline := time.Now().Add(20 * time.Second); requests.Load() < 5; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the first step sent nothing\n%s", p.stderr.String())
+			}
+		}
+		p.signal(t, syscall.SIGINT)
+		if code := p.exit(t, 15*time.Second); code != 105 {
+			t.Fatalf("exit %d, want 105\nstderr:\n%s", code, p.stderr.String())
+		}
+		if !strings.Contains(p.stderr.String(), "a partial result of 0 steps; "+out+" is left as it was") {
+			t.Errorf("stderr:\n%s", p.stderr.String())
+		}
+		if after, _ := os.ReadFile(out); !bytes.Equal(after, before) {
+			t.Errorf("find.json changed: %.80q", after)
+		}
+		noTemporaryFiles(t, dir)
+	})
 	t.Run("second signal: at once", func(t *testing.T) {
 		dir := t.TempDir()
 		out := filepath.Join(dir, "find.json")
