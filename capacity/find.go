@@ -183,6 +183,10 @@ type FindResult struct {
 	FirstSaturated     string   `json:"first_saturated,omitempty"`
 	FirstSaturatedStep int      `json:"first_saturated_step,omitempty"`
 	Notes              []string `json:"notes,omitempty"`
+	// Partial is set on an interrupted search (MarkPartial): Steps are the
+	// steps done, MaxQPS is 0 (not found), and a note says why and gives
+	// the highest rate that passed so far.
+	Partial bool `json:"partial,omitempty"`
 }
 
 // Find searches for the highest constant arrival rate the target sustains
@@ -191,13 +195,22 @@ type FindResult struct {
 // failing step achieved, which bounds capacity from above) to within the
 // tolerance, and a soak at the answer. A failed soak steps down by the
 // tolerance and soaks again, at most twice.
-func Find(ctx context.Context, cfg FindConfig) (*FindResult, error) {
+//
+// When ctx is cancelled (a signal), the step in progress ends and counts
+// for nothing, no other starts, and Find returns the steps done (with
+// their saturation, knee and USL fit) and the cancellation's cause.
+func Find(ctx context.Context, cfg FindConfig) (_ *FindResult, err error) {
 	cfg.defaults()
 	if cfg.RunStep == nil && (cfg.Base == nil || len(cfg.Base.Requests) == 0) {
 		return nil, errors.New("capacity find: no requests to send")
 	}
 	res := &FindResult{SLO: cfg.SLO.Text}
 	s := &search{cfg: cfg, res: res}
+	defer func() {
+		if err != nil {
+			s.summarize() // what the steps done say
+		}
+	}()
 
 	var lastPass, firstFail, failAchieved float64
 	rate := cfg.StartRate
@@ -318,6 +331,10 @@ func (s *search) judged() int {
 // at most maxRepeats times; the last run counts.
 func (s *search) step(ctx context.Context, phase string, rate float64, total time.Duration) (*Step, error) {
 	for try := 0; ; try++ {
+		// A cancelled search starts no step: the steps done are its result.
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("capacity find: %w", context.Cause(ctx))
+		}
 		st, err := s.stepOnce(ctx, phase, rate, total, try < maxRepeats)
 		if err != nil || !st.Repeated {
 			return st, err
@@ -346,6 +363,9 @@ func (s *search) stepOnce(ctx context.Context, phase string, rate float64, total
 	r, err := run(ctx, load)
 	if err != nil {
 		return nil, err
+	}
+	if ctx.Err() != nil { // the step ended early: a part of a step is no step
+		return nil, fmt.Errorf("capacity find: the step at %.4g req/s: %w", rate, context.Cause(ctx))
 	}
 	if r.Status == loadgen.StatusAborted {
 		return nil, fmt.Errorf("capacity find: step at %.4g req/s aborted: %s", rate, r.AbortReason)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"math"
 	"strings"
 	"testing"
@@ -318,5 +319,65 @@ func TestFindRepeatsStepsFailedByAStalledGenerator(t *testing.T) {
 	res, f = find(at(25, false, 50*time.Millisecond))
 	if f.runs[25] != 1 || res.Steps[0].Disturbed == "" || !res.Steps[0].Passed {
 		t.Errorf("runs at 25/s %d; first step %+v", f.runs[25], res.Steps[0])
+	}
+}
+
+// A search cancelled between steps (the signal arrived as a step ended)
+// starts no other step, and one cancelled inside a step does not count it:
+// the steps done are the result, with what they say.
+func TestFindStopsWhenCancelled(t *testing.T) {
+	sl, _ := slo.Parse("p(99)<100ms")
+	tests := []struct {
+		name   string
+		cancel int  // during the run of this step (1-based)
+		inside bool // the step's run sees it (else it ends normally)
+		want   int  // steps in the result
+	}{
+		{"between steps", 2, false, 1},
+		{"inside a step", 3, true, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := &fakeTarget{capacity: 1000, stalled: func(float64, int) time.Duration { return 0 }}
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			runs := 0
+			step := func(ctx context.Context, l StepLoad) (*loadgen.Result, error) {
+				runs++
+				if runs == tc.cancel {
+					cancel(errors.New("interrupted by test"))
+				}
+				r, err := f.step(ctx, l)
+				if tc.inside && ctx.Err() != nil {
+					r.Status, r.AbortReason = loadgen.StatusAborted, "interrupted by test"
+					r.Intervals = r.Intervals[:1]
+				}
+				return r, err
+			}
+			res, err := Find(ctx, FindConfig{SLO: sl, StartRate: 25, Warmup: time.Second,
+				Window: 2 * time.Second, Soak: 3 * time.Second, RunStep: step})
+			if err == nil || !strings.Contains(err.Error(), "interrupted by test") {
+				t.Fatalf("err %v, want the cancellation's cause", err)
+			}
+			if runs != tc.cancel {
+				t.Errorf("%d step runs: the search went on after it was cancelled in run %d", runs, tc.cancel)
+			}
+			if res == nil || len(res.Steps) != tc.want {
+				t.Fatalf("result %+v, want the %d steps done", res, tc.want)
+			}
+			if res.SaturationQPS == 0 {
+				t.Error("the steps done are not summarized")
+			}
+			res.MarkPartial("interrupted by test")
+			b, _ := json.Marshal(res)
+			if !strings.Contains(string(b), `"partial":true`) || !strings.Contains(string(b), `"max_qps":0`) {
+				t.Errorf("find.json does not say it is partial: %s", b)
+			}
+			var sum strings.Builder
+			res.WriteSummary(&sum)
+			if !strings.Contains(sum.String(), "PARTIAL") {
+				t.Errorf("the summary does not say it is partial:\n%s", sum.String())
+			}
+		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/loadcap/loadcap/internal/cli"
 )
 
 // HPATolerance is the Kubernetes HPA's default tolerance: it changes
@@ -254,7 +257,10 @@ func k8sWriteAll(dir string, r *PlanResult, build func(*ServicePlan) (any, strin
 			return paths, fmt.Errorf("encode manifest of %s: %w", s.Name, err)
 		}
 		path := filepath.Join(dir, s.Name+".yaml")
-		if err := os.WriteFile(path, append([]byte(header), body...), 0o644); err != nil {
+		if err := cli.WriteAtomic(path, func(w io.Writer) error {
+			_, err := w.Write(append([]byte(header), body...))
+			return err
+		}); err != nil {
 			return paths, fmt.Errorf("write manifest of %s: %w", s.Name, err)
 		}
 		paths = append(paths, path)

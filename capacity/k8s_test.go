@@ -2,6 +2,7 @@ package capacity
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -393,5 +394,43 @@ func TestWriteManifestsDeterministic(t *testing.T) {
 	}
 	if _, err := WriteHPA(t.TempDir(), &PlanResult{}); err == nil {
 		t.Error("WriteHPA of an empty plan succeeded")
+	}
+}
+
+// A manifest is replaced, never rewritten in place: whoever reads the
+// previous one as it is replaced (kubectl apply, a GitOps sync) reads it
+// whole, and a failed write leaves it as it was.
+func TestWriteManifestsReplaceAtomically(t *testing.T) {
+	r := planCompute(t, "testdata/plan/presale.yaml")
+	for name, write := range map[string]func(string) error{
+		"hpa":  func(dir string) error { _, err := WriteHPA(dir, r); return err },
+		"keda": func(dir string) error { _, err := WriteKEDA(dir, r, DefaultKEDAOptions()); return err },
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, r.Services[0].Name+".yaml")
+			before := []byte("# the previous manifest\n")
+			if err := os.WriteFile(path, before, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			reader, err := os.Open(path) // a reader of the previous manifest
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer reader.Close()
+			if err := write(dir); err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := io.ReadAll(reader); !bytes.Equal(got, before) {
+				t.Errorf("a reader of the previous manifest read %.60q: it was rewritten in place", got)
+			}
+			if now, _ := os.ReadFile(path); bytes.Equal(now, before) {
+				t.Error("the manifest was not replaced")
+			}
+			entries, _ := os.ReadDir(dir)
+			if len(entries) != len(r.Services) {
+				t.Errorf("files in %s: %v", dir, entries)
+			}
+		})
 	}
 }

@@ -49,6 +49,8 @@ func (r *FindResult) WriteSummary(w io.Writer) {
 			slo = "(no drill rule: every stage that kept its rate)"
 		}
 		fmt.Fprintf(w, "highest stage rate that passed %s: %.1f req/s\n", slo, r.MaxQPS)
+	case r.Partial:
+		fmt.Fprintf(w, "PARTIAL: the search was interrupted after %d steps; max sustainable QPS not found under %s\n", len(r.Steps), r.SLO)
 	case r.Confirmed:
 		fmt.Fprintf(w, "max sustainable QPS: %.1f req/s (confirmed by a soak) under %s\n", r.MaxQPS, r.SLO)
 	default:
@@ -93,6 +95,8 @@ func (r *FindResult) MarkPartial(reason string) {
 		note += fmt.Sprintf(" (the highest rate that passed so far, a lower bound: %.1f req/s)", best)
 	}
 	r.Notes = append(r.Notes, note)
+	r.Partial = true
+	r.MaxQPS, r.Confirmed = 0, false
 }
 
 // AllPassed reports whether every step passed.

@@ -16,6 +16,7 @@ import (
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen"
 )
 
@@ -305,25 +306,12 @@ func (r *Run) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
-// WriteFile writes r to path atomically (a temporary file renamed into
-// place), so an interrupted write never leaves half a result.
+// WriteFile writes r to path atomically (cli.WriteAtomic: a synced
+// temporary file renamed into place), so an interrupted or failed write
+// never leaves half a result, nor loses the previous one.
 func (r *Run) WriteFile(path string) error {
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
+	if err := cli.WriteAtomic(path, r.WriteJSON); err != nil {
 		return fmt.Errorf("write run result: %w", err)
-	}
-	if err := r.WriteJSON(f); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("write run result %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write run result %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write run result %s: %w", path, err)
 	}
 	return nil
 }

@@ -42,7 +42,9 @@ and a confirming soak. A step fails on an SLO clause, on achieving under 95% of 
 or on dropped requests. Prints each step as it ends; --out writes find.json (steps, max_qps,
 saturation, knee, USL fit). A scenario file supplies the request mix; its executors are replaced.
 A k6 script's default function is driven at each step's rate (iterations per second: the script
-must make one request per iteration).`,
+must make one request per iteration). A signal (Ctrl-C, SIGTERM) ends the step in progress, which
+counts for nothing, and writes the steps done as a partial result ("partial": true; exit 105);
+a second signal stops at once.`,
 		Example: `  loadcap capacity find --url http://127.0.0.1:8080/api --slo 'p(99)<200ms,error<0.5%' --out find.json
   loadcap capacity find scenarios/examples/checkout.yaml --slo 'p(99)<200ms' --metrics http://127.0.0.1:8080/metrics
   loadcap capacity find script.js --k6-arg=--env=BASE=http://127.0.0.1:8080 --slo 'p(99)<200ms'   # one request per iteration`,
@@ -83,25 +85,41 @@ must make one request per iteration).`,
 			defer stop.Close()
 			return stop.Wait(func() error {
 				res, err := capacity.Find(stop.Context(), c.cfg)
-				partial := err != nil && stop.Interrupted() && res != nil
-				if partial {
-					res.MarkPartial(stop.Reason())
-				}
-				if res != nil && c.out != "" {
-					if werr := writeJSON(c.out, res); werr != nil && err == nil {
-						err = werr
+				if err != nil && res != nil && (len(res.Steps) > 0 || stop.Interrupted()) {
+					// A search cut short by a signal or an error: the steps
+					// done, named partial. With none done there is nothing
+					// to keep, and --out stays as it was.
+					reason := stop.Reason()
+					if !stop.Interrupted() {
+						reason = fmt.Sprintf("stopped by an error (%v)", err)
 					}
-				}
-				if partial {
+					res.MarkPartial(reason)
 					saved := ""
-					if c.out != "" {
+					switch {
+					case c.out == "":
+					case len(res.Steps) == 0:
+						saved = "; " + c.out + " is left as it was"
+					default:
+						if werr := writeJSON(c.out, res); werr != nil {
+							return errors.Join(err, werr)
+						}
 						saved = ", written to " + c.out
 					}
-					res.WriteSummary(st.stdout)
-					return cli.WithCode(cli.ExitAborted, fmt.Errorf("capacity find %s: a partial result of %d steps%s", stop.Reason(), len(res.Steps), saved))
+					if len(res.Steps) > 0 {
+						res.WriteSummary(st.stdout)
+					}
+					if stop.Interrupted() {
+						return cli.WithCode(cli.ExitAborted, fmt.Errorf("capacity find %s: a partial result of %d steps%s", reason, len(res.Steps), saved))
+					}
+					return fmt.Errorf("%w: a partial result of %d steps%s", err, len(res.Steps), saved)
 				}
 				if err != nil {
 					return err
+				}
+				if c.out != "" {
+					if err := writeJSON(c.out, res); err != nil {
+						return err
+					}
 				}
 				res.WriteSummary(st.stdout)
 				return nil
@@ -168,6 +186,9 @@ func newPlanCmd(st *state) *cobra.Command {
 		Args:  args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if err := checkOutputs(cmd, "out"); err != nil {
+				return err
+			}
+			if err := checkDirs(cmd, "hpa", "keda"); err != nil {
 				return err
 			}
 			p, err := scenarios.LoadPlan(a[0])

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 
 	"github.com/spf13/cobra"
@@ -25,6 +26,8 @@ type state struct {
 	getenv         func(string) string
 	signals        <-chan os.Signal // interrupts: first stops gracefully, second at once
 	tty            bool             // stderr is a terminal: live progress line
+
+	router *cli.Router // set by run: signals go to the open stopper, else stop the command at once
 }
 
 // exitCode is the process exit code for err (cli.ExitCode): an invalid
@@ -35,9 +38,10 @@ func exitCode(err error) int {
 
 // stopper watches st's signals for a command: the first stops it
 // gracefully (graceful says what finishes), the second at once. Close it
-// when the command ends.
+// when the command ends. A signal while no stopper is open stops the
+// command at once (run).
 func (st *state) stopper(ctx context.Context, graceful string) *cli.Stopper {
-	return cli.NewStopper(ctx, st.signals, st.stderr, graceful)
+	return st.router.Stopper(ctx, st.stderr, graceful)
 }
 
 // checkOutputs checks, before any work starts, that the files the named
@@ -56,6 +60,30 @@ func checkOutputs(cmd *cobra.Command, flags ...string) error {
 	return nil
 }
 
+// checkDirs checks, before any work starts, that the directories the
+// named flags ask for can take files: each is created (with its parents)
+// and checked as checkOutputs checks a file.
+func checkDirs(cmd *cobra.Command, flags ...string) error {
+	for _, name := range flags {
+		f := cmd.Flags().Lookup(name)
+		if f == nil || f.Value.String() == "" {
+			continue
+		}
+		if err := checkDir(f.Value.String()); err != nil {
+			return usageErr("--%s: %v", name, err)
+		}
+	}
+	return nil
+}
+
+// checkDir creates dir if need be and checks that it takes a new file.
+func checkDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot write into %s: %w", dir, err)
+	}
+	return cli.CheckOutput(filepath.Join(dir, "loadcap.check"))
+}
+
 // writeJSON writes v indented to path, atomically.
 func writeJSON(path string, v any) error {
 	return cli.WriteAtomic(path, func(w io.Writer) error {
@@ -70,11 +98,27 @@ func usageErr(format string, a ...any) error {
 }
 
 func run(ctx context.Context, st *state) int {
+	router := cli.NewRouter(st.signals)
+	defer router.Close()
+	cs := *st
+	cs.router = router
+	st = &cs
 	root := newRoot(st)
 	root.SetArgs(st.args)
 	root.SetOut(st.stdout)
 	root.SetErr(st.stderr)
-	err := root.ExecuteContext(ctx)
+	// A command with a graceful path opens a stopper for it; a signal that
+	// comes while none is open (a short command, or a long one before or
+	// after its stoppable part) ends the command at once: its outputs are
+	// written atomically, so none is left half written.
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	var err error
+	select {
+	case err = <-done:
+	case sig := <-router.Unhandled():
+		err = cli.WithCode(cli.ExitAborted, fmt.Errorf("interrupted by %s: stopped at once", sig))
+	}
 	code := exitCode(err)
 	if err != nil {
 		if !cli.Silent(err) {

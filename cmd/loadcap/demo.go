@@ -28,6 +28,12 @@ service's capacity from its /metrics (printed beside its configured capacity), a
 database for leaks, plan replicas for 10x the recorded peak, and write the HTML report.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkDirs(cmd, "out-dir"); err != nil {
+				return err
+			}
+			if err := checkOutputs(cmd, "report"); err != nil {
+				return err
+			}
 			return runDemo(cmd.Context(), st, dir, report, quiet)
 		},
 	}

@@ -72,11 +72,8 @@ the recording (or scenario): agents get that directory's files.`,
 			if c.dryRun {
 				return dryRunDrill(cmd.Context(), st, cfg)
 			}
-			if err := os.MkdirAll(c.outDir, 0o755); err != nil {
-				return usageErr("--out-dir: %v", err)
-			}
-			if err := cli.CheckOutput(filepath.Join(c.outDir, "run.json")); err != nil {
-				return usageErr("--out-dir: %v", err)
+			if err := checkDirs(cmd, "out-dir"); err != nil {
+				return err
 			}
 			res, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"))
 			if err != nil {
@@ -151,6 +148,11 @@ func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report s
 	})
 	if errors.Is(err, cli.ErrStoppedAtOnce) {
 		return nil, 0, cli.WithCode(cli.ExitAborted, fmt.Errorf("%w: the audit did not run; check isolation before the next drill", cli.ErrStoppedAtOnce))
+	}
+	if err != nil && stop.Interrupted() {
+		// The signal, not what it cut short (a pre-flight check, agents
+		// preparing), is the reason.
+		return res, 0, cli.WithCode(cli.ExitAborted, fmt.Errorf("the drill was %s before its load ran: nothing was measured", stop.Reason()))
 	}
 	if err != nil {
 		if res != nil && res.Check != nil {

@@ -126,14 +126,33 @@ export default function () {
 			t.Errorf("shadow tags seen by the server: %v; want presale-1 x5", srv.tags)
 		}
 	})
-	t.Run("syntax error keeps k6's exit code", func(t *testing.T) {
-		script := writeFile(t, "broken.js", "import http from 'k6/http';\nexport default function ( {\n")
-		r := loadcap(t, nil, false, "run", script, "--quiet")
-		if r.code != 107 {
-			t.Fatalf("exit %d, want k6's 107 (script exception)\n%s", r.code, r.stderr)
+	// One verdict for one file: a script k6 cannot load is invalid input
+	// for run as for validate (104, k6's message naming the file and the
+	// line); k6's 107 is for an exception once the test runs.
+	t.Run("a script that does not load is invalid input", func(t *testing.T) {
+		for name, body := range map[string]string{
+			"broken.js": "import http from 'k6/http';\nexport default function ( {\n",
+			"init.js":   "export default function () {}\nthrow new Error('thrown in init');\n",
+		} {
+			script := writeFile(t, name, body)
+			r := loadcap(t, nil, false, "run", script, "--quiet")
+			if r.code != int(cli.ExitInvalid) {
+				t.Errorf("%s: exit %d, want 104 (invalid input), as validate says\n%s", name, r.code, r.stderr)
+			}
+			if v := loadcap(t, nil, false, "validate", script); v.code != r.code {
+				t.Errorf("%s: run exits %d, validate %d: two verdicts for one file", name, r.code, v.code)
+			}
+			if !strings.Contains(r.stderr, name+":") || !strings.Contains(r.stderr, name+":2") && !strings.Contains(r.stderr, "Line 3") {
+				t.Errorf("%s: stderr does not name the script and the line:\n%s", name, r.stderr)
+			}
 		}
-		if !strings.Contains(r.stderr, "broken.js") || !strings.Contains(strings.ToLower(r.stderr), "unexpected") {
-			t.Errorf("stderr does not carry k6's message naming the script:\n%s", r.stderr)
+	})
+	t.Run("an exception while the test runs keeps k6's 107", func(t *testing.T) {
+		script := writeFile(t, "setup.js", "export const options = { vus: 1, iterations: 1 };\n"+
+			"export function setup() { throw new Error('thrown in setup'); }\nexport default function () {}\n")
+		r := loadcap(t, nil, false, "run", script, "--quiet", "--no-summary")
+		if r.code != 107 || !strings.Contains(r.stderr, "thrown in setup") || !strings.Contains(r.stderr, "setup.js:2") {
+			t.Errorf("exit %d, want k6's 107 (script exception) with the line\n%s", r.code, r.stderr)
 		}
 	})
 	t.Run("ad hoc flags are refused", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen/k6"
 )
 
@@ -27,5 +28,9 @@ func main() {
 		signals: sig,
 		tty:     term.IsTerminal(int(os.Stderr.Fd())),
 	}
-	os.Exit(run(context.Background(), st))
+	code := run(context.Background(), st)
+	// A command stopped at once may leave an output being written: the
+	// previous file stays, its temporary file goes.
+	cli.RemoveTemporaries()
+	os.Exit(code)
 }

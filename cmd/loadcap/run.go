@@ -47,7 +47,9 @@ it; the agents' k6 only connects inside their allow lists (k6's --blacklist-ip),
 script's thresholds on metrics loadcap measures are judged on the merged data.
 
 Latency is measured from each request's intended send time, so a stalled target shows in the
-percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 105 aborted.`,
+percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario (or a k6 script
+k6 cannot load), 105 aborted (a signal: the result so far is written, status aborted), k6's own
+107 for an exception once its test runs.`,
 		Example: `  loadcap run scenarios/examples/checkout.yaml --out run.json
   loadcap run --url http://127.0.0.1:8080/ --rate 2000 --duration 30s --max-vus 500 --out run.json
   loadcap run --url http://127.0.0.1:8080/ --vus 50 --duration 30s --quiet
@@ -212,15 +214,23 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) er
 	}
 	stop := st.stopper(ctx, graceful)
 	defer stop.Close()
+	// A signal before the load started (agents preparing) leaves no
+	// result: the signal is the reason, not what it cut short.
+	interrupted := func(err error) error {
+		if stop.Interrupted() {
+			return cli.WithCode(cli.ExitAborted, fmt.Errorf("%s before the load started, no result: %w", stop.Reason(), err))
+		}
+		return err
+	}
 	r, err := runner.New(stop.Context(), rc)
 	if err != nil {
-		return err
+		return interrupted(err)
 	}
 	defer r.Close()
 	forward(stop, r.Stop, r.Kill)
 	res, err := r.Run(ctx)
 	if err != nil && res == nil {
-		return err
+		return interrupted(err)
 	}
 	runErr := err // the run happened but went wrong (a recording that stopped reading): results first
 	var m reports.Meta

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
@@ -110,6 +111,7 @@ line where it breaks. --strict makes either exit 104 and leaves --out as it was.
 			// complete import.
 			stop := st.stopper(cmd.Context(), out+" is left as it was")
 			defer stop.Close()
+			defer context.AfterFunc(stop.Context(), func() { in.Close() })() // cuts a read waiting for data (a pipe)
 			var n int64
 			err = stop.Wait(func() (err error) {
 				n, err = capture.Import(stop.Context(), out, in, wopt, rf.strict, cli.WriteAtomic)
@@ -147,14 +149,31 @@ func newInspectCmd(st *state) *cobra.Command {
 		Use:   "inspect FILE",
 		Short: "What a recording holds: routes, methods, statuses, rate over time, the peak second",
 		Args:  args(cobra.ExactArgs(1)),
-		RunE: func(_ *cobra.Command, a []string) error {
+		RunE: func(cmd *cobra.Command, a []string) error {
 			in, err := rf.open(a[0])
 			if err != nil {
 				return err
 			}
 			defer in.Close()
 			start := time.Now()
-			stats, err := capture.Inspect(in)
+			// A signal stops the reading: what was read so far is
+			// summarized, headed PARTIAL.
+			stop := st.stopper(cmd.Context(), "the requests read so far are summarized")
+			defer stop.Close()
+			defer context.AfterFunc(stop.Context(), func() { in.Close() })()
+			var stats *capture.Stats
+			err = stop.Wait(func() (err error) {
+				stats, err = capture.Inspect(capture.WithContext(stop.Context(), in))
+				return err
+			})
+			if err != nil && stop.Interrupted() && stats != nil && !errors.Is(err, cli.ErrStoppedAtOnce) {
+				stats.Malformed = in.Malformed()
+				fmt.Fprintf(st.stdout, "PARTIAL: %s after %d requests; the rest of %s was not read\n", stop.Reason(), stats.Requests, a[0])
+				if err := stats.WriteText(st.stdout); err != nil {
+					return err
+				}
+				return cli.WithCode(cli.ExitAborted, fmt.Errorf("shadow inspect %s: a partial summary of the first %d requests", stop.Reason(), stats.Requests))
+			}
 			if err != nil {
 				return err
 			}

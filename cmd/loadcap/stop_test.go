@@ -132,38 +132,25 @@ func TestCapacityFindSignal(t *testing.T) {
 	})
 }
 
-func TestShadowImportSignalKeepsOutput(t *testing.T) {
+// TestShadowImportStrictKeepsOutput: --strict with malformed records
+// fails and keeps the previous file byte for byte (a signal's case is
+// TestShadowImportSignalKeepsOutput).
+func TestShadowImportStrictKeepsOutput(t *testing.T) {
 	dir := t.TempDir()
-	// Large enough that the import is still reading when the stopper takes
-	// the signal already waiting for it.
-	log := recording(t, dir, 200_000)
 	out := filepath.Join(dir, "traffic.jsonl")
 	before := []byte("{\"previous\":\"import\"}\n")
 	if err := os.WriteFile(out, before, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	sig := make(chan os.Signal, 1)
-	sig <- syscall.SIGINT
-	r := loadcap(t, sig, false, "shadow", "import", log, "--format", "nginx", "--out", out)
-	if r.code != 105 || !strings.Contains(r.stderr, "left as it was") {
-		t.Fatalf("exit %d, want 105\n%s", r.code, r.stderr)
-	}
-	if after, _ := os.ReadFile(out); !bytes.Equal(after, before) {
-		t.Errorf("--out changed: %.80q", after)
-	}
-	if entries, _ := os.ReadDir(dir); len(entries) != 2 {
-		t.Errorf("files left behind: %v", entries)
-	}
-
-	// --strict with malformed records fails and keeps the previous file too.
 	small := recording(t, t.TempDir(), 20)
-	r = loadcap(t, nil, false, "shadow", "import", small, "--format", "nginx", "--out", out, "--strict")
+	r := loadcap(t, nil, false, "shadow", "import", small, "--format", "nginx", "--out", out, "--strict")
 	if r.code != 104 || !strings.Contains(r.stderr, "left as it was") {
 		t.Errorf("--strict: exit %d\n%s", r.code, r.stderr)
 	}
 	if after, _ := os.ReadFile(out); !bytes.Equal(after, before) {
 		t.Errorf("--strict changed --out: %.80q", after)
 	}
+	noTemporaryFiles(t, dir)
 }
 
 func TestOutputCheckedBeforeWork(t *testing.T) {
@@ -182,15 +169,40 @@ func TestOutputCheckedBeforeWork(t *testing.T) {
 		{"capacity find --out", append(findArgs(srv.URL, filepath.Join(missing, "find.json")), "--max-steps", "1"), "--out"},
 		{"shadow import --out", []string{"shadow", "import", recording(t, t.TempDir(), 4), "--out", filepath.Join(missing, "t.jsonl")}, "--out"},
 	}
+	tests = append(tests, struct {
+		name string
+		args []string
+		flag string
+	}{"demo --report", []string{"demo", "-q", "--out-dir", t.TempDir(), "--report", filepath.Join(missing, "r.html")}, "--report"})
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := loadcap(t, nil, false, tc.args...)
 			if r.code != 2 || !strings.Contains(r.stderr, tc.flag+": cannot write") || !strings.Contains(r.stderr, "missing-dir does not exist") {
 				t.Errorf("exit %d, want 2 naming %s and the directory\n%s", r.code, tc.flag, r.stderr)
 			}
+			if strings.Contains(r.stdout, "demo: the shop runs") {
+				t.Errorf("the demo started before its output was checked:\n%s", r.stdout)
+			}
 		})
 	}
 	if n := requests.Load(); n != 0 {
 		t.Errorf("the target saw %d requests: the output was checked after the work", n)
+	}
+
+	// Manifest directories too: plan.json is not written when --hpa or
+	// --keda cannot be.
+	for _, flag := range []string{"--hpa", "--keda"} {
+		t.Run("capacity plan "+flag, func(t *testing.T) {
+			dir := t.TempDir()
+			file := writeFile(t, "not-a-dir", "")
+			out := filepath.Join(dir, "plan.json")
+			r := loadcap(t, nil, false, "capacity", "plan", "../../scenarios/examples/presale-plan.yaml", "--out", out, flag, file)
+			if r.code != 2 || !strings.Contains(r.stderr, flag+": cannot write into "+file) {
+				t.Errorf("exit %d, want 2 naming %s\n%s", r.code, flag, r.stderr)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Error("plan.json was written before the manifests' directory was checked")
+			}
+		})
 	}
 }

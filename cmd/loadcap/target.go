@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -35,7 +36,6 @@ and requests beyond it queue. Also: /sleep?ms=N, /status/CODE, /bytes/N, /stats 
 				return err
 			}
 			defer srv.Close()
-			fmt.Fprintf(st.stdout, "target listening on %s\n", srv.URL())
 			ctx := cmd.Context()
 			if dur > 0 {
 				var cancel context.CancelFunc
@@ -43,9 +43,11 @@ and requests beyond it queue. Also: /sleep?ms=N, /status/CODE, /bytes/N, /stats 
 				defer cancel()
 			}
 			// A signal (or --duration) ends serving: open requests get 5 s,
-			// or until the second signal.
+			// or until the second signal. The stopper is open before the
+			// address is announced: whoever acts on it may signal at once.
 			stop := st.stopper(ctx, "open requests get 5s to finish")
 			defer stop.Close()
+			fmt.Fprintf(st.stdout, "target listening on %s\n", srv.URL())
 			<-stop.Context().Done()
 			sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -60,6 +62,13 @@ and requests beyond it queue. Also: /sleep?ms=N, /status/CODE, /bytes/N, /stats 
 			s := srv.Stats()
 			fmt.Fprintf(st.stdout, "served %d requests (%.1f/s), %d stalled, %d resets, %d errors, %d rejected\n",
 				s.Served, s.ServedRate(), s.Stalled, s.Resets, s.Errors, s.Rejected)
+			select {
+			case <-stop.Now(): // open requests were cut off
+				return cli.WithCode(cli.ExitAborted, errors.New("stopped at once by a second signal: open requests were cut off"))
+			default:
+			}
+			// Serving until interrupted is the target's work: the first
+			// signal ends it as --duration does.
 			return nil
 		},
 	}

@@ -84,6 +84,10 @@ func Import(ctx context.Context, path string, in Reader, opt WriterOption, stric
 // ErrStrict fails an Import with strict that skipped malformed records.
 var ErrStrict = errors.New("malformed records with --strict")
 
+// WithContext returns in as a Reader that ends with ctx's cause once ctx
+// is done: a signal stops the reading between two records.
+func WithContext(ctx context.Context, in Reader) Reader { return stoppable{in, ctx} }
+
 // stoppable is a Reader that ends with the context's cause once ctx is
 // done.
 type stoppable struct {

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // outputMode is the mode of every file loadcap writes: results are for
@@ -28,11 +29,13 @@ func WriteAtomic(path string, write func(io.Writer) error) (err error) {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
+	writing.Store(tmp.Name(), struct{}{})
 	defer func() {
 		if err != nil {
 			tmp.Close()
 			os.Remove(tmp.Name())
 		}
+		writing.Delete(tmp.Name())
 	}()
 	// CreateTemp makes the file private.
 	if err := tmp.Chmod(outputMode); err != nil {
@@ -61,6 +64,19 @@ func WriteAtomic(path string, write func(io.Writer) error) (err error) {
 		d.Close()
 	}
 	return nil
+}
+
+// writing holds the temporary files of the WriteAtomic calls under way.
+var writing sync.Map
+
+// RemoveTemporaries removes the temporary files of the WriteAtomic calls
+// still under way, whose files are left as they were: for a process that
+// exits at once (a second signal) without waiting for them.
+func RemoveTemporaries() {
+	writing.Range(func(name, _ any) bool {
+		os.Remove(name.(string))
+		return true
+	})
 }
 
 // CheckOutput verifies, before any work starts, that path can be written

@@ -135,3 +135,31 @@ func TestExitCode(t *testing.T) {
 		t.Error("Silent")
 	}
 }
+
+func TestRemoveTemporaries(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "out.json")
+	if err := os.WriteFile(path, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writing, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- WriteAtomic(path, func(w io.Writer) error {
+			io.WriteString(w, strings.Repeat("half ", 100<<10))
+			close(writing)
+			<-release // the process exits at once here
+			return errors.New("stopped")
+		})
+	}()
+	<-writing
+	RemoveTemporaries()
+	if entries, _ := os.ReadDir(dir); len(entries) != 1 {
+		t.Errorf("a write under way left %v", entries)
+	}
+	if b, _ := os.ReadFile(path); string(b) != "old\n" {
+		t.Errorf("the file holds %.40q", b)
+	}
+	close(release)
+	<-done
+}

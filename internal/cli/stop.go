@@ -41,6 +41,7 @@ type Stopper struct {
 	n          int       // signals seen
 	stop, kill func(reason string)
 	closeOnce  sync.Once
+	release    func() // hands the signals back to the Router that opened s; nil for none
 }
 
 // NewStopper watches signals until Close or until parent is done. note
@@ -177,6 +178,9 @@ func (s *Stopper) Wait(work func() error) error {
 // without a signal cause).
 func (s *Stopper) Close() {
 	s.closeOnce.Do(func() {
+		if s.release != nil {
+			s.release()
+		}
 		close(s.closed)
 		<-s.exited
 		s.cancel(context.Canceled)

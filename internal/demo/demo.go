@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/internal/demo/shop"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/scenarios/examples"
@@ -86,7 +87,7 @@ func Start(ctx context.Context, dir string, w io.Writer) (*Demo, error) {
 func (d *Demo) write(ctx context.Context, dir string, w io.Writer) error {
 	s := d.Shop
 	traffic := filepath.Join(dir, "shop-traffic.jsonl")
-	if err := os.WriteFile(traffic, examples.ShopTraffic, 0o644); err != nil {
+	if err := cli.WriteAtomic(traffic, func(w io.Writer) error { _, err := w.Write(examples.ShopTraffic); return err }); err != nil {
 		return err
 	}
 	var svc strings.Builder
@@ -103,7 +104,7 @@ func (d *Demo) write(ctx context.Context, dir string, w io.Writer) error {
 		"{{peak}}", "620", "{{dsn}}", s.DSN(), "{{tables}}", strings.Join(tables, ", "),
 		"{{offset}}", fmt.Sprint(s.IDOffset())).Replace(Plan)
 	d.PlanPath = filepath.Join(dir, "drill.yaml")
-	if err := os.WriteFile(d.PlanPath, []byte(plan), 0o644); err != nil {
+	if err := cli.WriteAtomic(d.PlanPath, func(w io.Writer) error { _, err := io.WriteString(w, plan); return err }); err != nil {
 		return err
 	}
 	if d.Plan, err = scenarios.ParseDrill(d.PlanPath, []byte(plan)); err != nil {

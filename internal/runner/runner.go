@@ -88,6 +88,7 @@ type Run struct {
 
 	coordinator *cluster.Runner
 	script      *k6.ScriptRunner
+	scriptPath  string // the script as the user named it
 }
 
 var _ loadgen.Runner = (*Run)(nil)
@@ -220,6 +221,7 @@ func (r *Run) k6Here(cfg Config) error {
 	}
 	r.script = &k6.ScriptRunner{Runner: kr}
 	r.runner = r.script
+	r.scriptPath = cfg.Script
 	return nil
 }
 
@@ -264,10 +266,15 @@ func (r *Run) k6Agents(ctx context.Context, cfg Config) error {
 	return nil
 }
 
+// exitScriptException is k6's exit code for a script that threw
+// (go.k6.io/k6/errext/exitcodes.ScriptException).
+const exitScriptException = 107
+
 // Run generates the load (see loadgen.Runner). A recording that stopped
 // reading early fails the run after it returned its result (exit 1); a
 // k6 that ended before its test started returns no result and k6's exit
-// code.
+// code, but for a script k6 could not load: that is invalid input (104),
+// as validate finds it.
 func (r *Run) Run(ctx context.Context) (_ *loadgen.Result, runErr error) {
 	if r.replay != nil {
 		defer func() {
@@ -285,6 +292,13 @@ func (r *Run) Run(ctx context.Context) (_ *loadgen.Result, runErr error) {
 	res, err := r.runner.Run(ctx)
 	if r.script != nil && err != nil && r.script.Outcome != nil && r.script.Outcome.Result == nil {
 		o := r.script.Outcome
+		if o.ExitCode == exitScriptException {
+			// k6 could not load the script (a syntax error, an import
+			// that does not resolve, an exception in its init code): the
+			// file is invalid input, as validate says. k6's 107 stays for
+			// an exception once the test started (setup, teardown).
+			return nil, cli.WithCode(cli.ExitInvalid, fmt.Errorf("%s: k6 could not load the script: %s", r.scriptPath, o.Err))
+		}
 		return nil, cli.WithCode(cli.Code(o.ExitCode), fmt.Errorf("k6 exited with code %d: %s", o.ExitCode, o.Err))
 	}
 	if r.coordinator != nil && err == nil && res == nil && r.coordinator.Outcome != nil {
