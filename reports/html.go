@@ -9,7 +9,9 @@ import (
 	"io"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/capacity/autoscale"
 	"github.com/loadcap/loadcap/capacity/drill"
+	"github.com/loadcap/loadcap/capacity/verify"
 )
 
 // HTMLInput is what one HTML report shows. Every part is optional, but at
@@ -26,6 +28,10 @@ type HTMLInput struct {
 	// checks and verdict, and with Baseline the figures side by side.
 	Baseline   *Run
 	Comparison *Comparison
+	// Verify adds the plan's verification (capacity verify, or the demo's
+	// own); Simulate the autoscaler replayed over a traffic curve.
+	Verify   *verify.Result
+	Simulate *autoscale.Result
 	// ExitCode is the exit code of the command that made the report; the
 	// verdict at the top is PASS when it is 0.
 	ExitCode int
@@ -49,6 +55,7 @@ type HTMLData struct {
 	Baseline   *Run                 `json:"baseline,omitempty"`
 	Comparison *Comparison          `json:"comparison,omitempty"`
 	Drill      *drill.Report        `json:"drill,omitempty"`
+	Verify     *verify.Result       `json:"verify,omitempty"`
 	Omitted    []string             `json:"omitted,omitempty"`
 }
 
@@ -90,7 +97,7 @@ func WriteHTML(w io.Writer, in HTMLInput) error {
 // embed is the JSON the page carries.
 func embed(in HTMLInput) (template.JS, error) {
 	d := HTMLData{Schema: ReportSchema, ExitCode: in.ExitCode, Run: in.Run, Find: in.Find, Plan: in.Plan,
-		Baseline: in.Baseline, Comparison: in.Comparison, Drill: in.Drill}
+		Baseline: in.Baseline, Comparison: in.Comparison, Drill: in.Drill, Verify: in.Verify}
 	size := 0
 	for _, r := range []*Run{in.Run, in.Baseline} {
 		if r == nil {

@@ -288,6 +288,33 @@ const pageHTML = `<!DOCTYPE html>
 {{- end}}
 </section>
 {{- end}}
+{{- with .Verify}}
+<section id="verify">
+<h2>Plan verification</h2>
+<p class="verdict-line {{if .Held}}ok{{else}}bad{{end}}"><strong>{{if .Held}}Plan verified: every check held{{else}}Plan NOT verified{{end}}</strong> · bottleneck {{.Bottleneck}}</p>
+{{- range .Checks}}
+<div class="scroll">
+<table class="verify"><caption>{{.Name}}: {{.About}} · {{.Line}}</caption>
+<thead><tr><th scope="col">service</th><th scope="col" class="num">replicas</th><th scope="col" class="num">predicted req/s</th><th scope="col" class="num">measured req/s</th><th scope="col" class="num">per replica</th><th scope="col" class="num">predicted utilization</th><th scope="col" class="num">measured utilization</th><th scope="col" class="num">ceiling</th><th scope="col" class="num">mean latency</th><th scope="col" class="num">failed req/s</th></tr></thead><tbody>
+{{- range .Rows}}
+<tr{{if .Over}} class="bad"{{end}}><th scope="row">{{.Name}}</th><td class="num">{{.Replicas}}</td><td class="num">{{.Predicted}}</td>{{if .Error}}<td colspan="7">{{.Error}}</td>{{else}}<td class="num">{{.Measured}}</td><td class="num">{{.PerReplica}}</td><td class="num">{{.PredUtil}}</td><td class="num">{{.Util}}{{if .Over}} <span class="tag warn">over ceiling</span>{{end}}</td><td class="num">{{.Ceiling}}</td><td class="num">{{.Latency}}</td><td class="num">{{.Failed}}</td>{{end}}</tr>
+{{- end}}
+</tbody></table>
+</div>
+{{- end}}
+</section>
+{{- end}}
+{{- with .Sim}}
+<section id="simulate">
+<h2>Autoscaling, simulated</h2>
+<p>The plan's HPA replayed second by second over the traffic ({{.About}}).</p>
+{{- range .Cases}}
+<p class="verdict-line {{if .Held}}ok{{else}}bad{{end}}"><strong>{{.Name}}</strong> ({{.About}}): {{if .Held}}held{{else}}NOT held{{end}}</p>
+<ul class="notes">{{range .Lines}}<li>{{.}}</li>{{end}}</ul>
+{{- end}}
+{{- range .Charts}}{{template "figure" .}}{{end}}
+</section>
+{{- end}}
 {{- with .Compare}}
 <section id="compare">
 <h2>Comparison with the baseline</h2>

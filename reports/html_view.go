@@ -29,6 +29,8 @@ type page struct {
 	Run     *runView
 	Find    *findView
 	Plan    *planView
+	Verify  *verifyView
+	Sim     *simulateView
 	Compare *compareView
 	Data    template.JS
 	CSS     template.CSS
@@ -133,6 +135,16 @@ func buildPage(in HTMLInput) (*page, error) {
 	if in.Plan != nil {
 		p.Plan = buildPlan(in.Plan)
 		p.Nav = append(p.Nav, navItem{"plan", "Plan"})
+	}
+	if in.Verify != nil {
+		p.Verify = buildVerify(in.Verify)
+		p.Nav = append(p.Nav, navItem{"verify", "Verification"})
+	}
+	if in.Simulate != nil {
+		if p.Sim, err = buildSimulate(in.Simulate); err != nil {
+			return nil, err
+		}
+		p.Nav = append(p.Nav, navItem{"simulate", "Autoscaling"})
 	}
 	if in.Comparison != nil || in.Baseline != nil {
 		if p.Compare, err = buildCompare(in); err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/capacity/verify"
+	"github.com/loadcap/loadcap/capacity/verify/kube"
 	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/scenarios/slo"
 )
@@ -170,11 +171,11 @@ func (c *verifyFlags) newScaler(plan *capacity.PlanResult, metrics map[string]st
 		}
 		return &verify.CmdScaler{ScaleCmd: c.scaleCmd, ReadyCmd: c.readyCmd}, nil
 	case "k8s":
-		targets := map[string]verify.K8sTarget{}
+		targets := map[string]kube.Target{}
 		for _, s := range plan.Services {
-			targets[s.Name] = verify.K8sTarget{Namespace: s.Namespace, Deployment: s.Deployment}
+			targets[s.Name] = kube.Target{Namespace: s.Namespace, Deployment: s.Deployment}
 		}
-		k, err := verify.NewK8sScaler(c.kubeconfig, c.kubeContext, targets)
+		k, err := kube.NewScaler(c.kubeconfig, c.kubeContext, targets)
 		if err != nil {
 			return nil, cli.WithCode(cli.ExitUsage, err)
 		}

@@ -1,8 +1,10 @@
-package verify
+package kube
 
 import (
 	"context"
 	"testing"
+
+	"github.com/loadcap/loadcap/capacity/verify"
 
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
@@ -58,10 +60,10 @@ func fakeCluster(objs ...runtime.Object) *fake.Clientset {
 // Scaling goes through the scale subresource of the service's Deployment;
 // readiness counts only the pods of the new spec, and only once the
 // controller has observed it.
-func TestK8sScaler(t *testing.T) {
+func TestScaler(t *testing.T) {
 	ctx := context.Background()
 	c := fakeCluster(deployment("shop", "product-svc", 3, 3))
-	k := &K8sScaler{Apps: c.AppsV1(), Targets: map[string]K8sTarget{"product": {Namespace: "shop", Deployment: "product-svc"}}}
+	k := &Scaler{Apps: c.AppsV1(), Targets: map[string]Target{"product": {Namespace: "shop", Deployment: "product-svc"}}}
 	if n, err := k.Ready(ctx, "product"); err != nil || n != 3 {
 		t.Fatalf("ready %d, %v; want 3", n, err)
 	}
@@ -83,13 +85,13 @@ func TestK8sScaler(t *testing.T) {
 	}
 	d.Status.ReadyReplicas = 8
 	c.Tracker().Update(appsv1.SchemeGroupVersion.WithResource("deployments"), d, "shop")
-	if err := WaitReady(ctx, k, map[string]int{"product": 8}, 0, nil); err != nil {
+	if err := verify.WaitReady(ctx, k, map[string]int{"product": 8}, 0, nil); err != nil {
 		t.Errorf("WaitReady: %v", err)
 	}
 	if err := k.Scale(ctx, "cart", 2); err == nil {
 		t.Error("a service without a Deployment was scaled")
 	}
-	k.Targets["gone"] = K8sTarget{Namespace: "shop", Deployment: "nope"}
+	k.Targets["gone"] = Target{Namespace: "shop", Deployment: "nope"}
 	if _, err := k.Ready(ctx, "gone"); err == nil {
 		t.Error("a missing Deployment reported ready")
 	}

@@ -1,8 +1,14 @@
-package verify
+// Package kube is capacity verify's and watch's scaler for Kubernetes:
+// Deployments scaled through their scale subresource with client-go. It
+// is a package of its own so that what only reads verify's results does
+// not link client-go.
+package kube
 
 import (
 	"context"
 	"fmt"
+
+	"github.com/loadcap/loadcap/capacity/verify"
 
 	autoscalingv1 "k8s.io/api/autoscaling/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -10,23 +16,23 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// K8sScaler scales Deployments through their scale subresource, as
+// Scaler scales Deployments through their scale subresource, as
 // kubectl scale does, and reads readiness from the Deployment's status
 // (ready replicas of the current generation: an old ReplicaSet's pods do
 // not count while a rollout is under way). Targets maps a plan's service
 // to its namespace and Deployment (the plan's namespace and deployment
 // fields).
-type K8sScaler struct {
+type Scaler struct {
 	Apps    appsv1.AppsV1Interface
-	Targets map[string]K8sTarget
+	Targets map[string]Target
 }
 
-// K8sTarget is the Deployment of one service.
-type K8sTarget struct{ Namespace, Deployment string }
+// Target is the Deployment of one service.
+type Target struct{ Namespace, Deployment string }
 
-// NewK8sScaler connects with the kubeconfig at path ("" follows kubectl:
+// NewScaler connects with the kubeconfig at path ("" follows kubectl:
 // $KUBECONFIG, then ~/.kube/config) and its context ("" the current one).
-func NewK8sScaler(path, kubeContext string, targets map[string]K8sTarget) (*K8sScaler, error) {
+func NewScaler(path, kubeContext string, targets map[string]Target) (*Scaler, error) {
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
 	if path != "" {
 		rules.ExplicitPath = path
@@ -40,10 +46,10 @@ func NewK8sScaler(path, kubeContext string, targets map[string]K8sTarget) (*K8sS
 	if err != nil {
 		return nil, err
 	}
-	return &K8sScaler{Apps: apps, Targets: targets}, nil
+	return &Scaler{Apps: apps, Targets: targets}, nil
 }
 
-func (k *K8sScaler) target(service string) (K8sTarget, error) {
+func (k *Scaler) target(service string) (Target, error) {
 	t, ok := k.Targets[service]
 	if !ok || t.Deployment == "" {
 		return t, fmt.Errorf("no Deployment for service %q", service)
@@ -54,8 +60,8 @@ func (k *K8sScaler) target(service string) (K8sTarget, error) {
 	return t, nil
 }
 
-// Scale implements Scaler.
-func (k *K8sScaler) Scale(ctx context.Context, service string, replicas int) error {
+// Scale implements verify.Scaler.
+func (k *Scaler) Scale(ctx context.Context, service string, replicas int) error {
 	t, err := k.target(service)
 	if err != nil {
 		return err
@@ -75,9 +81,9 @@ func (k *K8sScaler) Scale(ctx context.Context, service string, replicas int) err
 	return nil
 }
 
-// Ready implements Scaler: the Deployment's ready replicas once its
+// Ready implements verify.Scaler: the Deployment's ready replicas once its
 // controller has seen the latest spec, else 0.
-func (k *K8sScaler) Ready(ctx context.Context, service string) (int, error) {
+func (k *Scaler) Ready(ctx context.Context, service string) (int, error) {
 	t, err := k.target(service)
 	if err != nil {
 		return 0, err
@@ -97,3 +103,5 @@ func (k *K8sScaler) Ready(ctx context.Context, service string) (int, error) {
 	}
 	return int(ready), nil
 }
+
+var _ verify.Scaler = (*Scaler)(nil)
