@@ -83,7 +83,11 @@ type shardName struct {
 type shard struct {
 	mu      sync.Mutex
 	names   []shardName
-	sendSum atomic.Int64 // Σ send times (µs since start) of this shard's VUs
+	// sent and sendSum count this shard's sends and add up their times
+	// (µs since start), together under mu: the in-flight integral needs
+	// the two to agree, and read apart they did not (a request sent
+	// between the reads moved the integral by its send time, seconds).
+	sent, sendSum int64
 	_       [64]byte     // keep shards on separate cache lines
 }
 
@@ -240,7 +244,12 @@ func (r *Recorder) Dropped() { r.dropped.Add(1) }
 // is in flight when the run stops.
 func (r *Recorder) Sent(name, shardHint int, at time.Time) {
 	r.sent[name].Add(1)
-	r.shards[shardHint%len(r.shards)].sendSum.Add(at.Sub(r.start).Microseconds())
+	s := &r.shards[shardHint%len(r.shards)]
+	us := at.Sub(r.start).Microseconds()
+	s.mu.Lock()
+	s.sent++
+	s.sendSum += us
+	s.mu.Unlock()
 }
 
 // Record adds one finished request. shard is any small integer (the VU's
@@ -397,12 +406,17 @@ func (r *Recorder) rotate(now time.Time, snap *Snapshot) Interval {
 	}
 	iv.Inflight = sentTotal - done
 	// ∫₀ᵀ inflight dt = T·inflight(T) − Σ send times + Σ end times: the
-	// exact time integral, requests straddling the edges included.
-	var sendSum int64
+	// exact time integral, requests straddling the edges included. The
+	// sends are read after the completions, each shard's count and sum
+	// together, so every finished request is among the sent ones.
+	var sent, sendSum int64
 	for i := range r.shards {
-		sendSum += r.shards[i].sendSum.Load()
+		sh := &r.shards[i]
+		sh.mu.Lock()
+		sent, sendSum = sent+sh.sent, sendSum+sh.sendSum
+		sh.mu.Unlock()
 	}
-	iv.Busy = time.Duration(iv.End.Microseconds()*iv.Inflight-sendSum+endSum) * time.Microsecond
+	iv.Busy = time.Duration(iv.End.Microseconds()*(sent-done)-sendSum+endSum) * time.Microsecond
 	r.intervals = append(r.intervals, iv)
 	if snap != nil {
 		late := r.late.Load()
