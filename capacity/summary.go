@@ -3,6 +3,7 @@ package capacity
 import (
 	"fmt"
 	"io"
+	"math"
 	"text/tabwriter"
 )
 
@@ -71,7 +72,9 @@ func (r *FindResult) WriteSummary(w io.Writer) {
 		}
 	}
 	if r.USL != nil {
-		fmt.Fprintf(w, "USL fit over %d steps: sigma %.4g, kappa %.4g, lambda %.4g, R² %.3f\n", r.USL.Points, r.USL.Sigma, r.USL.Kappa, r.USL.Lambda, r.USL.R2)
+		u := r.USL
+		fmt.Fprintf(w, "USL fit over %d steps: sigma %.4g%s, kappa %.4g%s, lambda %.4g%s, R² %.3f\n", u.Points,
+			u.Sigma, plusMinus(u.SigmaSE), u.Kappa, plusMinus(u.KappaSE), u.Lambda, plusMinus(u.LambdaSE), u.R2)
 	} else if r.USLError != "" {
 		fmt.Fprintf(w, "USL fit: %s\n", r.USLError)
 	}
@@ -107,4 +110,13 @@ func (r *FindResult) AllPassed() bool {
 		}
 	}
 	return true
+}
+
+// plusMinus writes a standard error as " ± se", or nothing when the fit
+// could not give one (a parameter at its bound, no degrees of freedom).
+func plusMinus(se float64) string {
+	if math.IsNaN(se) || math.IsInf(se, 0) {
+		return ""
+	}
+	return fmt.Sprintf(" ± %.2g", se)
 }

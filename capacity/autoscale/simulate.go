@@ -212,7 +212,7 @@ func round3(v float64) float64 {
 func (t *Timeline) Verdict(loc *time.Location) string {
 	clock := func(ts time.Time) string { return ts.In(loc).Format("15:04:05") }
 	if t.Held() {
-		v := fmt.Sprintf("%s: held; peak %d replicas", t.Service, t.PeakReplicas)
+		v := fmt.Sprintf("%s: held; peak %s", t.Service, replicas(t.PeakReplicas))
 		if !t.ReadyAtPeak.IsZero() {
 			v += ", all ready at " + clock(t.ReadyAtPeak)
 		}
@@ -222,5 +222,12 @@ func (t *Timeline) Verdict(loc *time.Location) string {
 	if t.LongestOver != t.OverSeconds {
 		v += fmt.Sprintf(" (longest %d s from %s)", t.LongestOver, clock(t.LongestOverFrom))
 	}
-	return v + fmt.Sprintf("; peak %d replicas", t.PeakReplicas)
+	return v + "; peak " + replicas(t.PeakReplicas)
+}
+
+func replicas(n int) string {
+	if n == 1 {
+		return "1 replica"
+	}
+	return fmt.Sprintf("%d replicas", n)
 }

@@ -4,12 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/capacity/autoscale"
 	"github.com/loadcap/loadcap/capacity/drill"
+	"github.com/loadcap/loadcap/capacity/verify"
 	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/internal/demo"
+	"github.com/loadcap/loadcap/reports"
 )
 
 func newDemoCmd(st *state) *cobra.Command {
@@ -55,7 +62,9 @@ func runDemo(ctx context.Context, st *state, dir, report string, quiet bool) err
 	if !quiet {
 		cfg.Progress, cfg.Live = st.stderr, st.tty
 	}
-	res, code, err := runDrill(ctx, st, cfg, dir, report)
+	res, code, err := runDrill(ctx, st, cfg, dir, report, func(ctx context.Context, res *drill.Result, in *reports.HTMLInput) {
+		closeLoop(ctx, st, d, res, in, dir, quiet)
+	})
 	if err != nil {
 		return err
 	}
@@ -82,4 +91,90 @@ func runDemo(ctx context.Context, st *state, dir, report string, quiet bool) err
 		fmt.Fprintln(st.stdout, "demo: every stage ran to its end (the weak service held; a loaded machine can hide the saturation)")
 	}
 	return nil
+}
+
+// closeLoop checks the demo's plan: the shop scaled to it, the planned
+// peak replayed as a drill stage and measured per service (verify), and
+// the plan's HPA replayed over a sale's jump with and without the cron
+// pre-scale (simulate). Both go to the terminal and the report; a failure
+// is said, not fatal: the drill's own outcome is the demo's exit code.
+func closeLoop(ctx context.Context, st *state, d *demo.Demo, res *drill.Result, in *reports.HTMLInput, dir string, quiet bool) {
+	plan := res.Plan
+	if plan == nil || res.RecordedPeak <= 0 {
+		return
+	}
+	var progress io.Writer
+	if !quiet {
+		progress = st.stderr
+	}
+	fmt.Fprintf(st.stdout, "\ndemo: verifying the plan: the shop scaled to %d replicas, %.0f req/s replayed at the entry\n", plan.Totals.Replicas, plan.EntryQPS)
+	vr, err := verify.Run(ctx, verify.Config{
+		Plan: plan, Scaler: &verify.HTTPScaler{URLs: d.ScaleURLs()}, Progress: progress, ReadyTimeout: 30 * time.Second, Redundancy: true,
+		Drive: func(ctx context.Context, name string, entry float64) (*capacity.Step, error) {
+			vd, err := d.StageDrill(filepath.Join(dir, "verify-drill.yaml"), name, entry)
+			if err != nil {
+				return nil, err
+			}
+			r, err := drill.Run(ctx, drill.Config{Plan: vd})
+			if err != nil {
+				return nil, err
+			}
+			if r.Stages == nil || len(r.Stages.Steps) == 0 {
+				return nil, fmt.Errorf("the %s stage measured nothing", name)
+			}
+			step := r.Stages.Steps[len(r.Stages.Steps)-1]
+			if r.Stopped != nil {
+				step.Passed, step.Reason = false, "stopped: "+r.Stopped.Reason
+			}
+			return &step, nil
+		},
+	})
+	if err != nil {
+		fmt.Fprintf(st.stdout, "demo: the plan could not be verified: %v\n", err)
+	} else {
+		in.Verify = vr
+		vr.WriteTable(st.stdout)
+		fmt.Fprintln(st.stdout, "demo: "+verifyLine(vr, plan))
+	}
+	// A sale's jump: the recording's peak for 20 minutes, then the planned
+	// peak for 10, the window (and its cron pre-scale) at the jump.
+	jump := time.Now().UTC().Truncate(24 * time.Hour).Add(44 * time.Hour) // tomorrow, 20:00
+	tr := autoscale.Traffic{Start: jump.Add(-20 * time.Minute)}
+	for i := 0; i < 30*60; i++ {
+		r := res.RecordedPeak
+		if i >= 20*60 {
+			r = plan.EntryQPS
+		}
+		tr.RPS = append(tr.RPS, r)
+	}
+	sale := *plan
+	sale.Window = &capacity.PlanWindow{Start: jump, End: jump.Add(time.Hour), Timezone: "UTC"}
+	sim, err := autoscale.SimulatePlan(&sale, tr, autoscale.Options{})
+	if err != nil {
+		fmt.Fprintf(st.stdout, "demo: simulate: %v\n", err)
+		return
+	}
+	in.Simulate = sim
+	fmt.Fprintf(st.stdout, "\ndemo: the plan's HPA simulated over a sale that jumps from %.0f to %.0f req/s at %s:\n", res.RecordedPeak, plan.EntryQPS, jump.Format("15:04:05"))
+	sim.WriteText(st.stdout, time.UTC)
+}
+
+// verifyLine is the demo's one-line verdict on its plan.
+func verifyLine(r *verify.Result, plan *capacity.PlanResult) string {
+	if len(r.Checks) == 0 {
+		return "plan not verified: no check ran"
+	}
+	c := r.Checks[0]
+	var b *verify.ServiceCheck
+	for _, s := range c.Services {
+		if b == nil || s.Utilization > b.Utilization {
+			b = s
+		}
+	}
+	word := "plan verified"
+	if !r.Held {
+		word = "plan NOT verified (" + c.Reason + ")"
+	}
+	return fmt.Sprintf("%s: p(99) %.0f ms at %.0f req/s with %d replicas; %s at %.0f%% of capacity, planned ≤ %.0f%%",
+		word, c.Step.LatencyMs.P99, c.Step.Achieved, plan.Totals.Replicas, b.Name, 100*b.Utilization, 100*b.Ceiling)
 }

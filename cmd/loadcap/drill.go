@@ -75,7 +75,7 @@ the recording (or scenario): agents get that directory's files.`,
 			if err := checkDirs(cmd, "out-dir"); err != nil {
 				return err
 			}
-			res, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"))
+			res, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"), nil)
 			if err != nil {
 				return err
 			}
@@ -136,7 +136,9 @@ func drillErr(err error) error {
 
 // runDrill runs a drill, writes its files into outDir and the report to
 // report, and returns the exit code the outcome stands for.
-func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report string) (*drill.Result, cli.Code, error) {
+// runDrill runs the drill, writes its files and report, and says how it
+// went. more, when set, runs after the summary and may add to the report.
+func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report string, more func(context.Context, *drill.Result, *reports.HTMLInput)) (*drill.Result, cli.Code, error) {
 	// The first signal stops the engine at once; the audit and the report
 	// still run. The second abandons them.
 	stop := st.stopper(ctx, "the audit, the plan and the report still run")
@@ -196,6 +198,9 @@ func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report s
 	}
 	sayOutcome()
 	in := reports.HTMLInput{Run: run, Find: res.Stages, Plan: res.Plan, ExitCode: int(code), Drill: res.Report(manifests)}
+	if more != nil && stop.Context().Err() == nil {
+		more(stop.Context(), res, &in)
+	}
 	if err := (reports.Outputs{HTML: report, Notices: st.stderr, Write: cli.WriteAtomic}).WriteReports(in); err != nil {
 		return fail(err)
 	}

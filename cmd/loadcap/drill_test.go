@@ -150,7 +150,12 @@ func TestDemoMeasuresEveryService(t *testing.T) {
 			}
 		}
 		if !israce.Enabled { // the guard judges latency: the detector's slowdown would move the stop
-			for _, s := range []string{"first to saturate: product", "Bottleneck: product", "the guard stopped stage peak"} {
+			for _, s := range []string{"first to saturate: product", "Bottleneck: product", "the guard stopped stage peak",
+				// The loop closed: the plan verified on the scaled shop, the
+				// HPA alone too slow for the jump, the pre-scale in time.
+				"demo: plan verified: p(99)", "bottleneck: planned product, measured product (agrees)",
+				"reactive (the plan's HPA, reacting from the current replicas): NOT HELD", "product: over capacity for",
+				"pre-scaled (the same with KEDA's cron trigger holding the plan's replicas from"} {
 				if !strings.Contains(r.stdout, s) {
 					a.Errorf("demo output lacks %q:\n%s", s, r.stdout)
 				}
@@ -169,6 +174,9 @@ func TestDemoMeasuresEveryService(t *testing.T) {
 		data, err := reports.ReadHTMLData(strings.NewReader(string(b)))
 		if err != nil || data.Drill == nil {
 			t.Fatalf("report: %v (drill section %v)", err, data)
+		}
+		if data.Verify == nil || len(data.Verify.Checks) != 2 || !strings.Contains(string(b), `id="simulate"`) {
+			t.Errorf("the report lacks the plan's verification (%v) or the simulated autoscaler", data.Verify)
 		}
 		var file struct {
 			Services []struct {

@@ -43,10 +43,7 @@ drill_id: loadcap-demo
 target: {{gateway}}
 traffic: {replay: {{traffic}}}
 stages:
-  - {name: warm-up, multiplier: 1, ramp: 2s, hold: 8s}
-  - {name: double,  multiplier: 2, ramp: 2s, hold: 8s}
-  - {name: peak,    multiplier: 5, ramp: 3s, hold: 12s}
-maxVUs: 1000
+{{stages}}maxVUs: 1000
 guard:
   every: 1s
   breaches: 2
@@ -55,12 +52,30 @@ guard:
     - {name: drill-errors, drill: "error<5%"}
     - {name: gateway-health, health: "{{gateway}}/healthz"}
 services:
-{{services}}capacity: {peak_qps: {{peak}}, headroom: 30%, redundancy: n+1}
-isolation: {dsn: "{{dsn}}", tables: [{{tables}}], id_offset: {{offset}}}
+{{services}}{{capacity}}isolation: {dsn: "{{dsn}}", tables: [{{tables}}], id_offset: {{offset}}}
 `
+
+// stages are the demo drill's stages: five load levels before the peak,
+// so that the USL fit over them has degrees of freedom left to say how
+// sure it is.
+const stages = `  - {name: warm-up, multiplier: 1, ramp: 2s, hold: 6s}
+  - {name: x1.5,    multiplier: 1.5, ramp: 2s, hold: 6s}
+  - {name: double,  multiplier: 2, ramp: 2s, hold: 6s}
+  - {name: triple,  multiplier: 3, ramp: 2s, hold: 6s}
+  - {name: x4,      multiplier: 4, ramp: 2s, hold: 6s}
+  - {name: peak,    multiplier: 5, ramp: 2s, hold: 10s}
+`
+
+// ReplicaStartup is how long a new replica of a shop service takes to
+// serve in the demo.
+const ReplicaStartup = time.Second
+
+// PeakQPS is the peak the demo plans replicas for: 10x the recording's.
+const PeakQPS = 620
 
 // Demo is the shop running on loopback with the drill plan written for it.
 type Demo struct {
+	fill     *strings.Replacer // the shop's addresses into Plan
 	Shop     *shop.Shop
 	Plan     *scenarios.Drill
 	PlanPath string
@@ -72,7 +87,7 @@ func Start(ctx context.Context, dir string, w io.Writer) (*Demo, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	s, err := shop.Start(ctx, shop.Config{Capacity: Capacities})
+	s, err := shop.Start(ctx, shop.Config{Capacity: Capacities, ReplicaStartup: ReplicaStartup})
 	if err != nil {
 		return nil, fmt.Errorf("demo: start the shop: %w", err)
 	}
@@ -100,15 +115,12 @@ func (d *Demo) write(ctx context.Context, dir string, w io.Writer) error {
 		return err
 	}
 	abs, _ := filepath.Abs(traffic)
-	plan := strings.NewReplacer("{{gateway}}", s.URL(), "{{traffic}}", abs, "{{services}}", svc.String(),
-		"{{peak}}", "620", "{{dsn}}", s.DSN(), "{{tables}}", strings.Join(tables, ", "),
-		"{{offset}}", fmt.Sprint(s.IDOffset())).Replace(Plan)
+	d.fill = strings.NewReplacer("{{gateway}}", s.URL(), "{{traffic}}", abs, "{{services}}", svc.String(),
+		"{{dsn}}", s.DSN(), "{{tables}}", strings.Join(tables, ", "), "{{offset}}", fmt.Sprint(s.IDOffset()))
 	d.PlanPath = filepath.Join(dir, "drill.yaml")
-	if err := cli.WriteAtomic(d.PlanPath, func(w io.Writer) error { _, err := io.WriteString(w, plan); return err }); err != nil {
+	capacity := fmt.Sprintf("capacity: {peak_qps: %d, headroom: 30%%, redundancy: n+1}\n", PeakQPS)
+	if d.Plan, err = d.writePlan(d.PlanPath, stages, capacity); err != nil {
 		return err
-	}
-	if d.Plan, err = scenarios.ParseDrill(d.PlanPath, []byte(plan)); err != nil {
-		return fmt.Errorf("demo: built-in drill plan: %w", err)
 	}
 	e, _ := s.Endpoint(shop.Product)
 	fmt.Fprintf(w, "demo: the shop runs at %s; its product service is deliberately weak (%d workers x %v = %.0f req/s)\n",
@@ -119,8 +131,39 @@ func (d *Demo) write(ctx context.Context, dir string, w io.Writer) error {
 		conf = append(conf, fmt.Sprintf("%s %.0f", name, e.Capacity.PerSec()))
 	}
 	fmt.Fprintf(w, "demo: configured capacities (workers / service time, req/s): %s\n", strings.Join(conf, ", "))
-	fmt.Fprintf(w, "demo: drill plan %s: 3 stages up to 5x the recording's peak, guarded by p(99)<250ms\n", d.PlanPath)
+	fmt.Fprintf(w, "demo: drill plan %s: 6 stages up to 5x the recording's peak, guarded by p(99)<250ms\n", d.PlanPath)
 	return nil
+}
+
+// writePlan writes the demo's drill plan with these stages and capacity
+// section to path and parses it.
+func (d *Demo) writePlan(path, stages, capacity string) (*scenarios.Drill, error) {
+	plan := strings.NewReplacer("{{stages}}", stages, "{{capacity}}", capacity).Replace(d.fill.Replace(Plan))
+	if err := cli.WriteAtomic(path, func(w io.Writer) error { _, err := io.WriteString(w, plan); return err }); err != nil {
+		return nil, err
+	}
+	p, err := scenarios.ParseDrill(path, []byte(plan))
+	if err != nil {
+		return nil, fmt.Errorf("demo: built-in drill plan: %w", err)
+	}
+	return p, nil
+}
+
+// StageDrill is the demo's drill with one stage at rate req/s at the
+// entry, for checking a plan: the same traffic, guard and services,
+// written to path.
+func (d *Demo) StageDrill(path, name string, rate float64) (*scenarios.Drill, error) {
+	return d.writePlan(path, fmt.Sprintf("  - {name: %s, rate: %.1f, ramp: 3s, hold: 10s}\n", name, rate), "")
+}
+
+// ScaleURLs are the shop's scaling endpoints by service.
+func (d *Demo) ScaleURLs() map[string]string {
+	out := map[string]string{}
+	for _, name := range Services {
+		e, _ := d.Shop.Endpoint(name)
+		out[strings.ToLower(name)] = strings.TrimSuffix(e.MetricsURL, "/metrics") + "/admin/replicas"
+	}
+	return out
 }
 
 // Check fails when tagged traffic reached the shop's payment provider:
