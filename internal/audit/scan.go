@@ -215,11 +215,11 @@ func (s *scanner) scan(ctx context.Context, t target) error {
 	var args []any
 	keyExpr, tagExpr, order := "NULL", "NULL", ""
 	if id != nil {
-		keyExpr = quoteIdent(id.name)
+		keyExpr = s.d.quoteIdent(id.name)
 		order = " ORDER BY " + keyExpr
 	}
 	if tag != nil {
-		tagExpr = quoteIdent(tag.name)
+		tagExpr = s.d.quoteIdent(tag.name)
 		if t.shadow {
 			conds = append(conds, "("+tagExpr+" IS NULL OR "+tagExpr+" = '')")
 		} else {
@@ -234,7 +234,7 @@ func (s *scanner) scan(ctx context.Context, t target) error {
 		}
 		conds = append(conds, keyExpr+op+s.bigint(len(args)))
 	}
-	q := "SELECT " + keyExpr + ", " + tagExpr + " FROM " + quote(t.name) + " WHERE " + strings.Join(conds, " OR ") + order
+	q := "SELECT " + keyExpr + ", " + tagExpr + " FROM " + s.d.quote(t.name) + " WHERE " + strings.Join(conds, " OR ") + order
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err
