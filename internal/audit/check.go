@@ -34,7 +34,9 @@ type CheckReport struct {
 // OK reports whether every table passed: no problems.
 func (r *CheckReport) OK() bool { return len(r.Problems) == 0 }
 
-// Check verifies, before a drill, that each production table in tables has
+// Check verifies, before a drill, that each production table in tables
+// (patterns such as "track_*" stand for the tables they match, see
+// IsPattern; one that matches nothing is a problem) has
 // its shadow twin (named by naming; the zero Naming means
 // shadow.DefaultTableNaming) with identical columns — names, types and
 // nullability, in any order; types as declared in SQLite, as format_type
@@ -56,12 +58,14 @@ func Check(ctx context.Context, db *sql.DB, tables []string, naming shadow.Namin
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	r := &CheckReport{}
-	seen := map[string]bool{}
+	tables, unmatched, err := expand(ctx, db, d, tables, naming)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	for _, p := range unmatched {
+		r.Problems = append(r.Problems, Problem{Table: p, What: "no production table matches"})
+	}
 	for _, table := range tables {
-		if table == "" || seen[table] {
-			continue
-		}
-		seen[table] = true
 		r.Tables = append(r.Tables, table)
 		problems, err := checkTable(ctx, db, d, table, naming.Shadow(table))
 		if err != nil {

@@ -29,6 +29,8 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
+
+	"github.com/loadcap/loadcap/shadow"
 )
 
 // Open opens and pings the database at dsn: "postgres://…" or
@@ -314,6 +316,58 @@ func tables(ctx context.Context, db *sql.DB, d dialect) ([]string, error) {
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// IsPattern reports whether a table name given to Check or Scan is a
+// pattern: a prefix and a final '*' ("track_*"), which stands for every
+// production table of the current schema whose name starts with the
+// prefix: the daily tables of a tracking path (track_20261111, …), whose
+// names a drill plan cannot know in advance.
+func IsPattern(table string) bool { return strings.HasSuffix(table, "*") }
+
+// expand replaces each pattern among names by the production tables it
+// matches, sorted, in its place: the production tables of the current
+// schema, and the production names of the twins there (so that a twin
+// whose production table is missing is still reported). unmatched are
+// the patterns that matched nothing. Names appear once.
+func expand(ctx context.Context, db *sql.DB, d dialect, names []string, naming shadow.Naming) (out, unmatched []string, err error) {
+	var all []string
+	seen := map[string]bool{}
+	add := func(n string) {
+		if n != "" && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	for _, n := range names {
+		if !IsPattern(n) {
+			add(n)
+			continue
+		}
+		if all == nil {
+			if all, err = tables(ctx, db, d); err != nil {
+				return nil, nil, err
+			}
+		}
+		prefix := strings.TrimSuffix(n, "*")
+		var match []string
+		for _, t := range all {
+			if real, isTwin := naming.Real(t); isTwin {
+				t = real
+			}
+			if strings.HasPrefix(t, prefix) {
+				match = append(match, t)
+			}
+		}
+		if len(match) == 0 {
+			unmatched = append(unmatched, n)
+		}
+		sort.Strings(match)
+		for _, t := range match {
+			add(t)
+		}
+	}
+	return out, unmatched, nil
 }
 
 // find returns the column named name (case-insensitively, as the
