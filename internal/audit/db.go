@@ -39,13 +39,28 @@ import (
 // path ending in ".db" (SQLite). A SQLite file must exist; Open does not
 // create one.
 func Open(ctx context.Context, dsn string) (*sql.DB, error) {
-	driver, name, err := parseDSN(dsn)
-	if err != nil {
-		return nil, err
-	}
-	db, err := sql.Open(driver, name)
-	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", redact(dsn), err)
+	var db *sql.DB
+	if strings.HasPrefix(dsn, "mysql://") {
+		// Through a connector: the configuration is not formatted into the
+		// driver's DSN syntax and parsed again, where a password's '@' or
+		// '/' could be read differently.
+		c, err := MySQLConfig(dsn)
+		if err != nil {
+			return nil, err
+		}
+		conn, err := mysql.NewConnector(c)
+		if err != nil {
+			return nil, fmt.Errorf("open %s: %w", redact(dsn), err)
+		}
+		db = sql.OpenDB(conn)
+	} else {
+		driver, name, err := parseDSN(dsn)
+		if err != nil {
+			return nil, err
+		}
+		if db, err = sql.Open(driver, name); err != nil {
+			return nil, fmt.Errorf("open %s: %w", redact(dsn), err)
+		}
 	}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
@@ -54,17 +69,12 @@ func Open(ctx context.Context, dsn string) (*sql.DB, error) {
 	return db, nil
 }
 
-// parseDSN returns the database/sql driver and data source name for dsn.
+// parseDSN returns the database/sql driver and data source name for dsn,
+// any but mysql://.
 func parseDSN(dsn string) (driver, name string, err error) {
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return "pgx", dsn, nil
-	case strings.HasPrefix(dsn, "mysql://"):
-		c, err := MySQLConfig(dsn)
-		if err != nil {
-			return "", "", err
-		}
-		return "mysql", c.FormatDSN(), nil
 	case strings.HasPrefix(dsn, "sqlite:"):
 		name = strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "//") // sqlite:///abs/path too
 	case strings.HasPrefix(dsn, "file:"):
@@ -391,12 +401,14 @@ func (d dialect) integer(typ string) bool {
 		}
 		return false
 	}
-	if d == mysqlDialect { // TINYINT … BIGINT, with a display width or UNSIGNED
+	if d == mysqlDialect { // TINYINT … BIGINT, with a display width or UNSIGNED; DECIMAL(M,0)
 		base, _, _ := strings.Cut(typ, "(")
 		base, _, _ = strings.Cut(base, " ")
 		switch base {
 		case "TINYINT", "SMALLINT", "MEDIUMINT", "INT", "BIGINT":
 			return true
+		case "DECIMAL":
+			return strings.Contains(typ, ",0)")
 		}
 		return false
 	}

@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
 )
 
 // backend is a database the tests run against: SQLite always, PostgreSQL
@@ -246,6 +249,24 @@ func TestOpen(t *testing.T) {
 			t.Fatal("Open with a wrong password succeeded")
 		} else if strings.Contains(err.Error(), "wrong-pass-xyz") {
 			t.Fatalf("error shows the password: %v", err)
+		}
+		// A password with URL and DSN delimiters in it, URL-encoded, logs
+		// in: the server accepts it, then refuses the database the new
+		// user has no grant on (1044), not the password (1045).
+		var buf [4]byte
+		rand.Read(buf[:])
+		user, pass := "audit_pw_"+hex.EncodeToString(buf[:]), "p@ss/w:rd?#&="
+		if _, err := db.Exec("CREATE USER '" + user + "'@'%' IDENTIFIED BY '" + pass + "'"); err != nil {
+			t.Fatalf("create user: %v", err)
+		}
+		defer db.Exec("DROP USER '" + user + "'@'%'")
+		u.User = url.UserPassword(user, pass)
+		pw, err := Open(testCtx(t), u.String())
+		var me *mysql.MySQLError
+		if err == nil {
+			pw.Close()
+		} else if !errors.As(err, &me) || me.Number != 1044 {
+			t.Fatalf("Open with an encoded password %s: %v", u.Redacted(), err)
 		}
 	}
 }
