@@ -72,7 +72,7 @@ transaction that is rolled back. Nothing is written. DSN: postgres://..., mysql:
 		},
 	}
 	cmd.Flags().StringVar(&dsn, "dsn", "", "the database: postgres://user@host/db, mysql://user:pass@host:port/db or sqlite:PATH")
-	cmd.Flags().StringSliceVar(&tables, "tables", nil, "production tables to check")
+	cmd.Flags().StringSliceVar(&tables, "tables", nil, "production tables to check; PREFIX* stands for every table it matches, such as daily tables (track_*)")
 	nf.add(cmd)
 	return cmd
 }
@@ -131,7 +131,7 @@ DSN: postgres://..., mysql://USER:PASS@HOST:PORT/DB (MySQL or MariaDB) or sqlite
 	fl := cmd.Flags()
 	fl.StringVar(&dsn, "dsn", "", "the database: postgres://user@host/db, mysql://user:pass@host:port/db or sqlite:PATH")
 	fl.StringVar(&drill, "drill", "", `the drill audited; a row of any drill in a production table is a leak, named in the report`)
-	fl.StringSliceVar(&m.Tables, "tables", nil, "production tables to scan, with their twins (default: discovered)")
+	fl.StringSliceVar(&m.Tables, "tables", nil, "production tables to scan, with their twins; PREFIX* stands for every table it matches (default: discovered)")
 	fl.StringVar(&m.TagColumn, "tag-column", shadow.TagColumn, "the column holding the drill id in shadow rows")
 	fl.StringVar(&m.IDColumn, "id-column", audit.DefaultIDColumn, "the row ID column")
 	fl.Int64Var(&m.IDOffset, "id-offset", 0, "shadow IDs are at least this; production IDs below (0: no ID checks)")
