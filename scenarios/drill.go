@@ -654,7 +654,7 @@ func (p *parser) drillIsolation(n *yaml.Node) *DrillIsolation {
 	if e, ok := find(pairs, "dsn"); ok {
 		iso.DSN, _ = p.str(e.v, "isolation.dsn")
 	} else {
-		p.errorf(n, "isolation.dsn", "is required: the database to check and audit (postgres://… or sqlite:PATH)")
+		p.errorf(n, "isolation.dsn", "is required: the database to check and audit (postgres://…, mysql://… or sqlite:PATH)")
 	}
 	if e, ok := find(pairs, "tables"); ok {
 		seq := resolve(e.v)

@@ -6,8 +6,8 @@
 //
 // prints the gateway's URL and every service's /metrics URL, and runs
 // until interrupted. One service per process, so that several replicas can
-// sit behind a load balancer (they share state through PostgreSQL or a
-// SQLite directory, and Redis):
+// sit behind a load balancer (they share state through PostgreSQL, MySQL
+// or a SQLite directory, and Redis):
 //
 //	go run ./cmd/loadcap-shop --service provider --listen 127.0.0.1:9100
 //	go run ./cmd/loadcap-shop --service product --listen 127.0.0.1:9101 --dir /tmp/shop --redis 127.0.0.1:6379
@@ -96,8 +96,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		metricsAddr = fs.String("metrics-listen", "", "with --service: its /metrics address (default a free port on 127.0.0.1)")
 		verbose     = fs.Bool("v", false, "log refusals of tagged work and other events to stderr")
 	)
-	fs.StringVar(&cfg.DSN, "dsn", "", "PostgreSQL DSN (postgres://…); default SQLite")
-	fs.StringVar(&cfg.Schema, "schema", "", "PostgreSQL schema for the shop's tables (created when missing)")
+	fs.StringVar(&cfg.DSN, "dsn", "", "PostgreSQL (postgres://…) or MySQL/MariaDB (mysql://USER:PASS@HOST:PORT/DB) DSN; default SQLite")
+	fs.StringVar(&cfg.Schema, "schema", "", "PostgreSQL schema, or MySQL database, for the shop's tables (created when missing)")
 	fs.StringVar(&cfg.Dir, "dir", "", "SQLite directory (default a temporary one, removed at exit)")
 	fs.StringVar(&cfg.RedisAddr, "redis", "", "Redis host:port for carts, sessions and the queue (default in-process)")
 	fs.StringVar(&cfg.KeyPrefix, "key-prefix", "", "prefix of every Redis key")

@@ -43,7 +43,8 @@ func newCheckCmd(st *state) *cobra.Command {
 		Short: "Pre-flight: every production table has a writable shadow twin with the same columns (exit 106 if not)",
 		Long: `Before a drill, verify that each production table has its shadow twin (shadow_<table> by default),
 with identical columns (name, type, nullability) and writable: an INSERT of no rows inside a
-transaction that is rolled back. Nothing is written. DSN: postgres://... or sqlite:PATH.`,
+transaction that is rolled back. Nothing is written. DSN: postgres://..., mysql://USER:PASS@HOST:PORT/DB
+(MySQL or MariaDB) or sqlite:PATH.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dsn == "" || len(tables) == 0 {
@@ -70,8 +71,8 @@ transaction that is rolled back. Nothing is written. DSN: postgres://... or sqli
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&dsn, "dsn", "", "the database: postgres://user@host/db or sqlite:PATH")
-	cmd.Flags().StringSliceVar(&tables, "tables", nil, "production tables to check")
+	cmd.Flags().StringVar(&dsn, "dsn", "", "the database: postgres://user@host/db, mysql://user:pass@host:port/db or sqlite:PATH")
+	cmd.Flags().StringSliceVar(&tables, "tables", nil, "production tables to check; PREFIX* stands for every table it matches, such as daily tables (track_*)")
 	nf.add(cmd)
 	return cmd
 }
@@ -90,8 +91,9 @@ func newAuditCmd(st *state) *cobra.Command {
 		Long: `Scan production tables for rows carrying the drill's markers (the tag column equal to the drill id,
 or an ID in the shadow range) and shadow tables for rows without them. Every leak is printed;
 any leak exits 106. Tables that cannot be checked (no tag column, a non-integer ID) are listed;
---strict makes them exit 106 too. With no --tables, every table of the current schema with a
-twin or a tag column is scanned.`,
+--strict makes them exit 106 too. With no --tables, every table of the current schema (MySQL: the
+DSN's database) with a twin or a tag column is scanned, daily tables such as track_20261111 among them.
+DSN: postgres://..., mysql://USER:PASS@HOST:PORT/DB (MySQL or MariaDB) or sqlite:PATH.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dsn == "" {
@@ -127,9 +129,9 @@ twin or a tag column is scanned.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&dsn, "dsn", "", "the database: postgres://user@host/db or sqlite:PATH")
+	fl.StringVar(&dsn, "dsn", "", "the database: postgres://user@host/db, mysql://user:pass@host:port/db or sqlite:PATH")
 	fl.StringVar(&drill, "drill", "", `the drill audited; a row of any drill in a production table is a leak, named in the report`)
-	fl.StringSliceVar(&m.Tables, "tables", nil, "production tables to scan, with their twins (default: discovered)")
+	fl.StringSliceVar(&m.Tables, "tables", nil, "production tables to scan, with their twins; PREFIX* stands for every table it matches (default: discovered)")
 	fl.StringVar(&m.TagColumn, "tag-column", shadow.TagColumn, "the column holding the drill id in shadow rows")
 	fl.StringVar(&m.IDColumn, "id-column", audit.DefaultIDColumn, "the row ID column")
 	fl.Int64Var(&m.IDOffset, "id-offset", 0, "shadow IDs are at least this; production IDs below (0: no ID checks)")

@@ -34,11 +34,14 @@ type CheckReport struct {
 // OK reports whether every table passed: no problems.
 func (r *CheckReport) OK() bool { return len(r.Problems) == 0 }
 
-// Check verifies, before a drill, that each production table in tables has
+// Check verifies, before a drill, that each production table in tables
+// (patterns such as "track_*" stand for the tables they match, see
+// IsPattern; one that matches nothing is a problem) has
 // its shadow twin (named by naming; the zero Naming means
 // shadow.DefaultTableNaming) with identical columns — names, types and
 // nullability, in any order; types as declared in SQLite, as format_type
-// gives them in PostgreSQL — and that the twin accepts writes. The write
+// gives them in PostgreSQL, as information_schema's COLUMN_TYPE in MySQL —
+// and that the twin accepts writes. The write
 // test is an INSERT of no row, in a transaction that is rolled back: it
 // meets privileges and read-only databases or transactions, but no row
 // trigger or constraint, and leaves nothing behind. Problems go in the
@@ -55,12 +58,14 @@ func Check(ctx context.Context, db *sql.DB, tables []string, naming shadow.Namin
 		return nil, fmt.Errorf("check: %w", err)
 	}
 	r := &CheckReport{}
-	seen := map[string]bool{}
+	tables, unmatched, err := expand(ctx, db, d, tables, naming)
+	if err != nil {
+		return nil, fmt.Errorf("check: %w", err)
+	}
+	for _, p := range unmatched {
+		r.Problems = append(r.Problems, Problem{Table: p, What: "no production table matches"})
+	}
 	for _, table := range tables {
-		if table == "" || seen[table] {
-			continue
-		}
-		seen[table] = true
 		r.Tables = append(r.Tables, table)
 		problems, err := checkTable(ctx, db, d, table, naming.Shadow(table))
 		if err != nil {
@@ -119,14 +124,17 @@ func checkTable(ctx context.Context, db *sql.DB, d dialect, table, twin string) 
 			}
 		}
 	}
-	if err := writeTest(ctx, db, twin, twinCols); err != nil {
+	if err := writeTest(ctx, db, d, twin, twinCols); err != nil {
 		ps = append(ps, Problem{Table: twin, What: "not writable: " + err.Error()})
 	}
 	return ps, nil
 }
 
 // writeTest inserts no row into table, in a transaction it rolls back.
-func writeTest(ctx context.Context, db *sql.DB, table string, cols []column) error {
+// MySQL checks privileges and read-only state (read_only, a read-only
+// transaction) before it looks for rows, so an empty INSERT meets them all
+// the same, in InnoDB and non-transactional engines alike.
+func writeTest(ctx context.Context, db *sql.DB, d dialect, table string, cols []column) error {
 	var target *column
 	for i := range cols {
 		if cols[i].writable {
@@ -142,7 +150,20 @@ func writeTest(ctx context.Context, db *sql.DB, table string, cols []column) err
 		return err
 	}
 	defer tx.Rollback()
-	_, err = tx.ExecContext(ctx, "INSERT INTO "+quote(table)+" ("+quoteIdent(target.name)+") SELECT NULL WHERE 1 = 0")
+	names, values, from := d.quoteIdent(target.name), "NULL", ""
+	if d == mysqlDialect {
+		// MySQL's strict mode refuses, before it reads a row, an INSERT
+		// that leaves out a NOT NULL column without a default; and it wants
+		// a FROM before a WHERE.
+		var ns, vs []string
+		for _, c := range cols {
+			if c.writable {
+				ns, vs = append(ns, d.quoteIdent(c.name)), append(vs, "NULL")
+			}
+		}
+		names, values, from = strings.Join(ns, ", "), strings.Join(vs, ", "), " FROM DUAL"
+	}
+	_, err = tx.ExecContext(ctx, "INSERT INTO "+d.quote(table)+" ("+names+") SELECT "+values+from+" WHERE 1 = 0")
 	return err
 }
 

@@ -26,7 +26,9 @@ type Markers struct {
 	IDColumn  string        // the row's ID, also the key in leak reports; "" = DefaultIDColumn
 	IDOffset  int64         // shadow IDs are ≥ IDOffset, production IDs below; 0 = no ID checks
 	Naming    shadow.Naming // shadow table names; zero = shadow.DefaultTableNaming
-	// Tables are the production tables to scan, with their twins. Nil:
+	// Tables are the production tables to scan, with their twins;
+	// patterns such as "track_*" stand for the tables they match (see
+	// IsPattern; one that matches nothing is listed as unchecked). Nil:
 	// every table of the current schema with a twin or a tag column, and
 	// every table named as a twin.
 	Tables  []string
@@ -147,7 +149,14 @@ func (s *scanner) targets(ctx context.Context) ([]target, error) {
 	}
 	var prod, shadows []target
 	if s.m.Tables != nil {
-		for _, t := range s.m.Tables {
+		names, unmatched, err := expand(ctx, s.db, s.d, s.m.Tables, s.m.Naming)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range unmatched {
+			s.r.Unchecked = append(s.r.Unchecked, Problem{Table: p, What: "no production table matches"})
+		}
+		for _, t := range names {
 			for _, tt := range []target{{name: t}, {name: s.m.Naming.Shadow(t), shadow: true}} {
 				cols, err := get(tt.name)
 				if err != nil {
@@ -215,11 +224,11 @@ func (s *scanner) scan(ctx context.Context, t target) error {
 	var args []any
 	keyExpr, tagExpr, order := "NULL", "NULL", ""
 	if id != nil {
-		keyExpr = quoteIdent(id.name)
+		keyExpr = s.d.quoteIdent(id.name)
 		order = " ORDER BY " + keyExpr
 	}
 	if tag != nil {
-		tagExpr = quoteIdent(tag.name)
+		tagExpr = s.d.quoteIdent(tag.name)
 		if t.shadow {
 			conds = append(conds, "("+tagExpr+" IS NULL OR "+tagExpr+" = '')")
 		} else {
@@ -234,7 +243,7 @@ func (s *scanner) scan(ctx context.Context, t target) error {
 		}
 		conds = append(conds, keyExpr+op+s.bigint(len(args)))
 	}
-	q := "SELECT " + keyExpr + ", " + tagExpr + " FROM " + quote(t.name) + " WHERE " + strings.Join(conds, " OR ") + order
+	q := "SELECT " + keyExpr + ", " + tagExpr + " FROM " + s.d.quote(t.name) + " WHERE " + strings.Join(conds, " OR ") + order
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return err

@@ -158,6 +158,21 @@ func TestScan(t *testing.T) {
 			unchecked:  []string{"payments: does not exist", "shadow_payments: does not exist"},
 		},
 		{
+			// Daily tables named by a pattern are scanned with their twins;
+			// a pattern that matches nothing is reported, not ignored.
+			name:       "daily tables by pattern",
+			ddl:        leakyShop + `; INSERT INTO shadow_events_20240101 VALUES (3, NULL); INSERT INTO events_20240101 VALUES (1002, 'd1')`,
+			drill:      "d1",
+			m:          Markers{IDOffset: 1000, Tables: []string{"events_*", "track_*"}},
+			wantTables: []string{"events_20240101", "shadow_events_20240101"},
+			want: []string{
+				"events_20240101 1002: " + drillRow + "; " + inRange,
+				"shadow_events_20240101 3: " + untagged + "; " + belowRange,
+			},
+			wantDrills: []string{"d1"},
+			unchecked:  []string{"track_*: no production table matches"},
+		},
+		{
 			// The audited drill left nothing, but production holds rows of
 			// two other drills: a leak all the same, and both are named.
 			name:  "another drill's rows",

@@ -233,13 +233,17 @@ type drillOpts struct {
 	stages  string // the stages: list, one "  - {…}" line each
 	guard   string // the guard: section's body, indented two spaces
 	extra   string // more top-level sections
+	tables  string // isolation.tables; "" = orders, payments
 }
 
 // writeDrill writes a drill plan against s (its gateway, product and order
-// services measured, the isolation audit of orders and payments) and
-// returns its path.
+// services measured, the isolation audit of orders and payments unless
+// o.tables says otherwise) and returns its path.
 func writeDrill(t *testing.T, s *shop.Shop, o drillOpts) string {
 	t.Helper()
+	if o.tables == "" {
+		o.tables = "orders, payments"
+	}
 	var svc strings.Builder
 	for _, name := range []string{shop.Gateway, shop.Product, shop.Order} {
 		ep, _ := s.Endpoint(name)
@@ -253,8 +257,8 @@ stages:
 guard:
 %s
 services:
-%sisolation: {dsn: %q, tables: [orders, payments], id_offset: %d}
-%s`, s.URL(), o.traffic, o.stages, o.guard, svc.String(), s.DSN(), s.IDOffset(), o.extra)
+%sisolation: {dsn: %q, tables: [%s], id_offset: %d}
+%s`, s.URL(), o.traffic, o.stages, o.guard, svc.String(), s.DSN(), o.tables, s.IDOffset(), o.extra)
 	path := filepath.Join(t.TempDir(), "drill.yaml")
 	if err := os.WriteFile(path, []byte(plan), 0o644); err != nil {
 		t.Fatal(err)

@@ -132,12 +132,14 @@ func ParseCapacity(s string) (Capacity, error) {
 // SQLite in a temporary directory with in-process stores and the defaults
 // above.
 type Config struct {
-	// DSN selects PostgreSQL ("postgres://…", through pgx); "" is SQLite.
+	// DSN selects PostgreSQL ("postgres://…", through pgx) or MySQL and
+	// MariaDB ("mysql://USER:PASS@HOST:PORT/DB", through
+	// go-sql-driver/mysql); "" is SQLite.
 	DSN string
-	// Schema is the PostgreSQL schema the shop's tables live in, created
-	// when missing (lower-case letters, digits and _); "" is the DSN's
-	// default. DropSchema drops it, with everything in it, at Close: for
-	// tests.
+	// Schema is the PostgreSQL schema, or the MySQL database on the DSN's
+	// server, the shop's tables live in, created when missing (lower-case
+	// letters, digits and _); "" is the DSN's default. DropSchema drops
+	// it, with everything in it, at Close: for tests.
 	Schema     string
 	DropSchema bool
 	// Dir holds the SQLite database (shop.db); "" is a temporary directory
@@ -212,7 +214,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("shop: schema %q: want lower-case letters, digits and _", c.Schema)
 	}
 	if c.Schema != "" && c.DSN == "" {
-		return c, fmt.Errorf("shop: schema %q needs a PostgreSQL DSN", c.Schema)
+		return c, fmt.Errorf("shop: schema %q needs a PostgreSQL or MySQL DSN", c.Schema)
 	}
 	for name, cp := range c.Capacity {
 		if !known(name) {

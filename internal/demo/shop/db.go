@@ -5,12 +5,16 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/loadcap/loadcap/shadow"
@@ -29,7 +33,8 @@ const (
 )
 
 // Columns of the tables with twins. Every statement is written once, with
-// $N placeholders, which both PostgreSQL and SQLite accept.
+// $N placeholders, which both PostgreSQL and SQLite accept; database.bind
+// turns them into MySQL's ?. Each $N appears once, in order.
 const (
 	ordersColumns = `(id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL, items BIGINT NOT NULL,
 		total_cents BIGINT NOT NULL, status TEXT NOT NULL, created_ms BIGINT NOT NULL, shadow_tag TEXT)`
@@ -39,38 +44,50 @@ const (
 		product_id BIGINT, at_ms BIGINT NOT NULL, shadow_tag TEXT)`
 )
 
-// database is the shop's SQL storage: PostgreSQL or a SQLite file. SQLite
-// gets one writer connection (it serialises writers anyway; one connection
-// turns lock contention into a queue) and a pool of readers (WAL mode).
+// database is the shop's SQL storage: PostgreSQL, MySQL (or MariaDB) or a
+// SQLite file. SQLite gets one writer connection (it serialises writers
+// anyway; one connection turns lock contention into a queue) and a pool of
+// readers (WAL mode).
 type database struct {
-	postgres  bool
+	kind      dbKind
 	read      *sql.DB // queries
-	write     *sql.DB // statements that write; == read for PostgreSQL
+	write     *sql.DB // statements that write; == read for PostgreSQL and MySQL
 	dsn       string  // for audit.Open and `loadcap shadow audit`
 	tempDir   string  // removed at close
-	schema    string  // dropped at close when drop
+	schema    string  // dropped at close when drop (MySQL: a database)
 	drop      bool
 	adminDSN  string
 	daysMu    sync.Mutex
 	daysReady map[string]bool // daily tables known to exist
 }
 
+type dbKind int
+
+const (
+	sqliteDB dbKind = iota
+	postgresDB
+	mysqlDB
+)
+
 func openDatabase(ctx context.Context, c Config) (*database, error) {
-	if c.DSN != "" {
-		return openPostgres(ctx, c)
+	switch {
+	case c.DSN == "":
+		return openSQLite(ctx, c)
+	case strings.HasPrefix(c.DSN, "mysql://"):
+		return openMySQL(ctx, c)
 	}
-	return openSQLite(ctx, c)
+	return openPostgres(ctx, c)
 }
 
 func openPostgres(ctx context.Context, c Config) (*database, error) {
 	if !strings.HasPrefix(c.DSN, "postgres://") && !strings.HasPrefix(c.DSN, "postgresql://") {
-		return nil, errors.New("shop: DSN: want postgres://… (or none for SQLite)")
+		return nil, errors.New("shop: DSN: want postgres://…, mysql://… (or none for SQLite)")
 	}
 	cc, err := pgx.ParseConfig(c.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("shop: DSN: %w", err)
 	}
-	d := &database{postgres: true, dsn: c.DSN, schema: c.Schema, drop: c.DropSchema, adminDSN: c.DSN, daysReady: map[string]bool{}}
+	d := &database{kind: postgresDB, dsn: c.DSN, schema: c.Schema, drop: c.DropSchema, adminDSN: c.DSN, daysReady: map[string]bool{}}
 	if c.Schema != "" {
 		admin := stdlib.OpenDB(*cc.Copy())
 		_, err := admin.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+c.Schema)
@@ -90,6 +107,97 @@ func openPostgres(ctx context.Context, c Config) (*database, error) {
 		return nil, fmt.Errorf("shop: connect to PostgreSQL: %w", err)
 	}
 	return d, nil
+}
+
+// openMySQL opens the MySQL or MariaDB database of c.DSN,
+// mysql://USER:PASS@HOST:PORT/DB, or with c.Schema the database of that
+// name on the same server, created when missing (utf8mb4, so that event
+// kinds in any script are stored as sent).
+func openMySQL(ctx context.Context, c Config) (*database, error) {
+	cfg, err := mysqlConfig(c.DSN)
+	if err != nil {
+		return nil, err
+	}
+	d := &database{kind: mysqlDB, dsn: c.DSN, schema: c.Schema, drop: c.DropSchema, adminDSN: c.DSN, daysReady: map[string]bool{}}
+	if c.Schema != "" {
+		admin, err := openMySQLConfig(cfg)
+		if err != nil {
+			return nil, err
+		}
+		_, err = admin.ExecContext(ctx, `CREATE DATABASE IF NOT EXISTS `+c.Schema+` CHARACTER SET utf8mb4`)
+		admin.Close()
+		if err != nil {
+			return nil, fmt.Errorf("shop: create database %s: %w", c.Schema, err)
+		}
+		cfg = cfg.Clone()
+		cfg.DBName = c.Schema
+		u, _ := url.Parse(c.DSN) // parsed by mysqlConfig already
+		u.Path = "/" + c.Schema
+		d.dsn = u.String()
+	}
+	if d.read, err = openMySQLConfig(cfg); err != nil {
+		return nil, err
+	}
+	d.read.SetMaxOpenConns(32)
+	d.read.SetMaxIdleConns(32)
+	d.write = d.read
+	if err := d.read.PingContext(ctx); err != nil {
+		d.close()
+		return nil, fmt.Errorf("shop: connect to MySQL: %w", err)
+	}
+	return d, nil
+}
+
+func openMySQLConfig(cfg *mysql.Config) (*sql.DB, error) {
+	conn, err := mysql.NewConnector(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("shop: DSN: %w", err)
+	}
+	return sql.OpenDB(conn), nil
+}
+
+// mysqlConfig turns mysql://USER[:PASS]@HOST[:PORT]/DB[?PARAMS] into the
+// driver's configuration, as loadcap shadow check|audit read it.
+func mysqlConfig(dsn string) (*mysql.Config, error) {
+	u, err := url.Parse(dsn)
+	if err != nil || u.Host == "" || u.User == nil || strings.Trim(u.Path, "/") == "" {
+		return nil, errors.New("shop: DSN: want mysql://USER:PASS@HOST:PORT/DB")
+	}
+	cfg, err := mysql.ParseDSN("/?" + u.RawQuery)
+	if err != nil {
+		return nil, fmt.Errorf("shop: DSN: %w", err)
+	}
+	cfg.User = u.User.Username()
+	cfg.Passwd, _ = u.User.Password()
+	cfg.Net, cfg.Addr, cfg.DBName = "tcp", u.Host, strings.Trim(u.Path, "/")
+	if u.Port() == "" {
+		cfg.Addr = net.JoinHostPort(u.Hostname(), "3306")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	return cfg, nil
+}
+
+// bind returns q, written with $N placeholders, in the database's dialect:
+// MySQL's placeholders are all ?, so each $N (used once, in order) becomes
+// one.
+func (d *database) bind(q string) string {
+	if d.kind != mysqlDB || !strings.Contains(q, "$") {
+		return q
+	}
+	var b strings.Builder
+	for i := 0; i < len(q); i++ {
+		if q[i] == '$' && i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9' {
+			b.WriteByte('?')
+			for i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9' {
+				i++
+			}
+			continue
+		}
+		b.WriteByte(q[i])
+	}
+	return b.String()
 }
 
 // withQuery appends a query parameter to a URL DSN.
@@ -143,7 +251,11 @@ func (d *database) close() error {
 		errs = append(errs, d.read.Close())
 	}
 	if d.drop && d.schema != "" {
-		errs = append(errs, dropSchema(d.adminDSN, d.schema))
+		if d.kind == mysqlDB {
+			errs = append(errs, dropMySQLDatabase(d.adminDSN, d.schema))
+		} else {
+			errs = append(errs, dropSchema(d.adminDSN, d.schema))
+		}
 	}
 	if d.tempDir != "" {
 		errs = append(errs, os.RemoveAll(d.tempDir))
@@ -159,6 +271,22 @@ func dropSchema(dsn, schema string) error {
 	defer db.Close()
 	if _, err := db.Exec(`DROP SCHEMA IF EXISTS ` + schema + ` CASCADE`); err != nil {
 		return fmt.Errorf("shop: drop schema %s: %w", schema, err)
+	}
+	return nil
+}
+
+func dropMySQLDatabase(dsn, name string) error {
+	cfg, err := mysqlConfig(dsn)
+	if err != nil {
+		return err
+	}
+	db, err := openMySQLConfig(cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if _, err := db.Exec(`DROP DATABASE IF EXISTS ` + name); err != nil {
+		return fmt.Errorf("shop: drop database %s: %w", name, err)
 	}
 	return nil
 }
@@ -223,7 +351,11 @@ func (d *database) seed(ctx context.Context, table string, n int, row func(i int
 		hi := min(lo+batch-1, n)
 		var b strings.Builder
 		args := make([]any, 0, 3*(hi-lo+1))
-		b.WriteString(`INSERT INTO ` + table + ` VALUES `)
+		if d.kind == mysqlDB {
+			b.WriteString(`INSERT IGNORE INTO ` + table + ` VALUES `) // MySQL has no ON CONFLICT
+		} else {
+			b.WriteString(`INSERT INTO ` + table + ` VALUES `)
+		}
 		for i := lo; i <= hi; i++ {
 			if i > lo {
 				b.WriteByte(',')
@@ -232,8 +364,10 @@ func (d *database) seed(ctx context.Context, table string, n int, row func(i int
 			fmt.Fprintf(&b, "($%d, $%d, $%d)", k+1, k+2, k+3)
 			args = append(args, row(i)...)
 		}
-		b.WriteString(` ON CONFLICT (id) DO NOTHING`)
-		if _, err := d.write.ExecContext(ctx, b.String(), args...); err != nil {
+		if d.kind != mysqlDB {
+			b.WriteString(` ON CONFLICT (id) DO NOTHING`)
+		}
+		if _, err := d.write.ExecContext(ctx, d.bind(b.String()), args...); err != nil {
 			return fmt.Errorf("shop: seed %s: %w", table, err)
 		}
 	}
@@ -268,8 +402,11 @@ func (d *database) maxID(ctx context.Context, table string) (int64, error) {
 // tables lists the tables of the shop's schema, sorted.
 func (d *database) tables(ctx context.Context) ([]string, error) {
 	q := `SELECT name FROM sqlite_master WHERE type = 'table'`
-	if d.postgres {
+	switch d.kind {
+	case postgresDB:
 		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'`
+	case mysqlDB:
+		q = `SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() AND table_type = 'BASE TABLE'`
 	}
 	rows, err := d.read.QueryContext(ctx, q)
 	if err != nil {

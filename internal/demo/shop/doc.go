@@ -58,8 +58,11 @@
 //
 // The daily event tables (UTC day of the event) are created with their twin
 // on first use. SQLite (modernc.org/sqlite, WAL, one writer connection) in
-// Config.Dir or a temporary directory; PostgreSQL (pgx) with Config.DSN, in
-// Config.Schema when set. Carts, sessions, sequences and the queue live in
+// Config.Dir or a temporary directory; PostgreSQL (pgx) or MySQL and
+// MariaDB (go-sql-driver/mysql) with Config.DSN, in Config.Schema (a
+// PostgreSQL schema, a MySQL database) when set. The shop writes no
+// RETURNING, no ON CONFLICT on MySQL (INSERT IGNORE for the seed) and no DDL
+// inside a transaction, so MySQL's implicit commit of DDL changes nothing. Carts, sessions, sequences and the queue live in
 // the process, or in Redis with Config.RedisAddr (keys behind
 // Config.KeyPrefix).
 //

@@ -247,8 +247,8 @@ func (s *orderService) Checkout(ctx context.Context, r *shoppb.CheckoutRequest) 
 		return nil, err
 	}
 	now := s.e.cfg.Now().UnixMilli()
-	if _, err := s.e.db.write.ExecContext(ctx, `INSERT INTO `+table+
-		` (id, user_id, items, total_cents, status, created_ms, shadow_tag) VALUES ($1, $2, $3, $4, 'pending', $5, $6)`,
+	if _, err := s.e.db.write.ExecContext(ctx, s.e.db.bind(`INSERT INTO `+table+
+		` (id, user_id, items, total_cents, status, created_ms, shadow_tag) VALUES ($1, $2, $3, $4, 'pending', $5, $6)`),
 		id, r.UserId, count, total, now, shadow.SQLTag(ctx)); err != nil {
 		return nil, internal("insert order", err)
 	}
@@ -261,7 +261,7 @@ func (s *orderService) Checkout(ctx context.Context, r *shoppb.CheckoutRequest) 
 	}
 	// The order row is written whatever the payment did; WithoutCancel so
 	// that a caller giving up does not leave it pending.
-	if _, err := s.e.db.write.ExecContext(context.WithoutCancel(ctx), `UPDATE `+table+` SET status = $1 WHERE id = $2`, o.Status, id); err != nil {
+	if _, err := s.e.db.write.ExecContext(context.WithoutCancel(ctx), s.e.db.bind(`UPDATE `+table+` SET status = $1 WHERE id = $2`), o.Status, id); err != nil {
 		return nil, internal("update order", err)
 	}
 	if perr != nil {
@@ -316,8 +316,8 @@ func (s *paymentService) Pay(ctx context.Context, r *shoppb.PayRequest) (*shoppb
 		}
 		return nil, status.Errorf(codes.Unavailable, "payment provider: %v", err)
 	}
-	if _, err := s.e.db.write.ExecContext(ctx, `INSERT INTO `+table+
-		` (id, order_id, user_id, amount_cents, provider_ref, created_ms, shadow_tag) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+	if _, err := s.e.db.write.ExecContext(ctx, s.e.db.bind(`INSERT INTO `+table+
+		` (id, order_id, user_id, amount_cents, provider_ref, created_ms, shadow_tag) VALUES ($1, $2, $3, $4, $5, $6, $7)`),
 		id, r.OrderId, r.UserId, r.AmountCents, ref, s.e.cfg.Now().UnixMilli(), shadow.SQLTag(ctx)); err != nil {
 		return nil, internal("insert payment", err)
 	}
@@ -333,7 +333,7 @@ type userService struct {
 
 func (s *userService) user(ctx context.Context, id int64) (*shoppb.User, error) {
 	u := &shoppb.User{}
-	err := s.e.db.read.QueryRowContext(ctx, `SELECT id, name, email FROM `+tableUsers+` WHERE id = $1`, id).Scan(&u.Id, &u.Name, &u.Email)
+	err := s.e.db.read.QueryRowContext(ctx, s.e.db.bind(`SELECT id, name, email FROM `+tableUsers+` WHERE id = $1`), id).Scan(&u.Id, &u.Name, &u.Email)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, status.Errorf(codes.NotFound, "no user %d", id)
 	}
@@ -484,8 +484,8 @@ func (c *consumer) store(ctx context.Context, ev event) error {
 	if ev.ProductID > 0 {
 		product = sql.NullInt64{Int64: ev.ProductID, Valid: true}
 	}
-	_, err = c.e.db.write.ExecContext(ctx, `INSERT INTO `+table+
-		` (id, user_id, kind, product_id, at_ms, shadow_tag) VALUES ($1, $2, $3, $4, $5, $6)`,
+	_, err = c.e.db.write.ExecContext(ctx, c.e.db.bind(`INSERT INTO `+table+
+		` (id, user_id, kind, product_id, at_ms, shadow_tag) VALUES ($1, $2, $3, $4, $5, $6)`),
 		id, ev.UserID, ev.Kind, product, ev.AtMS, shadow.SQLTag(ctx))
 	return err
 }

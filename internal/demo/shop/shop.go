@@ -427,7 +427,8 @@ func (s *Shop) DB() *sql.DB {
 }
 
 // DSN returns the database as `loadcap shadow check|audit --dsn` takes it:
-// "sqlite:PATH", or the PostgreSQL DSN with search_path set to the schema.
+// "sqlite:PATH", the PostgreSQL DSN with search_path set to the schema, or
+// the MySQL DSN naming the schema's database.
 func (s *Shop) DSN() string {
 	if s.env.db == nil {
 		return ""

@@ -98,13 +98,25 @@ func rows(t *testing.T, db *sql.DB, table string) map[int64]sql.NullString {
 }
 
 // backends returns the storage setups to test: SQLite with in-process
-// stores, and PostgreSQL with Redis when LOADCAP_PG_DSN and
-// LOADCAP_REDIS_ADDR are set. Each config is fresh (its own directory, or
-// schema and key prefix, removed at the end of the test) and may be
-// started more than once.
+// stores, MySQL (or MariaDB) with in-process stores when LOADCAP_MYSQL_DSN
+// is set (required with LOADCAP_REQUIRE_MYSQL=1), and PostgreSQL with
+// Redis when LOADCAP_PG_DSN and LOADCAP_REDIS_ADDR are set. Each config is
+// fresh (its own directory, or schema or database and key prefix, removed
+// at the end of the test) and may be started more than once.
 func backends(t *testing.T) map[string]Config {
 	t.Helper()
 	out := map[string]Config{"sqlite": {Dir: t.TempDir()}}
+	if my := os.Getenv("LOADCAP_MYSQL_DSN"); my != "" {
+		name := fmt.Sprintf("shop_unit_%d_%d", os.Getpid(), time.Now().UnixNano())
+		out["mysql"] = Config{DSN: my, Schema: name}
+		t.Cleanup(func() {
+			if err := dropMySQLDatabase(my, name); err != nil {
+				t.Error(err)
+			}
+		})
+	} else if os.Getenv("LOADCAP_REQUIRE_MYSQL") == "1" {
+		t.Fatal("LOADCAP_REQUIRE_MYSQL=1 but LOADCAP_MYSQL_DSN is unset")
+	}
 	dsn, addr := os.Getenv("LOADCAP_PG_DSN"), os.Getenv("LOADCAP_REDIS_ADDR")
 	if dsn == "" || addr == "" {
 		return out

@@ -290,3 +290,24 @@ func TestLimiterReplicas(t *testing.T) {
 		t.Errorf("scale to 0: %d, want 400", code)
 	}
 }
+
+// TestBind: statements written once with $N run on MySQL with ?, and
+// unchanged elsewhere.
+func TestBind(t *testing.T) {
+	q := `INSERT INTO orders (id, status) VALUES ($1, 'a$b'), ($12, $2)`
+	for _, tt := range []struct {
+		name string
+		kind dbKind
+		want string
+	}{
+		{name: "mysql", kind: mysqlDB, want: `INSERT INTO orders (id, status) VALUES (?, 'a$b'), (?, ?)`},
+		{name: "postgres", kind: postgresDB, want: q},
+		{name: "sqlite", kind: sqliteDB, want: q},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := (&database{kind: tt.kind}).bind(q); got != tt.want {
+				t.Fatalf("bind = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
