@@ -81,14 +81,14 @@ type shardName struct {
 }
 
 type shard struct {
-	mu      sync.Mutex
-	names   []shardName
+	mu    sync.Mutex
+	names []shardName
 	// sent and sendSum count this shard's sends and add up their times
 	// (µs since start), together under mu: the in-flight integral needs
 	// the two to agree, and read apart they did not (a request sent
 	// between the reads moved the integral by its send time, seconds).
 	sent, sendSum int64
-	_       [64]byte     // keep shards on separate cache lines
+	_             [64]byte // keep shards on separate cache lines
 }
 
 // Recorder aggregates outcomes into HDR histograms per series (scenario and
