@@ -34,11 +34,14 @@ func service(current int) Service {
 	}
 }
 
-// A flash sale: 150 req/s on 2 replicas jumps to 1200 at 60 s. The HPA
-// sees 600/s per pod at 60 s and wants 12, but its policies allow
-// max(100%, +4) = 6 in the first 15 s; at 75 s it asks for 12. The first 4
-// new pods are ready at 90 s (capacity 900 < 1200), the rest at 105 s: the
-// service is over capacity from 60 s to 104 s, 45 s.
+// A flash sale: 150 req/s on 2 replicas of 150 jumps to 1200 at 60 s.
+// The HPA's metric counts answers, and saturated replicas answer only
+// their capacity: it sees 150/s per pod against 100, not 600, and asks
+// for ceil(2 × 1.5) = 3. Until that pod is ready (90 s) it sees the same
+// and asks for nothing more (the pod starting counts as idle); then 3 ×
+// 1.5 → 5, at 120 s 5 × 1.5 → 8, at 150 s 8 × 1.5 → 12, ready at 180 s,
+// after the sale's whole 120 s in this curve: every second from 60 s on
+// is over capacity, the queue growing.
 func TestReactiveHPALagsAStep(t *testing.T) {
 	s := service(2)
 	s.MetricWindow = time.Second
@@ -50,17 +53,42 @@ func TestReactiveHPALagsAStep(t *testing.T) {
 	for _, d := range tl.Decisions {
 		got = append(got, d.At.Sub(t0).String()+":"+strconv.Itoa(d.From)+"→"+strconv.Itoa(d.To))
 	}
-	if want := "1m0s:2→6 1m15s:6→12"; strings.Join(got, " ") != want {
+	if want := "1m0s:2→3 1m30s:3→5 2m0s:5→8 2m30s:8→12"; strings.Join(got, " ") != want {
 		t.Errorf("decisions %v, want %s", got, want)
 	}
-	if tl.OverSeconds != 45 || !tl.FirstOver.Equal(t0.Add(60*time.Second)) || tl.LongestOver != 45 {
-		t.Errorf("over %d s from %v (longest %d), want 45 s from +60s", tl.OverSeconds, tl.FirstOver.Sub(t0), tl.LongestOver)
+	if tl.OverSeconds != 120 || !tl.FirstOver.Equal(t0.Add(60*time.Second)) || tl.LongestOver != 120 {
+		t.Errorf("over %d s from %v (longest %d), want 120 s from +60s", tl.OverSeconds, tl.FirstOver.Sub(t0), tl.LongestOver)
 	}
-	if tl.Ready[104] != 6 || tl.Utilization[104] <= 1 || tl.Ready[105] != 12 || tl.Utilization[105] > 1 {
-		t.Errorf("at 104 s %d ready at %v, at 105 s %d at %v", tl.Ready[104], tl.Utilization[104], tl.Ready[105], tl.Utilization[105])
+	if tl.Ready[89] != 2 || tl.Ready[90] != 3 || tl.Ready[119] != 3 || tl.Ready[120] != 5 {
+		t.Errorf("ready at 89, 90, 119, 120 s: %v %v %v %v", tl.Ready[89], tl.Ready[90], tl.Ready[119], tl.Ready[120])
 	}
-	if v := tl.Verdict(time.UTC); v != "product: over capacity for 45 s from 19:01:00; peak 12 replicas" {
+	if v := tl.Verdict(time.UTC); v != "product: over capacity for 120 s from 19:01:00; peak 12 replicas" {
 		t.Errorf("verdict %q", v)
+	}
+}
+
+// Once the replicas catch up, the queue drains first: the answers run
+// above the load until it is gone, and the HPA, seeing them, overshoots.
+// A service sized for the load never queues.
+func TestBacklogDrainsAfterTheScaleUp(t *testing.T) {
+	s := service(2)
+	s.MetricWindow = time.Second
+	s.HPA.Max = 10 // 1500/s: room to drain the queue
+	tl, err := Run(s, step(150, 1200, 60, 600))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tl.Held() || tl.LongestOver >= 600 {
+		t.Fatalf("over %d s (longest %d): want a breach that ends", tl.OverSeconds, tl.LongestOver)
+	}
+	last := len(tl.Utilization) - 1
+	if tl.Ready[last] < 8 || tl.Utilization[last] > 1 {
+		t.Errorf("at the end %d ready at %.2f", tl.Ready[last], tl.Utilization[last])
+	}
+	s = service(8)
+	tl, _ = Run(s, step(150, 1200, 60, 120))
+	if !tl.Held() {
+		t.Errorf("8 replicas of 150/s over 1200/s: over %d s", tl.OverSeconds)
 	}
 }
 

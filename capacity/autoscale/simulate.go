@@ -46,7 +46,8 @@ type Decision struct {
 
 // Timeline is one service's simulation: per second from Start, the load,
 // the desired and the ready replicas, and the utilization of the ready
-// ones (load ÷ their capacity; -1 when none is ready).
+// ones (demand ÷ their capacity, above 1 when requests wait; -1 when none
+// is ready).
 type Timeline struct {
 	Service     string     `json:"service"`
 	CapacityQPS float64    `json:"capacity_qps_per_replica"`
@@ -56,8 +57,9 @@ type Timeline struct {
 	Ready       []int      `json:"ready"`
 	Utilization []float64  `json:"utilization"`
 	Decisions   []Decision `json:"decisions"`
-	// OverSeconds counts the seconds in which the load exceeded the ready
-	// replicas' capacity: a predicted SLO breach.
+	// OverSeconds counts the seconds in which the demand (the load and
+	// what waits from before) exceeded the ready replicas' capacity: a
+	// predicted SLO breach.
 	OverSeconds int `json:"over_seconds"`
 	// FirstOver and LongestOver locate the breaches (zero when none).
 	FirstOver       time.Time `json:"first_over,omitzero"`
@@ -88,11 +90,17 @@ func (s *Service) Check() error {
 	return nil
 }
 
+// maxBacklogSeconds bounds the simulated queue: demand waiting longer
+// than this many seconds of load is taken as timed out.
+const maxBacklogSeconds = 30
+
 // Run replays the service's autoscaler over the traffic, one step a
-// second: the load is the entry rate times the fan-out, spread over the
-// ready replicas; every sync period the HPA reads the per-pod rate
-// averaged over the metric window and sets the desired replicas; a replica
-// added at t is ready at t + Startup, one taken away stops at once.
+// second: the load is the entry rate times the fan-out; the ready replicas
+// answer up to their capacity, and what they cannot waits (a breach of
+// the SLO) until there is room; every sync period the HPA reads the
+// answers per ready pod averaged over the metric window and sets the
+// desired replicas; a replica added at t is ready at t + Startup, one
+// taken away stops at once.
 func Run(s Service, tr Traffic) (*Timeline, error) {
 	if err := s.Check(); err != nil {
 		return nil, err
@@ -114,7 +122,14 @@ func Run(s Service, tr Traffic) (*Timeline, error) {
 	startup := int(s.Startup / time.Second)
 	syncEvery := int(s.HPA.Sync / time.Second)
 	window := max(int(s.MetricWindow/time.Second), 1)
-	var windowSum float64 // the load over the metric window
+	// served is what the ready replicas answered each second: the metric
+	// counts answers, so a saturated service reports its capacity, not
+	// its demand. backlog is the demand they could not answer yet: it
+	// waits (its latency breaks the SLO) and is served first once there
+	// is room, up to maxBacklogSeconds of load, beyond which callers time
+	// out.
+	served := make([]float64, 0, n)
+	var windowSum, backlog float64
 	var run, runFrom int
 	for sec, rps := range tr.RPS {
 		now := tr.Start.Add(time.Duration(sec) * time.Second)
@@ -125,13 +140,19 @@ func Run(s Service, tr Traffic) (*Timeline, error) {
 				ready++
 			}
 		}
-		windowSum += load
+		capQPS := float64(ready) * s.CapacityQPS
+		demand := load + backlog
+		answered := min(demand, capQPS)
+		over := demand > capQPS
+		backlog = min(demand-answered, maxBacklogSeconds*load)
+		served = append(served, answered)
+		windowSum += answered
 		if sec >= window {
-			windowSum -= tr.RPS[sec-window] * s.Fanout
+			windowSum -= served[sec-window]
 		}
 		if sec%syncEvery == 0 {
-			// The per-pod metric: the service's rate over the window
-			// (sum(rate(...[1m]))) over the pods that report it.
+			// The per-pod metric: the service's answers over the window
+			// (sum(rate(..._total[1m]))) over the pods that report it.
 			metric := windowSum / float64(min(sec+1, window)) / float64(max(ready, 1))
 			floor := 0
 			if cr := s.Cron; cr != nil && !now.Before(cr.Start) && now.Before(cr.End) {
@@ -149,20 +170,12 @@ func Run(s Service, tr Traffic) (*Timeline, error) {
 					// The newest replicas go first: the ones not ready yet.
 					readyAt = readyAt[:next]
 				}
-				ready = 0
-				for _, at := range readyAt {
-					if at <= sec {
-						ready++
-					}
-				}
 			}
 		}
-		capQPS := float64(ready) * s.CapacityQPS
 		util := math.Inf(1)
 		if capQPS > 0 {
-			util = load / capQPS
+			util = demand / capQPS
 		}
-		over := load > capQPS
 		tl.LoadQPS = append(tl.LoadQPS, round2(load))
 		tl.Desired = append(tl.Desired, c.desired)
 		tl.Ready = append(tl.Ready, ready)
