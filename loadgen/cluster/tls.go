@@ -141,10 +141,20 @@ func WriteCerts(dir string, hosts ...string) error {
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
-	if err := writePEM(dir, CAFile, "CERTIFICATE", caDER, 0o644); err != nil {
-		return err
+	var files []pemFile
+	add := func(name, typ string, der []byte, mode os.FileMode) {
+		files = append(files, pemFile{name, typ, der, mode})
 	}
-	if err := writeKey(dir, CAKeyFile, caKey); err != nil {
+	addKey := func(name string, key *ecdsa.PrivateKey) error {
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return fmt.Errorf("certs: %w", err)
+		}
+		add(name, "PRIVATE KEY", der, 0o600)
+		return nil
+	}
+	add(CAFile, "CERTIFICATE", caDER, 0o644)
+	if err := addKey(CAKeyFile, caKey); err != nil {
 		return err
 	}
 	for _, c := range []struct {
@@ -159,12 +169,40 @@ func WriteCerts(dir string, hosts ...string) error {
 		if err != nil {
 			return err
 		}
-		if err := writePEM(dir, c.cert, "CERTIFICATE", der, 0o644); err != nil {
+		add(c.cert, "CERTIFICATE", der, 0o644)
+		if err := addKey(c.key, key); err != nil {
 			return err
 		}
-		if err := writeKey(dir, c.key, key); err != nil {
+	}
+	return writeAll(dir, files)
+}
+
+type pemFile struct {
+	name, typ string
+	der       []byte
+	mode      os.FileMode
+}
+
+// writeAll writes every file or none: it refuses before writing anything
+// when one exists already, writes each to a temporary file that is
+// synced and then linked into place (a link never replaces a file), and
+// removes the ones it placed when a later one fails.
+func writeAll(dir string, files []pemFile) error {
+	for _, f := range files {
+		if _, err := os.Lstat(filepath.Join(dir, f.name)); err == nil {
+			return fmt.Errorf("certs: %s already exists: remove the old set or choose another --out", filepath.Join(dir, f.name))
+		}
+	}
+	var placed []string
+	for _, f := range files {
+		path, err := writePEM(dir, f)
+		if err != nil {
+			for _, p := range placed {
+				os.Remove(p)
+			}
 			return err
 		}
+		placed = append(placed, path)
 	}
 	return nil
 }
@@ -191,24 +229,21 @@ func sign(tmpl, parent *x509.Certificate, key, parentKey *ecdsa.PrivateKey) ([]b
 	return der, c, nil
 }
 
-func writeKey(dir, name string, key *ecdsa.PrivateKey) error {
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+func writePEM(dir string, f pemFile) (string, error) {
+	path := filepath.Join(dir, f.name)
+	tmp, err := os.CreateTemp(dir, ".loadcap-certs-*")
 	if err != nil {
-		return fmt.Errorf("certs: %w", err)
+		return "", fmt.Errorf("certs: %w", err)
 	}
-	return writePEM(dir, name, "PRIVATE KEY", der, 0o600)
-}
-
-func writePEM(dir, name, typ string, der []byte, mode os.FileMode) error {
-	path := filepath.Join(dir, name)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	defer os.Remove(tmp.Name())
+	err = errors.Join(tmp.Chmod(f.mode), pem.Encode(tmp, &pem.Block{Type: f.typ, Bytes: f.der}), tmp.Sync(), tmp.Close())
+	if err == nil {
+		err = os.Link(tmp.Name(), path)
+	}
 	if err != nil {
-		return fmt.Errorf("certs: %w", err)
+		return "", fmt.Errorf("certs: write %s: %w", path, err)
 	}
-	if err := errors.Join(pem.Encode(f, &pem.Block{Type: typ, Bytes: der}), f.Close()); err != nil {
-		return fmt.Errorf("certs: write %s: %w", path, err)
-	}
-	return nil
+	return path, nil
 }
 
 // isLoopback reports whether a host:port (or bare host) names a loopback
