@@ -183,16 +183,11 @@ type pemFile struct {
 	mode      os.FileMode
 }
 
-// writeAll writes every file or none: it refuses before writing anything
-// when one exists already, writes each to a temporary file that is
-// synced and then linked into place (a link never replaces a file), and
-// removes the ones it placed when a later one fails.
+// writeAll writes every file or none: each to a temporary file that is
+// synced and then linked into place (a link never replaces a file, so one
+// that appeared since WriteCerts looked is kept), and the ones it placed
+// are removed when a later one fails.
 func writeAll(dir string, files []pemFile) error {
-	for _, f := range files {
-		if _, err := os.Lstat(filepath.Join(dir, f.name)); err == nil {
-			return fmt.Errorf("certs: %s already exists: remove the old set or choose another --out", filepath.Join(dir, f.name))
-		}
-	}
 	var placed []string
 	for _, f := range files {
 		path, err := writePEM(dir, f)
