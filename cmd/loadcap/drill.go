@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,8 @@ type drillConfig struct {
 	outDir  string
 	quiet   bool
 	cluster clusterFlags
+
+	dashboard string
 }
 
 func newDrillCmd(st *state) *cobra.Command {
@@ -70,6 +73,9 @@ the recording (or scenario): agents get that directory's files.`,
 				cfg.Progress, cfg.Live = st.stderr, st.tty
 			}
 			if c.dryRun {
+				if c.dashboard != "" {
+					return usageErr("--dashboard shows a drill that runs; a dry run sends nothing")
+				}
 				return dryRunDrill(cmd.Context(), st, cfg)
 			}
 			if err := os.MkdirAll(c.outDir, 0o755); err != nil {
@@ -78,7 +84,22 @@ the recording (or scenario): agents get that directory's files.`,
 			if err := cli.CheckOutput(filepath.Join(c.outDir, "run.json")); err != nil {
 				return usageErr("--out-dir: %v", err)
 			}
-			res, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"))
+			report := filepath.Join(c.outDir, "report.html")
+			dash, err := startDashboard(st, c.dashboard, "drill "+d.DrillID, true)
+			if err != nil {
+				return err
+			}
+			if dash != nil {
+				cfg.Dashboard = dash.Server
+			}
+			res, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, report)
+			if dash != nil {
+				verdict := ""
+				if err == nil {
+					verdict = res.VerdictLine()
+				}
+				dash.end(verdict, cmp.Or(err, codeErr(code)), report)
+			}
 			if err != nil {
 				return err
 			}
@@ -101,6 +122,7 @@ the recording (or scenario): agents get that directory's files.`,
 	fl.StringVar(&c.outDir, "out-dir", ".", "where the results, manifests and report go")
 	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no progress")
 	c.cluster.add(cmd)
+	addDashboardFlag(cmd, &c.dashboard)
 	return cmd
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,8 @@ type runConfig struct {
 	noTag    bool
 	cluster  clusterFlags
 	duration time.Duration
+
+	dashboard string
 }
 
 func newRunCmd(st *state) *cobra.Command {
@@ -62,6 +65,7 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 				c.file = a[0]
 			}
 			o := execOptions{out: c.out, report: c.report, junit: c.junit, quiet: c.quiet, noSummary: c.noSumm, cluster: &c.cluster}
+			o.dashboard = c.dashboard
 			if c.file != "" && runner.IsScript(c.file) {
 				k6args, err := k6RunArgs(cmd, &c, &c.k6)
 				if err != nil {
@@ -101,6 +105,7 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 	c.cluster.add(cmd)
 	addK6Flags(cmd, &c.k6)
 	fl.BoolVar(&c.noTag, "no-tag", false, "replay without the shadow tag (refused unless the target is loopback)")
+	addDashboardFlag(cmd, &c.dashboard)
 	return cmd
 }
 
@@ -161,6 +166,7 @@ type execOptions struct {
 	quiet     bool
 	noSummary bool
 	cluster   *clusterFlags // --agents: a distributed run
+	dashboard string        // --dashboard ADDR
 }
 
 // outputs are the files and the summary o asks for.
@@ -192,7 +198,7 @@ func forward(s *cli.Stopper, stop, kill func(cause, reason string)) {
 // 99 (an abortOnFail threshold stopped a script), k6's code, 105, 99, 111:
 // a partial result fails the run only when nothing else already did, the
 // summary and run.json saying it is partial either way.
-func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) error {
+func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) (err error) {
 	graceful := runGraceful
 	if rc.Script != "" {
 		// The child's stdout and stderr, progress and signal notices reach
@@ -212,6 +218,18 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) er
 	}
 	stop := st.stopper(ctx, graceful)
 	defer stop.Close()
+	title := rc.Script
+	if f := rc.File; f != nil {
+		title = cmp.Or(f.Path, f.Target)
+	}
+	dash, err := startDashboard(st, o.dashboard, "run "+title, false)
+	if err != nil {
+		return err
+	}
+	if dash != nil {
+		rc.OnInterval = dash.observe(rc.OnInterval)
+		defer func() { dash.end("", err, o.report) }()
+	}
 	r, err := runner.New(stop.Context(), rc)
 	if err != nil {
 		return err
