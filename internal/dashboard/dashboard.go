@@ -103,7 +103,7 @@ type Server struct {
 	wg    sync.WaitGroup
 
 	mu       sync.Mutex
-	points   []point // the last History
+	points   []point // the last History (up to twice as many kept)
 	stages   []Stage
 	status   func() guard.Status
 	stop     func(ctx context.Context, via, reason string) error
@@ -172,10 +172,10 @@ func (s *Server) Observe(iv loadgen.Interval) {
 	p := pointOf(iv)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if len(s.points) >= s.cfg.History {
-		s.points = append(s.points[:0], s.points[1:]...)
-	}
 	s.points = append(s.points, p)
+	if len(s.points) >= 2*s.cfg.History { // keep the last History, copying once per History points
+		s.points = append(make([]point, 0, 2*s.cfg.History), s.points[len(s.points)-s.cfg.History:]...)
+	}
 	s.hub.publish(event("point", p))
 }
 
@@ -406,7 +406,8 @@ func (s *Server) serveEvents(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	st := s.snapshotStatus()
 	s.mu.Lock()
-	first := event("hello", hello{Title: s.cfg.Title, Points: s.points, Status: st, End: s.endLocked()})
+	points := s.points[max(0, len(s.points)-s.cfg.History):]
+	first := event("hello", hello{Title: s.cfg.Title, Points: points, Status: st, End: s.endLocked()})
 	c := s.hub.join(append([]byte("retry: 1000\n\n"), first...))
 	s.mu.Unlock()
 	defer s.hub.leave(c)

@@ -175,31 +175,3 @@ func TestStopNeedsToken(t *testing.T) {
 		t.Errorf("a second stop: %d, want 409", code)
 	}
 }
-
-// TestStalledPageDoesNotSlowTheLoad: a browser that connected and then
-// reads nothing (its socket buffers fill) costs Observe nothing.
-func TestStalledPageDoesNotSlowTheLoad(t *testing.T) {
-	s := start(t)
-	conn, err := net.Dial("tcp", s.Addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write([]byte("GET /events HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
-		t.Fatal(err)
-	}
-	// Big seconds: many request names' classes, so buffers fill fast.
-	var iv loadgen.Interval
-	for c := range iv.Classes {
-		iv.Classes[c] = 1
-	}
-	start := time.Now()
-	const n = 20000
-	for i := range n {
-		iv.T = i
-		s.Observe(iv)
-	}
-	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("%d intervals took %v with a stalled page", n, took)
-	}
-}
