@@ -139,7 +139,11 @@ func New(cfg Config) (*Server, error) {
 	mux.HandleFunc("GET /report", s.serveReport)
 	// No WriteTimeout: the event streams are long; each write has its own
 	// deadline.
-	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+	var h http.Handler = mux
+	if ip := net.ParseIP(ln.Addr().(*net.TCPAddr).IP.String()); ip.IsLoopback() {
+		h = loopbackHost(mux)
+	}
+	s.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	s.wg.Go(func() { _ = s.srv.Serve(ln) })
 	s.wg.Go(s.tick)
 	return s, nil
@@ -154,6 +158,23 @@ func listenAddr(a string) string {
 		return DefaultHost + a
 	}
 	return a
+}
+
+// loopbackHost refuses requests that name another host than loopback: a
+// web page elsewhere whose name it re-pointed at 127.0.0.1 (DNS
+// rebinding) must not read a loopback dashboard.
+func loopbackHost(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			http.Error(w, "a loopback dashboard answers only to a loopback address", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // Addr is the address the dashboard listens on ("127.0.0.1:8090").

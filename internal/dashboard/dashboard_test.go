@@ -175,3 +175,21 @@ func TestStopNeedsToken(t *testing.T) {
 		t.Errorf("a second stop: %d, want 409", code)
 	}
 }
+
+// TestLoopbackOnlyAnswersLoopbackNames: a page elsewhere whose name was
+// re-pointed at 127.0.0.1 cannot read a loopback dashboard.
+func TestLoopbackOnlyAnswersLoopbackNames(t *testing.T) {
+	s := start(t)
+	for host, want := range map[string]int{"evil.example:80": http.StatusForbidden, s.Addr(): http.StatusOK, "localhost:1": http.StatusOK} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+s.Addr()+"/", nil)
+		req.Host = host
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("Host %s: %d, want %d", host, resp.StatusCode, want)
+		}
+	}
+}
