@@ -297,3 +297,25 @@ func TestDrillDashboardStop(t *testing.T) {
 		document.getElementById("report-link").href.startsWith("blob:")`, time.Second)
 	p.checkNoProblems(t)
 }
+
+// TestDashboardFlagErrors: --dashboard on an address it cannot listen on,
+// or on a dry run, is a usage error that sends nothing.
+func TestDashboardFlagErrors(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
+	defer srv.Close()
+	busy := strings.TrimPrefix(srv.URL, "http://") // already taken
+	r := loadcap(t, nil, false, "run", "--url", srv.URL, "--rate", "10", "--duration", "1s", "-q", "--dashboard", busy)
+	if r.code != 2 || !strings.Contains(r.stderr, "--dashboard") {
+		t.Errorf("a taken address: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+	s := drillShop(t)
+	plan := drillPlan(t, s, "  - {name: one, multiplier: 1, hold: 2s}", "")
+	r = loadcap(t, nil, false, "drill", plan, "--dry-run", "--dashboard", "127.0.0.1:0")
+	if r.code != 2 || !strings.Contains(r.stderr, "a dry run sends nothing") {
+		t.Errorf("a dry run: exit %d, want 2\n%s", r.code, r.stderr)
+	}
+	if hits.Load() != 0 {
+		t.Errorf("%d requests sent", hits.Load())
+	}
+}

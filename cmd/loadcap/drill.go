@@ -49,6 +49,7 @@ generation on every agent at once. The recording (or the scenario's data files) 
 the recording (or scenario): agents get that directory's files.`,
 		Example: `  loadcap drill scenarios/examples/presale-drill.yaml --dry-run --now 2026-11-01T02:00:00+08:00
   loadcap drill presale.yaml --out-dir drill-2026-11-01
+  loadcap drill presale.yaml --out-dir drill-2026-11-01 --dashboard :8090
   loadcap drill presale.yaml --agents 10.0.0.5:7070,10.0.0.6:7070 --tls-cert coordinator.pem --tls-key coordinator-key.pem --ca ca.pem`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {

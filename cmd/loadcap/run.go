@@ -54,6 +54,7 @@ percentiles. Exit codes: 0 passed, 99 a threshold failed, 104 invalid scenario, 
 		Example: `  loadcap run scenarios/examples/checkout.yaml --out run.json
   loadcap run --url http://127.0.0.1:8080/ --rate 2000 --duration 30s --max-vus 500 --out run.json
   loadcap run --url http://127.0.0.1:8080/ --vus 50 --duration 30s --quiet
+  loadcap run scenarios/examples/checkout.yaml --dashboard :8090 --report report.html
   loadcap run script.js --out run.json --drill-id presale-1
   loadcap run script.js --agents 10.0.0.5:7070,10.0.0.6:7070 --tls-cert coordinator.pem --tls-key coordinator-key.pem --ca ca.pem`,
 		Args: args(cobra.MaximumNArgs(1)),
