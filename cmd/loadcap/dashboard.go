@@ -51,8 +51,13 @@ func (d *liveDashboard) observe(hook func(loadgen.Interval)) func(loadgen.Interv
 
 // end tells the pages how the command ends (err is what it returns) and
 // closes the dashboard; report is the HTML report, linked when this
-// command wrote it.
+// command wrote it. After a second signal it closes at once, without
+// waiting for the pages to read the end.
 func (d *liveDashboard) end(verdict string, err error, report string) {
+	if errors.Is(err, cli.ErrStoppedAtOnce) {
+		d.Close()
+		return
+	}
 	code := exitCode(err)
 	if verdict == "" {
 		switch {
