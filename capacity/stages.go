@@ -152,6 +152,20 @@ func (t *StageTracker) cutLocked() {
 	}
 }
 
+// Latest is the last stage whose hold has been measured, and each
+// service's figures over it; "" and nil before the first. Safe to call
+// while the drill runs.
+func (t *StageTracker) Latest() (string, []ServiceStats) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for i := len(t.services) - 1; i >= 0; i-- {
+		if t.services[i] != nil {
+			return t.d.Stages[i].Name, append([]ServiceStats(nil), t.services[i]...)
+		}
+	}
+	return "", nil
+}
+
 // Interval prints the stages that have ended.
 func (t *StageTracker) Interval(iv loadgen.Interval) {
 	if t.progress == nil {

@@ -24,6 +24,7 @@ import (
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/internal/audit"
 	"github.com/loadcap/loadcap/internal/capture"
+	"github.com/loadcap/loadcap/internal/dashboard"
 	"github.com/loadcap/loadcap/internal/runner"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster"
@@ -74,6 +75,11 @@ type Config struct {
 	// Agents runs the drill's load on these agents (the coordinator's
 	// configuration); nil runs it in this process.
 	Agents *cluster.CoordinatorConfig
+	// Dashboard, when set, shows the drill live: the stages, every
+	// interval, the guard's rules and the services; its stop button is
+	// the guard's hot switch (with the plan's own guard, which a plan
+	// without one then gets, for the button alone).
+	Dashboard *dashboard.Server
 }
 
 // Result is what a drill measured and concluded.
@@ -251,6 +257,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		srcs = append(srcs, capacity.MetricsSource{Name: s.Name, URL: s.Metrics})
 	}
 	tr := capacity.NewStageTracker(d, srcs, cfg.Progress, peak)
+	if cfg.Dashboard != nil {
+		showDrill(cfg.Dashboard, d, peak, tr)
+	}
 	var observe func(loadgen.Interval)
 	var guardRules func() []RuleRun
 	var gen loadgen.Runner
@@ -262,7 +271,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	defer cancel()
 	startGuard := cfg.Guard
 	if startGuard == nil {
-		startGuard = NewGuard(d)
+		startGuard = newGuard(d, cfg.Dashboard)
 	}
 	if startGuard != nil {
 		observe, guardRules, err = startGuard(ctx, func(b Breach) {
@@ -295,6 +304,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				observe(iv)
 			}
 			tr.Interval(iv)
+			if cfg.Dashboard != nil {
+				cfg.Dashboard.Observe(iv)
+			}
 		},
 		OnStart: func(at time.Time) {
 			stopMu.Lock()

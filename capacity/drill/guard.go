@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/loadcap/loadcap/internal/dashboard"
 	"github.com/loadcap/loadcap/internal/guard"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/scenarios"
@@ -32,9 +33,14 @@ type RuleRun struct {
 // NewGuard builds the guard of the plan (internal/guard) with the plan's
 // settings, whose defaults are the scenarios package's; nil when the plan
 // has no rules and no hot switch (the drill runs unguarded).
-func NewGuard(d *scenarios.Drill) GuardFunc {
+func NewGuard(d *scenarios.Drill) GuardFunc { return newGuard(d, nil) }
+
+// newGuard is NewGuard whose guard, when dash is set, shows on the
+// dashboard and takes its stop button; the drill is then guarded even
+// when the plan has no rules and no hot switch.
+func newGuard(d *scenarios.Drill, dash *dashboard.Server) GuardFunc {
 	dg := d.Guard
-	if len(dg.Rules) == 0 && dg.HotSwitchFile == "" && dg.HotSwitchListen == "" {
+	if len(dg.Rules) == 0 && dg.HotSwitchFile == "" && dg.HotSwitchListen == "" && dash == nil {
 		return nil
 	}
 	cfg := guard.Config{Every: dg.Every, Breaches: dg.Breaches, Prometheus: dg.Prometheus,
@@ -58,6 +64,9 @@ func NewGuard(d *scenarios.Drill) GuardFunc {
 		g, err := guard.New(cfg)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %s: guard: %v", ErrInvalid, d.Path, err)
+		}
+		if dash != nil {
+			dash.Guard(g.Status, g.Stop)
 		}
 		go func() {
 			defer g.Close()

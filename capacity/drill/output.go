@@ -169,6 +169,33 @@ const (
 	Leaked                     // the audit found a leak, or could not run
 )
 
+// String says the verdict in a few words.
+func (v Verdict) String() string {
+	switch v {
+	case Held:
+		return "every stage held"
+	case Partial:
+		return "partial: an agent was lost"
+	case StageFailed:
+		return "a stage failed its SLO"
+	case Stopped:
+		return "stopped"
+	case Leaked:
+		return "isolation violated"
+	}
+	return fmt.Sprintf("verdict %d", int(v))
+}
+
+// VerdictLine is the verdict in one line for people, with what stopped
+// the drill.
+func (r *Result) VerdictLine() string {
+	v := r.Verdict()
+	if v == Stopped && r.Stopped != nil && r.Stopped.Reason != "" {
+		return v.String() + ": " + r.Stopped.Reason
+	}
+	return v.String()
+}
+
 // Verdict is the drill's outcome: a leak (or an audit that could not run)
 // outweighs a stop, which outweighs a failed stage, which outweighs a lost
 // agent.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,8 @@ type drillConfig struct {
 	outDir  string
 	quiet   bool
 	cluster clusterFlags
+
+	dashboard string
 }
 
 func newDrillCmd(st *state) *cobra.Command {
@@ -46,6 +49,7 @@ generation on every agent at once. The recording (or the scenario's data files) 
 the recording (or scenario): agents get that directory's files.`,
 		Example: `  loadcap drill scenarios/examples/presale-drill.yaml --dry-run --now 2026-11-01T02:00:00+08:00
   loadcap drill presale.yaml --out-dir drill-2026-11-01
+  loadcap drill presale.yaml --out-dir drill-2026-11-01 --dashboard :8090
   loadcap drill presale.yaml --agents 10.0.0.5:7070,10.0.0.6:7070 --tls-cert coordinator.pem --tls-key coordinator-key.pem --ca ca.pem`,
 		Args: args(cobra.ExactArgs(1)),
 		RunE: func(cmd *cobra.Command, a []string) error {
@@ -70,12 +74,30 @@ the recording (or scenario): agents get that directory's files.`,
 				cfg.Progress, cfg.Live = st.stderr, st.tty
 			}
 			if c.dryRun {
+				if c.dashboard != "" {
+					return usageErr("--dashboard shows a drill that runs; a dry run sends nothing")
+				}
 				return dryRunDrill(cmd.Context(), st, cfg)
 			}
 			if err := checkDirs(cmd, "out-dir"); err != nil {
 				return err
 			}
-			res, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"), nil)
+			report := filepath.Join(c.outDir, "report.html")
+			dash, err := startDashboard(st, c.dashboard, "drill "+d.DrillID, true)
+			if err != nil {
+				return err
+			}
+			if dash != nil {
+				cfg.Dashboard = dash.Server
+			}
+			res, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, report, nil)
+			if dash != nil {
+				verdict := ""
+				if err == nil {
+					verdict = res.VerdictLine()
+				}
+				dash.end(verdict, cmp.Or(err, codeErr(code)), report)
+			}
 			if err != nil {
 				return err
 			}
@@ -98,6 +120,7 @@ the recording (or scenario): agents get that directory's files.`,
 	fl.StringVar(&c.outDir, "out-dir", ".", "where the results, manifests and report go")
 	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no progress")
 	c.cluster.add(cmd)
+	addDashboardFlag(cmd, &c.dashboard)
 	return cmd
 }
 

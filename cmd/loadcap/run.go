@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -31,6 +32,8 @@ type runConfig struct {
 	noTag    bool
 	cluster  clusterFlags
 	duration time.Duration
+
+	dashboard string
 }
 
 func newRunCmd(st *state) *cobra.Command {
@@ -53,6 +56,7 @@ k6 cannot load), 105 aborted (a signal: the result so far is written, status abo
 		Example: `  loadcap run scenarios/examples/checkout.yaml --out run.json
   loadcap run --url http://127.0.0.1:8080/ --rate 2000 --duration 30s --max-vus 500 --out run.json
   loadcap run --url http://127.0.0.1:8080/ --vus 50 --duration 30s --quiet
+  loadcap run scenarios/examples/checkout.yaml --dashboard :8090 --report report.html
   loadcap run script.js --out run.json --drill-id presale-1
   loadcap run script.js --agents 10.0.0.5:7070,10.0.0.6:7070 --tls-cert coordinator.pem --tls-key coordinator-key.pem --ca ca.pem`,
 		Args: args(cobra.MaximumNArgs(1)),
@@ -64,6 +68,7 @@ k6 cannot load), 105 aborted (a signal: the result so far is written, status abo
 				c.file = a[0]
 			}
 			o := execOptions{out: c.out, report: c.report, junit: c.junit, quiet: c.quiet, noSummary: c.noSumm, cluster: &c.cluster}
+			o.dashboard = c.dashboard
 			if c.file != "" && runner.IsScript(c.file) {
 				k6args, err := k6RunArgs(cmd, &c, &c.k6)
 				if err != nil {
@@ -103,6 +108,7 @@ k6 cannot load), 105 aborted (a signal: the result so far is written, status abo
 	c.cluster.add(cmd)
 	addK6Flags(cmd, &c.k6)
 	fl.BoolVar(&c.noTag, "no-tag", false, "replay without the shadow tag (refused unless the target is loopback)")
+	addDashboardFlag(cmd, &c.dashboard)
 	return cmd
 }
 
@@ -163,6 +169,7 @@ type execOptions struct {
 	quiet     bool
 	noSummary bool
 	cluster   *clusterFlags // --agents: a distributed run
+	dashboard string        // --dashboard ADDR
 }
 
 // outputs are the files and the summary o asks for.
@@ -194,7 +201,7 @@ func forward(s *cli.Stopper, stop, kill func(cause, reason string)) {
 // 99 (an abortOnFail threshold stopped a script), k6's code, 105, 99, 111:
 // a partial result fails the run only when nothing else already did, the
 // summary and run.json saying it is partial either way.
-func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) error {
+func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) (err error) {
 	graceful := runGraceful
 	if rc.Script != "" {
 		// The child's stdout and stderr, progress and signal notices reach
@@ -221,6 +228,18 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) er
 			return cli.WithCode(cli.ExitAborted, fmt.Errorf("%s before the load started, no result: %w", stop.Reason(), err))
 		}
 		return err
+	}
+	title := rc.Script
+	if f := rc.File; f != nil {
+		title = cmp.Or(f.Path, f.Target)
+	}
+	dash, err := startDashboard(st, o.dashboard, "run "+title, false)
+	if err != nil {
+		return err
+	}
+	if dash != nil {
+		rc.OnInterval = dash.observe(rc.OnInterval)
+		defer func() { dash.end("", err, o.report) }()
 	}
 	r, err := runner.New(stop.Context(), rc)
 	if err != nil {

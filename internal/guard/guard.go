@@ -175,9 +175,9 @@ type outcome struct {
 	at           time.Time
 }
 
-// switchReq is a POST /stop on its way to Run.
+// switchReq is a Stop on its way to Run.
 type switchReq struct {
-	from, reason string
+	from, reason string        // from: how it came, "POST /stop from ADDR"
 	done         chan struct{} // closed once stop has returned
 }
 
@@ -440,7 +440,7 @@ func (g *Guard) Run(ctx context.Context, stop func(Breach)) error {
 				return finish(b, nil)
 			}
 		case req := <-g.switchCh:
-			reason := "hot switch: POST /stop from " + req.from
+			reason := "hot switch: " + req.from
 			if req.reason != "" {
 				reason += ": " + req.reason
 			}

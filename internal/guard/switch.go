@@ -1,7 +1,9 @@
 package guard
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 )
 
@@ -19,25 +21,47 @@ func (g *Guard) handler() http.Handler {
 	return mux
 }
 
-// serveStop hands the stop to Run. The reason comes from the "reason"
+// serveStop flips the switch (Stop). The reason comes from the "reason"
 // query or form parameter.
 func (g *Guard) serveStop(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
-	reason := r.FormValue("reason")
+	err := g.Stop(r.Context(), "POST /stop from "+r.RemoteAddr, r.FormValue("reason"))
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, g.Status())
+	case errors.Is(err, ErrStopped):
+		writeJSON(w, http.StatusConflict, g.Status())
+	}
+}
+
+// ErrStopped is Stop's answer when the guard is already stopping the
+// drill, or has returned.
+var ErrStopped = errors.New("guard: the drill is already stopping")
+
+// Stop flips the hot switch: Run stops the drill with a Breach of kind
+// KindSwitch whose reason says via ("POST /stop from 127.0.0.1:50412")
+// and reason (what the operator typed; cut to 200 bytes). It is the one
+// stop path of every front end (POST /stop, the dashboard's button) and
+// returns once the drill's stop function has returned; ErrStopped when
+// the drill is already stopping; ctx's error when ctx ends first (a Run
+// not yet begun waits for it). Safe for concurrent use.
+func (g *Guard) Stop(ctx context.Context, via, reason string) error {
 	if len(reason) > maxReason {
 		reason = reason[:maxReason]
 	}
-	req := switchReq{from: r.RemoteAddr, reason: reason, done: make(chan struct{})}
+	req := switchReq{from: via, reason: reason, done: make(chan struct{})}
 	select {
 	case g.switchCh <- req:
 		select {
 		case <-req.done:
-			writeJSON(w, http.StatusOK, g.Status())
-		case <-r.Context().Done():
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	case <-g.quit: // already stopping, or stopped
-		writeJSON(w, http.StatusConflict, g.Status())
-	case <-r.Context().Done():
+		return ErrStopped
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -3,6 +3,7 @@ package guard_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -173,4 +174,40 @@ func getJSON(t *testing.T, url string, v any) int {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	return resp.StatusCode
+}
+
+// TestStopWithoutEndpoint flips the switch from another front end (the
+// dashboard's button) on a guard that has no rules and no endpoint: the
+// drill stops once, with the front end's words, and a second flip is
+// refused.
+func TestStopWithoutEndpoint(t *testing.T) {
+	g, err := guard.New(guard.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stops := make(chan guard.Breach, 2)
+	done := make(chan error, 1)
+	go func() { done <- g.Run(context.Background(), func(b guard.Breach) { stops <- b }) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.Stop(ctx, "the dashboard's stop button from 127.0.0.1:5000", "sale is off"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case b := <-stops:
+		if b.Kind != guard.KindSwitch || b.Reason != "hot switch: the dashboard's stop button from 127.0.0.1:5000: sale is off" {
+			t.Errorf("breach %+v", b)
+		}
+	default:
+		t.Fatal("Stop returned before the drill's stop function was called")
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Stop(ctx, "again", ""); !errors.Is(err, guard.ErrStopped) {
+		t.Errorf("a second Stop: %v, want ErrStopped", err)
+	}
+	if len(stops) != 0 {
+		t.Errorf("stop called again")
+	}
 }

@@ -72,7 +72,8 @@ type Config struct {
 	Stderr io.Writer
 	// OnStart is called once with the load's time zero, before the first
 	// request; OnInterval after every closed 1-second interval (merged
-	// over agents). Both optional.
+	// over agents; a k6 script on agents does not call it yet). Both
+	// optional.
 	OnStart    func(time.Time)
 	OnInterval func(loadgen.Interval)
 }
@@ -206,6 +207,9 @@ func k6Opts(cfg Config) []k6.Option {
 	}
 	if cfg.Progress != nil {
 		opts = append(opts, k6.WithProgress(cfg.Progress, cfg.Live))
+	}
+	if cfg.OnInterval != nil {
+		opts = append(opts, k6.WithIntervalHook(cfg.OnInterval))
 	}
 	return opts
 }

@@ -1,6 +1,7 @@
 // Package testkit is the one home of loadcap's test helpers: golden files,
-// a buffer several goroutines may write to, free loopback ports. Import it
-// from _test.go files only.
+// a buffer several goroutines may write to, free loopback ports, a headless
+// browser over the DevTools protocol (devtools.go). Import it from _test.go
+// files only.
 package testkit
 
 import (
