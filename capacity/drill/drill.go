@@ -27,6 +27,7 @@ import (
 	"github.com/loadcap/loadcap/internal/runner"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster"
+	"github.com/loadcap/loadcap/loadgen/live"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/shadow"
 )
@@ -74,6 +75,9 @@ type Config struct {
 	// Agents runs the drill's load on these agents (the coordinator's
 	// configuration); nil runs it in this process.
 	Agents *cluster.CoordinatorConfig
+	// Metrics, when set, get the load's intervals, the current stage and
+	// the guard rules' states (--metrics-listen, --out prometheus-rw).
+	Metrics *live.Metrics
 }
 
 // Result is what a drill measured and concluded.
@@ -295,7 +299,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				observe(iv)
 			}
 			tr.Interval(iv)
+			feedLive(cfg.Metrics, d, peak, iv, guardRules)
 		},
+		Metrics: cfg.Metrics,
 		OnStart: func(at time.Time) {
 			stopMu.Lock()
 			t0 = at

@@ -211,8 +211,15 @@ func (m *Metrics) Running(on bool) {
 	m.agent, m.running = true, on
 }
 
-// Describe implements prometheus.Collector.
-func (m *Metrics) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(m, ch) }
+// Describe implements prometheus.Collector: every metric Metrics may
+// export, whether it has a value yet or not.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	d := &m.desc
+	for _, desc := range []*prometheus.Desc{d.requests, d.failures, d.sent, d.inflight, d.scheduled, d.dropped, d.bytesOut, d.bytesIn,
+		d.latency, d.elapsed, d.stall, d.steal, d.disturbed, d.stage, d.stageRate, d.rule, d.agents, d.connected, d.running} {
+		ch <- desc
+	}
+}
 
 // Collect implements prometheus.Collector. Series with labels appear once
 // they have a value; the run-wide counters are there from the start, at 0.

@@ -74,8 +74,8 @@ type Pusher struct {
 	closing bool // the last batch is queued: drain until cutoff
 	cutoff  time.Time
 
-	sent, dropped, failed float64 // samples
-	lastErr               error
+	sent, dropped float64 // samples
+	lastErr       error
 
 	descSent, descDropped *prometheus.Desc
 }
@@ -111,7 +111,10 @@ func NewPusher(g prometheus.Gatherer, cfg PushConfig) (*Pusher, error) {
 }
 
 // Describe implements prometheus.Collector: the pusher's own counts.
-func (p *Pusher) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(p, ch) }
+func (p *Pusher) Describe(ch chan<- *prometheus.Desc) {
+	ch <- p.descSent
+	ch <- p.descDropped
+}
 
 // Collect implements prometheus.Collector.
 func (p *Pusher) Collect(ch chan<- prometheus.Metric) {
