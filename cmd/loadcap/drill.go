@@ -23,6 +23,7 @@ type drillConfig struct {
 	outDir  string
 	quiet   bool
 	cluster clusterFlags
+	live    liveFlags
 }
 
 func newDrillCmd(st *state) *cobra.Command {
@@ -78,6 +79,12 @@ the recording (or scenario): agents get that directory's files.`,
 			if err := cli.CheckOutput(filepath.Join(c.outDir, "run.json")); err != nil {
 				return usageErr("--out-dir: %v", err)
 			}
+			sess, err := c.live.start(st)
+			if err != nil {
+				return err
+			}
+			defer c.live.stop(st, sess)
+			cfg.Metrics = sess.Metrics()
 			res, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"))
 			if err != nil {
 				return err
@@ -101,6 +108,8 @@ the recording (or scenario): agents get that directory's files.`,
 	fl.StringVar(&c.outDir, "out-dir", ".", "where the results, manifests and report go")
 	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no progress")
 	c.cluster.add(cmd)
+	c.live.add(cmd)
+	fl.Var(outFlag{live: &c.live}, "out", "prometheus-rw=URL: push the live metrics to this remote-write receiver")
 	return cmd
 }
 

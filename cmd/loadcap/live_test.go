@@ -1,0 +1,152 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	prompb "buf.build/gen/go/prometheus/prometheus/protocolbuffers/go"
+	"github.com/klauspost/compress/snappy"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/loadcap/loadcap/loadgen/target"
+	"github.com/loadcap/loadcap/test/testkit"
+)
+
+var requestsTotal = regexp.MustCompile(`(?m)^loadcap_requests_total\{name="[^"]*"\} (\d+)$`)
+
+// A local run serves its live metrics while it runs: a scraper sees the
+// requests grow, and never more than run.json counts in the end.
+func TestRunServesLiveMetrics(t *testing.T) {
+	url := testTarget(t, target.Config{})
+	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	out := filepath.Join(t.TempDir(), "run.json")
+	done := make(chan result, 1)
+	go func() {
+		done <- loadcap(t, nil, false, "run", "-q", "--no-summary", "--url", url+"/", "--rate", "20", "--duration", "3s",
+			"--metrics-listen", addr, "--out", out)
+	}()
+	var seen []int64 // requests_total at each scrape that had some
+	var body string
+	client := &http.Client{Timeout: time.Second}
+	var res result
+poll:
+	for {
+		select {
+		case res = <-done:
+			break poll
+		case <-time.After(200 * time.Millisecond):
+		}
+		resp, err := client.Get("http://" + addr + "/metrics")
+		if err != nil {
+			continue // not serving yet
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if m := requestsTotal.FindStringSubmatch(string(b)); m != nil {
+			n, _ := strconv.ParseInt(m[1], 10, 64)
+			seen = append(seen, n)
+			body = string(b)
+		}
+	}
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	run := readRun(t, out)
+	finished := run.Totals.Completed + run.Totals.Failed
+	if len(seen) < 2 || seen[0] == 0 || seen[len(seen)-1] <= seen[0] {
+		t.Errorf("requests seen while the run went on: %v; want them growing over several scrapes", seen)
+	}
+	if len(seen) > 0 && seen[len(seen)-1] > finished {
+		t.Errorf("a scrape counted %d requests, run.json %d in all", seen[len(seen)-1], finished)
+	}
+	for _, want := range []string{"loadcap_request_duration_seconds_bucket", "loadcap_requests_sent_total", "loadcap_arrivals_scheduled_total",
+		"loadcap_requests_in_flight", "loadcap_generator_stall_seconds"} {
+		if !regexp.MustCompile(`(?m)^` + want).MatchString(body) {
+			t.Errorf("the last scrape lacks %s:\n%s", want, body)
+		}
+	}
+}
+
+// --out prometheus-rw=URL pushes the live metrics beside run.json; the
+// last push carries the run's totals.
+func TestRunPushesToRemoteWrite(t *testing.T) {
+	var mu sync.Mutex
+	last := map[string]float64{} // requests_total by name, the latest sample
+	var sent float64
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		raw, err := snappy.Decode(nil, b)
+		var wr prompb.WriteRequest
+		if err == nil {
+			err = proto.Unmarshal(raw, &wr)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for _, s := range wr.Timeseries {
+			ls := map[string]string{}
+			for _, l := range s.Labels {
+				ls[l.Name] = l.Value
+			}
+			v := s.Samples[len(s.Samples)-1].Value
+			switch ls["__name__"] {
+			case "loadcap_requests_total":
+				last[ls["name"]] = v
+			case "loadcap_requests_sent_total":
+				sent = v
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer recv.Close()
+	url := testTarget(t, target.Config{})
+	out := filepath.Join(t.TempDir(), "run.json")
+	res := loadcap(t, nil, false, "run", "-q", "--no-summary", "--url", url+"/", "--rate", "20", "--duration", "1s",
+		"--out", "prometheus-rw="+recv.URL+"/api/v1/write", "--out", out)
+	if res.code != 0 {
+		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	}
+	run := readRun(t, out)
+	mu.Lock()
+	defer mu.Unlock()
+	var total float64
+	for _, v := range last {
+		total += v
+	}
+	if want := run.Totals.Completed + run.Totals.Failed; total != float64(want) || want == 0 {
+		t.Errorf("the receiver's requests_total is %v, run.json finished %d", total, want)
+	}
+	if sent != float64(run.Totals.Sent) {
+		t.Errorf("the receiver's requests_sent_total is %v, run.json sent %d", sent, run.Totals.Sent)
+	}
+}
+
+func TestLiveFlagsRefuseBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"not an http URL", []string{"run", "--url", "http://127.0.0.1:1/", "--out", "prometheus-rw=127.0.0.1:9090"}, "want an http:// or https:// URL"},
+		{"two result files", []string{"run", "--url", "http://127.0.0.1:1/", "--out", "a.json", "--out", "b.json"}, "one result file"},
+		{"a drill has no result file", []string{"drill", "plan.yaml", "--out", "run.json"}, "takes prometheus-rw=URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := loadcap(t, nil, false, tc.args...)
+			if res.code != 2 || !regexp.MustCompile(regexp.QuoteMeta(tc.want)).MatchString(res.stderr) {
+				t.Errorf("exit %d, stderr %q: want 2 and %q", res.code, res.stderr, tc.want)
+			}
+		})
+	}
+}
