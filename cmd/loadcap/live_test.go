@@ -150,3 +150,44 @@ func TestLiveFlagsRefuseBadInput(t *testing.T) {
 		})
 	}
 }
+
+var drillStage = regexp.MustCompile(`(?m)^loadcap_drill_stage\{stage="([^"]*)"\} (\d+)$`)
+
+// A drill's metrics say which stage it is in as the stages go by.
+func TestDrillServesItsStage(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 4 s drill")
+	}
+	s := drillShop(t)
+	plan := drillPlan(t, s, `  - {name: first, multiplier: 1, hold: 2s}
+  - {name: second, multiplier: 1, hold: 2s}`, "")
+	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	done := make(chan result, 1)
+	go func() { done <- loadcap(t, nil, false, "drill", plan, "--out-dir", t.TempDir(), "-q", "--metrics-listen", addr) }()
+	seen := map[string]string{} // stage name → its number
+	var res result
+	client := &http.Client{Timeout: time.Second}
+poll:
+	for {
+		select {
+		case res = <-done:
+			break poll
+		case <-time.After(200 * time.Millisecond):
+		}
+		resp, err := client.Get("http://" + addr + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, m := range drillStage.FindAllStringSubmatch(string(b), -1) {
+			seen[m[1]] = m[2]
+		}
+	}
+	if res.code != 0 {
+		t.Fatalf("drill: exit %d\n%s\n%s", res.code, res.stdout, res.stderr)
+	}
+	if seen["first"] != "1" || seen["second"] != "2" {
+		t.Errorf("stages seen while the drill ran: %v, want first as 1 and second as 2", seen)
+	}
+}

@@ -128,6 +128,7 @@ func ServeAgent(ctx context.Context, cfg AgentConfig) error {
 		return fmt.Errorf("agent: %w", err)
 	}
 	a := &agent{cfg: cfg, allow: allow, log: log, metrics: live.New(), secrets: map[string]bool{}}
+	a.metrics.Running(false) // loadcap_agent_running is 0 until a plan runs
 	for _, h := range append(append([]string{}, DefaultSecretHeaders...), cfg.SecretHeaders...) {
 		a.secrets[strings.ToLower(h)] = true
 	}
