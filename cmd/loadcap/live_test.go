@@ -163,7 +163,9 @@ func TestDrillServesItsStage(t *testing.T) {
   - {name: second, multiplier: 1, hold: 2s}`, "")
 	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	done := make(chan result, 1)
-	go func() { done <- loadcap(t, nil, false, "drill", plan, "--out-dir", t.TempDir(), "-q", "--metrics-listen", addr) }()
+	go func() {
+		done <- loadcap(t, nil, false, "drill", plan, "--out-dir", t.TempDir(), "-q", "--metrics-listen", addr)
+	}()
 	seen := map[string]string{} // stage name → its number
 	var res result
 	client := &http.Client{Timeout: time.Second}
