@@ -17,9 +17,17 @@ import (
 
 // startPromReceiver starts the installed Prometheus on a free loopback
 // port as a remote-write receiver (--web.enable-remote-write-receiver),
-// scraping nothing, its storage in a temporary directory. It skips the
-// test without the binary unless LOADCAP_REQUIRE_PROM=1.
+// scraping nothing.
 func startPromReceiver(t *testing.T) *promServer {
+	t.Helper()
+	return startPromWith(t, "global:\n  evaluation_interval: 1s\nscrape_configs: []\n", "--web.enable-remote-write-receiver")
+}
+
+// startPromWith starts the installed Prometheus on a free loopback port
+// with this configuration and these flags, its storage in a temporary
+// directory. It skips the test without the binary unless
+// LOADCAP_REQUIRE_PROM=1.
+func startPromWith(t *testing.T, config string, flags ...string) *promServer {
 	t.Helper()
 	path, err := exec.LookPath("prometheus")
 	if err != nil {
@@ -30,15 +38,15 @@ func startPromReceiver(t *testing.T) *promServer {
 	}
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(conf, []byte("global:\n  evaluation_interval: 1s\nscrape_configs: []\n"), 0o600); err != nil {
+	if err := os.WriteFile(conf, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	for attempt := 1; ; attempt++ {
 		addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 		out := &testkit.SyncBuffer{}
-		cmd := exec.Command(path, "--config.file="+conf,
-			"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprint("data", attempt)),
-			"--web.listen-address="+addr, "--web.enable-remote-write-receiver", "--log.level=warn")
+		cmd := exec.Command(path, append([]string{"--config.file=" + conf,
+			"--storage.tsdb.path=" + filepath.Join(dir, fmt.Sprint("data", attempt)),
+			"--web.listen-address=" + addr, "--log.level=warn"}, flags...)...)
 		cmd.Stdout, cmd.Stderr = out, out
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -107,5 +115,33 @@ func TestRunPushesToPrometheus(t *testing.T) {
 		if !ok || got != q.want {
 			t.Errorf("%s = %v (answered %v), run.json says %v", q.query, got, ok, q.want)
 		}
+	}
+}
+
+// A Prometheus that scrapes with native histograms negotiates protobuf
+// and gets the latency as a native histogram while the run goes on.
+func TestPrometheusScrapesNativeHistograms(t *testing.T) {
+	metrics := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	prom := startPromWith(t, fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 500ms
+scrape_configs:
+  - job_name: loadcap
+    static_configs:
+      - targets: [%q]
+`, metrics), "--enable-feature=native-histograms")
+	url := startTarget(t)
+	p := start(t, "run", "-q", "--no-summary", "--url", url+"/", "--rate", "20", "--duration", "6s", "--metrics-listen", metrics)
+	var n float64
+	var ok bool
+	seen := poll(5*time.Second, func() bool {
+		n, ok = prom.value(`sum(histogram_count(loadcap_request_duration_seconds{job="loadcap"}))`)
+		return ok && n > 0
+	})
+	if code := p.wait(t, time.Minute); code != 0 {
+		t.Fatalf("exit %d: %s", code, p.stderr.String())
+	}
+	if !seen {
+		t.Errorf("no native histogram of the latency scraped during the run (count %v, answered %v)", n, ok)
 	}
 }
