@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/loadcap/loadcap/loadgen/target"
+	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/test/testkit"
 )
 
@@ -75,12 +76,12 @@ poll:
 	}
 }
 
-// --out prometheus-rw=URL pushes the live metrics beside run.json; the
-// last push carries the run's totals.
-func TestRunPushesToRemoteWrite(t *testing.T) {
+// rwReceiver is a remote-write receiver; totals returns the latest
+// loadcap_requests_total summed over names, and loadcap_requests_sent_total.
+func rwReceiver(t *testing.T) (url string, totals func() (requests, sent float64)) {
 	var mu sync.Mutex
 	last := map[string]float64{} // requests_total by name, the latest sample
-	var sent float64
+	var sentTotal float64
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		raw, err := snappy.Decode(nil, b)
@@ -104,28 +105,59 @@ func TestRunPushesToRemoteWrite(t *testing.T) {
 			case "loadcap_requests_total":
 				last[ls["name"]] = v
 			case "loadcap_requests_sent_total":
-				sent = v
+				sentTotal = v
 			}
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
-	defer recv.Close()
-	url := testTarget(t, target.Config{})
-	out := filepath.Join(t.TempDir(), "run.json")
-	res := loadcap(t, nil, false, "run", "-q", "--no-summary", "--url", url+"/", "--rate", "20", "--duration", "1s",
-		"--out", "prometheus-rw="+recv.URL+"/api/v1/write", "--out", out)
-	if res.code != 0 {
-		t.Fatalf("exit %d: %s", res.code, res.stderr)
+	t.Cleanup(recv.Close)
+	return recv.URL + "/api/v1/write", func() (float64, float64) {
+		mu.Lock()
+		defer mu.Unlock()
+		var n float64
+		for _, v := range last {
+			n += v
+		}
+		return n, sentTotal
 	}
-	run := readRun(t, out)
-	mu.Lock()
-	defer mu.Unlock()
-	var total float64
-	for _, v := range last {
-		total += v
-	}
-	if want := run.Totals.Completed + run.Totals.Failed; total != float64(want) || want == 0 {
-		t.Errorf("the receiver's requests_total is %v, run.json finished %d", total, want)
+}
+
+// --out prometheus-rw=URL pushes the live metrics beside run.json; the
+// last push carries the run's totals, whatever generates the load.
+func TestRunPushesToRemoteWrite(t *testing.T) {
+	t.Run("scenario", func(t *testing.T) {
+		rw, totals := rwReceiver(t)
+		url := testTarget(t, target.Config{})
+		out := filepath.Join(t.TempDir(), "run.json")
+		res := loadcap(t, nil, false, "run", "-q", "--no-summary", "--url", url+"/", "--rate", "20", "--duration", "1s",
+			"--out", "prometheus-rw="+rw, "--out", out)
+		if res.code != 0 {
+			t.Fatalf("exit %d: %s", res.code, res.stderr)
+		}
+		checkPushed(t, readRun(t, out), totals)
+	})
+	t.Run("k6 script", func(t *testing.T) {
+		rw, totals := rwReceiver(t)
+		srv := newK6Server(t)
+		script := writeFile(t, "iterations.js", `import http from 'k6/http';
+export const options = { vus: 2, iterations: 30 };
+export default function () { http.get(__ENV.BASE + '/a', { tags: { name: 'a' } }); }
+`)
+		out := filepath.Join(t.TempDir(), "run.json")
+		res := loadcap(t, nil, false, "run", script, "--quiet", "--no-summary", "--out", out, "--out", "prometheus-rw="+rw,
+			"--k6-arg=-e", "--k6-arg=BASE="+srv.URL)
+		if res.code != 0 {
+			t.Fatalf("exit %d: %s", res.code, res.stderr)
+		}
+		checkPushed(t, readRun(t, out), totals)
+	})
+}
+
+func checkPushed(t *testing.T, run *reports.Run, totals func() (float64, float64)) {
+	t.Helper()
+	requests, sent := totals()
+	if want := run.Totals.Completed + run.Totals.Failed; requests != float64(want) || want == 0 {
+		t.Errorf("the receiver's requests_total is %v, run.json finished %d", requests, want)
 	}
 	if sent != float64(run.Totals.Sent) {
 		t.Errorf("the receiver's requests_sent_total is %v, run.json sent %d", sent, run.Totals.Sent)
