@@ -191,7 +191,7 @@ func (p *Pusher) Stats() (sent, dropped int64) {
 // batch when the queue is full.
 func (p *Pusher) gather() {
 	mfs, err := p.g.Gather()
-	batch := Series(mfs, time.Now(), p.labels)
+	batch := toSeries(mfs, time.Now(), p.labels)
 	p.mu.Lock()
 	if err != nil {
 		p.lastErr = err
@@ -313,12 +313,12 @@ func samples(ts []*prompb.TimeSeries) int {
 	return n
 }
 
-// Series converts gathered metric families into remote-write series, one
+// toSeries converts gathered metric families into remote-write series, one
 // sample each at time at, with labels added (sorted by name, as the
 // protocol wants). Histograms and summaries become their classic series
 // (_bucket with le, _sum, _count; quantile): what PromQL over a
 // remote-written receiver expects without native-histogram support.
-func Series(mfs []*dto.MetricFamily, at time.Time, labels []*prompb.Label) []*prompb.TimeSeries {
+func toSeries(mfs []*dto.MetricFamily, at time.Time, labels []*prompb.Label) []*prompb.TimeSeries {
 	ts := at.UnixMilli()
 	var out []*prompb.TimeSeries
 	add := func(name string, m *dto.Metric, v float64, extra ...*prompb.Label) {
