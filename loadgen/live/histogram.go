@@ -2,6 +2,8 @@ package live
 
 import (
 	"math"
+	"slices"
+	"sort"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,11 +11,42 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
+// latency is one request name's latency, cumulative, in both bucket
+// layouts: kept up to date by Observe from each interval's HDR histogram
+// (work proportional to its populated buckets), so that a scrape or a push
+// copies a few counts and never walks a histogram under the lock the
+// engine's interval hook takes.
+type latency struct {
+	classic []uint64        // per LatencyBuckets, not cumulative
+	native  map[int32]int64 // native bucket index → count
+	count   uint64
+	sum     float64 // seconds
+}
+
+// add adds an interval's histogram (µs). A bucket of HDR values counts at
+// its lowest equivalent value, as HDR reports it: a latency recorded
+// exactly on a bound falls within it.
+func (l *latency) add(p *hdr.PackedHistogram) {
+	if l.native == nil {
+		l.classic = make([]uint64, len(LatencyBuckets))
+		l.native = map[int32]int64{}
+	}
+	for v, n := range p.ForEachBucket {
+		s := float64(v) / 1e6
+		if i := sort.SearchFloat64s(LatencyBuckets, s); i < len(LatencyBuckets) {
+			l.classic[i] += uint64(n)
+		}
+		l.native[nativeIndex(s)] += n
+		l.count += uint64(n)
+	}
+	l.sum += p.Mean() * float64(p.TotalCount()) / 1e6
+}
+
 // histogram is one request name's latency as a Prometheus histogram with
 // both bucket layouts: the classic buckets (LatencyBuckets) that the text
 // format carries, and the native (sparse, exponential) buckets that a
 // scraper negotiating the protobuf format gets besides them. Both come
-// from the same HDR histogram (µs), so they agree with run.json.
+// from the same HDR data, so they agree with run.json.
 type histogram struct {
 	desc   *prometheus.Desc
 	labels []*dto.LabelPair
@@ -22,46 +55,30 @@ type histogram struct {
 
 var _ prometheus.Metric = (*histogram)(nil)
 
-// newHistogram converts h (µs; nil is empty) with sum seconds.
-func newHistogram(desc *prometheus.Desc, h *hdr.Histogram, sum float64, labels ...string) *histogram {
+func newHistogram(desc *prometheus.Desc, l *latency, labels ...string) *histogram {
 	out := &dto.Histogram{
-		SampleSum:     proto.Float64(sum),
+		SampleCount:   proto.Uint64(l.count),
+		SampleSum:     proto.Float64(l.sum),
 		Schema:        proto.Int32(NativeSchema),
 		ZeroThreshold: proto.Float64(prometheus.DefNativeHistogramZeroThreshold),
 		ZeroCount:     proto.Uint64(0),
 	}
-	var bars []hdr.Bar
-	if h != nil {
-		bars = h.Distribution()
-	}
-	var count uint64
-	k := 0
-	for _, ub := range LatencyBuckets {
-		for ; k < len(bars) && float64(bars[k].To)/1e6 <= ub; k++ {
-			count += uint64(bars[k].Count)
+	var cum uint64
+	for i, ub := range LatencyBuckets {
+		if i < len(l.classic) {
+			cum += l.classic[i]
 		}
-		out.Bucket = append(out.Bucket, &dto.Bucket{UpperBound: proto.Float64(ub), CumulativeCount: proto.Uint64(count)})
+		out.Bucket = append(out.Bucket, &dto.Bucket{UpperBound: proto.Float64(ub), CumulativeCount: proto.Uint64(cum)})
 	}
-	for ; k < len(bars); k++ {
-		count += uint64(bars[k].Count)
+	// Native buckets: bucket i holds (2^((i-1)/8), 2^(i/8)] seconds, in
+	// spans of consecutive indexes, each count a delta from the last.
+	idx := make([]int32, 0, len(l.native))
+	for i := range l.native {
+		idx = append(idx, i)
 	}
-	out.SampleCount = proto.Uint64(count)
-	// Native buckets: bucket i holds (2^((i-1)/8), 2^(i/8)] seconds. An HDR
-	// bar goes where its highest equivalent value falls.
-	var idx []int32
-	counts := map[int32]int64{}
-	for _, b := range bars {
-		if b.Count == 0 {
-			continue
-		}
-		i := nativeIndex(float64(b.To) / 1e6)
-		if _, ok := counts[i]; !ok {
-			idx = append(idx, i)
-		}
-		counts[i] += b.Count
-	}
+	slices.Sort(idx)
 	var prev int64
-	for j, i := range idx { // ascending: bars are in value order
+	for j, i := range idx {
 		if j == 0 || i != idx[j-1]+1 {
 			off := i
 			if j > 0 {
@@ -71,8 +88,8 @@ func newHistogram(desc *prometheus.Desc, h *hdr.Histogram, sum float64, labels .
 		}
 		s := out.PositiveSpan[len(out.PositiveSpan)-1]
 		s.Length = proto.Uint32(s.GetLength() + 1)
-		out.PositiveDelta = append(out.PositiveDelta, counts[i]-prev)
-		prev = counts[i]
+		out.PositiveDelta = append(out.PositiveDelta, l.native[i]-prev)
+		prev = l.native[i]
 	}
 	if len(out.PositiveSpan) == 0 {
 		// An empty native histogram still needs a span to be told from a

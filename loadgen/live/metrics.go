@@ -5,7 +5,6 @@ import (
 	"sync"
 	"time"
 
-	hdr "github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/loadcap/loadcap/loadgen"
@@ -43,8 +42,7 @@ type Metrics struct {
 	mu        sync.Mutex
 	requests  map[string]float64 // finished requests by name
 	failures  map[string]float64 // by class name
-	lat       map[string]*hdr.Histogram
-	latSum    map[string]float64 // seconds
+	lat       map[string]*latency
 	sent      float64
 	scheduled float64
 	dropped   float64
@@ -81,7 +79,7 @@ func New() *Metrics {
 	m := &Metrics{
 		reg:      prometheus.NewRegistry(),
 		requests: map[string]float64{}, failures: map[string]float64{},
-		lat: map[string]*hdr.Histogram{}, latSum: map[string]float64{},
+		lat: map[string]*latency{},
 		steal: -1,
 	}
 	d := &m.desc
@@ -159,13 +157,12 @@ func (m *Metrics) Observe(iv loadgen.Interval) {
 			continue
 		}
 		m.requests[name] += float64(n)
-		m.latSum[name] += p.Mean() * float64(n) / 1e6
-		h := m.lat[name]
-		if h == nil {
-			h = loadgen.NewHistogram(time.Duration(p.HighestTrackableValue()) * time.Microsecond)
-			m.lat[name] = h
+		l := m.lat[name]
+		if l == nil {
+			l = &latency{}
+			m.lat[name] = l
 		}
-		p.MergeInto(h)
+		l.add(p)
 	}
 }
 
@@ -235,7 +232,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, name := range sortedKeys(m.requests) {
 		counter(d.requests, m.requests[name], name)
-		ch <- newHistogram(d.latency, m.lat[name], m.latSum[name], name)
+		ch <- newHistogram(d.latency, m.lat[name], name)
 	}
 	for _, class := range sortedKeys(m.failures) {
 		counter(d.failures, m.failures[class], class)
