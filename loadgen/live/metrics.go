@@ -79,7 +79,7 @@ func New() *Metrics {
 	m := &Metrics{
 		reg:      prometheus.NewRegistry(),
 		requests: map[string]float64{}, failures: map[string]float64{},
-		lat: map[string]*latency{},
+		lat:   map[string]*latency{},
 		steal: -1,
 	}
 	d := &m.desc
