@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -76,12 +77,11 @@ poll:
 	}
 }
 
-// rwReceiver is a remote-write receiver; totals returns the latest
-// loadcap_requests_total summed over names, and loadcap_requests_sent_total.
-func rwReceiver(t *testing.T) (url string, totals func() (requests, sent float64)) {
+// rwReceiver is a remote-write receiver; sum returns the latest value of
+// every series of a metric, summed.
+func rwReceiver(t *testing.T) (url string, sum func(metric string) float64) {
 	var mu sync.Mutex
-	last := map[string]float64{} // requests_total by name, the latest sample
-	var sentTotal float64
+	last := map[string]map[string]float64{} // metric → series (labels) → latest sample
 	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		raw, err := snappy.Decode(nil, b)
@@ -96,29 +96,29 @@ func rwReceiver(t *testing.T) (url string, totals func() (requests, sent float64
 		mu.Lock()
 		defer mu.Unlock()
 		for _, s := range wr.Timeseries {
-			ls := map[string]string{}
+			name, key := "", ""
 			for _, l := range s.Labels {
-				ls[l.Name] = l.Value
+				if l.Name == "__name__" {
+					name = l.Value
+				}
+				key += l.Name + "=" + l.Value + ","
 			}
-			v := s.Samples[len(s.Samples)-1].Value
-			switch ls["__name__"] {
-			case "loadcap_requests_total":
-				last[ls["name"]] = v
-			case "loadcap_requests_sent_total":
-				sentTotal = v
+			if last[name] == nil {
+				last[name] = map[string]float64{}
 			}
+			last[name][key] = s.Samples[len(s.Samples)-1].Value
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(recv.Close)
-	return recv.URL + "/api/v1/write", func() (float64, float64) {
+	return recv.URL + "/api/v1/write", func(metric string) float64 {
 		mu.Lock()
 		defer mu.Unlock()
 		var n float64
-		for _, v := range last {
+		for _, v := range last[metric] {
 			n += v
 		}
-		return n, sentTotal
+		return n
 	}
 }
 
@@ -126,7 +126,7 @@ func rwReceiver(t *testing.T) (url string, totals func() (requests, sent float64
 // last push carries the run's totals, whatever generates the load.
 func TestRunPushesToRemoteWrite(t *testing.T) {
 	t.Run("scenario", func(t *testing.T) {
-		rw, totals := rwReceiver(t)
+		rw, sum := rwReceiver(t)
 		url := testTarget(t, target.Config{})
 		out := filepath.Join(t.TempDir(), "run.json")
 		res := loadcap(t, nil, false, "run", "-q", "--no-summary", "--url", url+"/", "--rate", "20", "--duration", "1s",
@@ -134,10 +134,10 @@ func TestRunPushesToRemoteWrite(t *testing.T) {
 		if res.code != 0 {
 			t.Fatalf("exit %d: %s", res.code, res.stderr)
 		}
-		checkPushed(t, readRun(t, out), totals)
+		checkPushed(t, readRun(t, out), sum)
 	})
 	t.Run("k6 script", func(t *testing.T) {
-		rw, totals := rwReceiver(t)
+		rw, sum := rwReceiver(t)
 		srv := newK6Server(t)
 		script := writeFile(t, "iterations.js", `import http from 'k6/http';
 export const options = { vus: 2, iterations: 30 };
@@ -149,13 +149,50 @@ export default function () { http.get(__ENV.BASE + '/a', { tags: { name: 'a' } }
 		if res.code != 0 {
 			t.Fatalf("exit %d: %s", res.code, res.stderr)
 		}
-		checkPushed(t, readRun(t, out), totals)
+		checkPushed(t, readRun(t, out), sum)
 	})
 }
 
-func checkPushed(t *testing.T, run *reports.Run, totals func() (float64, float64)) {
+// A distributed run pushes the merged figures of its agents, and how many
+// are connected.
+func TestDistributedRunPushesMergedMetrics(t *testing.T) {
+	rw, sum := rwReceiver(t)
+	srv := testTarget(t, target.Config{})
+	var agents []string
+	for range 2 {
+		_, a := agentProc(t, "--insecure")
+		agents = append(agents, a)
+	}
+	scenario := writeFile(t, "s.yaml", `target: `+srv+`
+scenarios:
+  s:
+    executor: constant-arrival-rate
+    rate: 50
+    duration: 2s
+    preAllocatedVUs: 5
+requests:
+  - name: home
+    path: /
+`)
+	out := filepath.Join(t.TempDir(), "run.json")
+	r := loadcap(t, nil, false, "run", scenario, "-q", "--no-summary", "--agents", strings.Join(agents, ","), "--insecure-agents",
+		"--out", out, "--out", "prometheus-rw="+rw)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	run := readRun(t, out)
+	checkPushed(t, run, sum)
+	if got := sum("loadcap_cluster_agents"); got != 2 {
+		t.Errorf("loadcap_cluster_agents pushed as %v, want 2", got)
+	}
+	if got := sum("loadcap_arrivals_scheduled_total"); got != float64(run.Totals.Scheduled) || got != 100 {
+		t.Errorf("scheduled pushed as %v, run.json %d, the scenario 100", got, run.Totals.Scheduled)
+	}
+}
+
+func checkPushed(t *testing.T, run *reports.Run, sum func(string) float64) {
 	t.Helper()
-	requests, sent := totals()
+	requests, sent := sum("loadcap_requests_total"), sum("loadcap_requests_sent_total")
 	if want := run.Totals.Completed + run.Totals.Failed; requests != float64(want) || want == 0 {
 		t.Errorf("the receiver's requests_total is %v, run.json finished %d", requests, want)
 	}
