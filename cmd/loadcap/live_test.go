@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/loadcap/loadcap/loadgen/target"
+	"github.com/loadcap/loadcap/loadgen/target/targettest"
 	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/test/testkit"
 )
@@ -260,5 +261,24 @@ poll:
 	}
 	if seen["first"] != "1" || seen["second"] != "2" {
 		t.Errorf("stages seen while the drill ran: %v, want first as 1 and second as 2", seen)
+	}
+}
+
+// capacity find's live metrics count over all its steps: once it ended,
+// the last push has every request the target got.
+func TestCapacityFindPushesEveryStep(t *testing.T) {
+	rw, sum := rwReceiver(t)
+	srv := targettest.Start(t, target.Config{})
+	out := filepath.Join(t.TempDir(), "find.json")
+	r := loadcap(t, nil, false, "capacity", "find", "--url", srv.URL()+"/", "--slo", "p(99)<1000ms,error<50%", "-q",
+		"--start-rate", "20", "--factor", "2", "--max-rate", "40", "--max-steps", "3", "--warmup", "0s", "--window", "1s", "--soak", "1s",
+		"--out", out, "--out", "prometheus-rw="+rw)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	steps, _ := readFind(t, out)
+	arrived := float64(srv.Stats().Arrived)
+	if got := sum("loadcap_requests_total"); steps < 2 || got != arrived {
+		t.Errorf("%d steps; the push counts %v requests, the target got %v", steps, got, arrived)
 	}
 }
