@@ -70,6 +70,14 @@ the recording (or scenario): agents get that directory's files.`,
 			if !c.quiet {
 				cfg.Progress, cfg.Live = st.stderr, st.tty
 			}
+			if !c.dryRun { // a dry run sends nothing to watch
+				sess, err := c.live.start(st)
+				if err != nil {
+					return err
+				}
+				defer c.live.stop(st, sess)
+				cfg.Metrics = sess.Metrics()
+			}
 			if c.dryRun {
 				return dryRunDrill(cmd.Context(), st, cfg)
 			}
@@ -79,12 +87,6 @@ the recording (or scenario): agents get that directory's files.`,
 			if err := cli.CheckOutput(filepath.Join(c.outDir, "run.json")); err != nil {
 				return usageErr("--out-dir: %v", err)
 			}
-			sess, err := c.live.start(st)
-			if err != nil {
-				return err
-			}
-			defer c.live.stop(st, sess)
-			cfg.Metrics = sess.Metrics()
 			res, code, err := runDrill(cmd.Context(), st, cfg, c.outDir, filepath.Join(c.outDir, "report.html"))
 			if err != nil {
 				return err
