@@ -130,11 +130,16 @@ scrape_configs:
     static_configs:
       - targets: [%q]
 `, metrics), "--enable-feature=native-histograms")
+	// Prometheus takes up to 5 s to start scraping a configured target:
+	// the run starts once it tried (up is 0 until loadcap listens).
+	if !poll(20*time.Second, func() bool { _, ok := prom.value(`up{job="loadcap"}`); return ok }) {
+		t.Fatal("prometheus never tried to scrape loadcap")
+	}
 	url := startTarget(t)
 	p := start(t, "run", "-q", "--no-summary", "--url", url+"/", "--rate", "20", "--duration", "6s", "--metrics-listen", metrics)
 	var n float64
 	var ok bool
-	seen := poll(5*time.Second, func() bool {
+	seen := poll(8*time.Second, func() bool {
 		n, ok = prom.value(`sum(histogram_count(loadcap_request_duration_seconds{job="loadcap"}))`)
 		return ok && n > 0
 	})
