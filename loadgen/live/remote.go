@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,7 +34,10 @@ const (
 
 // PushConfig configures a Pusher.
 type PushConfig struct {
-	URL string // the receiver: Prometheus's /api/v1/write, Mimir's /api/v1/push, ...
+	// URL is the receiver: Prometheus's /api/v1/write, Mimir's
+	// /api/v1/push, ...; user:password@ in it is sent as basic
+	// authentication and never shown in messages.
+	URL string
 	// Every is how often the metrics are gathered into a batch.
 	Every time.Duration
 	// Labels are added to every series (job and instance, say).
@@ -61,6 +65,7 @@ type Pusher struct {
 	g      prometheus.Gatherer
 	cfg    PushConfig
 	url    string
+	shown  string // url without its password, for messages
 	labels []*prompb.Label
 
 	mu      sync.Mutex
@@ -84,7 +89,13 @@ type Pusher struct {
 func NewPusher(g prometheus.Gatherer, cfg PushConfig) (*Pusher, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("prometheus-rw=%s: want an http:// or https:// URL of a remote-write receiver", cfg.URL)
+		shown := cfg.URL
+		if err == nil {
+			shown = u.Redacted()
+		} else if strings.Contains(shown, "@") {
+			shown = "(a URL with credentials)"
+		}
+		return nil, fmt.Errorf("prometheus-rw=%s: want an http:// or https:// URL of a remote-write receiver", shown)
 	}
 	if cfg.Every <= 0 {
 		cfg.Every = DefaultPushEvery
@@ -101,7 +112,7 @@ func NewPusher(g prometheus.Gatherer, cfg PushConfig) (*Pusher, error) {
 	if cfg.Client == nil {
 		cfg.Client = &http.Client{Timeout: cfg.Timeout}
 	}
-	p := &Pusher{g: g, cfg: cfg, url: u.String(), wake: make(chan struct{}, 1), stop: make(chan struct{}), drain: make(chan struct{}), done: make(chan struct{})}
+	p := &Pusher{g: g, cfg: cfg, url: u.String(), shown: u.Redacted(), wake: make(chan struct{}, 1), stop: make(chan struct{}), drain: make(chan struct{}), done: make(chan struct{})}
 	for _, k := range sortedKeys(cfg.Labels) {
 		p.labels = append(p.labels, &prompb.Label{Name: k, Value: cfg.Labels[k]})
 	}
@@ -294,14 +305,14 @@ func (p *Pusher) postOnce(body []byte) (retry bool, err error) {
 	req.Header.Set("User-Agent", "loadcap")
 	resp, err := p.cfg.Client.Do(req)
 	if err != nil {
-		return true, fmt.Errorf("POST %s: %w", p.url, err)
+		return true, fmt.Errorf("POST %s: %w", p.shown, err)
 	}
 	defer resp.Body.Close()
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 	if resp.StatusCode/100 == 2 {
 		return false, nil
 	}
-	err = fmt.Errorf("POST %s: %s: %s", p.url, resp.Status, bytes.TrimSpace(msg))
+	err = fmt.Errorf("POST %s: %s: %s", p.shown, resp.Status, bytes.TrimSpace(msg))
 	return resp.StatusCode/100 == 5 || resp.StatusCode == http.StatusTooManyRequests, err
 }
 

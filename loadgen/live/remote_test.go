@@ -221,3 +221,26 @@ func TestPusherRefusesABadURL(t *testing.T) {
 		}
 	}
 }
+
+// Credentials in the URL authenticate the push and never show in an error.
+func TestPusherBasicAuthStaysSecret(t *testing.T) {
+	var user, pass string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, _ = r.BasicAuth()
+		http.Error(w, "refused", http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	m := New()
+	p, err := NewPusher(m.Registry(), PushConfig{URL: strings.Replace(srv.URL, "http://", "http://loadcap:s3cret@", 1), Every: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	err = p.Close()
+	if user != "loadcap" || pass != "s3cret" {
+		t.Errorf("the receiver got user %q password %q", user, pass)
+	}
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "400") {
+		t.Errorf("Close: %v; want the refusal, without the password", err)
+	}
+}
