@@ -16,6 +16,7 @@ import (
 
 	"github.com/loadcap/loadcap/internal/runner"
 	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/loadgen/live"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/scenarios/slo"
 )
@@ -61,6 +62,9 @@ type FindConfig struct {
 	// RunStep, when set, generates each step's load instead of loadcap's
 	// engine (a k6 script: see StepLoad); Base is then not used.
 	RunStep func(ctx context.Context, load StepLoad) (*loadgen.Result, error)
+	// Live, when set, gets every step's closed intervals: the live metrics
+	// of --metrics-listen and --out prometheus-rw.
+	Live *live.Metrics
 }
 
 // StepLoad is one step's constant-arrival-rate workload.
@@ -70,6 +74,8 @@ type StepLoad struct {
 	PreAllocatedVUs int
 	MaxVUs          int
 	GracefulStop    time.Duration
+	// Live gets the step's closed intervals (FindConfig.Live); nil for none.
+	Live *live.Metrics
 }
 
 func (c *FindConfig) defaults() {
@@ -350,6 +356,7 @@ func (s *search) stepOnce(ctx context.Context, phase string, rate float64, total
 		PreAllocatedVUs: int(math.Min(float64(cfg.MaxVUs), math.Ceil(rate/20)+10)),
 		MaxVUs:          cfg.MaxVUs,
 		GracefulStop:    min(cfg.Window/2, 5*time.Second),
+		Live:            cfg.Live,
 	}
 	run := cfg.RunStep
 	if run == nil {
@@ -407,7 +414,7 @@ func (s *search) engineStep(ctx context.Context, load StepLoad) (*loadgen.Result
 		MaxVUs:          load.MaxVUs,
 		GracefulStop:    load.GracefulStop,
 	}, nil)}
-	r, err := runner.New(ctx, runner.Config{File: &f})
+	r, err := runner.New(ctx, runner.Config{File: &f, Metrics: load.Live})
 	if err != nil {
 		return nil, fmt.Errorf("capacity find: %w", err)
 	}

@@ -34,7 +34,7 @@ func K6Step(script string, args []string, drillID string, stderr io.Writer) func
 			return nil, err
 		}
 		r, err := runner.New(ctx, runner.Config{Script: script, K6Args: append(append([]string{}, args...), "--summary-mode=disabled"),
-			DrillID: drillID, K6Options: []k6.Option{k6.WithScenarios(js), k6.WithOutput(io.Discard, stderr)}})
+			DrillID: drillID, Metrics: load.Live, K6Options: []k6.Option{k6.WithScenarios(js), k6.WithOutput(io.Discard, stderr)}})
 		if err != nil {
 			return nil, err
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/loadcap/loadcap/internal/runner"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster"
+	"github.com/loadcap/loadcap/loadgen/live"
 	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/shadow"
 )
@@ -80,6 +81,9 @@ type Config struct {
 	// the guard's hot switch (with the plan's own guard, which a plan
 	// without one then gets, for the button alone).
 	Dashboard *dashboard.Server
+	// Metrics, when set, get the load's intervals, the current stage and
+	// the guard rules' states (--metrics-listen, --out prometheus-rw).
+	Metrics *live.Metrics
 }
 
 // Result is what a drill measured and concluded.
@@ -307,7 +311,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			if cfg.Dashboard != nil {
 				cfg.Dashboard.Observe(iv)
 			}
+			feedLive(cfg.Metrics, d, peak, iv, guardRules)
 		},
+		Metrics: cfg.Metrics,
 		OnStart: func(at time.Time) {
 			stopMu.Lock()
 			t0 = at

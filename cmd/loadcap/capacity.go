@@ -29,6 +29,7 @@ type findFlags struct {
 	cfg                   capacity.FindConfig
 	quiet                 bool
 	k6                    k6Flags // a k6 script's --k6-arg and --drill-id
+	live                  liveFlags
 }
 
 func newFindCmd(st *state) *cobra.Command {
@@ -81,6 +82,12 @@ a second signal stops at once.`,
 			// The first signal cancels the search: the step in progress
 			// ends at once, the steps done are the partial result. The
 			// second abandons even that.
+			sess, err := c.live.start(st)
+			if err != nil {
+				return err
+			}
+			defer c.live.stop(st, sess)
+			c.cfg.Live = sess.Metrics()
 			stop := st.stopper(cmd.Context(), "the step in progress ends; the steps done are kept")
 			defer stop.Close()
 			return stop.Wait(func() error {
@@ -131,7 +138,8 @@ a second signal stops at once.`,
 	fl.StringVar(&c.target, "target", "", "replace the scenario file's target: base URL")
 	addK6Flags(cmd, &c.k6)
 	fl.StringVar(&c.slo, "slo", "p(99)<200ms,error<1%", "what a sustainable step must meet")
-	fl.StringVarP(&c.out, "out", "o", "", "write find.json here")
+	fl.VarP(outFlag{&c.out, &c.live}, "out", "o", "write find.json here; prometheus-rw=URL pushes the live metrics there (repeatable)")
+	c.live.add(cmd)
 	fl.StringArrayVar(&c.metrics, "metrics", nil, "[name=]URL of a Prometheus text endpoint to scrape per step (repeatable)")
 	fl.Float64Var(&c.cfg.StartRate, "start-rate", capacity.DefaultStartRate, "first step's rate, req/s")
 	fl.Float64Var(&c.cfg.Factor, "factor", capacity.DefaultFactor, "ramp multiplier between steps")

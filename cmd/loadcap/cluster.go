@@ -22,7 +22,6 @@ type clusterFlags struct {
 	sequence       string
 	cert, key, ca  string
 	insecure       bool
-	metricsListen  string
 	prepareTimeout time.Duration
 }
 
@@ -34,7 +33,6 @@ func (c *clusterFlags) add(cmd *cobra.Command) {
 	fl.StringVar(&c.key, "tls-key", "", "with --agents: its key (coordinator-key.pem)")
 	fl.StringVar(&c.ca, "ca", "", "with --agents: the CA the agents' certificates chain to (ca.pem)")
 	fl.BoolVar(&c.insecure, "insecure-agents", false, "with --agents: plaintext, no certificates (only when every agent is on loopback)")
-	fl.StringVar(&c.metricsListen, "metrics-listen", "", "with --agents: serve live Prometheus metrics on this address")
 	fl.DurationVar(&c.prepareTimeout, "prepare-timeout", 0, "with --agents: how long agents get to prepare (default 30s)")
 }
 
@@ -176,7 +174,7 @@ func newK8sCmd(st *state) *cobra.Command {
 func (c *clusterFlags) coordinatorConfig(st *state, quiet bool) cluster.CoordinatorConfig {
 	cfg := cluster.CoordinatorConfig{
 		Agents: c.agents, Sequence: c.sequence, CertFile: c.cert, KeyFile: c.key, CAFile: c.ca,
-		Insecure: c.insecure, MetricsListen: c.metricsListen, PrepareTimeout: c.prepareTimeout,
+		Insecure: c.insecure, PrepareTimeout: c.prepareTimeout,
 		Logger: slog.New(slog.NewTextHandler(st.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if !quiet {

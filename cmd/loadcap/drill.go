@@ -26,6 +26,7 @@ type drillConfig struct {
 	cluster clusterFlags
 
 	dashboard string
+	live      liveFlags
 }
 
 func newDrillCmd(st *state) *cobra.Command {
@@ -72,6 +73,14 @@ the recording (or scenario): agents get that directory's files.`,
 			}
 			if !c.quiet {
 				cfg.Progress, cfg.Live = st.stderr, st.tty
+			}
+			if !c.dryRun { // a dry run sends nothing to watch
+				sess, err := c.live.start(st)
+				if err != nil {
+					return err
+				}
+				defer c.live.stop(st, sess)
+				cfg.Metrics = sess.Metrics()
 			}
 			if c.dryRun {
 				if c.dashboard != "" {
@@ -121,6 +130,8 @@ the recording (or scenario): agents get that directory's files.`,
 	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no progress")
 	c.cluster.add(cmd)
 	addDashboardFlag(cmd, &c.dashboard)
+	c.live.add(cmd)
+	fl.Var(outFlag{live: &c.live}, "out", "prometheus-rw=URL: push the live metrics to this remote-write receiver")
 	return cmd
 }
 

@@ -34,6 +34,7 @@ type runConfig struct {
 	duration time.Duration
 
 	dashboard string
+	live      liveFlags
 }
 
 func newRunCmd(st *state) *cobra.Command {
@@ -67,7 +68,7 @@ k6 cannot load), 105 aborted (a signal: the result so far is written, status abo
 			if len(a) == 1 {
 				c.file = a[0]
 			}
-			o := execOptions{out: c.out, report: c.report, junit: c.junit, quiet: c.quiet, noSummary: c.noSumm, cluster: &c.cluster}
+			o := execOptions{out: c.out, report: c.report, junit: c.junit, quiet: c.quiet, noSummary: c.noSumm, cluster: &c.cluster, live: &c.live}
 			o.dashboard = c.dashboard
 			if c.file != "" && runner.IsScript(c.file) {
 				k6args, err := k6RunArgs(cmd, &c, &c.k6)
@@ -100,12 +101,13 @@ k6 cannot load), 105 aborted (a signal: the result so far is written, status abo
 	fl.DurationVar(&c.quick.Timeout, "timeout", 0, "per-request timeout (default 60s)")
 	fl.BoolVar(&c.quick.HTTP2, "http2", false, "use HTTP/2 (ALPN h2 for https, h2c for http)")
 	fl.BoolVar(&c.quick.Insecure, "insecure", false, "skip TLS certificate verification")
-	fl.StringVarP(&c.out, "out", "o", "", "write the run result (JSON, loadcap.run/v1) to this file")
+	fl.VarP(outFlag{&c.out, &c.live}, "out", "o", "write the run result (JSON, loadcap.run/v1) to this file; prometheus-rw=URL pushes the live metrics there (repeatable)")
 	fl.StringVar(&c.report, "report", "", "also write the HTML report (as loadcap report) to this file")
 	fl.StringVar(&c.junit, "junit", "", "also write the thresholds as JUnit XML to this file")
 	fl.BoolVarP(&c.quiet, "quiet", "q", false, "no progress line")
 	fl.BoolVar(&c.noSumm, "no-summary", false, "do not print the summary table")
 	c.cluster.add(cmd)
+	c.live.add(cmd)
 	addK6Flags(cmd, &c.k6)
 	fl.BoolVar(&c.noTag, "no-tag", false, "replay without the shadow tag (refused unless the target is loopback)")
 	addDashboardFlag(cmd, &c.dashboard)
@@ -170,6 +172,7 @@ type execOptions struct {
 	noSummary bool
 	cluster   *clusterFlags // --agents: a distributed run
 	dashboard string        // --dashboard ADDR
+	live      *liveFlags    // --metrics-listen, --out prometheus-rw=URL
 }
 
 // outputs are the files and the summary o asks for.
@@ -218,6 +221,14 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) (e
 	if o.cluster != nil && len(o.cluster.agents) > 0 {
 		cc := o.cluster.coordinatorConfig(st, o.quiet)
 		rc.Agents = &cc
+	}
+	if o.live != nil {
+		sess, err := o.live.start(st)
+		if err != nil {
+			return err
+		}
+		defer o.live.stop(st, sess)
+		rc.Metrics = sess.Metrics()
 	}
 	stop := st.stopper(ctx, graceful)
 	defer stop.Close()

@@ -27,6 +27,7 @@ type verifyFlags struct {
 	cfg                           verify.Config
 	warmup, window                time.Duration
 	noRedundancy                  bool
+	live                          liveFlags
 }
 
 func newVerifyCmd(st *state) *cobra.Command {
@@ -97,6 +98,12 @@ status; --kubeconfig and --context as kubectl's).`,
 				return err
 			}
 			c.cfg.Progress = st.stderr
+			sess, err := c.live.start(st)
+			if err != nil {
+				return err
+			}
+			defer c.live.stop(st, sess)
+			c.cfg.Load.Live = sess.Metrics()
 			stop := st.stopper(cmd.Context(), "the check in progress ends; the services stay where they are")
 			defer stop.Close()
 			return stop.Wait(func() error {
@@ -142,7 +149,8 @@ status; --kubeconfig and --context as kubectl's).`,
 	fl.DurationVar(&c.cfg.ReadyTimeout, "ready-timeout", 2*time.Minute, "how long the services get to have their replicas ready")
 	fl.DurationVar(&c.warmup, "warmup", capacity.DefaultWarmup, "per check, not measured")
 	fl.DurationVar(&c.window, "window", capacity.DefaultWindow, "per check, measured")
-	fl.StringVarP(&c.out, "out", "o", "", "write the checks as JSON (loadcap.verify/v1) here")
+	fl.VarP(outFlag{&c.out, &c.live}, "out", "o", "write the checks as JSON (loadcap.verify/v1) here; prometheus-rw=URL pushes the live metrics there (repeatable)")
+	c.live.add(cmd)
 	return cmd
 }
 

@@ -32,6 +32,7 @@ import (
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster"
 	"github.com/loadcap/loadcap/loadgen/k6"
+	"github.com/loadcap/loadcap/loadgen/live"
 	"github.com/loadcap/loadcap/scenarios"
 )
 
@@ -76,6 +77,10 @@ type Config struct {
 	// optional.
 	OnStart    func(time.Time)
 	OnInterval func(loadgen.Interval)
+	// Metrics, when set, get every closed interval (merged over agents)
+	// and, on agents, the agents' count: the live metrics of
+	// --metrics-listen and --out prometheus-rw (loadgen/live).
+	Metrics *live.Metrics
 }
 
 // Run is a built run: a loadgen.Runner, plus what its kind adds once it
@@ -130,8 +135,8 @@ func (r *Run) fileHere(cfg Config) error {
 	if cfg.Progress != nil {
 		opts = append(opts, loadgen.WithProgress(cfg.Progress, cfg.Live))
 	}
-	if cfg.OnInterval != nil {
-		opts = append(opts, loadgen.WithIntervalHook(cfg.OnInterval))
+	if hook := cfg.Metrics.Hook(cfg.OnInterval); hook != nil {
+		opts = append(opts, loadgen.WithIntervalHook(hook))
 	}
 	switch {
 	case cfg.Replay != nil:
@@ -185,6 +190,9 @@ func (r *Run) fileAgents(cfg Config) error {
 	}
 	cc := *cfg.Agents
 	cc.OnStart, cc.OnInterval = cfg.OnStart, cfg.OnInterval
+	if cfg.Metrics != nil {
+		cc.Metrics = cfg.Metrics
+	}
 	if cfg.Progress != nil {
 		cc.Progress, cc.Live = cfg.Progress, cfg.Live
 	}
@@ -208,8 +216,15 @@ func k6Opts(cfg Config) []k6.Option {
 	if cfg.Progress != nil {
 		opts = append(opts, k6.WithProgress(cfg.Progress, cfg.Live))
 	}
-	if cfg.OnInterval != nil {
-		opts = append(opts, k6.WithIntervalHook(cfg.OnInterval))
+	if on, m := cfg.OnInterval, cfg.Metrics; on != nil || m != nil {
+		opts = append(opts, k6.WithIntervalHook(func(iv loadgen.Interval) {
+			if m != nil {
+				m.Observe(iv)
+			}
+			if on != nil {
+				on(iv)
+			}
+		}))
 	}
 	return opts
 }
@@ -258,6 +273,9 @@ func (r *Run) k6Agents(ctx context.Context, cfg Config) error {
 	cc := *cfg.Agents
 	if cfg.Progress != nil {
 		cc.Progress, cc.Live = cfg.Progress, cfg.Live
+	}
+	if cfg.Metrics != nil {
+		cc.Metrics = cfg.Metrics
 	}
 	co, err := cluster.NewK6Coordinator(&cluster.K6Plan{
 		Name: filepath.Base(cfg.Script), Archive: data, Args: cfg.K6Args, DrillID: cfg.DrillID, Thresholds: cfg.Thresholds,

@@ -25,6 +25,7 @@ import (
 
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster/clusterpb"
+	"github.com/loadcap/loadcap/loadgen/live"
 	"github.com/loadcap/loadcap/scenarios"
 )
 
@@ -126,7 +127,8 @@ func ServeAgent(ctx context.Context, cfg AgentConfig) error {
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
-	a := &agent{cfg: cfg, allow: allow, log: log, metrics: newLiveMetrics(), secrets: map[string]bool{}}
+	a := &agent{cfg: cfg, allow: allow, log: log, metrics: live.New(), secrets: map[string]bool{}}
+	a.metrics.Running(false) // loadcap_agent_running is 0 until a plan runs
 	for _, h := range append(append([]string{}, DefaultSecretHeaders...), cfg.SecretHeaders...) {
 		a.secrets[strings.ToLower(h)] = true
 	}
@@ -134,7 +136,7 @@ func ServeAgent(ctx context.Context, cfg AgentConfig) error {
 	defer stopMetrics()
 	var metricsAddr string
 	if cfg.MetricsListen != "" {
-		addr, err := serveMetrics(mctx, cfg.MetricsListen, a.metrics)
+		addr, err := live.Serve(mctx, cfg.MetricsListen, a.metrics.Registry())
 		if err != nil {
 			lis.Close()
 			return fmt.Errorf("agent metrics: %w", err)
@@ -204,7 +206,7 @@ type agent struct {
 	cfg     AgentConfig
 	allow   *AllowList
 	log     *slog.Logger
-	metrics *liveMetrics
+	metrics *live.Metrics
 	secrets map[string]bool // lower-case header names
 
 	mu       sync.Mutex
@@ -411,6 +413,7 @@ func (a *agent) prepare(ctx context.Context, req *clusterpb.PrepareRequest) (_ *
 	opts2 := []loadgen.Option{
 		loadgen.WithSegment(seg),
 		loadgen.WithSnapshots(func(s *loadgen.Snapshot) { p.snaps <- s }),
+		loadgen.WithIntervalHook(a.metrics.Observe),
 	}
 	var guard *guardedSource
 	if p.src != nil {
@@ -552,7 +555,7 @@ func (a *agent) Start(req *clusterpb.StartRequest, stream clusterpb.Agent_StartS
 		a.running = nil
 		a.mu.Unlock()
 		p.cleanup()
-		a.metrics.setRunning(false)
+		a.metrics.Running(false)
 	}()
 
 	wait := time.Unix(0, req.StartUnixNano).Sub(a.cfg.now())
@@ -586,8 +589,7 @@ func (a *agent) Start(req *clusterpb.StartRequest, stream clusterpb.Agent_StartS
 	if p.k6 != nil {
 		return a.runK6(p, stream)
 	}
-	a.metrics.setSeries(p.eng.Series())
-	a.metrics.setRunning(true)
+	a.metrics.Running(true)
 	type outcome struct {
 		res *loadgen.Result
 		err error
@@ -612,7 +614,6 @@ func (a *agent) Start(req *clusterpb.StartRequest, stream clusterpb.Agent_StartS
 	}()
 	var sendErr error
 	for s := range p.snaps {
-		a.metrics.observe(0, s)
 		if sendErr != nil {
 			continue // keep draining: the engine must never block on us
 		}

@@ -101,6 +101,7 @@ func (a *agent) prepareK6(ctx context.Context, req *clusterpb.PrepareRequest, p 
 		k6.WithoutRemoteModules(),             // k6 would fetch them outside --blacklist-ip
 		k6.WithOutput(io.Discard, io.Discard), // k6's error travels in the Final
 		k6.WithFrames(func(line []byte) { run.frames <- append([]byte(nil), line...) }),
+		k6.WithIntervalHook(a.metrics.Observe),
 	}
 	if len(a.cfg.K6Command) > 0 {
 		opts = append(opts, k6.WithCommand(a.cfg.K6Command...), k6.WithEnv(a.cfg.K6Env...))
@@ -191,7 +192,7 @@ func halves(p netip.Prefix) (netip.Prefix, netip.Prefix) {
 func (a *agent) runK6(p *plannedRun, stream clusterpb.Agent_StartServer) error {
 	ctx := stream.Context()
 	r := p.k6.runner
-	a.metrics.setRunning(true)
+	a.metrics.Running(true)
 	type result struct {
 		out *k6.Outcome
 		err error

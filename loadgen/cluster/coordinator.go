@@ -25,6 +25,7 @@ import (
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster/clusterpb"
 	"github.com/loadcap/loadcap/loadgen/k6"
+	"github.com/loadcap/loadcap/loadgen/live"
 	"github.com/loadcap/loadcap/scenarios"
 )
 
@@ -74,8 +75,12 @@ type CoordinatorConfig struct {
 	PrepareTimeout time.Duration // how long agents get to prepare; 0 = DefaultPrepareTimeout
 	StartMargin    time.Duration // start this long after the last agent is ready; 0 = DefaultStartMargin
 	MetricsListen  string        // host:port for Prometheus metrics at /metrics; "" for none
-	Logger         *slog.Logger  // nil discards
-	RunID          string        // "" picks a random one
+	// Metrics, when set, are the live metrics the merged intervals and
+	// the agents' count feed (the caller serves or pushes them); nil is
+	// metrics of the coordinator's own, served on MetricsListen.
+	Metrics *live.Metrics
+	Logger  *slog.Logger // nil discards
+	RunID   string       // "" picks a random one
 	// OnListen, when set, is called with the metrics address once served.
 	OnListen func(metrics string)
 	// OnStart, when set, is called once with the agreed start (on this
@@ -163,7 +168,7 @@ type Coordinator struct {
 	log    *slog.Logger
 
 	merger  *loadgen.Merger
-	metrics *liveMetrics
+	metrics *live.Metrics
 
 	k6plan *K6Plan   // a k6 test instead of f and plan
 	k6m    *k6.Merge // merges the agents' k6 frames
@@ -200,9 +205,7 @@ func NewCoordinator(f *scenarios.File, plan *Plan, cfg CoordinatorConfig) (*Coor
 	if cfg.Progress != nil {
 		opts = append(opts, loadgen.WithProgress(cfg.Progress, cfg.Live))
 	}
-	if cfg.OnInterval != nil {
-		opts = append(opts, loadgen.WithIntervalHook(cfg.OnInterval))
-	}
+	opts = append(opts, loadgen.WithIntervalHook(c.metrics.Hook(cfg.OnInterval)))
 	if c.merger, err = loadgen.NewMerger(f, len(cfg.Agents), opts...); err != nil {
 		return nil, err
 	}
@@ -248,9 +251,13 @@ func newCoordinator(cfg CoordinatorConfig) (*Coordinator, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	metrics := cfg.Metrics
+	if metrics == nil {
+		metrics = live.New()
+	}
 	c := &Coordinator{
 		cfg: cfg, segs: segs, creds: creds, log: log,
-		metrics: newLiveMetrics(), stopCh: make(chan struct{}), killCh: make(chan struct{}),
+		metrics: metrics, stopCh: make(chan struct{}), killCh: make(chan struct{}),
 		ended: make([]bool, len(cfg.Agents)),
 		rep:   &Report{RunID: cfg.RunID, Sequence: segs[0].Sequence()},
 	}
@@ -392,10 +399,9 @@ func (c *Coordinator) run(ctx context.Context) error {
 	}()
 	mctx, stopMetrics := context.WithCancel(context.Background())
 	defer stopMetrics()
-	c.metrics.setSeries(c.series)
-	c.metrics.setAgents(n, 0)
-	if c.cfg.MetricsListen != "" {
-		addr, err := serveMetrics(mctx, c.cfg.MetricsListen, c.metrics)
+	c.metrics.Agents(n, 0)
+	if c.cfg.MetricsListen != "" && c.cfg.Metrics == nil {
+		addr, err := live.Serve(mctx, c.cfg.MetricsListen, c.metrics.Registry())
 		if err != nil {
 			return fmt.Errorf("cluster: metrics: %w", err)
 		}
@@ -602,7 +608,6 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 	received := false
 	c.setConnected(+1)
 	defer c.setConnected(-1)
-	defer c.metrics.ended(i)
 	// An agent that goes silent is lost, also when its connection does
 	// not say so (a partition; gRPC's client pings are 10 s apart).
 	grace := time.Second
@@ -702,7 +707,6 @@ func (c *Coordinator) follow(streams context.Context, i int, cl clusterpb.AgentC
 			if s.Dropped > 0 || s.Late > 0 {
 				c.log.Warn("agent cannot keep its rate", "agent", c.cfg.Agents[i], "interval", s.T, "dropped", s.Dropped, "late", s.Late, "max_lag", s.MaxLag)
 			}
-			c.metrics.observe(i, s)
 			abort, err := c.merger.Add(i, s)
 			if err != nil {
 				c.record(i, sum)
@@ -785,5 +789,5 @@ func (c *Coordinator) setConnected(d int) {
 	c.connected += d
 	n := c.connected
 	c.mu.Unlock()
-	c.metrics.setAgents(len(c.cfg.Agents), n)
+	c.metrics.Agents(len(c.cfg.Agents), n)
 }

@@ -34,7 +34,9 @@
 //     named with its shortfall (Report.Problems); an agent that loses its
 //     coordinator (stream broken or keepalive unanswered) stops generating
 //     within CoordinatorTimeout; Stop reaches every agent at once.
-//   - Live metrics in Prometheus text format on both sides (MetricsListen).
+//   - Live metrics (loadgen/live) on both sides: an agent's from its own
+//     intervals (MetricsListen), a coordinator's from the merged ones, with
+//     the agents connected (CoordinatorConfig.Metrics, or MetricsListen).
 //
 // # k6 scripts
 //
