@@ -519,7 +519,8 @@ func TestDrillHotSwitch(t *testing.T) {
 }
 
 // Prometheus dying mid-drill is a lost signal: after the grace the guard
-// stops the drill (fail safe).
+// stops the drill (fail safe). The rule ignores answers without data (a
+// quiet second of production has no p99): no answer at all still stops.
 func TestDrillStopsWhenPrometheusGoesAway(t *testing.T) {
 	s := drillShopE2E(t, nil)
 	prom := startProm(t, s)
@@ -535,7 +536,7 @@ func TestDrillStopsWhenPrometheusGoesAway(t *testing.T) {
   signal_loss: {grace: %v, action: stop}
   hot_switch: {listen: %q}
   rules:
-    - {name: production-p99, promql: '%s', max: 10}`, every, prom.url, grace, addr, productP99),
+    - {name: production-p99, promql: '%s', max: 10, on_no_data: ignore}`, every, prom.url, grace, addr, productP99),
 	})
 	p := start(t, "drill", plan, "--out-dir", out)
 	waitListening(t, addr)

@@ -57,14 +57,20 @@ requests:
 `, s.URL()), 0o644)
 
 	var log bytes.Buffer
-	started := time.Now()
-	gen := start(t, "run", "-q", "--no-summary", scen)
+	out := filepath.Join(t.TempDir(), "run.json")
+	gen := start(t, "run", "-q", "--no-summary", scen, "--out", out)
 	live, err := verify.Watch(ctx, verify.WatchConfig{Plan: plan, Load: load, Scaler: scaler, Sync: sync, Duration: 60 * time.Second, Log: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	gen.wait(t, 30*time.Second)
 	t.Logf("live:\n%s", log.String())
+	// The traffic's own time zero, from its result: the live loop's
+	// decisions are placed on the same clock as the simulation's.
+	started, err := time.Parse(time.RFC3339Nano, readRun(t, out).Started)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	// The simulation of the same: the plan's HPA from one replica, the
 	// same sync, rate window and start-up, over the traffic the run sent.
@@ -88,12 +94,13 @@ requests:
 	}
 	t.Logf("simulated: %s", strings.Join(simLog, ", "))
 
-	// The live desired replicas, second by second.
+	// The live desired replicas, second by second (a decision counts from
+	// the second it is nearest to).
 	liveAt := make([]int, 60)
 	for i := range liveAt {
 		liveAt[i] = 1
 		for _, d := range live {
-			if d.At.Sub(started) <= time.Duration(i)*time.Second {
+			if d.At.Sub(started).Round(time.Second) <= time.Duration(i)*time.Second {
 				liveAt[i] = d.To
 			}
 		}
