@@ -73,8 +73,7 @@ type Config struct {
 	Stderr io.Writer
 	// OnStart is called once with the load's time zero, before the first
 	// request; OnInterval after every closed 1-second interval (merged
-	// over agents; a k6 script on agents does not call it yet). Both
-	// optional.
+	// over agents, for a k6 script too). Both optional.
 	OnStart    func(time.Time)
 	OnInterval func(loadgen.Interval)
 	// Metrics, when set, get every closed interval (merged over agents)
@@ -277,6 +276,7 @@ func (r *Run) k6Agents(ctx context.Context, cfg Config) error {
 	if cfg.Metrics != nil {
 		cc.Metrics = cfg.Metrics
 	}
+	cc.OnInterval = cfg.OnInterval
 	co, err := cluster.NewK6Coordinator(&cluster.K6Plan{
 		Name: filepath.Base(cfg.Script), Archive: data, Args: cfg.K6Args, DrillID: cfg.DrillID, Thresholds: cfg.Thresholds,
 	}, cc)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -104,12 +105,20 @@ export function shared() {
 export function far() { http.get(__ENV.FAR + '/far', { tags: { name: 'far' } }); }
 `), 0o644)
 	out := filepath.Join(dir, "run.json")
-	p := start(t, append([]string{"run", "-q", script, "--out", out,
+	dash := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
+	p := start(t, append([]string{"run", "-q", script, "--out", out, "--dashboard", dash,
 		"--k6-arg=--env=BASE=" + srv.url, "--k6-arg=--env=FAR=" + far.url}, tls...)...)
+	// The live dashboard charts the merged seconds of a k6 script on
+	// agents as it does a scenario's.
+	points := make(chan int, 1)
+	go func() { points <- countEvents(dash, "point", 30*time.Second) }()
 	if code := p.wait(t, time.Minute); code != 0 {
 		t.Fatalf("distributed k6 run: exit %d\n%s\n%s", code, p.stdout.String(), p.stderr.String())
 	}
 	run := readRun(t, out)
+	if n := <-points; n < 2 {
+		t.Errorf("the dashboard sent %d seconds of the distributed k6 run, want one a second", n)
+	}
 	if n := srv.count("/shared"); n != 300 {
 		t.Errorf("server saw %d shared iterations, want exactly 300 across the agents", n)
 	}
@@ -182,4 +191,34 @@ export default function () { http.get(__ENV.BASE + '/slow'); }
 	if d := last.Sub(sig); d > time.Second {
 		t.Errorf("a request arrived %v after the signal: want every agent's k6 stopped within 1s", d)
 	}
+}
+
+// countEvents reads the dashboard's event stream at addr (retrying until
+// it is up) and counts the events of one name until the stream ends or
+// the time is up.
+func countEvents(addr, name string, within time.Duration) int {
+	deadline := time.Now().Add(within)
+	var resp *http.Response
+	for {
+		r, err := http.Get("http://" + addr + "/events")
+		if err == nil {
+			resp = r
+			break
+		}
+		if time.Now().After(deadline) {
+			return 0
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	defer resp.Body.Close()
+	time.AfterFunc(time.Until(deadline), func() { resp.Body.Close() })
+	n := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		if sc.Text() == "event: "+name {
+			n++
+		}
+	}
+	return n
 }
