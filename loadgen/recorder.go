@@ -83,12 +83,14 @@ type shardName struct {
 type shard struct {
 	mu    sync.Mutex
 	names []shardName
-	// sent and sendSum count this shard's sends and add up their times
-	// (µs since start), together under mu: the in-flight integral needs
-	// the two to agree, and read apart they did not (a request sent
-	// between the reads moved the integral by its send time, seconds).
-	sent, sendSum int64
-	_             [64]byte // keep shards on separate cache lines
+	// The shard's requests since the start, for the in-flight integral:
+	// sends (their count and the sum of their times, µs since start) and
+	// completions (count and sum of end times), all under mu, so that one
+	// read sees a consistent shard. Read apart, a request sent or ended
+	// while an interval closed moved the integral by its time (seconds).
+	// last is the latest of those times.
+	sent, sendSum, done, endSum, last int64
+	_                                 [64]byte // keep shards on separate cache lines
 }
 
 // Recorder aggregates outcomes into HDR histograms per series (scenario and
@@ -249,6 +251,7 @@ func (r *Recorder) Sent(name, shardHint int, at time.Time) {
 	s.mu.Lock()
 	s.sent++
 	s.sendSum += us
+	s.last = max(s.last, us)
 	s.mu.Unlock()
 }
 
@@ -272,7 +275,11 @@ func (r *Recorder) Record(shardHint int, o *Outcome) {
 	sn.cur.BytesRecv += o.BytesRecv
 	sn.cur.ServiceSum += o.Service
 	sn.cur.LatencySum += o.Latency
-	sn.cur.EndSum += o.End.Sub(r.start).Microseconds()
+	end := o.End.Sub(r.start).Microseconds()
+	sn.cur.EndSum += end
+	s.done++
+	s.endSum += end
+	s.last = max(s.last, end)
 	if o.Status != 0 {
 		sn.status[o.Status]++
 	}
@@ -406,17 +413,24 @@ func (r *Recorder) rotate(now time.Time, snap *Snapshot) Interval {
 	}
 	iv.Inflight = sentTotal - done
 	// ∫₀ᵀ inflight dt = T·inflight(T) − Σ send times + Σ end times: the
-	// exact time integral, requests straddling the edges included. The
-	// sends are read after the completions, each shard's count and sum
-	// together, so every finished request is among the sent ones.
-	var sent, sendSum int64
+	// exact time integral, requests straddling the edges included. Each
+	// shard is read whole at once, and T is the interval's end or, when a
+	// send or an end read is later (it happened while the interval
+	// closed), that: no time counts back from the future. A request of a
+	// shard that ends after the shard was read is counted in flight to T,
+	// past its end by at most the time the reads took (a shard has at
+	// most its VUs' in flight); the next interval takes that back.
+	var sent, sendSum, ended, endTimes int64
+	at := iv.End.Microseconds()
 	for i := range r.shards {
 		sh := &r.shards[i]
 		sh.mu.Lock()
 		sent, sendSum = sent+sh.sent, sendSum+sh.sendSum
+		ended, endTimes = ended+sh.done, endTimes+sh.endSum
+		at = max(at, sh.last)
 		sh.mu.Unlock()
 	}
-	iv.Busy = time.Duration(iv.End.Microseconds()*(sent-done)-sendSum+endSum) * time.Microsecond
+	iv.Busy = time.Duration(at*(sent-ended)-sendSum+endTimes) * time.Microsecond
 	r.intervals = append(r.intervals, iv)
 	if snap != nil {
 		late := r.late.Load()
