@@ -55,7 +55,6 @@ type counters struct {
 	BytesSent, BytesRecv int64
 	ServiceSum           time.Duration // Σ service time: its time average is the mean concurrency
 	LatencySum           time.Duration // Σ latency from the intended send time
-	EndSum               int64         // Σ end times, µs since start
 	Classes              [numClasses]int64
 }
 
@@ -66,7 +65,6 @@ func (c *counters) add(o *counters) {
 	c.BytesRecv += o.BytesRecv
 	c.ServiceSum += o.ServiceSum
 	c.LatencySum += o.LatencySum
-	c.EndSum += o.EndSum
 	for i := range c.Classes {
 		c.Classes[i] += o.Classes[i]
 	}
@@ -276,7 +274,6 @@ func (r *Recorder) Record(shardHint int, o *Outcome) {
 	sn.cur.ServiceSum += o.Service
 	sn.cur.LatencySum += o.Latency
 	end := o.End.Sub(r.start).Microseconds()
-	sn.cur.EndSum += end
 	s.done++
 	s.endSum += end
 	s.last = max(s.last, end)
@@ -406,10 +403,9 @@ func (r *Recorder) rotate(now time.Time, snap *Snapshot) Interval {
 	iv.Dropped = drop - r.lastDrop
 	iv.Scheduled = sched - r.lastSched
 	r.lastSent, r.lastDrop, r.lastSched = sentTotal, drop, sched
-	var done, endSum int64
+	var done int64
 	for j := range r.totals {
 		done += r.totals[j].Completed + r.totals[j].Failed
-		endSum += r.totals[j].EndSum
 	}
 	iv.Inflight = sentTotal - done
 	// ∫₀ᵀ inflight dt = T·inflight(T) − Σ send times + Σ end times: the

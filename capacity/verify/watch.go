@@ -8,7 +8,6 @@ import (
 	"math"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
@@ -215,8 +214,6 @@ type watchMetrics struct {
 	decisions, errors    *prometheus.CounterVec
 }
 
-var registerOnce sync.Mutex
-
 func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
 	m := &watchMetrics{
 		load:      prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "loadcap_watch_load_requests_per_second", Help: "A service's request rate, as the decision loop read it."}, []string{"service"}),
@@ -226,8 +223,6 @@ func newWatchMetrics(reg prometheus.Registerer) *watchMetrics {
 		errors:    prometheus.NewCounterVec(prometheus.CounterOpts{Name: "loadcap_watch_errors_total", Help: "Syncs a service was skipped in: its load or readiness could not be read, or scaling failed."}, []string{"service"}),
 	}
 	if reg != nil {
-		registerOnce.Lock()
-		defer registerOnce.Unlock()
 		reg.MustRegister(m.load, m.ready, m.desired, m.decisions, m.errors)
 	}
 	return m

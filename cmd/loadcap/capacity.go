@@ -10,7 +10,6 @@ import (
 
 	"github.com/loadcap/loadcap/capacity"
 	"github.com/loadcap/loadcap/internal/cli"
-	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
@@ -199,16 +198,9 @@ func newPlanCmd(st *state) *cobra.Command {
 			if err := checkDirs(cmd, "hpa", "keda"); err != nil {
 				return err
 			}
-			p, err := scenarios.LoadPlan(a[0])
+			r, err := computePlan(a[0])
 			if err != nil {
-				if errors.Is(err, fs.ErrNotExist) {
-					return cli.WithCode(cli.ExitInvalid, err)
-				}
 				return err
-			}
-			r, err := capacity.Compute(p)
-			if err != nil {
-				return cli.WithCode(cli.ExitInvalid, err)
 			}
 			if err := r.WriteTable(st.stdout); err != nil {
 				return err

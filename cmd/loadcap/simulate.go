@@ -117,18 +117,7 @@ or seconds) or a recording in any format shadow import reads, counted per second
 // plan from its PLAN.yaml.
 func loadPlanResult(path string) (*capacity.PlanResult, error) {
 	if ext := strings.ToLower(filepath.Ext(path)); ext == ".yaml" || ext == ".yml" {
-		p, err := scenarios.LoadPlan(path)
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, cli.WithCode(cli.ExitInvalid, err)
-			}
-			return nil, err
-		}
-		r, err := capacity.Compute(p)
-		if err != nil {
-			return nil, cli.WithCode(cli.ExitInvalid, err)
-		}
-		return r, nil
+		return computePlan(path)
 	}
 	in, err := reports.ReadInputs([]string{path})
 	if err != nil {
@@ -138,4 +127,21 @@ func loadPlanResult(path string) (*capacity.PlanResult, error) {
 		return nil, cli.WithCode(cli.ExitInvalid, fmt.Errorf("%s: not a plan result (%s)", path, capacity.PlanSchema))
 	}
 	return in.Plan, nil
+}
+
+// computePlan reads PLAN.yaml and computes its replicas; its errors carry
+// exit codes (104 for a plan that is missing or wrong).
+func computePlan(path string) (*capacity.PlanResult, error) {
+	p, err := scenarios.LoadPlan(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, cli.WithCode(cli.ExitInvalid, err)
+		}
+		return nil, err
+	}
+	r, err := capacity.Compute(p)
+	if err != nil {
+		return nil, cli.WithCode(cli.ExitInvalid, err)
+	}
+	return r, nil
 }

@@ -488,28 +488,3 @@ func NewPlanOrFatal(t *testing.T, f *scenarios.File) *Plan {
 	}
 	return p
 }
-
-// A set of certificates is written whole or not at all: with one of its
-// files in the way, nothing is written (no CA key left without its
-// certificates), and no temporary file stays behind. (Each file is linked
-// into place from a synced temporary, so a crash leaves no half key.)
-func TestWriteCertsAllOrNothing(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, CoordinatorKeyFile), []byte("mine"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteCerts(dir); err == nil || !strings.Contains(err.Error(), CoordinatorKeyFile) {
-		t.Fatalf("WriteCerts with %s in the way: %v", CoordinatorKeyFile, err)
-	}
-	ents, _ := os.ReadDir(dir)
-	if len(ents) != 1 {
-		var names []string
-		for _, e := range ents {
-			names = append(names, e.Name())
-		}
-		t.Errorf("files after the refusal: %v, want only the one that was there", names)
-	}
-	if b, _ := os.ReadFile(filepath.Join(dir, CoordinatorKeyFile)); string(b) != "mine" {
-		t.Errorf("the existing file changed: %q", b)
-	}
-}

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/api"
 	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 
@@ -69,23 +68,14 @@ type promServer struct {
 // the test without the binary unless LOADCAP_REQUIRE_PROM=1.
 func startProm(t *testing.T, s *shop.Shop) *promServer {
 	t.Helper()
-	path, err := exec.LookPath("prometheus")
-	if err != nil {
-		if os.Getenv("LOADCAP_REQUIRE_PROM") == "1" {
-			t.Fatalf("LOADCAP_REQUIRE_PROM=1 but no prometheus binary: %v", err)
-		}
-		t.Skip("no prometheus binary (LOADCAP_REQUIRE_PROM=1 makes this a failure)")
-	}
 	var targets []string
 	for _, ep := range s.Endpoints() {
 		if ep.MetricsURL != "" {
 			targets = append(targets, strings.TrimSuffix(strings.TrimPrefix(ep.MetricsURL, "http://"), "/metrics"))
 		}
 	}
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "prometheus.yml")
 	q, _ := json.Marshal(targets) // a YAML flow sequence
-	if err := os.WriteFile(conf, fmt.Appendf(nil, `global:
+	p := startPromWith(t, fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 500ms
   evaluation_interval: 1s
@@ -93,50 +83,12 @@ scrape_configs:
   - job_name: shop
     static_configs:
       - targets: %s
-`, q), 0o600); err != nil {
-		t.Fatal(err)
+`, q))
+	want := fmt.Sprintf(`count(up{job="shop"} == 1) == %d`, len(targets))
+	if !poll(15*time.Second, func() bool { _, ok := p.value(want); return ok }) {
+		t.Fatalf("prometheus did not scrape the %d shop services", len(targets))
 	}
-	// The port can be taken between the probe and Prometheus' bind: retry.
-	for attempt := 1; ; attempt++ {
-		addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
-		out := &testkit.SyncBuffer{}
-		cmd := exec.Command(path, "--config.file="+conf,
-			"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprint("data", attempt)),
-			"--web.listen-address="+addr, "--log.level=warn")
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		p := &promServer{url: "http://" + addr, cmd: cmd, exited: make(chan struct{})}
-		go func() { _ = cmd.Wait(); close(p.exited) }()
-		t.Cleanup(func() {
-			_ = cmd.Process.Kill()
-			<-p.exited
-			if t.Failed() {
-				t.Logf("prometheus output:\n%s", out.String())
-			}
-		})
-		c, err := api.NewClient(api.Config{Address: p.url})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.api = v1.NewAPI(c)
-		if p.ready(30 * time.Second) {
-			want := fmt.Sprintf(`count(up{job="shop"} == 1) == %d`, len(targets))
-			if !poll(15*time.Second, func() bool { _, ok := p.value(want); return ok }) {
-				t.Fatalf("prometheus did not scrape the %d shop services:\n%s", len(targets), out.String())
-			}
-			return p
-		}
-		select {
-		case <-p.exited:
-			if attempt < 3 {
-				continue
-			}
-		default:
-		}
-		t.Fatalf("prometheus on %s not ready:\n%s", addr, out.String())
-	}
+	return p
 }
 
 // ready waits for /-/ready, or for the process to exit.
