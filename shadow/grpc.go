@@ -86,12 +86,10 @@ func (s *serverStream) Context() context.Context { return s.ctx }
 
 // incoming reads the tag of an incoming call and counts the call.
 func (p *Policy) incoming(ctx context.Context) (context.Context, error) {
-	drill, found, err := tagFrom(metadata.ValueFromIncomingContext(ctx, MetadataKey),
-		metadata.ValueFromIncomingContext(ctx, baggageKey))
-	if md, _ := metadata.FromIncomingContext(ctx); err == nil {
-		if name := nearMissHeader(md); name != "" {
-			found, err = true, nearMissError("metadata key", name, MetadataKey)
-		}
+	tagVals, bagVals, near := scanMD(incomingMD(ctx))
+	drill, found, err := tagFrom(tagVals, bagVals)
+	if near != "" && err == nil {
+		found, err = true, nearMissError("metadata key", near, MetadataKey)
 	}
 	switch {
 	case !found:
@@ -169,8 +167,7 @@ func (s *clientStream) RecvMsg(m any) error {
 // the tag in the metadata.
 func (p *Policy) outgoing(ctx context.Context, cc *grpc.ClientConn) (_ context.Context, drill string, tagged bool, _ error) {
 	drill, tagged = FromContext(ctx)
-	md, _ := metadata.FromOutgoingContext(ctx)
-	if !tagged && len(md[MetadataKey]) == 0 {
+	if !tagged && !outgoingTagged(ctx) {
 		return ctx, "", false, nil
 	}
 	if host, port := targetHostPort(cc.CanonicalTarget()); !p.allows(host, port) {
@@ -179,6 +176,7 @@ func (p *Policy) outgoing(ctx context.Context, cc *grpc.ClientConn) (_ context.C
 	if !tagged {
 		return ctx, "", false, nil // tagged by hand: sent as it is
 	}
+	md, _ := metadata.FromOutgoingContext(ctx) // a copy: ours to change
 	if md == nil {
 		md = metadata.MD{}
 	}
