@@ -205,7 +205,7 @@ func nearMissError(where, name, want string) error {
 // a near-miss. Allocation-free.
 func nearMissHeader[V any](h map[string]V) string {
 	for k := range h {
-		if len(k) >= len(normBaggage) && !strings.EqualFold(k, Header) && nearMiss(k) {
+		if len(k) >= len(normBaggage) && nearMiss(k) && !strings.EqualFold(k, Header) {
 			return k
 		}
 	}
@@ -219,6 +219,9 @@ func nearMissHeader[V any](h map[string]V) string {
 // that mentions the member and does not parse. Allocation-free unless the
 // value is percent-encoded or the claim is refused.
 func baggageTag(vals []string) (drill string, found bool, err error) {
+	if !spellsShadow(vals) {
+		return "", false, nil
+	}
 	mentioned := false
 	for _, v := range vals {
 		if !mentioned && strings.Contains(v, BaggageMember) {
@@ -275,6 +278,19 @@ func baggageTag(vals []string) (drill string, found bool, err error) {
 		}
 	}
 	return "", false, nil
+}
+
+// spellsShadow reports whether a value of vals has a 'w' in either case,
+// as BaggageMember and every near-miss of the tag's names do ("shadow"):
+// without one, baggage holds neither, and the common baggage of untagged
+// requests (tenant, user and session ids) is read no further.
+func spellsShadow(vals []string) bool {
+	for _, v := range vals {
+		if strings.IndexByte(v, 'w') >= 0 || strings.IndexByte(v, 'W') >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // mergeBaggage returns the baggage header values vals with the member
