@@ -99,18 +99,18 @@ func first(vals []string) string {
 }
 
 // mapTag reads a message's headers held in a map, in one pass and without
-// a copy: the values of the tag (under tagKey, then under any other case
-// of MetadataKey), of the baggage header (under bagKey) and a header name
-// that is a near-miss of the tag's names, if any. val reads a header's
-// value.
+// a copy: the values of the tag (under tagKey, first, then under any other
+// case of MetadataKey), of the baggage header (under bagKey) and a header
+// name that is a near-miss of the tag's names, if any. val reads a
+// header's value.
 func mapTag[V any](m map[string]V, tagKey, bagKey string, val func(V) string) (tagVals []string, bag, near string) {
-	if v := val(m[tagKey]); v != "" {
-		tagVals = []string{v}
-	}
-	bag = val(m[bagKey])
 	for k, v := range m {
 		switch {
-		case len(k) < len(normBaggage) || !nearMiss(k) || k == tagKey:
+		case len(k) == len(bagKey):
+			if k == bagKey {
+				bag = val(v)
+			}
+		case len(k) < len(normBaggage) || !nearMiss(k):
 		case !strings.EqualFold(k, MetadataKey):
 			if near == "" {
 				near = k
@@ -118,6 +118,10 @@ func mapTag[V any](m map[string]V, tagKey, bagKey string, val func(V) string) (t
 		default:
 			if s := val(v); s != "" {
 				tagVals = append(tagVals, s)
+				if k == tagKey { // the carrier's own spelling first
+					last := len(tagVals) - 1
+					tagVals[0], tagVals[last] = tagVals[last], tagVals[0]
+				}
 			}
 		}
 	}

@@ -199,19 +199,6 @@ func nearMissError(where, name, want string) error {
 	return fmt.Errorf("%w: near-miss %s %q (the tag is %s)", ErrInvalidTag, where, name, want)
 }
 
-// nearMissHeader returns a header name (HTTP header, gRPC metadata key or
-// message header) of h that is a near-miss of the tag's names, or "". Such
-// names are case-insensitive, so Header in any case is the tag itself, not
-// a near-miss. Allocation-free.
-func nearMissHeader[V any](h map[string]V) string {
-	for k := range h {
-		if len(k) >= len(normBaggage) && nearMiss(k) && !strings.EqualFold(k, Header) {
-			return k
-		}
-	}
-	return ""
-}
-
 // baggageTag reads BaggageMember from baggage header values: its value
 // (percent-decoded, properties cut off), whether the baggage claims a tag,
 // and why the claim is unusable: members with different values, a member
