@@ -363,3 +363,42 @@ func TestClientTaggedByHand(t *testing.T) {
 		})
 	}
 }
+
+// TestServerInterceptorMetadataByHand: metadata that an interceptor or a
+// test put in the context by hand may spell keys in any case; spellings of
+// the tag that disagree are refused, as two tag values are, and agreeing
+// ones are the tag.
+func TestServerInterceptorMetadataByHand(t *testing.T) {
+	p := shopPolicy(t)
+	icpt := p.UnaryServerInterceptor()
+	tests := []struct {
+		name, want string
+		md         metadata.MD
+		refused    bool
+	}{
+		{name: "upper case", md: metadata.MD{"X-Loadcap-Shadow": {"d1"}}, want: "d1"},
+		{name: "two spellings agree", md: metadata.MD{"X-Loadcap-Shadow": {"d1"}, shadow.MetadataKey: {"d1"}}, want: "d1"},
+		{name: "two spellings disagree", md: metadata.MD{"X-Loadcap-Shadow": {"d2"}, shadow.MetadataKey: {"d1"}}, refused: true},
+		{name: "baggage in upper case", md: metadata.MD{"BAGGAGE": {"loadcap.shadow=d3"}}, want: "d3"},
+		{name: "untagged", md: metadata.MD{"User-Agent": {"x"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got string
+			handler := func(ctx context.Context, _ any) (any, error) {
+				got, _ = shadow.FromContext(ctx)
+				return nil, nil
+			}
+			_, err := icpt(metadata.NewIncomingContext(context.Background(), tt.md), nil, &grpc.UnaryServerInfo{FullMethod: sayMethod}, handler)
+			if tt.refused {
+				if status.Code(err) != codes.Unavailable {
+					t.Fatalf("interceptor = %v, want Unavailable", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("handler saw tag %q, err %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}

@@ -142,32 +142,38 @@ func outgoingTagged(ctx context.Context) bool {
 }
 
 // scanMD finds in md what the tag check needs, in one pass and without a
-// copy: the values of MetadataKey and of baggageKey (the exact lower-case
-// key first, else one that matches without case, as
-// metadata.ValueFromIncomingContext finds them) and a key that is a
-// near-miss of the tag's names, if any.
+// copy: the values of MetadataKey and of baggageKey, and a key that is a
+// near-miss of the tag's names, if any. A key in another case counts as
+// the same key (grpc-go's server lower-cases keys; an MD built by hand may
+// not): its values are added after those of the lower-case key, so that
+// spellings that disagree are refused as a conflict. The returned slices
+// may be md's own: read only.
 func scanMD(md metadata.MD) (tagVals, bagVals []string, near string) {
-	var tagExact, tagFold, bagExact, bagFold bool
 	for k, v := range md {
 		switch {
 		case len(k) == len(baggageKey):
-			switch {
-			case k == baggageKey:
-				bagVals, bagExact = v, true
-			case !bagExact && !bagFold && strings.EqualFold(k, baggageKey):
-				bagVals, bagFold = v, true
+			if strings.EqualFold(k, baggageKey) {
+				bagVals = joinVals(bagVals, v, k == baggageKey)
 			}
 		case len(k) < len(normBaggage) || !nearMiss(k):
 		case len(k) == len(MetadataKey) && strings.EqualFold(k, MetadataKey):
-			switch {
-			case k == MetadataKey:
-				tagVals, tagExact = v, true
-			case !tagExact && !tagFold:
-				tagVals, tagFold = v, true
-			}
+			tagVals = joinVals(tagVals, v, k == MetadataKey)
 		case near == "":
 			near = k
 		}
 	}
 	return tagVals, bagVals, near
+}
+
+// joinVals returns the values of a key, vals, with those of another
+// spelling of it, v: v alone when vals is empty (no copy), else a new
+// slice with v first when first.
+func joinVals(vals, v []string, first bool) []string {
+	switch {
+	case len(vals) == 0:
+		return v
+	case first:
+		return append(v[:len(v):len(v)], vals...)
+	}
+	return append(vals[:len(vals):len(vals)], v...)
 }

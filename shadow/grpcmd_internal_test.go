@@ -37,11 +37,14 @@ func TestScanMD(t *testing.T) {
 		tag, bag      []string
 		near          string
 		nearAnyOfKeys bool
+		fastOnly      bool // the public accessors keep one spelling's values, at random
 	}{
 		{name: "untagged", md: metadata.MD{"user-agent": {"grpc-go"}, ":authority": {"a"}}},
 		{name: "tag", md: metadata.MD{"x-loadcap-shadow": {"d1"}, "baggage": {"k=v"}}, tag: []string{"d1"}, bag: []string{"k=v"}},
 		{name: "tag in upper case", md: metadata.MD{"X-Loadcap-Shadow": {"d1"}, "Baggage": {"k=v"}}, tag: []string{"d1"}, bag: []string{"k=v"}},
-		{name: "lower case wins", md: metadata.MD{"X-LOADCAP-SHADOW": {"d2"}, "x-loadcap-shadow": {"d1"}}, tag: []string{"d1"}},
+		{name: "two spellings, lower case first", md: metadata.MD{"X-LOADCAP-SHADOW": {"d2"}, "x-loadcap-shadow": {"d1"}},
+			tag: []string{"d1", "d2"}, fastOnly: true},
+		{name: "two spellings of baggage", md: metadata.MD{"Baggage": {"a=1"}, "baggage": {"b=2"}}, bag: []string{"b=2", "a=1"}, fastOnly: true},
 		{name: "near-miss", md: metadata.MD{"x_loadcap_shadow": {"d1"}, "user-agent": {"u"}}, near: "x_loadcap_shadow"},
 		{name: "near-miss baggage name as a key", md: metadata.MD{"loadcap.shadow": {"d1"}}, near: "loadcap.shadow"},
 		{name: "longer names are no near-miss", md: metadata.MD{"x-loadcap-shadow-reject": {"r"}, "x-loadcap-shadow-trace": {"t"}}},
@@ -54,6 +57,9 @@ func TestScanMD(t *testing.T) {
 				name += " (public accessors)"
 			}
 			t.Run(name, func(t *testing.T) {
+				if tt.fastOnly && !fast {
+					t.Skip("the public accessors keep one spelling's values, at random")
+				}
 				run := func(t *testing.T) {
 					ctx := metadata.NewIncomingContext(context.Background(), tt.md)
 					tag, bag, near := scanMD(incomingMD(ctx))
@@ -68,7 +74,7 @@ func TestScanMD(t *testing.T) {
 						t.Fatalf("near-miss %q, want %q", near, tt.near)
 					}
 					// The public accessors agree.
-					if got := metadata.ValueFromIncomingContext(ctx, MetadataKey); !slices.Equal(got, tt.tag) {
+					if got := metadata.ValueFromIncomingContext(ctx, MetadataKey); !tt.fastOnly && !slices.Equal(got, tt.tag) {
 						t.Fatalf("ValueFromIncomingContext(tag) = %q, scanMD %q", got, tt.tag)
 					}
 				}
