@@ -44,7 +44,7 @@ func (p *Policy) DialOptions() []grpc.DialOption {
 // and p; a call whose tag cannot be read (as for Middleware: invalid,
 // conflicting, or a near-miss metadata key) is refused. An *IsolationError
 // returned by the handler becomes codes.Unavailable with the reason in the
-// trailer RejectMetadataKey.
+// trailer RejectMetadataKey. An untagged call costs no allocation.
 func (p *Policy) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx, err := p.incoming(ctx)
@@ -117,7 +117,8 @@ func rejectStatus(err error, setTrailer func(metadata.MD)) error {
 // MetadataKey and baggage, sends tagged calls only to allowed hosts (others
 // fail with an *IsolationError before anything is sent), and turns a
 // downstream refusal (Unavailable with the reason trailer) into an
-// *IsolationError of kind KindRemote.
+// *IsolationError of kind KindRemote. An untagged call costs no
+// allocation, outgoing metadata or not.
 func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		ctx, drill, tagged, err := p.outgoing(ctx, cc)

@@ -100,7 +100,7 @@ func ResponseError(resp *http.Response) error {
 // kept), on a copy of the request. Tagged requests, and requests that
 // already carry Header, go only to the policy's allowed hosts; others fail
 // with an *IsolationError before anything is sent. Untagged requests pass
-// through unchanged.
+// through unchanged, at no allocation.
 func (p *Policy) Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport
