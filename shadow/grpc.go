@@ -44,7 +44,7 @@ func (p *Policy) DialOptions() []grpc.DialOption {
 // and p; a call whose tag cannot be read (as for Middleware: invalid,
 // conflicting, or a near-miss metadata key) is refused. An *IsolationError
 // returned by the handler becomes codes.Unavailable with the reason in the
-// trailer RejectMetadataKey.
+// trailer RejectMetadataKey. An untagged call costs no allocation.
 func (p *Policy) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 	return func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 		ctx, err := p.incoming(ctx)
@@ -86,12 +86,10 @@ func (s *serverStream) Context() context.Context { return s.ctx }
 
 // incoming reads the tag of an incoming call and counts the call.
 func (p *Policy) incoming(ctx context.Context) (context.Context, error) {
-	drill, found, err := tagFrom(metadata.ValueFromIncomingContext(ctx, MetadataKey),
-		metadata.ValueFromIncomingContext(ctx, baggageKey))
-	if md, _ := metadata.FromIncomingContext(ctx); err == nil {
-		if name := nearMissHeader(md); name != "" {
-			found, err = true, nearMissError("metadata key", name, MetadataKey)
-		}
+	tagVals, bagVals, near := scanMD(incomingMD(ctx))
+	drill, found, err := tagFrom(tagVals, bagVals)
+	if near != "" && err == nil {
+		found, err = true, nearMissError("metadata key", near, MetadataKey)
 	}
 	switch {
 	case !found:
@@ -119,7 +117,8 @@ func rejectStatus(err error, setTrailer func(metadata.MD)) error {
 // MetadataKey and baggage, sends tagged calls only to allowed hosts (others
 // fail with an *IsolationError before anything is sent), and turns a
 // downstream refusal (Unavailable with the reason trailer) into an
-// *IsolationError of kind KindRemote.
+// *IsolationError of kind KindRemote. An untagged call costs no
+// allocation, outgoing metadata or not.
 func (p *Policy) UnaryClientInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		ctx, drill, tagged, err := p.outgoing(ctx, cc)
@@ -169,8 +168,7 @@ func (s *clientStream) RecvMsg(m any) error {
 // the tag in the metadata.
 func (p *Policy) outgoing(ctx context.Context, cc *grpc.ClientConn) (_ context.Context, drill string, tagged bool, _ error) {
 	drill, tagged = FromContext(ctx)
-	md, _ := metadata.FromOutgoingContext(ctx)
-	if !tagged && len(md[MetadataKey]) == 0 {
+	if !tagged && !outgoingTagged(ctx) {
 		return ctx, "", false, nil
 	}
 	if host, port := targetHostPort(cc.CanonicalTarget()); !p.allows(host, port) {
@@ -179,6 +177,7 @@ func (p *Policy) outgoing(ctx context.Context, cc *grpc.ClientConn) (_ context.C
 	if !tagged {
 		return ctx, "", false, nil // tagged by hand: sent as it is
 	}
+	md, _ := metadata.FromOutgoingContext(ctx) // a copy: ours to change
 	if md == nil {
 		md = metadata.MD{}
 	}

@@ -315,3 +315,90 @@ func TestGRPCIncomingTags(t *testing.T) {
 		})
 	}
 }
+
+// TestClientTaggedByHand: a call whose outgoing metadata already carries
+// the tag (a proxy forwarding it), in any case, goes only to allowed hosts,
+// as a tagged context's calls do; other metadata passes.
+func TestClientTaggedByHand(t *testing.T) {
+	p := newPolicy(t, shadow.AllowHosts("127.0.0.1:1"))
+	cc, err := grpc.NewClient("127.0.0.1:2", grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	bg := context.Background()
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		refused bool
+	}{
+		{name: "untagged", ctx: bg},
+		{name: "other metadata", ctx: metadata.AppendToOutgoingContext(bg, "x-request-id", "42", "x-loadcap-shadow-trace", "t")},
+		{name: "metadata", ctx: metadata.NewOutgoingContext(bg, metadata.Pairs(shadow.MetadataKey, "d1")), refused: true},
+		{name: "metadata map in upper case", ctx: metadata.NewOutgoingContext(bg, metadata.MD{"X-Loadcap-Shadow": {"d1"}}), refused: true},
+		{name: "appended", ctx: metadata.AppendToOutgoingContext(metadata.NewOutgoingContext(bg, metadata.Pairs("a", "1")), "X-Loadcap-Shadow", "d1"), refused: true},
+	}
+	unary, stream := p.UnaryClientInterceptor(), p.StreamClientInterceptor()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sent := 0
+			invoker := func(context.Context, string, any, any, *grpc.ClientConn, ...grpc.CallOption) error {
+				sent++
+				return nil
+			}
+			streamer := func(context.Context, *grpc.StreamDesc, *grpc.ClientConn, string, ...grpc.CallOption) (grpc.ClientStream, error) {
+				sent++
+				return nil, nil
+			}
+			errU := unary(tt.ctx, sayMethod, nil, nil, cc, invoker)
+			_, errS := stream(tt.ctx, &grpc.StreamDesc{ServerStreams: true}, cc, watchMethod, streamer)
+			for _, err := range []error{errU, errS} {
+				if tt.refused != errors.Is(err, shadow.ErrNotIsolated) {
+					t.Fatalf("error %v, want refused=%v", err, tt.refused)
+				}
+			}
+			if want := map[bool]int{true: 0, false: 2}[tt.refused]; sent != want {
+				t.Fatalf("%d calls sent, want %d", sent, want)
+			}
+		})
+	}
+}
+
+// TestServerInterceptorMetadataByHand: metadata that an interceptor or a
+// test put in the context by hand may spell keys in any case; spellings of
+// the tag that disagree are refused, as two tag values are, and agreeing
+// ones are the tag.
+func TestServerInterceptorMetadataByHand(t *testing.T) {
+	p := shopPolicy(t)
+	icpt := p.UnaryServerInterceptor()
+	tests := []struct {
+		name, want string
+		md         metadata.MD
+		refused    bool
+	}{
+		{name: "upper case", md: metadata.MD{"X-Loadcap-Shadow": {"d1"}}, want: "d1"},
+		{name: "two spellings agree", md: metadata.MD{"X-Loadcap-Shadow": {"d1"}, shadow.MetadataKey: {"d1"}}, want: "d1"},
+		{name: "two spellings disagree", md: metadata.MD{"X-Loadcap-Shadow": {"d2"}, shadow.MetadataKey: {"d1"}}, refused: true},
+		{name: "baggage in upper case", md: metadata.MD{"BAGGAGE": {"loadcap.shadow=d3"}}, want: "d3"},
+		{name: "untagged", md: metadata.MD{"User-Agent": {"x"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got string
+			handler := func(ctx context.Context, _ any) (any, error) {
+				got, _ = shadow.FromContext(ctx)
+				return nil, nil
+			}
+			_, err := icpt(metadata.NewIncomingContext(context.Background(), tt.md), nil, &grpc.UnaryServerInfo{FullMethod: sayMethod}, handler)
+			if tt.refused {
+				if status.Code(err) != codes.Unavailable {
+					t.Fatalf("interceptor = %v, want Unavailable", err)
+				}
+				return
+			}
+			if err != nil || got != tt.want {
+				t.Fatalf("handler saw tag %q, err %v; want %q", got, err, tt.want)
+			}
+		})
+	}
+}

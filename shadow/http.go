@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 )
 
 // baggageHeader is the canonical name of the W3C Baggage header.
@@ -18,9 +19,10 @@ const baggageHeader = "Baggage"
 // production.
 func (p *Policy) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		drill, found, err := tagFrom(r.Header[Header], r.Header[baggageHeader])
-		if name := nearMissHeader(r.Header); name != "" && err == nil {
-			found, err = true, nearMissError("header", name, Header)
+		tagVals, bagVals, near := headerTag(r.Header)
+		drill, found, err := tagFrom(tagVals, bagVals)
+		if near != "" && err == nil {
+			found, err = true, nearMissError("header", near, Header)
 		}
 		if !found {
 			p.untagged.Add(1)
@@ -34,6 +36,27 @@ func (p *Policy) Middleware(next http.Handler) http.Handler {
 		p.tagged.Add(1)
 		next.ServeHTTP(w, r.WithContext(p.attach(r.Context(), drill)))
 	})
+}
+
+// headerTag finds in h, in one pass over its names and without a copy, the
+// values of Header and of the Baggage header and a name that is a
+// near-miss of the tag's names, if any. Names are canonical (net/http
+// makes them so), hence exact comparisons.
+func headerTag(h http.Header) (tagVals, bagVals []string, near string) {
+	for k, v := range h {
+		switch {
+		case len(k) == len(baggageHeader):
+			if k == baggageHeader {
+				bagVals = v
+			}
+		case len(k) < len(normBaggage) || !nearMiss(k):
+		case k == Header:
+			tagVals = v
+		case !strings.EqualFold(k, Header) && near == "":
+			near = k
+		}
+	}
+	return tagVals, bagVals, near
 }
 
 // Reject answers 503 Service Unavailable with the reason in RejectHeader
@@ -77,7 +100,7 @@ func ResponseError(resp *http.Response) error {
 // kept), on a copy of the request. Tagged requests, and requests that
 // already carry Header, go only to the policy's allowed hosts; others fail
 // with an *IsolationError before anything is sent. Untagged requests pass
-// through unchanged.
+// through unchanged, at no allocation.
 func (p *Policy) Transport(base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = http.DefaultTransport

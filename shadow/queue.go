@@ -3,6 +3,8 @@ package shadow
 import (
 	"context"
 	"strings"
+
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // Carrier is a message's headers, as a queue client exposes them.
@@ -47,23 +49,34 @@ func Inject(ctx context.Context, c Carrier) {
 // keys as OpenTelemetry's carriers and MapCarrier do, a header that is a
 // near-miss of the tag's names) is refused with an *IsolationError (counted
 // and logged): the consumer must not process the message as production
-// work.
+// work. Header names compare without case: a header x-loadcap-shadow in
+// another case is the tag too. An untagged message costs no allocation
+// with MapCarrier and OpenTelemetry's MapCarrier and HeaderCarrier; other
+// carriers pay for their Keys.
 func (p *Policy) Extract(ctx context.Context, c Carrier) (context.Context, error) {
-	var tagVals, bagVals []string
-	if v := c.Get(MetadataKey); v != "" {
-		tagVals = []string{v}
+	var tagVals []string
+	var bag, near string
+	switch m := c.(type) {
+	case MapCarrier:
+		tagVals, bag, near = mapTag(m, MetadataKey, baggageKey, identity)
+	case propagation.MapCarrier:
+		tagVals, bag, near = mapTag(m, MetadataKey, baggageKey, identity)
+	case propagation.HeaderCarrier:
+		// Its Get canonicalizes the name (an allocation for ours); the
+		// canonical names are constants.
+		tagVals, bag, near = mapTag(m, Header, baggageHeader, first)
+	default:
+		tagVals, bag, near = carrierTag(c)
 	}
-	if v := c.Get(baggageKey); v != "" {
-		bagVals = []string{v}
+	var bagArr [1]string
+	var bagVals []string
+	if bag != "" {
+		bagArr[0] = bag
+		bagVals = bagArr[:]
 	}
 	drill, found, err := tagFrom(tagVals, bagVals)
-	if k, ok := c.(interface{ Keys() []string }); ok && err == nil {
-		for _, name := range k.Keys() {
-			if !strings.EqualFold(name, MetadataKey) && nearMiss(name) {
-				found, err = true, nearMissError("message header", name, MetadataKey)
-				break
-			}
-		}
+	if near != "" && err == nil {
+		found, err = true, nearMissError("message header", near, MetadataKey)
 	}
 	switch {
 	case !found:
@@ -74,4 +87,70 @@ func (p *Policy) Extract(ctx context.Context, c Carrier) (context.Context, error
 	}
 	p.tagged.Add(1)
 	return p.attach(ctx, drill), nil
+}
+
+func identity(s string) string { return s }
+
+func first(vals []string) string {
+	if len(vals) == 0 {
+		return ""
+	}
+	return vals[0]
+}
+
+// mapTag reads a message's headers held in a map, in one pass and without
+// a copy: the values of the tag (under tagKey, first, then under any other
+// case of MetadataKey), of the baggage header (under bagKey) and a header
+// name that is a near-miss of the tag's names, if any. val reads a
+// header's value.
+func mapTag[V any](m map[string]V, tagKey, bagKey string, val func(V) string) (tagVals []string, bag, near string) {
+	for k, v := range m {
+		switch {
+		case len(k) == len(bagKey):
+			if k == bagKey {
+				bag = val(v)
+			}
+		case len(k) < len(normBaggage) || !nearMiss(k):
+		case !strings.EqualFold(k, MetadataKey):
+			if near == "" {
+				near = k
+			}
+		default:
+			if s := val(v); s != "" {
+				tagVals = append(tagVals, s)
+				if k == tagKey { // the carrier's own spelling first
+					last := len(tagVals) - 1
+					tagVals[0], tagVals[last] = tagVals[last], tagVals[0]
+				}
+			}
+		}
+	}
+	return tagVals, bag, near
+}
+
+// carrierTag is mapTag for any other Carrier, through its methods; the
+// near-miss check needs the carrier to list its keys (Keys() []string).
+func carrierTag(c Carrier) (tagVals []string, bag, near string) {
+	if v := c.Get(MetadataKey); v != "" {
+		tagVals = []string{v}
+	}
+	bag = c.Get(baggageKey)
+	k, ok := c.(interface{ Keys() []string })
+	if !ok {
+		return tagVals, bag, near
+	}
+	for _, name := range k.Keys() {
+		switch {
+		case !nearMiss(name) || name == MetadataKey:
+		case !strings.EqualFold(name, MetadataKey):
+			if near == "" {
+				near = name
+			}
+		default:
+			if s := c.Get(name); s != "" {
+				tagVals = append(tagVals, s)
+			}
+		}
+	}
+	return tagVals, bag, near
 }

@@ -62,6 +62,20 @@ func TestQueueRoundTrip(t *testing.T) {
 	}
 }
 
+// keysCarrier is a queue client's own Carrier that lists its keys, as
+// the OpenTelemetry carriers do.
+type keysCarrier map[string]string
+
+func (c keysCarrier) Get(key string) string { return c[key] }
+func (c keysCarrier) Set(key, value string) { c[key] = value }
+func (c keysCarrier) Keys() []string {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
+	}
+	return keys
+}
+
 func TestExtract(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -79,6 +93,17 @@ func TestExtract(t *testing.T) {
 		{name: "near-miss header", headers: shadow.MapCarrier{"x_loadcap_shadow": "d1"}, refused: true},
 		{name: "near-miss header in an OTel carrier", headers: propagation.HeaderCarrier{"Loadcap.Shadow": {"d1"}}, refused: true},
 		{name: "near-miss baggage key", headers: shadow.MapCarrier{"baggage": "LOADCAP_SHADOW=d1"}, refused: true},
+		// Header names compare without case: these are the tag, not
+		// production messages.
+		{name: "header in another case", headers: shadow.MapCarrier{"X-Loadcap-Shadow": "d1"}, want: "d1"},
+		{name: "header in another case, OTel map carrier", headers: propagation.MapCarrier{"X-LOADCAP-SHADOW": "d1", "baggage": "loadcap.shadow=d1"}, want: "d1"},
+		{name: "header in two cases agree", headers: shadow.MapCarrier{shadow.MetadataKey: "d1", "X-Loadcap-Shadow": "d1"}, want: "d1"},
+		{name: "header in two cases disagree", headers: shadow.MapCarrier{shadow.MetadataKey: "d1", "X-Loadcap-Shadow": "d2"}, refused: true},
+		{name: "header canonical and not, OTel header carrier", headers: propagation.HeaderCarrier{"X-Loadcap-Shadow": {"d1"}, "x-loadcap-shadow": {"d2"}}, refused: true},
+		{name: "other carrier", headers: keysCarrier{"x-loadcap-shadow": "d5"}, want: "d5"},
+		{name: "other carrier, header in another case", headers: keysCarrier{"X-Loadcap-Shadow": "d5"}, want: "d5"},
+		{name: "other carrier, near-miss", headers: keysCarrier{"X-Loadcap_Shadow": "d5"}, refused: true},
+		{name: "other carrier, untagged", headers: keysCarrier{"traceparent": "00-1-2-01"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

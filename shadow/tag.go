@@ -199,19 +199,6 @@ func nearMissError(where, name, want string) error {
 	return fmt.Errorf("%w: near-miss %s %q (the tag is %s)", ErrInvalidTag, where, name, want)
 }
 
-// nearMissHeader returns a header name (HTTP header, gRPC metadata key or
-// message header) of h that is a near-miss of the tag's names, or "". Such
-// names are case-insensitive, so Header in any case is the tag itself, not
-// a near-miss. Allocation-free.
-func nearMissHeader[V any](h map[string]V) string {
-	for k := range h {
-		if len(k) >= len(normBaggage) && !strings.EqualFold(k, Header) && nearMiss(k) {
-			return k
-		}
-	}
-	return ""
-}
-
 // baggageTag reads BaggageMember from baggage header values: its value
 // (percent-decoded, properties cut off), whether the baggage claims a tag,
 // and why the claim is unusable: members with different values, a member
@@ -219,6 +206,9 @@ func nearMissHeader[V any](h map[string]V) string {
 // that mentions the member and does not parse. Allocation-free unless the
 // value is percent-encoded or the claim is refused.
 func baggageTag(vals []string) (drill string, found bool, err error) {
+	if !spellsShadow(vals) {
+		return "", false, nil
+	}
 	mentioned := false
 	for _, v := range vals {
 		if !mentioned && strings.Contains(v, BaggageMember) {
@@ -275,6 +265,19 @@ func baggageTag(vals []string) (drill string, found bool, err error) {
 		}
 	}
 	return "", false, nil
+}
+
+// spellsShadow reports whether a value of vals has a 'w' in either case,
+// as BaggageMember and every near-miss of the tag's names do ("shadow"):
+// without one, baggage holds neither, and the common baggage of untagged
+// requests (tenant, user and session ids) is read no further.
+func spellsShadow(vals []string) bool {
+	for _, v := range vals {
+		if strings.IndexByte(v, 'w') >= 0 || strings.IndexByte(v, 'W') >= 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // mergeBaggage returns the baggage header values vals with the member

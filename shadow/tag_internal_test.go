@@ -111,6 +111,31 @@ func TestNearMiss(t *testing.T) {
 		if got := nearMiss(name); got != want {
 			t.Errorf("nearMiss(%q) = %v, want %v", name, got, want)
 		}
+		// baggageTag reads no further baggage without a 'w': sound only
+		// if every near-miss has one.
+		if want && !spellsShadow([]string{"k=v," + name + "=d1"}) {
+			t.Errorf("spellsShadow misses near-miss %q", name)
+		}
+	}
+}
+
+// TestBaggageWithoutShadow: baggage that cannot hold the tag or a
+// near-miss is untagged without being parsed, however broken it is; with
+// a 'w' in it, it is parsed as before.
+func TestBaggageWithoutShadow(t *testing.T) {
+	for _, tt := range []struct {
+		vals  []string
+		found bool
+	}{
+		{vals: []string{"tenant=acme,user=alice"}},
+		{vals: []string{"tenant=acme", ";;;==,"}},
+		{vals: []string{"tenant=acme", "LOADCAP-SHADO=d1"}},
+		{vals: []string{"tenant=acme", "LOADCAP-SHADOW=d1"}, found: true},
+		{vals: []string{"tenant=acme", "loadcap.shadow=d1"}, found: true},
+	} {
+		if _, found, _ := baggageTag(tt.vals); found != tt.found {
+			t.Errorf("baggageTag(%q) found = %v, want %v", tt.vals, found, tt.found)
+		}
 	}
 }
 
