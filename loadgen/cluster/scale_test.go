@@ -1,0 +1,179 @@
+package cluster
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/loadgen/cluster/clusterpb"
+	"github.com/loadcap/loadcap/scenarios"
+)
+
+// The scale the coordinator is sized for (issue 17): 100 agents, each
+// sending 10,000 requests a second over 20 request names.
+const (
+	simAgents  = 100
+	simNames   = 20
+	simRatePer = 10_000 // requests a second, per agent
+)
+
+// simScenario is a scenario of n request names at rate requests a second
+// for dur, against a port nothing listens on (the simulated agents send
+// nothing).
+func simScenario(tb testing.TB, n, rate int, dur time.Duration) *scenarios.File {
+	tb.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "target: http://127.0.0.1:9\nscenarios:\n  s:\n    executor: constant-arrival-rate\n    rate: %d\n    timeUnit: 1s\n    duration: %s\n    preAllocatedVUs: 100\nrequests:\n", rate, dur)
+	for i := range n {
+		fmt.Fprintf(&b, "  - {name: r%02d, path: /r%d}\n", i, i)
+	}
+	path := filepath.Join(tb.TempDir(), "sim.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	f, err := scenarios.Load(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return f
+}
+
+// simSecond is one second of a simulated agent as it goes on the wire:
+// rate requests spread evenly over names series, latencies log-normal
+// around 3 ms (σ 0.7: 90% between 1.2 and 9.5 ms) with 1% of them in a
+// tail up to 250 ms, service times 80-100% of the latency, 0.5% failed.
+// Each histogram holds a few hundred populated buckets, as a busy
+// agent's do.
+func simSecond(rng *rand.Rand, t, names, rate int) *clusterpb.Interval {
+	top := loadgen.DefaultHistTop.Microseconds()
+	s := &loadgen.Snapshot{T: t, End: time.Duration(t+1) * time.Second, Scheduled: int64(rate), Inflight: 30,
+		Busy: time.Duration(t+1) * 30 * time.Second / 1000, VUs: 40, PeakVUs: 45, Steal: -1,
+		Series: make([]loadgen.SeriesDelta, names)}
+	per := rate / names
+	for j := range s.Series {
+		lat, svc := hdr.NewPacked(1, top, 3), hdr.NewPacked(1, top, 3)
+		sd := &s.Series[j]
+		for range per {
+			v := math.Exp(math.Log(3000) + 0.7*rng.NormFloat64())
+			if rng.IntN(100) == 0 {
+				v = 10_000 + rng.Float64()*240_000
+			}
+			us := max(int64(v), 1)
+			_ = lat.RecordValue(us)
+			_ = svc.RecordValue(max(int64(float64(us)*(0.8+0.2*rng.Float64())), 1))
+			sd.LatencySum += time.Duration(us) * time.Microsecond
+			if rng.IntN(200) == 0 {
+				sd.Failed++
+				sd.Classes[1]++
+			} else {
+				sd.Completed++
+				sd.Classes[0]++
+			}
+		}
+		sd.Sent, sd.ServiceSum = int64(per), sd.LatencySum*9/10
+		sd.BytesSent, sd.BytesRecv = int64(per)*120, int64(per)*900
+		sd.Latency, sd.Service = lat, svc
+		sd.StatusCodes = map[int]int64{200: int64(t+1) * sd.Completed}
+	}
+	return encodeInterval(s)
+}
+
+// simWire is what a simulated agent streams in second t: the wire bytes
+// of one of a few distinct seconds (making a second's histograms costs
+// more than merging them), with its own interval number.
+type simWire struct {
+	seconds []*clusterpb.Interval
+}
+
+func newSimWire(distinct, names, rate int) *simWire {
+	rng := rand.New(rand.NewPCG(17, 5))
+	w := &simWire{}
+	for range distinct {
+		w.seconds = append(w.seconds, simSecond(rng, 0, names, rate))
+	}
+	return w
+}
+
+// message is agent a's snapshot of second t, marshalled.
+func (w *simWire) message(tb testing.TB, a, t int) []byte {
+	iv := proto.Clone(w.seconds[(a+t)%len(w.seconds)]).(*clusterpb.Interval)
+	iv.T, iv.EndNanos = int32(t), int64(time.Duration(t+1)*time.Second)
+	b, err := proto.Marshal(&clusterpb.Snapshot{Kind: &clusterpb.Snapshot_Interval{Interval: iv}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
+}
+
+// benchCoordinator is a coordinator of agents agents, started, whose
+// snapshots the benchmark hands it as its follow loops would.
+func benchCoordinator(tb testing.TB, f *scenarios.File, agents int, onInterval func(loadgen.Interval)) *Coordinator {
+	tb.Helper()
+	addrs := make([]string, agents)
+	for i := range addrs {
+		addrs[i] = fmt.Sprintf("127.0.0.1:%d", 20000+i)
+	}
+	plan, err := NewPlan(f, "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := NewCoordinator(f, plan, CoordinatorConfig{Agents: addrs, Insecure: true, OnInterval: onInterval})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c.merger.Start(time.Now())
+	return c
+}
+
+// BenchmarkCoordinatorSecond is one second of a run on 100 agents of
+// 10,000 requests a second over 20 names, on one core: every agent's
+// snapshot unmarshalled (what gRPC does on receipt), decoded and merged
+// (Coordinator.interval), the merged interval closed. One op is one
+// second of the run; it must take well under a second for the
+// coordinator to keep up.
+func BenchmarkCoordinatorSecond(b *testing.B) {
+	f := simScenario(b, simNames, simAgents*simRatePer, time.Hour)
+	w := newSimWire(8, simNames, simRatePer)
+	sums := make([]AgentReport, simAgents)
+	wire := make([][]byte, simAgents)
+	var bytes int
+	// What the merged intervals keep (their per-name histograms) is the
+	// run's retention; everything else a second allocates must be garbage.
+	var kept int
+	c := benchCoordinator(b, f, simAgents, func(iv loadgen.Interval) {
+		for _, h := range iv.Hists {
+			kept += h.GetMemorySize()
+		}
+	})
+	b.ReportAllocs()
+	for t := 0; b.Loop(); t++ {
+		b.StopTimer()
+		bytes = 0
+		for a := range wire {
+			wire[a] = w.message(b, a, t)
+			bytes += len(wire[a])
+		}
+		b.StartTimer()
+		for a, m := range wire {
+			var snap clusterpb.Snapshot
+			if err := proto.Unmarshal(m, &snap); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := c.interval(a, snap.GetInterval(), &sums[a]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(kept)/float64(b.N), "intervals-kept-B/op")
+	b.ReportMetric(float64(bytes)/simAgents, "wire-bytes/agent")
+	b.ReportMetric(float64(simAgents*simRatePer), "req/s-merged")
+}
