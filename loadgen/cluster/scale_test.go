@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,11 +13,14 @@ import (
 	"time"
 
 	hdr "github.com/HdrHistogram/hdrhistogram-go"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster/clusterpb"
 	"github.com/loadcap/loadcap/scenarios"
+	"github.com/loadcap/loadcap/test/israce"
+	"github.com/loadcap/loadcap/test/quiet"
 )
 
 // The scale the coordinator is sized for (issue 17): 100 agents, each
@@ -176,4 +181,133 @@ func BenchmarkCoordinatorSecond(b *testing.B) {
 	b.ReportMetric(float64(kept)/float64(b.N), "intervals-kept-B/op")
 	b.ReportMetric(float64(bytes)/simAgents, "wire-bytes/agent")
 	b.ReportMetric(float64(simAgents*simRatePer), "req/s-merged")
+}
+
+// simAgent is an agent that sends no request: it streams one simulated
+// second a second (simWire) from the agreed start, then its final totals.
+type simAgent struct {
+	clusterpb.UnimplementedAgentServer
+	series  []loadgen.Series
+	wire    *simWire
+	id      int
+	seconds int
+}
+
+func (a *simAgent) Prepare(context.Context, *clusterpb.PrepareRequest) (*clusterpb.PrepareResponse, error) {
+	resp := &clusterpb.PrepareResponse{}
+	for _, s := range a.series {
+		resp.Series = append(resp.Series, &clusterpb.Series{Scenario: s.Scenario, Name: s.Name})
+	}
+	return resp, nil
+}
+
+func (a *simAgent) Clock(context.Context, *clusterpb.ClockRequest) (*clusterpb.ClockResponse, error) {
+	now := time.Now().UnixNano()
+	return &clusterpb.ClockResponse{T2UnixNano: now, T3UnixNano: now}, nil
+}
+
+func (a *simAgent) Start(req *clusterpb.StartRequest, stream grpc.ServerStreamingServer[clusterpb.Snapshot]) error {
+	start := time.Unix(0, req.StartUnixNano)
+	var fin clusterpb.Final
+	for t := range a.seconds {
+		select {
+		case <-time.After(time.Until(start.Add(time.Duration(t+1) * time.Second))):
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		}
+		iv := proto.Clone(a.wire.seconds[(a.id+t)%len(a.wire.seconds)]).(*clusterpb.Interval)
+		iv.T, iv.EndNanos = int32(t), int64(time.Duration(t+1)*time.Second)
+		fin.Scheduled += iv.Scheduled
+		for _, d := range iv.Series {
+			fin.Sent += d.Sent
+			fin.Completed += d.Completed
+			fin.Failed += d.Failed
+		}
+		if err := stream.Send(&clusterpb.Snapshot{Kind: &clusterpb.Snapshot_Interval{Interval: iv}}); err != nil {
+			return err
+		}
+	}
+	fin.Status, fin.DurationNanos = loadgen.StatusPassed, int64(time.Duration(a.seconds)*time.Second)
+	return stream.Send(&clusterpb.Snapshot{Kind: &clusterpb.Snapshot_Final{Final: &fin}})
+}
+
+func (a *simAgent) Stop(context.Context, *clusterpb.StopRequest) (*clusterpb.StopResponse, error) {
+	return &clusterpb.StopResponse{}, nil
+}
+
+// serveSimAgents serves n simulated agents on loopback until the test
+// ends and returns their addresses.
+func serveSimAgents(t *testing.T, f *scenarios.File, n, seconds int, w *simWire) []string {
+	t.Helper()
+	var addrs []string
+	for i := range n {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := grpc.NewServer()
+		clusterpb.RegisterAgentServer(srv, &simAgent{series: loadgen.SeriesOf(f), wire: w, id: i, seconds: seconds})
+		go func() { _ = srv.Serve(lis) }()
+		t.Cleanup(srv.Stop)
+		addrs = append(addrs, lis.Addr().String())
+	}
+	return addrs
+}
+
+// TestCoordinatorKeepsUpWithAHundredAgents streams 100 simulated agents
+// (20 names, 10,000 requests a second each: a million a second in all)
+// into one coordinator over gRPC on loopback, in this one process, and
+// checks that every merged second is out within a second of its end (no
+// backlog builds) and that the merged totals are every agent's. With the
+// race detector, whose code runs several times slower, 4 agents.
+func TestCoordinatorKeepsUpWithAHundredAgents(t *testing.T) {
+	agents, seconds := simAgents, 4
+	if israce.Enabled {
+		agents = 4
+	}
+	f := simScenario(t, simNames, agents*simRatePer, time.Duration(seconds)*time.Second)
+	w := newSimWire(8, simNames, simRatePer)
+	addrs := serveSimAgents(t, f, agents, seconds, w)
+	plan, err := NewPlan(f, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	quiet.Retry(t, 3, func(a *quiet.A) {
+		var start time.Time
+		var lags []time.Duration
+		cfg := CoordinatorConfig{Agents: addrs, Insecure: true, PrepareTimeout: 20 * time.Second,
+			OnStart: func(s time.Time) { start = s },
+			OnInterval: func(iv loadgen.Interval) {
+				lags = append(lags, time.Since(start.Add(time.Duration(iv.T+1)*time.Second)))
+			}}
+		res, rep, err := Run(context.Background(), f, plan, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(lags) != seconds {
+			a.Errorf("merged %d seconds, want %d", len(lags), seconds)
+		}
+		for i, l := range lags {
+			a.Logf("second %d merged %v after its end", i, l.Round(time.Millisecond))
+			if l > time.Second {
+				a.Errorf("second %d merged %v after its end: the coordinator falls behind %d agents", i, l, agents)
+			}
+		}
+		var want int64
+		for i := range agents {
+			for s := range seconds {
+				for _, d := range w.seconds[(i+s)%len(w.seconds)].Series {
+					want += d.Sent
+				}
+			}
+		}
+		if res.Totals.Sent != want || res.Latency.TotalCount() != res.Totals.Completed+res.Totals.Failed {
+			a.Errorf("merged sent %d (want %d), latency count %d, completed+failed %d", res.Totals.Sent, want, res.Latency.TotalCount(), res.Totals.Completed+res.Totals.Failed)
+		}
+		for _, ar := range rep.Agents {
+			if ar.Status != AgentDone || ar.Error != "" {
+				a.Errorf("agent %s: %s %s", ar.Addr, ar.Status, ar.Error)
+			}
+		}
+	})
 }
