@@ -24,6 +24,7 @@ import (
 type clusterFlags struct {
 	agents         []string
 	sequence       string
+	segment        string
 	cert, key, ca  string
 	insecure       bool
 	prepareTimeout time.Duration
@@ -33,6 +34,7 @@ func (c *clusterFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringSliceVar(&c.agents, "agents", nil, "run on these agents (host:port, loadcap agent) instead of locally")
 	fl.StringVar(&c.sequence, "execution-segment-sequence", "", `with --agents: k6 segment sequence, one segment per agent ("0,1/4,1"); default an even split`)
+	fl.StringVar(&c.segment, "execution-segment", "", `with --agents: run only this part of the load ("0:1/2") over these agents, one segment each of --execution-segment-sequence, which lists every coordinator's agents; loadcap merge adds the coordinators' results up`)
 	fl.StringVar(&c.cert, "tls-cert", "", "with --agents: the coordinator's client certificate (loadcap certs: coordinator.pem)")
 	fl.StringVar(&c.key, "tls-key", "", "with --agents: its key (coordinator-key.pem)")
 	fl.StringVar(&c.ca, "ca", "", "with --agents: the CA the agents' certificates chain to (ca.pem)")
@@ -199,7 +201,7 @@ func newK8sCmd(st *state) *cobra.Command {
 // flags: warnings to stderr, progress there too unless quiet.
 func (c *clusterFlags) coordinatorConfig(st *state, quiet bool) cluster.CoordinatorConfig {
 	cfg := cluster.CoordinatorConfig{
-		Agents: c.agents, Sequence: c.sequence, CertFile: c.cert, KeyFile: c.key, CAFile: c.ca,
+		Agents: c.agents, Sequence: c.sequence, Segment: c.segment, CertFile: c.cert, KeyFile: c.key, CAFile: c.ca,
 		Insecure: c.insecure, PrepareTimeout: c.prepareTimeout,
 		Logger: slog.New(slog.NewTextHandler(st.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
