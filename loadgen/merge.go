@@ -261,8 +261,16 @@ func (m *Merger) merge(t int) {
 				sd.Latency.MergeInto(m.ivAll)
 				sd.Latency.MergeInto(m.ivName[j])
 			}
+			if b := sd.LatencyBuckets; b != nil {
+				b.addTo(r.lat[j])
+				b.addTo(m.ivAll)
+				b.addTo(m.ivName[j])
+			}
 			if sd.Service != nil {
 				sd.Service.MergeInto(r.svc[j])
+			}
+			if b := sd.ServiceBuckets; b != nil {
+				b.addTo(r.svc[j])
 			}
 			if sd.StatusCodes != nil {
 				p.status[j] = sd.StatusCodes
