@@ -294,10 +294,16 @@ func TestCoordinatorKeepsUpWithAHundredAgents(t *testing.T) {
 			OnInterval: func(iv loadgen.Interval) {
 				lags = append(lags, time.Since(start.Add(time.Duration(iv.T+1)*time.Second)))
 			}}
+		var r0, r1 syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
 		res, rep, err := Run(context.Background(), f, plan, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r1)
+		cpu := time.Duration(r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano())
+		a.Logf("%d agents, %d seconds: this process (the agents' gRPC sends and the coordinator) used %v of CPU a second",
+			agents, seconds, (cpu / time.Duration(seconds)).Round(time.Millisecond))
 		if len(lags) != seconds {
 			a.Errorf("merged %d seconds, want %d", len(lags), seconds)
 		}
