@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -172,8 +173,17 @@ func BenchmarkCoordinatorSecond(b *testing.B) {
 	var bytes int
 	var r0, r1 syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &r0)
+	// The live heap from the third second on (the first ones size the
+	// merger's histograms and buffers) less what the merged seconds keep:
+	// what else a second leaves behind (at -benchtime of 20x or more).
+	const warm = 3
+	var heapWarm uint64
+	keptWarm := 0
 	b.ReportAllocs()
 	for t := 0; b.Loop(); t++ {
+		if t == warm {
+			heapWarm, keptWarm = liveHeap(), kept
+		}
 		bytes = 0
 		for a := range wire {
 			wire[a] = w.appendMessage(wire[a][:0], a, t)
@@ -193,8 +203,25 @@ func BenchmarkCoordinatorSecond(b *testing.B) {
 	cpu := time.Duration(r1.Utime.Nano() + r1.Stime.Nano() - r0.Utime.Nano() - r0.Stime.Nano())
 	b.ReportMetric(cpu.Seconds()*1000/float64(b.N), "cpu-ms/op")
 	b.ReportMetric(float64(kept)/float64(b.N), "intervals-kept-B/op")
+	if b.N >= 20 {
+		secs := float64(b.N - warm)
+		b.ReportMetric((float64(liveHeap())-float64(heapWarm)-float64(kept-keptWarm))/secs, "other-heap-growth-B/op")
+		// Alive at the warm-up reading, so alive at this one too.
+		runtime.KeepAlive(c)
+		runtime.KeepAlive(w)
+		runtime.KeepAlive(wire)
+		runtime.KeepAlive(sums)
+	}
 	b.ReportMetric(float64(bytes)/simAgents, "wire-bytes/agent")
 	b.ReportMetric(float64(simAgents*simRatePer), "req/s-merged")
+}
+
+// liveHeap is the heap in use after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
 }
 
 // simAgent is an agent that sends no request: it streams one simulated
