@@ -97,6 +97,17 @@ requests:
 		t.Fatalf("merge: %s", p.stderr.String())
 	}
 	wide := readRun(t, all)
+	// A part that is not a valid run result stops the merge with 104,
+	// naming it, and writes nothing.
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"schema": "loadcap.run/v1", "totals": {"sent": -1}}`), 0o644)
+	none := filepath.Join(dir, "none.json")
+	if p := start(t, "merge", outs[0], bad, "--out", none); p.wait(t, 30*time.Second) != 104 || !strings.Contains(p.stderr.String(), "bad.json") {
+		t.Errorf("merging an invalid run: exit %d, %s; want 104 naming bad.json", p.cmd.ProcessState.ExitCode(), p.stderr.String())
+	}
+	if _, err := os.Stat(none); err == nil {
+		t.Errorf("a failed merge wrote %s", none)
+	}
 	var perHalf []int64
 	for _, o := range outs {
 		perHalf = append(perHalf, readRun(t, o).Totals.Scheduled)
