@@ -34,6 +34,13 @@ type Merger struct {
 	stoppedAt     time.Duration // since the start, when Abort was first called
 	lost          []Lost
 	lostPart      []int // the part of each lost
+
+	// The interval being merged: latency of all series and per request
+	// name. Dense, so that merging a part's histogram costs its populated
+	// buckets only (a sparse aggregate costs its own size per merge, which
+	// grows with the parts: quadratic over a hundred agents).
+	ivAll  *hdr.Histogram
+	ivName []*hdr.Histogram // per series: its name's (shared by series of one name)
 }
 
 type mergePart struct {
@@ -74,8 +81,16 @@ func NewMerger(f *scenarios.File, parts int, opts ...Option) (*Merger, error) {
 	_, top, total := limits(f)
 	m := &Merger{f: f, o: o, rec: NewRecorder(series, top), parts: make([]mergePart, parts)}
 	m.prog = newProgress(o.progress, o.live, o.plainEach, total)
+	m.ivAll = m.rec.newHist()
+	byName := map[string]*hdr.Histogram{}
 	for _, s := range series {
 		m.names = append(m.names, s.Name)
+		h, ok := byName[s.Name]
+		if !ok {
+			h = m.rec.newHist()
+			byName[s.Name] = h
+		}
+		m.ivName = append(m.ivName, h)
 	}
 	for i := range m.parts {
 		m.parts[i] = mergePart{
@@ -198,10 +213,10 @@ func (m *Merger) mergeReady() {
 func (m *Merger) merge(t int) {
 	r := m.rec
 	iv := Interval{T: t, Hists: map[string]*hdr.PackedHistogram{}, Steal: -1}
-	for _, h := range r.perName {
-		h.Reset()
+	m.ivAll.Reset()
+	for _, h := range m.ivName {
+		h.Reset() // twice for a name shared by series: cheap, and simpler
 	}
-	r.allPacked.Reset()
 	for i := range m.parts {
 		p := &m.parts[i]
 		s, ok := p.pending[t]
@@ -243,11 +258,19 @@ func (m *Merger) merge(t int) {
 			}
 			if sd.Latency != nil {
 				sd.Latency.MergeInto(r.lat[j])
-				r.allPacked.Merge(sd.Latency)
-				r.perName[m.names[j]].Merge(sd.Latency)
+				sd.Latency.MergeInto(m.ivAll)
+				sd.Latency.MergeInto(m.ivName[j])
+			}
+			if b := sd.LatencyBuckets; b != nil {
+				b.addTo(r.lat[j])
+				b.addTo(m.ivAll)
+				b.addTo(m.ivName[j])
 			}
 			if sd.Service != nil {
 				sd.Service.MergeInto(r.svc[j])
+			}
+			if b := sd.ServiceBuckets; b != nil {
+				b.addTo(r.svc[j])
 			}
 			if sd.StatusCodes != nil {
 				p.status[j] = sd.StatusCodes
@@ -257,12 +280,13 @@ func (m *Merger) merge(t int) {
 			}
 		}
 	}
-	iv.Latency = summarizePacked(r.allPacked)
-	for name, h := range r.perName {
-		if h.TotalCount() > 0 {
-			c := h.Clone()
+	iv.Latency = Summarize(m.ivAll)
+	for j, h := range m.ivName {
+		if _, done := iv.Hists[m.names[j]]; !done && h.TotalCount() > 0 {
+			c := r.newPacked()
+			c.MergeFrom(h)
 			c.Compact()
-			iv.Hists[name] = c
+			iv.Hists[m.names[j]] = c
 		}
 	}
 	r.mu.Lock()

@@ -1,6 +1,7 @@
 package loadgen
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -57,6 +58,26 @@ func sameBuckets(t *testing.T, what string, a, b *hdr.Histogram) {
 // single recorder and spread over three "agents" whose snapshots are
 // merged: every histogram must match bucket by bucket, and every count.
 func TestMergedEqualsSingleRecorder(t *testing.T) {
+	// Snapshots as an agent's engine makes them (sparse histograms), and
+	// as a coordinator decodes them (bucket lists).
+	for _, buckets := range []bool{false, true} {
+		t.Run(fmt.Sprintf("buckets=%v", buckets), func(t *testing.T) { mergedEqualsSingleRecorder(t, buckets) })
+	}
+}
+
+// bucketsOf lists h's buckets; nil for nil.
+func bucketsOf(h *hdr.PackedHistogram) *Buckets {
+	if h == nil {
+		return nil
+	}
+	b := &Buckets{}
+	for v, c := range h.ForEachBucket {
+		b.Values, b.Counts = append(b.Values, v), append(b.Counts, c)
+	}
+	return b
+}
+
+func mergedEqualsSingleRecorder(t *testing.T, buckets bool) {
 	f := twoSeriesFile(t)
 	series := SeriesOf(f)
 	_, top, _ := limits(f)
@@ -99,6 +120,13 @@ func TestMergedEqualsSingleRecorder(t *testing.T) {
 		for i, a := range agents {
 			snap := &Snapshot{}
 			a.rotate(now, snap)
+			if buckets {
+				for j := range snap.Series {
+					sd := &snap.Series[j]
+					sd.LatencyBuckets, sd.ServiceBuckets = bucketsOf(sd.Latency), bucketsOf(sd.Service)
+					sd.Latency, sd.Service = nil, nil
+				}
+			}
 			if _, err := m.Add(i, snap); err != nil {
 				t.Fatal(err)
 			}

@@ -146,6 +146,7 @@ func newRoot(st *state) *cobra.Command {
 		newTargetCmd(st),
 		newCapacityCmd(st),
 		newCompareCmd(st),
+		newMergeCmd(st),
 		newReportCmd(st),
 		newShadowCmd(st),
 		newDrillCmd(st),

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +16,7 @@ import (
 	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/cluster"
+	"github.com/loadcap/loadcap/reports"
 	"github.com/loadcap/loadcap/scenarios"
 )
 
@@ -20,6 +24,7 @@ import (
 type clusterFlags struct {
 	agents         []string
 	sequence       string
+	segment        string
 	cert, key, ca  string
 	insecure       bool
 	prepareTimeout time.Duration
@@ -29,6 +34,7 @@ func (c *clusterFlags) add(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringSliceVar(&c.agents, "agents", nil, "run on these agents (host:port, loadcap agent) instead of locally")
 	fl.StringVar(&c.sequence, "execution-segment-sequence", "", `with --agents: k6 segment sequence, one segment per agent ("0,1/4,1"); default an even split`)
+	fl.StringVar(&c.segment, "execution-segment", "", `with --agents: run only this part of the load ("0:1/2") over these agents, one segment each of --execution-segment-sequence, which lists every coordinator's agents; loadcap merge adds the coordinators' results up`)
 	fl.StringVar(&c.cert, "tls-cert", "", "with --agents: the coordinator's client certificate (loadcap certs: coordinator.pem)")
 	fl.StringVar(&c.key, "tls-key", "", "with --agents: its key (coordinator-key.pem)")
 	fl.StringVar(&c.ca, "ca", "", "with --agents: the CA the agents' certificates chain to (ca.pem)")
@@ -37,7 +43,10 @@ func (c *clusterFlags) add(cmd *cobra.Command) {
 }
 
 func newAgentCmd(st *state) *cobra.Command {
-	var cfg cluster.AgentConfig
+	var (
+		cfg      cluster.AgentConfig
+		partsDir string
+	)
 	cmd := &cobra.Command{
 		Use:   "agent --listen ADDR --tls-cert agent.pem --tls-key agent-key.pem --client-ca ca.pem --allow-target CIDRS,HOSTS",
 		Short: "Serve as a load agent for `loadcap run --agents` (mutual TLS; sends only to its allow list)",
@@ -58,6 +67,12 @@ may read only the files shipped beside it.`,
 			}
 			cfg.Logger = slog.New(slog.NewTextHandler(st.stderr, nil))
 			cfg.Replay = agentReplay
+			if partsDir != "" {
+				if err := os.MkdirAll(partsDir, 0o755); err != nil {
+					return cli.WithCode(cli.ExitUsage, fmt.Errorf("--parts-dir: %w", err))
+				}
+				cfg.OnPart = func(p cluster.Part) { writePart(st, partsDir, p) }
+			}
 			cfg.OnListen = func(agent, metrics string) {
 				fmt.Fprintf(st.stderr, "agent serving on %s", agent)
 				if metrics != "" {
@@ -86,7 +101,20 @@ may read only the files shipped beside it.`,
 	fl.StringSliceVar(&cfg.AllowTargets, "allow-target", nil, "hosts and CIDR ranges this agent may send to (default: loopback only)")
 	fl.StringSliceVar(&cfg.SecretHeaders, "secret-header", nil, "more header names whose values are never logged")
 	fl.StringVar(&cfg.MetricsListen, "metrics-listen", "", "serve live Prometheus metrics on this address")
+	fl.StringVar(&partsDir, "parts-dir", "", "write this agent's own result of every run as RUNID-SEGMENT.json here (loadcap merge adds parts up)")
 	return cmd
+}
+
+// writePart writes an agent's part of a run as a run.json in dir; a
+// failure is logged, the run goes on.
+func writePart(st *state, dir string, p cluster.Part) {
+	m := meta(p.File)
+	m.File = p.Scenario
+	seg := strings.NewReplacer("/", "_", ":", "-").Replace(p.Segment.String())
+	path := filepath.Join(dir, p.RunID+"-"+seg+".json")
+	if err := reports.NewRun(p.Result, m).WriteFile(path); err != nil {
+		fmt.Fprintf(st.stderr, "agent: run %s: %v\n", p.RunID, err)
+	}
 }
 
 // agentReplay opens a prepared plan's recording on an agent.
@@ -173,7 +201,7 @@ func newK8sCmd(st *state) *cobra.Command {
 // flags: warnings to stderr, progress there too unless quiet.
 func (c *clusterFlags) coordinatorConfig(st *state, quiet bool) cluster.CoordinatorConfig {
 	cfg := cluster.CoordinatorConfig{
-		Agents: c.agents, Sequence: c.sequence, CertFile: c.cert, KeyFile: c.key, CAFile: c.ca,
+		Agents: c.agents, Sequence: c.sequence, Segment: c.segment, CertFile: c.cert, KeyFile: c.key, CAFile: c.ca,
 		Insecure: c.insecure, PrepareTimeout: c.prepareTimeout,
 		Logger: slog.New(slog.NewTextHandler(st.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}

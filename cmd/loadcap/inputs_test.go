@@ -68,6 +68,7 @@ requests:
 		{[]string{"report", overall, "-o", html}, overall + `: histograms["home"]`},
 		{[]string{"compare", negative, run}, negative + ": totals.failed: -200 is negative"},
 		{[]string{"report", run, negative, "-o", html}, negative + ": totals.failed"},
+		{[]string{"merge", run, perSecond, "--out", html}, perSecond + `: intervals[1].histograms["home"]`},
 	} {
 		res := loadcap(t, nil, false, tc.args...)
 		if res.code != 104 || !strings.Contains(res.stderr, tc.field) {
@@ -78,7 +79,7 @@ requests:
 		}
 	}
 	if _, err := os.Stat(html); err == nil {
-		t.Errorf("report wrote %s from a corrupt run result", html)
+		t.Errorf("report or merge wrote %s from a corrupt run result", html)
 	}
 }
 

@@ -96,6 +96,13 @@ type AgentConfig struct {
 	K6Command []string
 	K6Env     []string
 
+	// OnPart, when set, is called with the agent's own result of every
+	// scenario run it finished (not of k6 archives), on its own clock and
+	// without thresholds (the coordinator evaluates those over every part):
+	// what it sent, to audit a merged result against (loadcap agent
+	// --parts-dir writes it as a run.json).
+	OnPart func(Part)
+
 	now func() time.Time // the agent's clock; tests skew it
 }
 
@@ -215,6 +222,15 @@ type agent struct {
 	closed   bool
 }
 
+// Part is one agent's part of a distributed run (AgentConfig.OnPart).
+type Part struct {
+	RunID    string           // the coordinator's run id
+	Scenario string           // the scenario file's name, as the coordinator sent it
+	File     *scenarios.File  // the plan as the agent parsed it
+	Segment  *loadgen.Segment // the agent's part of the load
+	Result   *loadgen.Result
+}
+
 // plannedRun is a prepared plan: parsed, checked, an engine ready.
 type plannedRun struct {
 	id     string
@@ -227,6 +243,10 @@ type plannedRun struct {
 	once   sync.Once
 
 	k6 *k6Run // a k6 archive's run instead of eng
+
+	name string // the scenario file's name
+	file *scenarios.File
+	seg  *loadgen.Segment
 }
 
 // stopper ends a run early: a loadgen.Engine or a k6.Runner.
@@ -429,6 +449,7 @@ func (a *agent) prepare(ctx context.Context, req *clusterpb.PrepareRequest) (_ *
 			eng.Kill(CauseTargetRefused, fmt.Sprintf("a recorded request goes to %q, not one of the hosts checked at prepare", host))
 		}
 	}
+	p.name, p.file, p.seg = req.ScenarioName, f, seg
 	resp := &clusterpb.PrepareResponse{Hosts: list}
 	for _, s := range p.eng.Series() {
 		resp.Series = append(resp.Series, &clusterpb.Series{Scenario: s.Scenario, Name: s.Name})
@@ -627,6 +648,9 @@ func (a *agent) Start(req *clusterpb.StartRequest, stream clusterpb.Agent_StartS
 	}
 	a.log.Info("run ended", "run", p.id, "status", o.res.Status, "reason", o.res.AbortReason,
 		"sent", o.res.Totals.Sent, "dropped", o.res.Totals.Dropped)
+	if a.cfg.OnPart != nil {
+		a.cfg.OnPart(Part{RunID: p.id, Scenario: p.name, File: p.file, Segment: p.seg, Result: o.res})
+	}
 	if sendErr != nil {
 		return sendErr
 	}

@@ -23,6 +23,9 @@
 //     offsets hold i; closed-model VUs are scaled by ExecutionTuple.ScaleInt64;
 //     replay record i goes to the segment owning i. Histograms merge bucket by
 //     bucket (loadgen.Merger), so every percentile equals a single recorder's.
+//     A coordinator may run one part of a wider load
+//     (CoordinatorConfig.Segment): several coordinators' results then add up
+//     to one run's exactly (reports.Merge, loadcap merge).
 //   - Security: mutual TLS by default (ServerTLS, ClientTLS, WriteCerts);
 //     plaintext only when every address is loopback. An agent refuses plans
 //     aimed outside its allow list (AllowList; loopback only by default) and
