@@ -82,6 +82,9 @@ func IsProtocol(err error) bool {
 	return errors.As(err, &pe) || errors.As(err, &ce)
 }
 
+// wrapConn, when set (by tests), wraps every connection Dial makes.
+var wrapConn func(net.Conn) net.Conn
+
 // Options is what dialling needs.
 type Options struct {
 	Addr        string        // dial address, host:port
@@ -218,6 +221,9 @@ func Dial(ctx context.Context, o *Options) (*Conn, error) {
 			return nil, &TLSError{fmt.Errorf("the server did not negotiate h2 (ALPN %q)", p)}
 		}
 		nc = tc
+	}
+	if wrapConn != nil {
+		nc = wrapConn(nc)
 	}
 	c := &Conn{
 		nc:         nc,
