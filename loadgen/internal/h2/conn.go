@@ -198,6 +198,7 @@ func Dial(ctx context.Context, o *Options) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	nc = newSysConn(nc)
 	if o.TLS != nil {
 		cfg := o.TLS.Clone()
 		if cfg.ServerName == "" {
