@@ -5,11 +5,13 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
+
+	"github.com/loadcap/loadcap/loadgen/internal/rawio"
 )
 
 // tcpConn is a TCP connection that saves the read syscall which, right
-// after a request is written, almost always fails with EAGAIN.
+// after a request is written, almost always fails with EAGAIN, and makes
+// its calls raw (package rawio).
 //
 // With deferring set, Write only queues the request. The next Read, inside
 // one RawConn.Read, writes the queue and then waits on the poller before its
@@ -99,7 +101,7 @@ func (t *tcpConn) Read(p []byte) (int, error) {
 func (t *tcpConn) callback(fd uintptr) bool {
 	if t.off < len(t.pending) {
 		for t.off < len(t.pending) {
-			n, err := rawIO(syscall.SYS_WRITE, fd, t.pending[t.off:])
+			n, err := rawio.Write(fd, t.pending[t.off:])
 			switch {
 			case err == syscall.EINTR:
 				continue
@@ -119,7 +121,7 @@ func (t *tcpConn) callback(fd uintptr) bool {
 		return false // the reply cannot be here yet
 	}
 	for {
-		n, err := rawIO(syscall.SYS_READ, fd, t.p)
+		n, err := rawio.Read(fd, t.p)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -134,22 +136,4 @@ func (t *tcpConn) callback(fd uintptr) bool {
 		}
 		return true
 	}
-}
-
-// rawIO reads or writes (trap) the non-blocking socket fd with p, as a raw
-// system call: one that cannot block needs no hand-off of the processor,
-// and telling the scheduler about it (syscall.Read and Write do) costs
-// more than the call on a one-core generator: the scheduler's monitor,
-// seeing the processor in a system call on two of its 20 µs ticks, hands
-// it to another thread, and the threads' wake-ups and sleeps came to
-// half a futex or nanosleep call per request.
-func rawIO(trap, fd uintptr, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, e := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
 }

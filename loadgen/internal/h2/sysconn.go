@@ -5,17 +5,13 @@ import (
 	"net"
 	"os"
 	"syscall"
-	"unsafe"
+
+	"github.com/loadcap/loadcap/loadgen/internal/rawio"
 )
 
-// sysConn reads and writes a TCP connection in raw system calls inside
-// the poller's callbacks. The socket is non-blocking, so no call can
-// block, and telling the scheduler about each (as net.Conn does) costs
-// more than the call on a one-core generator: its monitor, seeing the
-// processor in a system call on two of its 20 µs ticks, hands it to
-// another thread, and those threads' wake-ups and sleeps add futex and
-// nanosleep calls and context switches. Read is used by one goroutine at
-// a time, and so is Write (the connection's reader and writer).
+// sysConn reads and writes a TCP connection in raw system calls (package
+// rawio) inside the poller's callbacks. Read is used by one goroutine at a
+// time, and so is Write (the connection's reader and writer).
 type sysConn struct {
 	net.Conn
 	rc syscall.RawConn
@@ -61,7 +57,7 @@ func (s *sysConn) Read(p []byte) (int, error) {
 // readCB reads once; false (nothing to read yet) waits for the poller.
 func (s *sysConn) readCB(fd uintptr) bool {
 	for {
-		n, err := rawIO(syscall.SYS_READ, fd, s.rp)
+		n, err := rawio.Read(fd, s.rp)
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -93,7 +89,7 @@ func (s *sysConn) Write(p []byte) (int, error) {
 // the poller and is called again.
 func (s *sysConn) writeCB(fd uintptr) bool {
 	for s.wn < len(s.wp) {
-		n, err := rawIO(syscall.SYS_WRITE, fd, s.wp[s.wn:])
+		n, err := rawio.Write(fd, s.wp[s.wn:])
 		switch {
 		case err == syscall.EINTR:
 			continue
@@ -106,17 +102,4 @@ func (s *sysConn) writeCB(fd uintptr) bool {
 		s.wn += n
 	}
 	return true
-}
-
-// rawIO reads or writes (trap) fd with p in a raw system call, one the
-// scheduler is not told about.
-func rawIO(trap, fd uintptr, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n, _, e := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return -1, e
-	}
-	return int(n), nil
 }
