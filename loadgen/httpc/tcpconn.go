@@ -5,10 +5,13 @@ import (
 	"net"
 	"os"
 	"syscall"
+
+	"github.com/loadcap/loadcap/loadgen/internal/rawio"
 )
 
 // tcpConn is a TCP connection that saves the read syscall which, right
-// after a request is written, almost always fails with EAGAIN.
+// after a request is written, almost always fails with EAGAIN, and makes
+// its calls raw (package rawio).
 //
 // With deferring set, Write only queues the request. The next Read, inside
 // one RawConn.Read, writes the queue and then waits on the poller before its
@@ -98,7 +101,7 @@ func (t *tcpConn) Read(p []byte) (int, error) {
 func (t *tcpConn) callback(fd uintptr) bool {
 	if t.off < len(t.pending) {
 		for t.off < len(t.pending) {
-			n, err := syscall.Write(int(fd), t.pending[t.off:])
+			n, err := rawio.Write(fd, t.pending[t.off:])
 			switch {
 			case err == syscall.EINTR:
 				continue
@@ -118,7 +121,7 @@ func (t *tcpConn) callback(fd uintptr) bool {
 		return false // the reply cannot be here yet
 	}
 	for {
-		n, err := syscall.Read(int(fd), t.p)
+		n, err := rawio.Read(fd, t.p)
 		switch {
 		case err == syscall.EINTR:
 			continue

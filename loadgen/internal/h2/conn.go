@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -18,12 +19,20 @@ import (
 	"golang.org/x/net/http2/hpack"
 )
 
-// One Conn carries many concurrent streams: callers write their frames
-// under wmu (the last writer of a burst flushes, so concurrent calls share
-// a write syscall), one reader goroutine decodes every frame and completes
-// streams by id, and one control goroutine writes what the reader must
-// answer (SETTINGS and PING acks, WINDOW_UPDATEs), so that the reader never
-// waits for the socket's write side.
+// One Conn carries many concurrent streams: callers append their frames
+// to the write queue under wmu and one writer goroutine writes the queue
+// out when it has gone idle (as h2load's event loop and grpc-go's loopy
+// writer do): woken by the first frame of a burst, it first yields the
+// processor, so that every goroutine ready to run (the callers the reader
+// just answered) queues its request too, and one write syscall carries
+// them all. One reader goroutine decodes every frame and completes streams
+// by id, and one control goroutine queues what the reader must answer
+// (SETTINGS and PING acks, WINDOW_UPDATEs), so that the reader never waits
+// for the socket's write side.
+//
+// The queue needs no bound of its own: each stream queues one header
+// block, DATA stays within the server's flow-control windows, and control
+// frames answer the server's.
 //
 // Lock order: wmu, then mu, then cmu.
 
@@ -73,6 +82,9 @@ func IsProtocol(err error) bool {
 	return errors.As(err, &pe) || errors.As(err, &ce)
 }
 
+// wrapConn, when set (by tests), wraps every connection Dial makes.
+var wrapConn func(net.Conn) net.Conn
+
 // Options is what dialling needs.
 type Options struct {
 	Addr        string        // dial address, host:port
@@ -85,13 +97,15 @@ type Options struct {
 // concurrent use.
 type Conn struct {
 	nc net.Conn
-	fr *http2.Framer // writes under wmu; reads by the reader only
-	bw *bufio.Writer
+	fr *http2.Framer // writes into out under wmu; reads by the reader only
 
 	wmu     sync.Mutex
-	wwait   atomic.Int32 // writers holding or waiting for wmu: the last flushes
-	werr    error        // first write error, under wmu
-	scratch []byte       // DATA payload assembly, under wmu
+	out     queue         // frames not yet handed to the writer, under wmu
+	queued  bool          // the writer is signalled and has not taken out yet, under wmu
+	flushCh chan struct{} // wakes the writer
+	spare   []byte        // writer-owned: the buffer it last wrote, reused as out
+	werr    error         // first write error, under wmu
+	scratch []byte        // DATA payload assembly, under wmu
 
 	broken atomic.Bool // going away or dead: no new streams
 
@@ -184,6 +198,7 @@ func Dial(ctx context.Context, o *Options) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	nc = newSysConn(nc)
 	if o.TLS != nil {
 		cfg := o.TLS.Clone()
 		if cfg.ServerName == "" {
@@ -208,9 +223,13 @@ func Dial(ctx context.Context, o *Options) (*Conn, error) {
 		}
 		nc = tc
 	}
+	if wrapConn != nil {
+		nc = wrapConn(nc)
+	}
 	c := &Conn{
 		nc:         nc,
-		bw:         bufio.NewWriterSize(nc, bufSize),
+		flushCh:    make(chan struct{}, 1),
+		spare:      make([]byte, 0, bufSize),
 		streams:    map[uint32]*Stream{},
 		nextID:     1,
 		maxStreams: 1<<32 - 1,
@@ -226,7 +245,8 @@ func Dial(ctx context.Context, o *Options) (*Conn, error) {
 	// allocates nothing.
 	c.br = bufio.NewReaderSize(nc, bufSize)
 	c.rbuf = make([]byte, defaultFrame)
-	c.fr = http2.NewFramer(c.bw, nil)
+	c.out.b = make([]byte, 0, bufSize)
+	c.fr = http2.NewFramer(&c.out, nil)
 	c.dec = hpack.NewDecoder(4096, c.field)
 
 	if dl, ok := ctx.Deadline(); ok {
@@ -236,7 +256,7 @@ func Dial(ctx context.Context, o *Options) (*Conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("http/2 handshake: %w", err)
 	}
-	if _, err := io.WriteString(c.bw, http2.ClientPreface); err != nil {
+	if _, err := io.WriteString(&c.out, http2.ClientPreface); err != nil {
 		return fail(err)
 	}
 	if err := c.fr.WriteSettings(
@@ -248,7 +268,7 @@ func Dial(ctx context.Context, o *Options) (*Conn, error) {
 	if err := c.fr.WriteWindowUpdate(0, connWindow-defaultWin); err != nil {
 		return fail(err)
 	}
-	if err := c.bw.Flush(); err != nil {
+	if err := c.out.writeTo(nc); err != nil {
 		return fail(err)
 	}
 	// The server's SETTINGS come first: read them before any stream opens,
@@ -266,12 +286,13 @@ func Dial(ctx context.Context, o *Options) (*Conn, error) {
 	if err := c.fr.WriteSettingsAck(); err != nil {
 		return fail(err)
 	}
-	if err := c.bw.Flush(); err != nil {
+	if err := c.out.writeTo(nc); err != nil {
 		return fail(err)
 	}
 	_ = nc.SetDeadline(time.Time{})
 	go c.readLoop()
 	go c.ctrlLoop()
+	go c.writeLoop()
 	return c, nil
 }
 
@@ -338,23 +359,67 @@ func (c *Conn) passSlot() {
 	}
 }
 
-// lockW takes the write lock; unlockW releases it, flushing when no other
-// writer is waiting.
-func (c *Conn) lockW() {
-	c.wwait.Add(1)
-	c.wmu.Lock()
+// queue is the connection's write queue: the framer appends to it.
+type queue struct{ b []byte }
+
+func (q *queue) Write(p []byte) (int, error) {
+	q.b = append(q.b, p...)
+	return len(p), nil
 }
 
+// writeTo writes the queue out and empties it (the dial, before the
+// writer starts).
+func (q *queue) writeTo(w io.Writer) error {
+	_, err := w.Write(q.b)
+	q.b = q.b[:0]
+	return err
+}
+
+// lockW takes the write lock; unlockW releases it, waking the writer when
+// frames are queued.
+func (c *Conn) lockW() { c.wmu.Lock() }
+
 func (c *Conn) unlockW() {
-	if c.wwait.Add(-1) == 0 && c.werr == nil {
-		if err := c.bw.Flush(); err != nil {
-			c.werr = err
-		}
+	if len(c.out.b) > 0 && !c.queued && c.werr == nil {
+		c.queued = true
+		wake(c.flushCh)
 	}
 	err := c.werr
 	c.wmu.Unlock()
 	if err != nil {
 		c.Close(fmt.Errorf("write: %w", err))
+	}
+}
+
+// writeLoop writes the queue out whenever it is woken, until the
+// connection closes.
+func (c *Conn) writeLoop() {
+	for {
+		select {
+		case <-c.flushCh:
+		case <-c.closed:
+			return
+		}
+		// Let every goroutine ready to run queue its frames first: on a
+		// busy connection that is most of the callers the reader has just
+		// answered, and their requests leave in this one write.
+		runtime.Gosched()
+		c.wmu.Lock()
+		buf := c.out.b
+		c.out.b = c.spare[:0]
+		c.queued = false
+		c.wmu.Unlock()
+		_, err := c.nc.Write(buf)
+		c.spare = buf[:0]
+		if err != nil {
+			c.wmu.Lock()
+			if c.werr == nil {
+				c.werr = err
+			}
+			c.wmu.Unlock()
+			c.Close(fmt.Errorf("write: %w", err))
+			return
+		}
 	}
 }
 
