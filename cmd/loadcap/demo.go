@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 	"path/filepath"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/loadcap/loadcap/capacity/verify"
 	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/internal/demo"
+	"github.com/loadcap/loadcap/internal/demo/shop"
 	"github.com/loadcap/loadcap/reports"
 )
 
@@ -24,6 +26,7 @@ func newDemoCmd(st *state) *cobra.Command {
 		dir    string
 		report string
 		quiet  bool
+		nginx  string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -32,7 +35,8 @@ func newDemoCmd(st *state) *cobra.Command {
 replay a bundled recording of shop traffic tagged with a drill id through three stages up to 5x
 its peak, let the guard stop the last stage when the weak service saturates, measure every
 service's capacity from its /metrics (printed beside its configured capacity), audit the shop's
-database for leaks, plan replicas for 10x the recorded peak, and write the HTML report.`,
+database for leaks, plan replicas for 10x the recorded peak, and write the HTML report.
+The gateway's replicas run behind nginx when it is installed (--nginx auto), else in process.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkDirs(cmd, "out-dir"); err != nil {
@@ -41,19 +45,38 @@ database for leaks, plan replicas for 10x the recorded peak, and write the HTML 
 			if err := checkOutputs(cmd, "report"); err != nil {
 				return err
 			}
-			return runDemo(cmd.Context(), st, dir, report, quiet)
+			bin, err := demoNginx(nginx)
+			if err != nil {
+				return err
+			}
+			return runDemo(cmd.Context(), st, dir, report, bin, quiet)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "out-dir", "loadcap-demo", "where the drill plan, results and manifests go")
 	cmd.Flags().StringVarP(&report, "report", "o", "loadcap-report.html", "the HTML report")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress")
+	cmd.Flags().StringVar(&nginx, "nginx", "auto", "front the gateway's replicas with nginx: auto (when installed), off (in-process replicas), or the nginx binary's path")
 	return cmd
 }
 
-func runDemo(ctx context.Context, st *state, dir, report string, quiet bool) error {
+// demoNginx resolves --nginx to a binary, "" for in-process replicas.
+func demoNginx(v string) (string, error) {
+	switch v {
+	case "off":
+		return "", nil
+	case "auto":
+		return shop.LookNginx(), nil
+	}
+	if _, err := exec.LookPath(v); err != nil {
+		return "", usageErr("--nginx %s: %v (want auto, off or an nginx binary)", v, err)
+	}
+	return v, nil
+}
+
+func runDemo(ctx context.Context, st *state, dir, report, nginx string, quiet bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d, err := demo.Start(ctx, dir, st.stdout)
+	d, err := demo.Start(ctx, dir, st.stdout, nginx)
 	if err != nil {
 		return err
 	}
