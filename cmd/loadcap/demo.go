@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -86,7 +85,7 @@ func runDemo(ctx context.Context, st *state, dir, report, nginx string, quiet bo
 		cfg.Progress, cfg.Live = st.stderr, st.tty
 	}
 	res, code, err := runDrill(ctx, st, cfg, dir, report, func(ctx context.Context, res *drill.Result, in *reports.HTMLInput) {
-		closeLoop(ctx, st, d, res, in, dir, quiet)
+		closeLoop(ctx, st, d, res, in, quiet)
 	})
 	if err != nil {
 		return err
@@ -121,7 +120,7 @@ func runDemo(ctx context.Context, st *state, dir, report, nginx string, quiet bo
 // the plan's HPA replayed over a sale's jump with and without the cron
 // pre-scale (simulate). Both go to the terminal and the report; a failure
 // is said, not fatal: the drill's own outcome is the demo's exit code.
-func closeLoop(ctx context.Context, st *state, d *demo.Demo, res *drill.Result, in *reports.HTMLInput, dir string, quiet bool) {
+func closeLoop(ctx context.Context, st *state, d *demo.Demo, res *drill.Result, in *reports.HTMLInput, quiet bool) {
 	plan := res.Plan
 	if plan == nil || res.RecordedPeak <= 0 {
 		return
@@ -133,24 +132,7 @@ func closeLoop(ctx context.Context, st *state, d *demo.Demo, res *drill.Result, 
 	fmt.Fprintf(st.stdout, "\ndemo: verifying the plan: the shop scaled to %d replicas, %.0f req/s replayed at the entry\n", plan.Totals.Replicas, plan.EntryQPS)
 	vr, err := verify.Run(ctx, verify.Config{
 		Plan: plan, Scaler: &verify.HTTPScaler{URLs: d.ScaleURLs()}, Progress: progress, ReadyTimeout: 30 * time.Second, Redundancy: true,
-		Drive: func(ctx context.Context, name string, entry float64) (*capacity.Step, error) {
-			vd, err := d.StageDrill(filepath.Join(dir, "verify-drill.yaml"), name, entry)
-			if err != nil {
-				return nil, err
-			}
-			r, err := drill.Run(ctx, drill.Config{Plan: vd})
-			if err != nil {
-				return nil, err
-			}
-			if r.Stages == nil || len(r.Stages.Steps) == 0 {
-				return nil, fmt.Errorf("the %s stage measured nothing", name)
-			}
-			step := r.Stages.Steps[len(r.Stages.Steps)-1]
-			if r.Stopped != nil {
-				step.Passed, step.Reason = false, "stopped: "+r.Stopped.Reason
-			}
-			return &step, nil
-		},
+		Drive: drill.Drive(drill.Config{Plan: d.Plan}, 3*time.Second, 10*time.Second),
 	})
 	if err != nil {
 		fmt.Fprintf(st.stdout, "demo: the plan could not be verified: %v\n", err)

@@ -154,13 +154,6 @@ func (d *Demo) writePlan(path, stages, capacity string) (*scenarios.Drill, error
 	return p, nil
 }
 
-// StageDrill is the demo's drill with one stage at rate req/s at the
-// entry, for checking a plan: the same traffic, guard and services,
-// written to path.
-func (d *Demo) StageDrill(path, name string, rate float64) (*scenarios.Drill, error) {
-	return d.writePlan(path, fmt.Sprintf("  - {name: %s, rate: %.1f, ramp: 3s, hold: 10s}\n", name, rate), "")
-}
-
 // ScaleURLs are the shop's scaling endpoints by service.
 func (d *Demo) ScaleURLs() map[string]string {
 	out := map[string]string{}
