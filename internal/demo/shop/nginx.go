@@ -15,7 +15,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -94,7 +93,7 @@ func (n *nginx) start(ctx context.Context, backends []string) error {
 	n.cmd.Stdout, n.cmd.Stderr = &n.out, &n.out
 	// Its own process group, so that workers left by a dead master go
 	// with the group at stop.
-	n.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	n.cmd.SysProcAttr = nginxProcAttr()
 	if err := n.cmd.Start(); err != nil {
 		return fmt.Errorf("nginx: %w", err)
 	}
@@ -269,13 +268,12 @@ func (n *nginx) generation(ctx context.Context) (string, error) {
 // after 5 s.
 func (n *nginx) stop() {
 	if n.cmd != nil && n.cmd.Process != nil {
-		pgid := n.cmd.Process.Pid
-		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		terminate(n.cmd.Process)
 		select {
 		case <-n.exited:
 		case <-time.After(5 * time.Second):
 		}
-		_ = syscall.Kill(-pgid, syscall.SIGKILL)
+		killGroup(n.cmd.Process)
 		<-n.exited
 	}
 }
