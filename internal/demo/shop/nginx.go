@@ -205,7 +205,11 @@ func (n *nginx) reload(ctx context.Context, backends []string) error {
 // accepting returns the master's workers that accept connections: its
 // children but those whose title says they are shutting down. Empty where
 // /proc does not list children (then the generation alone tells).
-func (n *nginx) accepting() map[int]bool {
+func (n *nginx) accepting() map[int]bool { return n.workers(false) }
+
+// workers returns the master's children, those shutting down included
+// or not; nil where /proc does not list children.
+func (n *nginx) workers(shuttingDown bool) map[int]bool {
 	pid := n.cmd.Process.Pid
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
 	if err != nil {
@@ -218,12 +222,27 @@ func (n *nginx) accepting() map[int]bool {
 			continue
 		}
 		title, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", c))
-		if err != nil || strings.Contains(string(title), "shutting down") {
+		if err != nil || (!shuttingDown && strings.Contains(string(title), "shutting down")) {
 			continue
 		}
 		out[c] = true
 	}
 	return out
+}
+
+// drained waits until the workers of before have exited (at most
+// timeout): an old worker may still send a request in flight, or reuse a
+// kept-alive connection, to an upstream it was configured with.
+func (n *nginx) drained(before map[int]bool, timeout time.Duration) {
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		left := false
+		for pid := range n.workers(true) {
+			left = left || before[pid]
+		}
+		if !left {
+			return
+		}
+	}
 }
 
 // await polls nginx until it answers the current generation.
@@ -472,6 +491,7 @@ func (f *fleet) resize(ctx context.Context, want int) error {
 	for i, b := range next {
 		addrs[i] = b.addr
 	}
+	old := f.ng.workers(true)
 	if err := f.ng.reload(ctx, addrs); err != nil {
 		f.shutdown(added)
 		return err
@@ -484,9 +504,11 @@ func (f *fleet) resize(ctx context.Context, want int) error {
 	}
 	f.mu.Unlock()
 	f.log.Info("gateway: nginx reloaded", "replicas", want, "generation", f.ng.gen)
-	// Out of nginx's upstreams now: they drain what the old workers
-	// still send them.
-	go f.shutdown(gone)
+	// Out of nginx's upstreams now: they stop once the old workers, which
+	// may still send them a request, are gone.
+	if len(gone) > 0 {
+		go func() { f.ng.drained(old, 5*time.Second); f.shutdown(gone) }()
+	}
 	return nil
 }
 
