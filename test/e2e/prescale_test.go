@@ -43,7 +43,10 @@ type verifyDoc struct {
 // verify --as-is --drill drives the peak as the drill's tagged, guarded
 // replay on the shop as it stands: not held. capacity watch, with
 // Debian's Prometheus scraping the shop, applies the cron pre-scale (the
-// window is within its lead); the same verify then holds.
+// window is within its lead); the same verify then holds. The SLO,
+// p(99)<400ms, leaves a loaded CI machine room: unscaled, the product's
+// queue grows by about 90 requests a second and the p(99) passes it within
+// the hold.
 func TestPrescaleHoldsWhereUnscaledBreaches(t *testing.T) {
 	s := drillShopE2E(t, map[string]shop.Capacity{shop.Product: {Workers: 2, ServiceTime: 10 * time.Millisecond}})
 	prom := startProm(t, s)
@@ -62,7 +65,7 @@ stages:
   - {name: sale, multiplier: 1, ramp: 1s, hold: 1s}
 guard:
   rules:
-    - {name: drill-latency, drill: "p(99)<250ms"}
+    - {name: drill-latency, drill: "p(99)<400ms"}
     - {name: drill-errors, drill: "error<5%%"}
 services:
   gateway: {metrics: %q}
