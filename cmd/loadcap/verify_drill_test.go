@@ -19,9 +19,7 @@ import (
 // capacity verify driven by a drill plan: each check is a stage of the
 // drill (its recording replayed at the plan's peak, tagged, guarded, its
 // services' metrics); the plan holds on the shop and the shop served the
-// drill's traffic tagged. A drill that does not measure a service the plan
-// scales is refused with exit 104, naming the drill file and its services
-// field; flags the drill replaces are refused with 2.
+// drill's traffic tagged.
 func TestCapacityVerifyDrill(t *testing.T) {
 	if israce.Enabled {
 		t.Skip("measures capacity: under the race detector it would measure the detector")
@@ -104,7 +102,34 @@ services:
 		t.Errorf("the gateway served %v tagged requests; want the drill's traffic tagged", n)
 	}
 
-	onlyGateway := drillFile(fmt.Sprintf("  gateway: {metrics: %q}\n", gw.MetricsURL))
+}
+
+// A drill that does not measure a service the plan scales is refused
+// with exit 104, naming the drill file, line and services field; a missing
+// drill file with 104; the flags the drill replaces with 2. Nothing is
+// sent: the checks come before any load.
+func TestCapacityVerifyDrillRefused(t *testing.T) {
+	recording, err := filepath.Abs("../../scenarios/examples/shop-traffic.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drillFile := func(services string) string {
+		return writeFile(t, "drill.yaml", fmt.Sprintf(`drill_id: verify-drill
+target: http://127.0.0.1:9
+traffic: {replay: %q}
+stages:
+  - {name: placeholder, multiplier: 1, ramp: 1s, hold: 1s}
+services:
+%s`, recording, services))
+	}
+	both := drillFile("  gateway: {metrics: \"http://127.0.0.1:9/metrics\"}\n  product: {metrics: \"http://127.0.0.1:9/metrics\"}\n")
+	onlyGateway := drillFile("  gateway: {metrics: \"http://127.0.0.1:9/metrics\"}\n")
+	plan := writeFile(t, "plan.yaml", `peak: {entry_qps: 200}
+headroom: 30%
+services:
+  gateway: {capacity: 1000, current: 1}
+  product: {capacity: 200, current: 1}
+`)
 	for _, c := range []struct {
 		name string
 		args []string
@@ -112,9 +137,9 @@ services:
 		want []string
 	}{
 		{"a plan service the drill does not measure", []string{plan, "--drill", onlyGateway}, 104,
-			[]string{onlyGateway + ":", "services: has no service \"product\"", plan}},
+			[]string{onlyGateway + ":7:3: services: has no service \"product\"", plan}},
 		{"no such drill file", []string{plan, "--drill", filepath.Join(t.TempDir(), "none.yaml")}, 104, []string{"none.yaml"}},
-		{"--metrics with --drill", []string{plan, "--drill", both, "--metrics", "product=" + pr.MetricsURL}, 2, []string{"--metrics with --drill"}},
+		{"--metrics with --drill", []string{plan, "--drill", both, "--metrics", "product=http://127.0.0.1:9/metrics"}, 2, []string{"--metrics with --drill"}},
 		{"a scenario and a drill", []string{plan, recording, "--drill", both}, 2, []string{"not both"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
