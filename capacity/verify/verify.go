@@ -36,6 +36,12 @@ type Config struct {
 	// drill's stage, for instance. It returns the check's step with the
 	// services' figures.
 	Drive func(ctx context.Context, check string, entryQPS float64) (*capacity.Step, error)
+	// AsIs checks the system as it stands: nothing is scaled, each
+	// service's prediction and per-replica figures use the replicas the
+	// scaler reports ready, and the redundancy check (which scales) is
+	// skipped. With a cron pre-scale this tells whether the replicas it
+	// left hold the peak; before it, whether the unscaled system would.
+	AsIs bool
 }
 
 // ServiceCheck is one service in one check: the plan's prediction beside
@@ -85,6 +91,8 @@ type Result struct {
 	PredictedBottleneck string `json:"predicted_bottleneck"`
 	MeasuredBottleneck  string `json:"measured_bottleneck"`
 	Held                bool   `json:"held"`
+	// AsIs: the checks ran on the replicas running, nothing scaled.
+	AsIs bool `json:"as_is,omitempty"`
 }
 
 // Run verifies the plan: every service scaled to the plan's replicas and
@@ -92,7 +100,7 @@ type Result struct {
 // peak with one replica fewer of each service. A check holds when its
 // step meets the SLO (latency, errors, achieved rate, nothing dropped) and
 // no service runs past its capacity. The services are left at the plan's
-// replicas.
+// replicas (Config.AsIs: where they were).
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	p := cfg.Plan
 	if p == nil || len(p.Services) == 0 || p.EntryQPS <= 0 {
@@ -101,14 +109,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.ReadyTimeout <= 0 {
 		cfg.ReadyTimeout = 2 * time.Minute
 	}
-	res := &Result{Schema: Schema, Plan: p.Plan, SLO: cfg.Load.SLO.Text, Held: true}
+	res := &Result{Schema: Schema, Plan: p.Plan, SLO: cfg.Load.SLO.Text, Held: true, AsIs: cfg.AsIs}
 	want := map[string]int{}
 	top := -1.0
 	for _, s := range p.Services {
 		want[s.Name] = s.Replicas
+		if cfg.AsIs {
+			n, err := cfg.Scaler.Ready(ctx, s.Name)
+			if err != nil {
+				return nil, fmt.Errorf("%s: ready replicas: %w", s.Name, err)
+			}
+			want[s.Name] = n
+		}
 		// On the planned replicas the first to saturate is the one the
 		// plan runs closest to its capacity.
-		if u := predictedUtil(p.EntryQPS, &s, s.Replicas); u > top {
+		if u := predictedUtil(p.EntryQPS, &s, want[s.Name]); u > top {
 			top, res.PredictedBottleneck = u, s.Name
 		}
 	}
@@ -117,12 +132,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		entry       float64
 		replicas    map[string]int
 	}
-	checks := []check{{"peak", "the planned peak on the planned replicas", p.EntryQPS, want}}
+	on := "the planned replicas"
+	if cfg.AsIs {
+		on = "the replicas running now"
+	}
+	checks := []check{{"peak", "the planned peak on " + on, p.EntryQPS, want}}
 	if cfg.Margin > 0 {
 		checks = append(checks, check{fmt.Sprintf("peak+%.0f%%", 100*cfg.Margin),
-			fmt.Sprintf("%.0f%% above the peak on the planned replicas", 100*cfg.Margin), p.EntryQPS * (1 + cfg.Margin), want})
+			fmt.Sprintf("%.0f%% above the peak on %s", 100*cfg.Margin, on), p.EntryQPS * (1 + cfg.Margin), want})
 	}
-	if cfg.Redundancy {
+	if cfg.Redundancy && !cfg.AsIs {
 		fewer := map[string]int{}
 		var taken []string
 		for name, n := range want {
@@ -138,8 +157,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	var err error
 	for _, c := range checks {
-		if err := scaleTo(ctx, cfg, c.replicas); err != nil {
-			return res, err
+		if !cfg.AsIs {
+			if err := scaleTo(ctx, cfg, c.replicas); err != nil {
+				return res, err
+			}
 		}
 		if cfg.Progress != nil {
 			fmt.Fprintf(cfg.Progress, "%s: %.1f req/s at the entry\n", c.name, c.entry)
@@ -166,7 +187,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			fmt.Fprintf(cfg.Progress, "%s: %s\n", c.name, v)
 		}
 	}
-	if len(checks) > 1 {
+	if len(checks) > 1 && !cfg.AsIs {
 		// Leave the system as planned.
 		if err := scaleTo(ctx, cfg, want); err != nil {
 			return res, err

@@ -95,6 +95,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		listenAddr  = fs.String("listen", "", "with --service: its API address (default a free port on 127.0.0.1)")
 		metricsAddr = fs.String("metrics-listen", "", "with --service: its /metrics address (default a free port on 127.0.0.1)")
 		verbose     = fs.Bool("v", false, "log refusals of tagged work and other events to stderr")
+		nginx       = fs.String("nginx", "", "front the gateway's replicas with nginx: auto (Debian's or on PATH) or the binary's path (default: in-process replicas)")
 	)
 	fs.StringVar(&cfg.DSN, "dsn", "", "PostgreSQL (postgres://…) or MySQL/MariaDB (mysql://USER:PASS@HOST:PORT/DB) DSN; default SQLite")
 	fs.StringVar(&cfg.Schema, "schema", "", "PostgreSQL schema, or MySQL database, for the shop's tables (created when missing)")
@@ -136,6 +137,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Upstreams = upstreams
 	if *verbose {
 		cfg.Logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+	switch *nginx {
+	case "":
+	case "auto":
+		if cfg.Nginx = shop.LookNginx(); cfg.Nginx == "" {
+			fmt.Fprintln(stderr, "shop: --nginx auto: no nginx binary (/usr/sbin/nginx or on PATH)")
+			return 2
+		}
+	default:
+		cfg.Nginx = *nginx
 	}
 	var specs []shop.Spec
 	if *service != "" {

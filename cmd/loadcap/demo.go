@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
+	"os/exec"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -16,6 +16,7 @@ import (
 	"github.com/loadcap/loadcap/capacity/verify"
 	"github.com/loadcap/loadcap/internal/cli"
 	"github.com/loadcap/loadcap/internal/demo"
+	"github.com/loadcap/loadcap/internal/demo/shop"
 	"github.com/loadcap/loadcap/reports"
 )
 
@@ -24,6 +25,7 @@ func newDemoCmd(st *state) *cobra.Command {
 		dir    string
 		report string
 		quiet  bool
+		nginx  string
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -32,7 +34,8 @@ func newDemoCmd(st *state) *cobra.Command {
 replay a bundled recording of shop traffic tagged with a drill id through three stages up to 5x
 its peak, let the guard stop the last stage when the weak service saturates, measure every
 service's capacity from its /metrics (printed beside its configured capacity), audit the shop's
-database for leaks, plan replicas for 10x the recorded peak, and write the HTML report.`,
+database for leaks, plan replicas for 10x the recorded peak, and write the HTML report.
+The gateway's replicas run behind nginx when it is installed (--nginx auto), else in process.`,
 		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkDirs(cmd, "out-dir"); err != nil {
@@ -41,19 +44,38 @@ database for leaks, plan replicas for 10x the recorded peak, and write the HTML 
 			if err := checkOutputs(cmd, "report"); err != nil {
 				return err
 			}
-			return runDemo(cmd.Context(), st, dir, report, quiet)
+			bin, err := demoNginx(nginx)
+			if err != nil {
+				return err
+			}
+			return runDemo(cmd.Context(), st, dir, report, bin, quiet)
 		},
 	}
 	cmd.Flags().StringVar(&dir, "out-dir", "loadcap-demo", "where the drill plan, results and manifests go")
 	cmd.Flags().StringVarP(&report, "report", "o", "loadcap-report.html", "the HTML report")
 	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress")
+	cmd.Flags().StringVar(&nginx, "nginx", "auto", "front the gateway's replicas with nginx: auto (when installed), off (in-process replicas), or the nginx binary's path")
 	return cmd
 }
 
-func runDemo(ctx context.Context, st *state, dir, report string, quiet bool) error {
+// demoNginx resolves --nginx to a binary, "" for in-process replicas.
+func demoNginx(v string) (string, error) {
+	switch v {
+	case "off":
+		return "", nil
+	case "auto":
+		return shop.LookNginx(), nil
+	}
+	if _, err := exec.LookPath(v); err != nil {
+		return "", usageErr("--nginx %s: %v (want auto, off or an nginx binary)", v, err)
+	}
+	return v, nil
+}
+
+func runDemo(ctx context.Context, st *state, dir, report, nginx string, quiet bool) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	d, err := demo.Start(ctx, dir, st.stdout)
+	d, err := demo.Start(ctx, dir, st.stdout, nginx)
 	if err != nil {
 		return err
 	}
@@ -63,7 +85,7 @@ func runDemo(ctx context.Context, st *state, dir, report string, quiet bool) err
 		cfg.Progress, cfg.Live = st.stderr, st.tty
 	}
 	res, code, err := runDrill(ctx, st, cfg, dir, report, func(ctx context.Context, res *drill.Result, in *reports.HTMLInput) {
-		closeLoop(ctx, st, d, res, in, dir, quiet)
+		closeLoop(ctx, st, d, res, in, quiet)
 	})
 	if err != nil {
 		return err
@@ -98,7 +120,7 @@ func runDemo(ctx context.Context, st *state, dir, report string, quiet bool) err
 // the plan's HPA replayed over a sale's jump with and without the cron
 // pre-scale (simulate). Both go to the terminal and the report; a failure
 // is said, not fatal: the drill's own outcome is the demo's exit code.
-func closeLoop(ctx context.Context, st *state, d *demo.Demo, res *drill.Result, in *reports.HTMLInput, dir string, quiet bool) {
+func closeLoop(ctx context.Context, st *state, d *demo.Demo, res *drill.Result, in *reports.HTMLInput, quiet bool) {
 	plan := res.Plan
 	if plan == nil || res.RecordedPeak <= 0 {
 		return
@@ -110,24 +132,7 @@ func closeLoop(ctx context.Context, st *state, d *demo.Demo, res *drill.Result, 
 	fmt.Fprintf(st.stdout, "\ndemo: verifying the plan: the shop scaled to %d replicas, %.0f req/s replayed at the entry\n", plan.Totals.Replicas, plan.EntryQPS)
 	vr, err := verify.Run(ctx, verify.Config{
 		Plan: plan, Scaler: &verify.HTTPScaler{URLs: d.ScaleURLs()}, Progress: progress, ReadyTimeout: 30 * time.Second, Redundancy: true,
-		Drive: func(ctx context.Context, name string, entry float64) (*capacity.Step, error) {
-			vd, err := d.StageDrill(filepath.Join(dir, "verify-drill.yaml"), name, entry)
-			if err != nil {
-				return nil, err
-			}
-			r, err := drill.Run(ctx, drill.Config{Plan: vd})
-			if err != nil {
-				return nil, err
-			}
-			if r.Stages == nil || len(r.Stages.Steps) == 0 {
-				return nil, fmt.Errorf("the %s stage measured nothing", name)
-			}
-			step := r.Stages.Steps[len(r.Stages.Steps)-1]
-			if r.Stopped != nil {
-				step.Passed, step.Reason = false, "stopped: "+r.Stopped.Reason
-			}
-			return &step, nil
-		},
+		Drive: drill.Drive(drill.Config{Plan: d.Plan}, 3*time.Second, 10*time.Second),
 	})
 	if err != nil {
 		fmt.Fprintf(st.stdout, "demo: the plan could not be verified: %v\n", err)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"strings"
@@ -13,14 +15,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/loadcap/loadcap/capacity"
+	"github.com/loadcap/loadcap/capacity/drill"
 	"github.com/loadcap/loadcap/capacity/verify"
 	"github.com/loadcap/loadcap/capacity/verify/kube"
 	"github.com/loadcap/loadcap/internal/cli"
+	"github.com/loadcap/loadcap/scenarios"
 	"github.com/loadcap/loadcap/scenarios/slo"
 )
 
 type verifyFlags struct {
 	url, target, slo, out, scaler string
+	drill                         string
 	scaleCmd, readyCmd            string
 	kubeconfig, kubeContext       string
 	metrics, scaleURLs            []string
@@ -33,11 +38,11 @@ type verifyFlags struct {
 func newVerifyCmd(st *state) *cobra.Command {
 	var c verifyFlags
 	cmd := &cobra.Command{
-		Use:   "verify PLAN.json|PLAN.yaml (--url U | FILE.yaml) --metrics NAME=URL... --scaler shop|cmd|k8s",
+		Use:   "verify PLAN.json|PLAN.yaml (--url U | FILE.yaml | --drill DRILL.yaml) [--metrics NAME=URL...] --scaler shop|cmd|k8s",
 		Short: "Scale the system to the plan, drive its peak and check the plan's predictions against measurements",
 		Long: `Verify a capacity plan on the system it plans. Every service is scaled to the plan's replicas
 through the scaler and waited for until ready; then the planned peak is driven at the entry (the
-scenario file's request mix, or --url) and measured, then --margin above it, then the peak again
+scenario file's request mix, --url, or --drill's traffic) and measured, then --margin above it, then the peak again
 with one replica of each service taken away (the plan's redundancy; --no-redundancy skips it).
 Each service's load comes from its own metrics (--metrics NAME=URL, named as the plan names the
 services): predicted and measured load, load per replica, utilization (busy time when the service
@@ -45,6 +50,14 @@ exports it) against the plan's ceiling (1 − headroom), latency and failures, a
 service the plan runs closest to capacity is the one measured busiest. A check holds when the
 entry meets --slo and no service runs past its capacity. The services are left at the plan's
 replicas. Exit 0 when every check held, 99 when one did not.
+
+--drill DRILL.yaml drives each check as a stage of that drill plan: its recording replayed at the
+check's rate (the multiplier scaled to the plan's peak), tagged with its drill id, under its
+guard (a stop fails the check), its isolation pre-flight and audit; its services' metrics are the
+checks' (so --metrics is not given), its drill rules the SLO (so --slo is not), and every service
+the plan scales must be one of them. Each stage ramps over --warmup and is measured over --window.
+--as-is checks the replicas running now instead of scaling to the plan (no redundancy check):
+whether the system as it stands, before or after a cron pre-scale, holds the peak.
 
 Scalers: shop (the reference shop's /admin/replicas, found next to each --metrics URL, or
 --scale-url NAME=URL), cmd (--scale-cmd 'my-scaler {service} {replicas}', and optionally
@@ -54,20 +67,33 @@ status; --kubeconfig and --context as kubectl's).`,
 		Example: `  loadcap capacity verify plan.json --url http://127.0.0.1:8080/api/products/1 --slo 'p(99)<100ms' \
       --metrics gateway=http://127.0.0.1:9101/metrics --metrics product=http://127.0.0.1:9102/metrics --scaler shop
   loadcap capacity verify plan.json checkout.yaml --metrics cart=http://10.0.0.7:9100/metrics \
-      --scaler cmd --scale-cmd 'nomad job scale shop {service} {replicas}'`,
+      --scaler cmd --scale-cmd 'nomad job scale shop {service} {replicas}'
+  loadcap capacity verify plan.json --drill drill.yaml --scaler shop --out verify.json`,
 		Args: args(cobra.RangeArgs(1, 2)),
 		RunE: func(cmd *cobra.Command, a []string) error {
 			if err := checkOutputs(cmd, "out"); err != nil {
 				return err
 			}
 			usage := func(format string, v ...any) error { return cli.WithCode(cli.ExitUsage, fmt.Errorf(format, v...)) }
-			objective, err := slo.Parse(c.slo)
-			if err != nil {
-				return cli.WithCode(cli.ExitUsage, err)
-			}
 			plan, err := loadPlanResult(a[0])
 			if err != nil {
 				return err
+			}
+			var d *scenarios.Drill
+			if c.drill != "" {
+				if d, err = c.loadDrill(cmd, a, plan); err != nil {
+					return err
+				}
+				c.slo = capacity.DrillSLO(d)
+				for _, s := range d.Services {
+					c.metrics = append(c.metrics, s.Name+"="+s.Metrics)
+				}
+			}
+			var objective slo.SLO
+			if d == nil || c.slo != "" { // a drill without drill rules judges on the rate alone
+				if objective, err = slo.Parse(c.slo); err != nil {
+					return cli.WithCode(cli.ExitUsage, err)
+				}
 			}
 			c.cfg.Plan = plan
 			c.cfg.Redundancy = !c.noRedundancy
@@ -90,9 +116,11 @@ status; --kubeconfig and --context as kubectl's).`,
 			if len(a) == 2 {
 				file = a[1]
 			}
-			in := capacity.Load{File: file, URL: c.url, Target: c.target, Stderr: st.stderr}
-			if err := in.Apply(&c.cfg.Load); err != nil {
-				return err
+			if d == nil {
+				in := capacity.Load{File: file, URL: c.url, Target: c.target, Stderr: st.stderr}
+				if err := in.Apply(&c.cfg.Load); err != nil {
+					return err
+				}
 			}
 			if c.cfg.Scaler, err = c.newScaler(plan, metrics); err != nil {
 				return err
@@ -104,6 +132,9 @@ status; --kubeconfig and --context as kubectl's).`,
 			}
 			defer c.live.stop(st, sess)
 			c.cfg.Load.Live = sess.Metrics()
+			if d != nil {
+				c.cfg.Drive = drill.Drive(drill.Config{Plan: d, Metrics: sess.Metrics()}, c.warmup, c.window)
+			}
 			stop := st.stopper(cmd.Context(), "the check in progress ends; the services stay where they are")
 			defer stop.Close()
 			return stop.Wait(func() error {
@@ -135,6 +166,8 @@ status; --kubeconfig and --context as kubectl's).`,
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&c.url, "url", "", "entry URL (instead of a scenario file)")
+	fl.StringVar(&c.drill, "drill", "", "drive each check as a stage of this drill plan: its traffic, tag, guard and services (instead of a scenario file or --url)")
+	fl.BoolVar(&c.cfg.AsIs, "as-is", false, "check the replicas running now: scale nothing (no redundancy check)")
 	fl.StringVar(&c.target, "target", "", "replace the scenario file's target: base URL")
 	fl.StringVar(&c.slo, "slo", "p(99)<200ms,error<1%", "what the entry must meet at every check")
 	fl.StringArrayVar(&c.metrics, "metrics", nil, "NAME=URL of each plan service's Prometheus text endpoint (repeatable)")
@@ -152,6 +185,30 @@ status; --kubeconfig and --context as kubectl's).`,
 	fl.VarP(outFlag{&c.out, &c.live}, "out", "o", "write the checks as JSON (loadcap.verify/v1) here; prometheus-rw=URL pushes the live metrics there (repeatable)")
 	c.live.add(cmd)
 	return cmd
+}
+
+// loadDrill reads --drill and checks that it can drive plan's checks;
+// the flags it replaces must not be given.
+func (c *verifyFlags) loadDrill(cmd *cobra.Command, a []string, plan *capacity.PlanResult) (*scenarios.Drill, error) {
+	for _, f := range []string{"url", "target", "metrics", "slo"} {
+		if cmd.Flags().Changed(f) {
+			return nil, usageErr("--%s with --drill: the drill plan gives its target, services' metrics and SLO", f)
+		}
+	}
+	if len(a) == 2 {
+		return nil, usageErr("%s with --drill: give a scenario file or a drill plan, not both", a[1])
+	}
+	d, err := scenarios.LoadDrill(c.drill)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, cli.WithCode(cli.ExitInvalid, err)
+		}
+		return nil, err
+	}
+	if err := drill.Fits(d, plan, a[0]); err != nil {
+		return nil, err
+	}
+	return d, nil
 }
 
 func (c *verifyFlags) newScaler(plan *capacity.PlanResult, metrics map[string]string) (verify.Scaler, error) {

@@ -82,14 +82,19 @@ type Demo struct {
 }
 
 // Start starts the shop, writes the recording and the drill plan into
-// dir, and says on w what runs where.
-func Start(ctx context.Context, dir string, w io.Writer) (*Demo, error) {
+// dir, and says on w what runs where. nginx, when not "", is the nginx
+// binary to front the gateway's replicas with (shop.Config.Nginx); ""
+// keeps them in the process.
+func Start(ctx context.Context, dir string, w io.Writer, nginx string) (*Demo, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	s, err := shop.Start(ctx, shop.Config{Capacity: Capacities, ReplicaStartup: ReplicaStartup})
+	s, err := shop.Start(ctx, shop.Config{Capacity: Capacities, ReplicaStartup: ReplicaStartup, Nginx: nginx})
 	if err != nil {
 		return nil, fmt.Errorf("demo: start the shop: %w", err)
+	}
+	if nginx != "" {
+		fmt.Fprintf(w, "demo: the gateway's replicas run behind %s, reloaded when they scale\n", nginx)
 	}
 	d := &Demo{Shop: s}
 	if err := d.write(ctx, dir, w); err != nil {
@@ -147,13 +152,6 @@ func (d *Demo) writePlan(path, stages, capacity string) (*scenarios.Drill, error
 		return nil, fmt.Errorf("demo: built-in drill plan: %w", err)
 	}
 	return p, nil
-}
-
-// StageDrill is the demo's drill with one stage at rate req/s at the
-// entry, for checking a plan: the same traffic, guard and services,
-// written to path.
-func (d *Demo) StageDrill(path, name string, rate float64) (*scenarios.Drill, error) {
-	return d.writePlan(path, fmt.Sprintf("  - {name: %s, rate: %.1f, ramp: 3s, hold: 10s}\n", name, rate), "")
 }
 
 // ScaleURLs are the shop's scaling endpoints by service.

@@ -162,6 +162,15 @@ type Config struct {
 	// ReplicaStartup after it is asked for.
 	Replicas       map[string]int
 	ReplicaStartup time.Duration
+	// Nginx, when set, is the nginx binary (LookNginx finds Debian's) that
+	// fronts the gateway: each gateway replica is then a listener of its
+	// own on a loopback port, nginx (its own prefix, configuration and pid
+	// file in a temporary directory) balances over them on the gateway's
+	// address, and scaling rewrites nginx's upstreams and reloads it; a
+	// replica is ready once nginx answers the configuration that has it.
+	// "" keeps the gateway's replicas in the process behind one queue,
+	// as every other service's are.
+	Nginx string
 	// Products and Users size the seeded catalogue and user table (0: the
 	// defaults). Seeding happens when the tables are empty.
 	Products, Users int

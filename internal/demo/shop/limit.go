@@ -79,10 +79,43 @@ func (l *limiter) addReplica() {
 	l.ready.Add(1)
 }
 
-// Replicas are a service's replicas: asked for and ready.
+// Replicas are a service's replicas: asked for and ready. Backends lists
+// the gateway's replicas when nginx fronts them (Config.Nginx).
 type Replicas struct {
-	Desired int `json:"desired"`
-	Ready   int `json:"ready"`
+	Desired  int       `json:"desired"`
+	Ready    int       `json:"ready"`
+	Backends []Backend `json:"backends,omitempty"`
+}
+
+// Backend is one gateway replica behind nginx: its own listener, and the
+// API requests it has served.
+type Backend struct {
+	Addr     string `json:"addr"`
+	Requests uint64 `json:"requests"`
+}
+
+// pool is a service's replicas as its metrics and its scaling endpoint see
+// them: in-process replicas behind one queue (limiter), or the gateway's
+// replicas as listeners behind nginx (fleet).
+type pool interface {
+	capacity() Capacity
+	replicas() Replicas
+	// scale sets the replicas to n; the new ones serve startup from now.
+	scale(n int, startup time.Duration) error
+	// load reports the requests waiting for a worker now, those refused
+	// so far and the worker time spent serving, all replicas summed.
+	load() (waiting int64, refused uint64, busy time.Duration)
+}
+
+var (
+	_ pool = (*limiter)(nil)
+	_ pool = (*fleet)(nil)
+)
+
+func (l *limiter) capacity() Capacity { return l.c }
+
+func (l *limiter) load() (int64, uint64, time.Duration) {
+	return l.waiting.Load(), l.refused.Load(), time.Duration(l.busy.Load())
 }
 
 // replicas reports the desired and the ready replicas.
@@ -203,7 +236,7 @@ func (l *limiter) serve(ctx context.Context) error {
 
 // replicasHandler is a service's scaling endpoint: GET /admin/replicas
 // answers {"desired":N,"ready":M}; POST /admin/replicas?n=N scales to N.
-func replicasHandler(l *limiter, startup time.Duration) http.Handler {
+func replicasHandler(l pool, startup time.Duration) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.Method {
 		case http.MethodGet:

@@ -31,7 +31,7 @@ type metrics struct {
 // about 16 s, doubling.
 var latencyBuckets = prometheus.ExponentialBuckets(0.00025, 2, 17)
 
-func newMetrics(service string, p *shadow.Policy, l *limiter) *metrics {
+func newMetrics(service string, p *shadow.Policy, l pool) *metrics {
 	reg := prometheus.NewRegistry()
 	r := prometheus.WrapRegistererWith(prometheus.Labels{"service": service}, reg)
 	m := &metrics{
@@ -59,23 +59,23 @@ func newMetrics(service string, p *shadow.Policy, l *limiter) *metrics {
 		&policyCollector{p: p},
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		collectors.NewGoCollector())
+	ready := func() float64 { return float64(l.replicas().Ready) }
 	r.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_capacity_workers", Help: "Workers of the ready replicas: configured workers per replica × ready replicas."},
-			func() float64 { return float64(l.c.Workers) * float64(l.ready.Load()) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_replicas_ready", Help: "Replicas serving requests."},
-			func() float64 { return float64(l.ready.Load()) }),
+			func() float64 { return float64(l.capacity().Workers) * ready() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_replicas_ready", Help: "Replicas serving requests."}, ready),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_replicas_desired", Help: "Replicas asked for (POST /admin/replicas); the missing ones are starting."},
 			func() float64 { return float64(l.replicas().Desired) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_capacity_service_time_seconds", Help: "Configured (mean) service time."},
-			func() float64 { return l.c.ServiceTime.Seconds() }),
+			func() float64 { return l.capacity().ServiceTime.Seconds() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_capacity_requests_per_second", Help: "Capacity of the ready replicas: workers / service time × ready replicas (+Inf when unlimited)."},
-			func() float64 { return l.c.PerSec() * float64(l.ready.Load()) }),
+			func() float64 { return l.capacity().PerSec() * ready() }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shop_queue_waiting", Help: "Requests waiting for a worker now."},
-			func() float64 { return float64(l.waiting.Load()) }),
+			func() float64 { w, _, _ := l.load(); return float64(w) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_overload_rejected_total", Help: "Requests refused because the wait queue was full."},
-			func() float64 { return float64(l.refused.Load()) }),
+			func() float64 { _, r, _ := l.load(); return float64(r) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shop_worker_busy_seconds_total", Help: "Worker time spent serving requests: its rate over shop_capacity_workers is the utilization."},
-			func() float64 { return time.Duration(l.busy.Load()).Seconds() }),
+			func() float64 { _, _, b := l.load(); return b.Seconds() }),
 	)
 	return m
 }

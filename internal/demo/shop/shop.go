@@ -284,8 +284,19 @@ func (s *Shop) startService(ctx context.Context, sp Spec, addrs map[string]strin
 	if n < 1 || n > MaxReplicas {
 		return ep, fmt.Errorf("%s: %d replicas: want 1 to %d", sp.Name, n, MaxReplicas)
 	}
-	lim := newReplicas(ep.Capacity, seed(sp.Name), n)
-	m := newMetrics(sp.Name, p, lim)
+	var (
+		lim *limiter
+		pl  pool
+		fl  *fleet // the gateway's replicas behind nginx
+	)
+	if sp.Name == Gateway && s.cfg.Nginx != "" {
+		fl = newFleet(ep.Capacity, seed(sp.Name), s.cfg.Logger.With("service", sp.Name))
+		pl = fl
+	} else {
+		lim = newReplicas(ep.Capacity, seed(sp.Name), n)
+		pl = lim
+	}
+	m := newMetrics(sp.Name, p, pl)
 
 	mln, err := listen(sp.MetricsListen)
 	if err != nil {
@@ -293,32 +304,33 @@ func (s *Shop) startService(ctx context.Context, sp Spec, addrs map[string]strin
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.handler())
-	mux.Handle("/admin/replicas", replicasHandler(lim, s.cfg.ReplicaStartup))
+	mux.Handle("/admin/replicas", replicasHandler(pl, s.cfg.ReplicaStartup))
 	s.serveHTTP(mln, mux)
 	ep.MetricsURL = "http://" + mln.Addr().String() + "/metrics"
 
+	if fl != nil {
+		g, err := s.gatewayClients(p, addrs)
+		if err != nil {
+			return ep, err
+		}
+		fl.handler = func(l *limiter) http.Handler { return g.handler(p, m, l) }
+		if ep.Addr, err = fl.start(ctx, s.cfg.Nginx, sp.Listen, n); err != nil {
+			return ep, err
+		}
+		s.stops = append(s.stops, fl.close)
+		ep.URL = "http://" + ep.Addr
+		return ep, nil
+	}
 	ln, err := listen(sp.Listen)
 	if err != nil {
 		return ep, err
 	}
 	ep.Addr = ln.Addr().String()
 	if sp.Name == Gateway {
-		g := &gateway{}
-		for _, c := range []struct {
-			name string
-			set  func(*grpc.ClientConn)
-		}{
-			{Product, func(cc *grpc.ClientConn) { g.products = shoppb.NewProductsClient(cc) }},
-			{Cart, func(cc *grpc.ClientConn) { g.carts = shoppb.NewCartsClient(cc) }},
-			{Order, func(cc *grpc.ClientConn) { g.orders = shoppb.NewOrdersClient(cc) }},
-			{User, func(cc *grpc.ClientConn) { g.users = shoppb.NewUsersClient(cc) }},
-		} {
-			cc, err := s.dial(p, addrs, c.name)
-			if err != nil {
-				ln.Close()
-				return ep, err
-			}
-			c.set(cc)
+		g, err := s.gatewayClients(p, addrs)
+		if err != nil {
+			ln.Close()
+			return ep, err
 		}
 		s.serveHTTP(ln, g.handler(p, m, lim))
 		ep.URL = "http://" + ep.Addr
@@ -390,6 +402,27 @@ func (s *Shop) startService(ctx context.Context, sp Spec, addrs map[string]strin
 	}
 	s.serveGRPC(ln, srv)
 	return ep, nil
+}
+
+// gatewayClients dials the services the gateway calls.
+func (s *Shop) gatewayClients(p *shadow.Policy, addrs map[string]string) (*gateway, error) {
+	g := &gateway{}
+	for _, c := range []struct {
+		name string
+		set  func(*grpc.ClientConn)
+	}{
+		{Product, func(cc *grpc.ClientConn) { g.products = shoppb.NewProductsClient(cc) }},
+		{Cart, func(cc *grpc.ClientConn) { g.carts = shoppb.NewCartsClient(cc) }},
+		{Order, func(cc *grpc.ClientConn) { g.orders = shoppb.NewOrdersClient(cc) }},
+		{User, func(cc *grpc.ClientConn) { g.users = shoppb.NewUsersClient(cc) }},
+	} {
+		cc, err := s.dial(p, addrs, c.name)
+		if err != nil {
+			return nil, err
+		}
+		c.set(cc)
+	}
+	return g, nil
 }
 
 // URL returns the gateway's base URL, "http://127.0.0.1:PORT", or "" when
