@@ -136,6 +136,7 @@ func TestCapacityFindSignal(t *testing.T) {
 // fails and keeps the previous file byte for byte (a signal's case is
 // TestShadowImportSignalKeepsOutput).
 func TestShadowImportStrictKeepsOutput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "traffic.jsonl")
 	before := []byte("{\"previous\":\"import\"}\n")
@@ -154,6 +155,7 @@ func TestShadowImportStrictKeepsOutput(t *testing.T) {
 }
 
 func TestOutputCheckedBeforeWork(t *testing.T) {
+	t.Parallel()
 	var requests atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { requests.Add(1) }))
 	t.Cleanup(srv.Close)
