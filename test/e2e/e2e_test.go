@@ -24,6 +24,13 @@ import (
 
 var bin string // the loadcap binary under test
 
+// Tests that call t.Parallel (exit codes, files, signals, counts: the
+// fault matrix, the pushes to Prometheus) run together, two at a time,
+// after the others have run one by one. A test that judges latency (the
+// drills' guards), measures a capacity, or tolerates a stall of its host
+// stays sequential, so that it never shares the machine with another test
+// of this package.
+
 // TestMain builds the loadcap binary once for every test in the package.
 // It is built into a directory kept between runs (one per checkout, in the
 // user's cache directory), so that `go build` finds it up to date and does
@@ -133,6 +140,7 @@ func readRun(t *testing.T, path string) *reports.Run {
 }
 
 func TestCheckoutExampleInterrupted(t *testing.T) {
+	t.Parallel()
 	url := startTarget(t, "--workers", "8", "--service-time", "5ms")
 	out := filepath.Join(t.TempDir(), "run.json")
 	p := start(t, "run", "../../scenarios/examples/checkout.yaml", "--target", url, "--out", out)
@@ -156,6 +164,7 @@ func TestCheckoutExampleInterrupted(t *testing.T) {
 }
 
 func TestSecondSignalStopsAtOnce(t *testing.T) {
+	t.Parallel()
 	url := startTarget(t)
 	out := filepath.Join(t.TempDir(), "run.json")
 	// Requests take 20 s and gracefulStop would wait 30 s for them.
@@ -174,6 +183,7 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 }
 
 func TestThresholdFailureFailsCI(t *testing.T) {
+	t.Parallel()
 	// A 4-worker target at 10 ms holds 400 req/s; offering 600 builds a
 	// queue that the p(95)<50 threshold must catch.
 	url := startTarget(t, "--workers", "4", "--service-time", "10ms")
@@ -201,6 +211,7 @@ thresholds:
 }
 
 func TestValidateExamples(t *testing.T) {
+	t.Parallel()
 	files, _ := filepath.Glob("../../scenarios/examples/*.yaml")
 	p := start(t, append([]string{"validate"}, files...)...)
 	if code := p.wait(t, 30*time.Second); code != 0 {
