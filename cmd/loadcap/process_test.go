@@ -178,6 +178,7 @@ func noTemporaryFiles(t *testing.T, dir string) {
 // step in progress and writes what the steps done found, marked partial
 // (exit 105); the second stops at once (exit 105).
 func TestProcessCapacityFindSignals(t *testing.T) {
+	t.Parallel()
 	url := testTarget(t, target.Config{Workers: 2, ServiceTime: 2 * time.Millisecond})
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run("first "+sig.String(), func(t *testing.T) {

@@ -71,6 +71,7 @@ func readFind(t *testing.T, path string) (steps int, notes []string) {
 }
 
 func TestCapacityFindSignal(t *testing.T) {
+	t.Parallel()
 	url := testTarget(t, target.Config{Workers: 2, ServiceTime: 2 * time.Millisecond})
 
 	t.Run("first signal: partial result, exit 105", func(t *testing.T) {
