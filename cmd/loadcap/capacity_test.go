@@ -14,6 +14,7 @@ import (
 )
 
 func TestCapacityFit(t *testing.T) {
+	t.Parallel()
 	// The SPEC SDM91 benchmark from the R usl package's documentation.
 	csv := writeFile(t, "spec.csv", "N,X\n1,64.9\n18,995.9\n36,1652.4\n72,1853.2\n108,1828.9\n144,1775.0\n216,1702.2\n")
 	r := loadcap(t, nil, false, "capacity", "fit", csv, "--json")
@@ -42,6 +43,7 @@ func TestCapacityFit(t *testing.T) {
 }
 
 func TestCapacityPlan(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "plan.json")
 	r := loadcap(t, nil, false, "capacity", "plan", "../../scenarios/examples/presale-plan.yaml",
@@ -114,6 +116,7 @@ func TestCapacityFind(t *testing.T) {
 }
 
 func TestCompareRuns(t *testing.T) {
+	t.Parallel()
 	fast := testTarget(t, target.Config{ServiceTime: time.Millisecond})
 	// 1 s: latency counts from the intended send, so a machine that stops
 	// the base run for up to 500 ms raises its p95 to at most about that;

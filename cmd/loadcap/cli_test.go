@@ -166,6 +166,7 @@ func TestRunWritesResult(t *testing.T) {
 }
 
 func TestSignalAbortsWithPartialResult(t *testing.T) {
+	t.Parallel()
 	url := testTarget(t, target.Config{})
 	out := filepath.Join(t.TempDir(), "run.json")
 	sig := make(chan os.Signal, 1)
@@ -185,8 +186,10 @@ func TestSignalAbortsWithPartialResult(t *testing.T) {
 }
 
 func TestProgress(t *testing.T) {
+	t.Parallel()
 	url := testTarget(t, target.Config{})
 	t.Run("terminal: one line rewritten in place", func(t *testing.T) {
+		t.Parallel()
 		r := loadcap(t, nil, true, "run", "--url", url+"/", "--rate", "100", "--duration", "2500ms")
 		if n := strings.Count(r.stderr, "\r\x1b[K"); n < 2 || strings.Count(r.stderr, "\n") > 0 {
 			t.Errorf("want ≥2 in-place updates and no new lines, got %d:\n%q", n, r.stderr)
@@ -196,6 +199,7 @@ func TestProgress(t *testing.T) {
 		}
 	})
 	t.Run("log: a plain line every 5s", func(t *testing.T) {
+		t.Parallel()
 		r := loadcap(t, nil, false, "run", "--url", url+"/", "--rate", "50", "--duration", "5500ms")
 		lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
 		if len(lines) != 1 || strings.Contains(r.stderr, "\r") || !strings.HasPrefix(lines[0], "5s/6s") {
@@ -203,6 +207,7 @@ func TestProgress(t *testing.T) {
 		}
 	})
 	t.Run("quiet: nothing", func(t *testing.T) {
+		t.Parallel()
 		r := loadcap(t, nil, true, "run", "-q", "--url", url+"/", "--rate", "50", "--duration", "1200ms")
 		if r.stderr != "" {
 			t.Errorf("quiet run wrote %q", r.stderr)
@@ -211,6 +216,7 @@ func TestProgress(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
+	t.Parallel()
 	examples, _ := filepath.Glob("../../scenarios/examples/*.yaml")
 	if len(examples) == 0 {
 		t.Fatal("no examples")

@@ -144,6 +144,7 @@ export default function () {}
 // their own within 5 s, before the run's end): resumed, it fails with 111, and run.json places the losses
 // inside the run and counts the load that was never sent.
 func TestRunFrozenCoordinatorExitsPartial(t *testing.T) {
+	t.Parallel()
 	srv := targettest.Start(t, target.Config{})
 	var agents []string
 	for range 2 {

@@ -301,6 +301,7 @@ func TestDrillDashboardStop(t *testing.T) {
 // TestDashboardFlagErrors: --dashboard on an address it cannot listen on,
 // or on a dry run, is a usage error that sends nothing.
 func TestDashboardFlagErrors(t *testing.T) {
+	t.Parallel()
 	var hits atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { hits.Add(1) }))
 	defer srv.Close()

@@ -55,6 +55,7 @@ isolation: {dsn: %q, tables: [%s], id_offset: %d}
 }
 
 func TestDrillDryRunSendsNothing(t *testing.T) {
+	t.Parallel()
 	s := drillShop(t)
 	plan := drillPlan(t, s, "  - {name: one, multiplier: 1, hold: 2s}", "window: {start: \"2026-11-01T01:00:00Z\", end: \"2026-11-01T05:00:00Z\"}\n")
 	r := loadcap(t, nil, false, "drill", plan, "--dry-run", "--now", "2026-11-01T02:00:00Z")

@@ -17,6 +17,7 @@ import (
 // its promises with 104, naming the file and the field, where they used to
 // drop a confidence interval, fail with exit 1 or print a -200% change.
 func TestCorruptRunResults(t *testing.T) {
+	t.Parallel()
 	url := testTarget(t, target.Config{ServiceTime: time.Millisecond})
 	dir := t.TempDir()
 	scen := writeFile(t, "s.yaml", `target: `+url+`
@@ -87,6 +88,7 @@ requests:
 // before the cut with a warning naming where it breaks; with --strict it is
 // refused (104) and the previous output stays as it was.
 func TestImportCutRecording(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	var log bytes.Buffer
 	for i := range 2000 {

@@ -29,6 +29,7 @@ func sqliteDB(t *testing.T, stmts ...string) string {
 }
 
 func TestShadowCheckAndAudit(t *testing.T) {
+	t.Parallel()
 	good := sqliteDB(t,
 		"CREATE TABLE orders (id INTEGER PRIMARY KEY, sku TEXT NOT NULL, shadow_tag TEXT)",
 		"CREATE TABLE shadow_orders (id INTEGER PRIMARY KEY, sku TEXT NOT NULL, shadow_tag TEXT)",

@@ -57,6 +57,7 @@ func (s *k6Server) count(path string) int {
 // exit code, a drill id reaches the script, and k6's own exit code and
 // message come back for a broken script.
 func TestRunK6Script(t *testing.T) {
+	t.Parallel()
 	t.Run("counts and a passing threshold", func(t *testing.T) {
 		srv := newK6Server(t)
 		script := writeFile(t, "iterations.js", `import http from 'k6/http';
@@ -261,6 +262,7 @@ thresholds:
 // TestValidateK6Script has k6 check scripts, alone and behind a scenario
 // file's k6: section.
 func TestValidateK6Script(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.js")
 	broken := filepath.Join(dir, "broken.js")
@@ -293,6 +295,7 @@ func TestValidateK6Script(t *testing.T) {
 // calls from its HTTP requests, so a scenario file driving a script may
 // not judge grpc_req_duration itself.
 func TestK6FileRefusesGRPCReqDuration(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "s.js"), []byte("export default function () {}\n"), 0o644); err != nil {
 		t.Fatal(err)

@@ -131,6 +131,7 @@ func rwReceiver(t *testing.T) (url string, sum func(metric string) float64) {
 // --out prometheus-rw=URL pushes the live metrics beside run.json; the
 // last push carries the run's totals, whatever generates the load.
 func TestRunPushesToRemoteWrite(t *testing.T) {
+	t.Parallel()
 	t.Run("scenario", func(t *testing.T) {
 		rw, sum := rwReceiver(t)
 		url := testTarget(t, target.Config{})
@@ -162,6 +163,7 @@ export default function () { http.get(__ENV.BASE + '/a', { tags: { name: 'a' } }
 // A distributed run pushes the merged figures of its agents, and how many
 // are connected.
 func TestDistributedRunPushesMergedMetrics(t *testing.T) {
+	t.Parallel()
 	rw, sum := rwReceiver(t)
 	srv := testTarget(t, target.Config{})
 	var agents []string
@@ -208,6 +210,7 @@ func checkPushed(t *testing.T, run *reports.Run, sum func(string) float64) {
 }
 
 func TestLiveFlagsRefuseBadInput(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		name string
 		args []string

@@ -178,6 +178,7 @@ func noTemporaryFiles(t *testing.T, dir string) {
 // step in progress and writes what the steps done found, marked partial
 // (exit 105); the second stops at once (exit 105).
 func TestProcessCapacityFindSignals(t *testing.T) {
+	t.Parallel()
 	url := testTarget(t, target.Config{Workers: 2, ServiceTime: 2 * time.Millisecond})
 	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
 		t.Run("first "+sig.String(), func(t *testing.T) {
@@ -259,6 +260,7 @@ func TestProcessCapacityFindSignals(t *testing.T) {
 // TestShadowImportSignalKeepsOutput: a signal stops the reading of a
 // recording that never ends; the previous output is left byte for byte.
 func TestShadowImportSignalKeepsOutput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "traffic.jsonl")
 	before := []byte("{\"previous\":\"import\"}\n")
@@ -304,6 +306,7 @@ func TestShadowImportSignalKeepsOutput(t *testing.T) {
 // keep still stops on the first signal (it used to ignore it), at once;
 // here validate of a file that never ends.
 func TestProcessShortCommandsStopAtOnce(t *testing.T) {
+	t.Parallel()
 	rec, opened := endlessRecording(t, t.TempDir())
 	p := startLoadcap(t, "validate", rec)
 	reading(t, opened)
@@ -320,6 +323,7 @@ func TestProcessShortCommandsStopAtOnce(t *testing.T) {
 // quiet (it ignored SIGINT and waited for ever) summarizes what it read,
 // headed PARTIAL, on the first signal.
 func TestProcessShadowInspectSignal(t *testing.T) {
+	t.Parallel()
 	rec, opened := recordingFIFO(t, t.TempDir(), 50)
 	p := startLoadcap(t, "shadow", "inspect", rec, "--format", "nginx")
 	reading(t, opened)
@@ -339,6 +343,7 @@ func TestProcessShadowInspectSignal(t *testing.T) {
 // TestProcessRunSignals: run writes what it measured, marked aborted, on
 // the first signal, and also when a second one cuts the graceful stop short.
 func TestProcessRunSignals(t *testing.T) {
+	t.Parallel()
 	var requests atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		requests.Add(1)
@@ -373,6 +378,7 @@ func TestProcessRunSignals(t *testing.T) {
 // prepare (here one that accepts the connection and never answers) ends
 // the run with 105 and the signal as the reason.
 func TestProcessRunSignalWhileAgentsPrepare(t *testing.T) {
+	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -414,6 +420,7 @@ func TestProcessRunSignalWhileAgentsPrepare(t *testing.T) {
 // first signal ends it as their normal end (exit 0); a second one that
 // cuts off open requests is 105.
 func TestProcessServersStop(t *testing.T) {
+	t.Parallel()
 	t.Run("target, one signal", func(t *testing.T) {
 		p := startLoadcap(t, "target", "--listen", testkit.FreeAddr(t))
 		for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.stdout.String(), "target listening"); time.Sleep(20 * time.Millisecond) {

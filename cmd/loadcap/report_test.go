@@ -15,6 +15,7 @@ import (
 // A run writes its report and JUnit straight away; report re-reads the
 // run (with a baseline) into the same kinds of files.
 func TestReportCommands(t *testing.T) {
+	t.Parallel()
 	url := testTarget(t, target.Config{ServiceTime: time.Millisecond})
 	dir := t.TempDir()
 	scen := writeFile(t, "s.yaml", `target: `+url+`

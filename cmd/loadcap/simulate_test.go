@@ -14,6 +14,7 @@ import (
 // reactive HPA to stand on: the same jump fails it (99). A broken forecast
 // is 104 with its file, line and field.
 func TestCapacitySimulate(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "sim.json")
 	r := loadcap(t, nil, false, "capacity", "simulate", "../../scenarios/examples/presale-plan.yaml",

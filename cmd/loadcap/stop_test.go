@@ -71,6 +71,7 @@ func readFind(t *testing.T, path string) (steps int, notes []string) {
 }
 
 func TestCapacityFindSignal(t *testing.T) {
+	t.Parallel()
 	url := testTarget(t, target.Config{Workers: 2, ServiceTime: 2 * time.Millisecond})
 
 	t.Run("first signal: partial result, exit 105", func(t *testing.T) {
@@ -136,6 +137,7 @@ func TestCapacityFindSignal(t *testing.T) {
 // fails and keeps the previous file byte for byte (a signal's case is
 // TestShadowImportSignalKeepsOutput).
 func TestShadowImportStrictKeepsOutput(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	out := filepath.Join(dir, "traffic.jsonl")
 	before := []byte("{\"previous\":\"import\"}\n")
@@ -154,6 +156,7 @@ func TestShadowImportStrictKeepsOutput(t *testing.T) {
 }
 
 func TestOutputCheckedBeforeWork(t *testing.T) {
+	t.Parallel()
 	var requests atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { requests.Add(1) }))
 	t.Cleanup(srv.Close)

@@ -5,6 +5,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"net/http"
 	"os"
@@ -22,22 +24,51 @@ import (
 
 var bin string // the loadcap binary under test
 
+// Tests that call t.Parallel (exit codes, files, signals, counts: the
+// fault matrix, the pushes to Prometheus) run together, two at a time,
+// after the others have run one by one. A test that judges latency (the
+// drills' guards), measures a capacity, or tolerates a stall of its host
+// stays sequential, so that it never shares the machine with another test
+// of this package.
+
+// TestMain builds the loadcap binary once for every test in the package.
+// It is built into a directory kept between runs (one per checkout, in the
+// user's cache directory), so that `go build` finds it up to date and does
+// not link the k6-sized executable again when nothing changed: the go
+// command compares the file's build ID with the sources', so a stale
+// binary is always rebuilt.
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "loadcap-e2e")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	var err error
+	if bin, err = binPath(); err == nil {
+		build := exec.Command("go", "build", "-o", bin, "../../cmd/loadcap")
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		err = build.Run()
 	}
-	bin = filepath.Join(dir, "loadcap")
-	build := exec.Command("go", "build", "-o", bin, "../../cmd/loadcap")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "build loadcap:", err)
 		os.Exit(1)
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	os.Exit(m.Run())
+}
+
+// binPath is where TestMain builds loadcap: a directory of the user's
+// cache (else the temporary directory) named after this checkout's
+// absolute path, so that two checkouts never share a binary.
+func binPath() (string, error) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		return "", err
+	}
+	base, err := os.UserCacheDir()
+	if err != nil {
+		base = os.TempDir()
+	}
+	sum := sha256.Sum256([]byte(root))
+	dir := filepath.Join(base, "loadcap-e2e", hex.EncodeToString(sum[:8]))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "loadcap"), nil
 }
 
 // startTarget runs `loadcap target` and waits until it answers.
@@ -109,6 +140,7 @@ func readRun(t *testing.T, path string) *reports.Run {
 }
 
 func TestCheckoutExampleInterrupted(t *testing.T) {
+	t.Parallel()
 	url := startTarget(t, "--workers", "8", "--service-time", "5ms")
 	out := filepath.Join(t.TempDir(), "run.json")
 	p := start(t, "run", "../../scenarios/examples/checkout.yaml", "--target", url, "--out", out)
@@ -132,6 +164,7 @@ func TestCheckoutExampleInterrupted(t *testing.T) {
 }
 
 func TestSecondSignalStopsAtOnce(t *testing.T) {
+	t.Parallel()
 	url := startTarget(t)
 	out := filepath.Join(t.TempDir(), "run.json")
 	// Requests take 20 s and gracefulStop would wait 30 s for them.
@@ -150,6 +183,7 @@ func TestSecondSignalStopsAtOnce(t *testing.T) {
 }
 
 func TestThresholdFailureFailsCI(t *testing.T) {
+	t.Parallel()
 	// A 4-worker target at 10 ms holds 400 req/s; offering 600 builds a
 	// queue that the p(95)<50 threshold must catch.
 	url := startTarget(t, "--workers", "4", "--service-time", "10ms")
@@ -177,6 +211,7 @@ thresholds:
 }
 
 func TestValidateExamples(t *testing.T) {
+	t.Parallel()
 	files, _ := filepath.Glob("../../scenarios/examples/*.yaml")
 	p := start(t, append([]string{"validate"}, files...)...)
 	if code := p.wait(t, 30*time.Second); code != 0 {

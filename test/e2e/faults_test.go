@@ -82,6 +82,7 @@ func statusOf(run *reports.Run, code string) int64 {
 // class "reset", counted exactly, the threshold fails the run (99), and
 // the result adds up.
 func TestFaultTargetResets(t *testing.T) {
+	t.Parallel()
 	url := startTarget(t, "--reset-every", "4")
 	out := filepath.Join(t.TempDir(), "run.json")
 	p := start(t, "run", "-q", "--no-summary", scenarioWithThresholds(t, url, "/", 100, 2*time.Second, 2*time.Second), "--out", out)
@@ -102,6 +103,7 @@ func TestFaultTargetResets(t *testing.T) {
 // timeout as class "timeout", and the run ends on time, not when the
 // target gives up.
 func TestFaultTargetHangs(t *testing.T) {
+	t.Parallel()
 	url := startTarget(t)
 	out := filepath.Join(t.TempDir(), "run.json")
 	begin := time.Now()
@@ -121,6 +123,7 @@ func TestFaultTargetHangs(t *testing.T) {
 // A target answering half its requests 500: the answers are counted under
 // their status, failed, and fail the threshold.
 func TestFaultTarget5xx(t *testing.T) {
+	t.Parallel()
 	url := startTarget(t, "--error-rate", "0.5")
 	out := filepath.Join(t.TempDir(), "run.json")
 	p := start(t, "run", "-q", "--no-summary", scenarioWithThresholds(t, url, "/", 100, 2*time.Second, 2*time.Second), "--out", out)
@@ -137,6 +140,7 @@ func TestFaultTarget5xx(t *testing.T) {
 // A target that goes away mid-run: the requests after it are refused
 // (class "refused"), the run still ends on schedule and adds up.
 func TestFaultTargetVanishes(t *testing.T) {
+	t.Parallel()
 	port := testkit.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	target := start(t, "target", "--listen", fmt.Sprintf("127.0.0.1:%d", port))
@@ -183,6 +187,7 @@ func mountTmpfs(t *testing.T, size int, ro bool) string {
 // with the path and the cause (exit 1), the summary still reaches the
 // terminal, and the earlier run.json in that place is left as it was.
 func TestFaultDiskFull(t *testing.T) {
+	t.Parallel()
 	url := startTarget(t)
 	dir := mountTmpfs(t, 64<<10, false)
 	out := filepath.Join(dir, "run.json")
@@ -241,6 +246,7 @@ func contains(list []string, s string) bool {
 // An output directory that cannot be written is refused before the first
 // request: a usage error naming the path, nothing sent.
 func TestFaultReadOnlyOutput(t *testing.T) {
+	t.Parallel()
 	url := startTarget(t)
 	dir := mountTmpfs(t, 64<<10, true)
 	out := filepath.Join(dir, "run.json")
@@ -258,6 +264,7 @@ func TestFaultReadOnlyOutput(t *testing.T) {
 // nothing, but the earlier run.json survives byte for byte and no
 // half-written file is left.
 func TestFaultGeneratorKilled(t *testing.T) {
+	t.Parallel()
 	url := startTarget(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "run.json")
@@ -287,6 +294,7 @@ func TestFaultGeneratorKilled(t *testing.T) {
 // connection and stop sending within seconds; the load does not run on
 // unwatched.
 func TestFaultCoordinatorKilled(t *testing.T) {
+	t.Parallel()
 	url := startTarget(t)
 	addr := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	a := start(t, "agent", "--listen", addr, "--insecure")
@@ -370,6 +378,7 @@ func readMatrix(t *testing.T) []matrixRow {
 // package the row says; and every fault test of this file has its row. A
 // row cannot claim a guarantee no test checks.
 func TestFaultMatrixDocumented(t *testing.T) {
+	t.Parallel()
 	rows := readMatrix(t)
 	if len(rows) < 20 {
 		t.Fatalf("README's fault matrix has %d rows", len(rows))

@@ -83,6 +83,7 @@ func startPromWith(t *testing.T, config string, flags ...string) *promServer {
 // prometheus-rw=URL: once it has ended, PromQL over the pushed series
 // counts the requests run.json counts.
 func TestRunPushesToPrometheus(t *testing.T) {
+	t.Parallel()
 	prom := startPromReceiver(t)
 	url := startTarget(t)
 	out := filepath.Join(t.TempDir(), "run.json")
@@ -121,6 +122,7 @@ func TestRunPushesToPrometheus(t *testing.T) {
 // A Prometheus that scrapes with native histograms negotiates protobuf
 // and gets the latency as a native histogram while the run goes on.
 func TestPrometheusScrapesNativeHistograms(t *testing.T) {
+	t.Parallel()
 	metrics := fmt.Sprintf("127.0.0.1:%d", testkit.FreePort(t))
 	prom := startPromWith(t, fmt.Sprintf(`global:
   scrape_interval: 1s
