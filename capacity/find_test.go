@@ -55,6 +55,13 @@ func TestFindKnownCapacity(t *testing.T) {
 	if israce.Enabled {
 		t.Skip("measures a target's capacity: under the race detector it would measure the detector")
 	}
+	// The searches below and TestFindOnALoadSheddingTarget's run side by
+	// side, after the package's other tests: each is about 40 s of steps
+	// spent waiting on targets whose capacity is workers and a service
+	// time, not CPU (together well under one core of the two), so they do
+	// not disturb each other's figures, and quiet.Retry still repeats a
+	// search the machine stalled.
+	t.Parallel()
 	tests := []struct {
 		name string
 		cfg  target.Config
@@ -65,6 +72,7 @@ func TestFindKnownCapacity(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			srv := targettest.Start(t, tc.cfg)
 			sl, err := slo.Parse(tc.slo)
 			if err != nil {
@@ -134,6 +142,7 @@ func TestFindOnALoadSheddingTarget(t *testing.T) {
 	if israce.Enabled {
 		t.Skip("measures a target's capacity: under the race detector it would measure the detector")
 	}
+	t.Parallel() // beside TestFindKnownCapacity's searches: see there
 	srv := targettest.Start(t, target.Config{Workers: 4, ServiceTime: 10 * time.Millisecond, MaxQueue: 4})
 	sl, err := slo.Parse("p(99)<100ms,error<1%")
 	if err != nil {
