@@ -123,3 +123,43 @@ func TestImportCutRecording(t *testing.T) {
 		t.Errorf("--strict changed %s", out)
 	}
 }
+
+// TestMergeJudgesTheWhole: merge judges thresholds on the merged figures
+// and exits as one run over all the parts would: two parts of 100
+// requests each fail "count>150" alone (exit 99) and pass it together
+// (exit 0); "count>250" fails the merged run too, with 99 naming the
+// threshold, and the merged file is written all the same for the report.
+func TestMergeJudgesTheWhole(t *testing.T) {
+	t.Parallel()
+	url := testTarget(t, target.Config{ServiceTime: time.Millisecond})
+	dir := t.TempDir()
+	part := func(name, threshold string) string {
+		scen := writeFile(t, name+".yaml", `target: `+url+`
+scenarios:
+  s: {executor: constant-arrival-rate, rate: 100, duration: 1s, preAllocatedVUs: 5}
+requests:
+  - {name: home, path: /}
+thresholds:
+  http_reqs: ["`+threshold+`"]
+`)
+		out := filepath.Join(dir, name+".json")
+		if res := loadcap(t, nil, false, "run", "-q", "--no-summary", scen, "--out", out); res.code != 99 {
+			t.Fatalf("a part of 100 requests under %q: exit %d, want 99\n%s", threshold, res.code, res.stderr)
+		}
+		return out
+	}
+	a, b := part("a", "count>150"), part("b", "count>150")
+	both := filepath.Join(dir, "both.json")
+	if res := loadcap(t, nil, false, "merge", a, b, "--out", both); res.code != 0 {
+		t.Fatalf("merge of two parts that pass count>150 together: exit %d, want 0\n%s", res.code, res.stderr)
+	}
+	c, d := part("c", "count>250"), part("d", "count>250")
+	fail := filepath.Join(dir, "fail.json")
+	res := loadcap(t, nil, false, "merge", c, d, "--out", fail)
+	if res.code != 99 || !strings.Contains(res.stderr, "http_reqs count>250") {
+		t.Fatalf("merge of 200 requests under count>250: exit %d, want 99 naming the threshold\n%s", res.code, res.stderr)
+	}
+	if _, err := os.Stat(fail); err != nil {
+		t.Errorf("a merge that failed its thresholds wrote no file: %v", err)
+	}
+}

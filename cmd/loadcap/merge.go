@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -18,7 +19,8 @@ func newMergeCmd(st *state) *cobra.Command {
 writes: counts summed, every histogram (overall, per request, per second) merged bucket by
 bucket, so totals and percentiles are exact. Seconds match by their number since each part's
 start. Thresholds are evaluated again on the merged figures where run.json holds what they
-measure; any other keeps its parts' verdict, with a note. Use it to run wider than one
+measure; any other keeps its parts' verdict, with a note. Exit 99 when a threshold fails on
+the merged figures, as for one run (the merged file is written either way). Use it to run wider than one
 coordinator: give each coordinator its agents' segments of one sequence
 (--execution-segment-sequence with --execution-segment), then merge their --out files.`,
 		Example: `  loadcap merge east.json west.json --out all.json
@@ -40,6 +42,18 @@ coordinator: give each coordinator its agents' segments of one sequence
 			}
 			fmt.Fprintf(st.stderr, "merged %d runs: %d sent, %d completed, %d failed -> %s\n",
 				len(a), run.Totals.Sent, run.Totals.Completed, run.Totals.Failed, out)
+			// The merged verdict gates CI as one run's would: 99 when a
+			// threshold fails on the merged figures (the file is written
+			// either way, for the report).
+			var failed []string
+			for _, th := range run.Thresholds {
+				if !th.Passed {
+					failed = append(failed, th.Metric+" "+th.Expr)
+				}
+			}
+			if len(failed) > 0 {
+				return cli.WithCode(cli.ExitThresholds, fmt.Errorf("merged thresholds failed: %s", strings.Join(failed, ", ")))
+			}
 			return nil
 		},
 	}
