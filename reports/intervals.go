@@ -77,6 +77,7 @@ type IntervalStream struct {
 	f             *os.File
 	zw            *gzip.Writer
 	line          []byte
+	hw            hdrWriter
 	id            string
 	n             int
 	err           error // the first write error; the load goes on
@@ -88,7 +89,7 @@ type IntervalStream struct {
 // written (a run without --out: its report and summary still read every
 // second, in bounded memory).
 func CreateIntervalStream(path string) (*IntervalStream, error) {
-	s := &IntervalStream{path: path, temp: path == ""}
+	s := &IntervalStream{path: path, temp: path == "", hw: hdrWriter{stored: true}}
 	var err error
 	if s.temp {
 		s.f, err = os.CreateTemp("", "loadcap-*.intervals.partial")
@@ -127,9 +128,9 @@ func (s *IntervalStream) writeLine(b []byte) {
 
 // Write appends one closed second.
 func (s *IntervalStream) Write(iv loadgen.Interval) {
-	ri := intervalOf(iv)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ri := intervalOf(&s.hw, iv)
 	if s.closed {
 		return
 	}
@@ -398,6 +399,7 @@ type folder struct {
 	in           int // seconds in cur
 	hists        map[string]*hdr.PackedHistogram
 	hr           hdrReader
+	hw           hdrWriter
 }
 
 func newFolder(count int) *folder {
@@ -471,12 +473,10 @@ func (f *folder) flush() {
 			all = hdr.NewPacked(h.LowestTrackableValue(), h.HighestTrackableValue(), int(h.SignificantFigures()))
 		}
 		all.Merge(h)
-		if b, err := h.Encode(); err == nil {
-			if c.Histograms == nil {
-				c.Histograms = map[string]string{}
-			}
-			c.Histograms[name] = string(b)
+		if c.Histograms == nil {
+			c.Histograms = map[string]string{}
 		}
+		c.Histograms[name] = f.hw.encode(h)
 		h.Reset()
 	}
 	if all != nil {

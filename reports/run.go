@@ -285,8 +285,9 @@ func NewRun(res *loadgen.Result, meta Meta) *Run {
 		r.Histograms[q.Name] = encode(q.Latency)
 		r.ServiceHist[q.Name] = encode(q.Service)
 	}
+	var hw hdrWriter
 	for _, iv := range res.Intervals {
-		r.Intervals = append(r.Intervals, intervalOf(iv))
+		r.Intervals = append(r.Intervals, intervalOf(&hw, iv))
 	}
 	for _, th := range res.Thresholds {
 		x := Threshold{Metric: th.Metric, Expr: th.Expr, Passed: th.Passed, Abort: th.Abort, Note: th.Note}
@@ -300,7 +301,7 @@ func NewRun(res *loadgen.Result, meta Meta) *Run {
 }
 
 // intervalOf is one second as run.json and the intervals file hold it.
-func intervalOf(iv loadgen.Interval) Interval {
+func intervalOf(hw *hdrWriter, iv loadgen.Interval) Interval {
 	ri := Interval{
 		T: iv.T, EndS: round3(iv.End.Seconds()), Scheduled: iv.Scheduled, Sent: iv.Sent,
 		Completed: iv.Completed, Failed: iv.Failed, Dropped: iv.Dropped, Inflight: iv.Inflight,
@@ -308,12 +309,10 @@ func intervalOf(iv loadgen.Interval) Interval {
 		StallMs:   round3(float64(iv.Stall) / 1e6), StealPct: pct(iv.Steal),
 	}
 	for name, h := range iv.Hists {
-		if b, err := h.Encode(); err == nil {
-			if ri.Histograms == nil {
-				ri.Histograms = map[string]string{}
-			}
-			ri.Histograms[name] = string(b)
+		if ri.Histograms == nil {
+			ri.Histograms = make(map[string]string, len(iv.Hists))
 		}
+		ri.Histograms[name] = hw.encode(h)
 	}
 	for c, n := range iv.Classes {
 		if n > 0 {
