@@ -446,6 +446,15 @@ func (r *Recorder) rotate(now time.Time, snap *Snapshot) Interval {
 	return iv
 }
 
+// Retain keeps only about the last n closed intervals for the result
+// (between n and 2n; n <= 0 keeps them all), as WithIntervalRetention does
+// for an engine's recorder. Call it before the first Rotate.
+func (r *Recorder) Retain(n int) {
+	r.mu.Lock()
+	r.keep = max(n, 0)
+	r.mu.Unlock()
+}
+
 // retainLocked keeps a closed interval for the result. With a retention
 // bound, the intervals past it are let go in one copy every keep
 // rotations, so a run of any length holds at most 2·keep of them (their

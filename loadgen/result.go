@@ -234,6 +234,11 @@ func (r *Result) Request(name string) *RequestStats {
 	return nil
 }
 
+// Result assembles the cumulative figures, for a caller that drives a
+// Recorder itself (a simulation, a benchmark); it sets neither the times
+// nor the status. Call it after a final Rotate.
+func (r *Recorder) Result() *Result { return r.result() }
+
 // result assembles the cumulative figures. Call it after a final Rotate.
 func (r *Recorder) result() *Result {
 	r.mu.Lock()
