@@ -272,6 +272,9 @@ func (r *Run) loadIntervalsFile(name string, v *runCheck, lost int64) {
 func (r *Run) readIntervals(v *runCheck, rd io.Reader, ref *IntervalsRef, lost int64) {
 	fo := newFolder(ref.Count)
 	chk := newIntervalCheck()
+	if fo.per > 1 {
+		chk.each = fo.addHist
+	}
 	n, cut := scanIntervals(v, rd, ref.ID, func(line int, iv *Interval) {
 		v.line = line
 		chk.check(v, fmt.Sprintf("intervals[%d]", line-2), iv)
@@ -390,15 +393,15 @@ func scanIntervals(v *runCheck, rd io.Reader, id string, fn func(line int, iv *I
 type tally struct{ seconds, stalled int }
 
 // folder folds consecutive seconds into intervals of per seconds each:
-// counts summed, per-name histograms merged bucket by bucket (exactly:
-// the same buckets), the latency summary read off their sum.
+// counts summed (add), per-name histograms merged bucket by bucket
+// (addHist, exactly: the same buckets), the latency summary read off
+// their sum.
 type folder struct {
 	per, stalled int
 	out          []Interval
 	cur          Interval
 	in           int // seconds in cur
 	hists        map[string]*hdr.PackedHistogram
-	hr           hdrReader
 	hw           hdrWriter
 }
 
@@ -438,25 +441,24 @@ func (f *folder) add(iv *Interval) {
 		c.LatencyMs.P99 = max(c.LatencyMs.P99, iv.LatencyMs.P99)
 		c.LatencyMs.Max = max(c.LatencyMs.Max, iv.LatencyMs.Max)
 	}
-	for name, enc := range iv.Histograms {
-		g, err := f.hr.read(enc)
-		if err != nil {
-			continue // checked before: cannot happen
-		}
-		h := f.hists[name]
-		if h == nil {
-			h = hdr.NewPacked(g.Lowest, g.Highest, g.Digits)
-			f.hists[name] = h
-		}
-		_ = f.hr.walk(func(idx, n int64) bool {
-			lo, _ := g.bucket(idx)
-			_ = h.RecordValues(lo, n)
-			return true
-		})
-	}
 	if f.in == f.per {
 		f.flush()
 	}
+}
+
+// addHist merges a second's histogram of name, which hr has just read
+// (intervalCheck.each), into the step's.
+func (f *folder) addHist(name string, g hdrGeom, hr *hdrReader) {
+	h := f.hists[name]
+	if h == nil {
+		h = hdr.NewPacked(g.Lowest, g.Highest, g.Digits)
+		f.hists[name] = h
+	}
+	_ = hr.walk(func(idx, n int64) bool {
+		lo, _ := g.bucket(idx)
+		_ = h.RecordValues(lo, n)
+		return true
+	})
 }
 
 func (f *folder) flush() {

@@ -287,6 +287,9 @@ func (r *Run) checkIntervals(v *runCheck, lost int64) {
 // intervalCheck checks a run's seconds one at a time, embedded or read
 // from an intervals file, in bounded memory.
 type intervalCheck struct {
+	// each, when set, gets every histogram that checked out, while hr
+	// still holds its payload (a reader folding seconds reads each once).
+	each    func(name string, g hdrGeom, hr *hdrReader)
 	sum     Totals
 	geom    *hdrGeom
 	lastT   int
@@ -327,6 +330,10 @@ func (c *intervalCheck) check(v *runCheck, path string, iv *Interval) {
 		} else if g.Lowest != c.geom.Lowest || g.Digits != c.geom.Digits {
 			v.add(hp, "lowest %d, %d digits: another precision than the seconds before (lowest %d, %d digits)",
 				g.Lowest, g.Digits, c.geom.Lowest, c.geom.Digits)
+			continue
+		}
+		if c.each != nil {
+			c.each(name, g, &v.hr)
 		}
 	}
 }
