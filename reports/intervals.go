@@ -192,10 +192,18 @@ func (s *IntervalStream) Discard() {
 // references it, holding the seconds folded (MaxReadIntervals) for the
 // summary and the HTML report. A run without --out (a temporary stream)
 // never references its file.
+//
+// When the stream could not be written (a full disk), the result is not
+// lost: r keeps the seconds the result still held in memory (all of a
+// short run's, the last minutes of a long one's) and says so in its
+// IntervalsNote.
 func (r *Run) AttachIntervals(s *IntervalStream, earlier int) error {
 	if err := s.finish(); err != nil {
 		os.Remove(s.partial)
-		return err
+		if earlier > 0 {
+			r.intervalsNote = fmt.Sprintf("%v: the run holds only its last %d seconds (from second %d)", err, len(r.Intervals), earlier)
+		}
+		return nil
 	}
 	n := s.Count()
 	if n <= InlineIntervals && earlier == 0 {

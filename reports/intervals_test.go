@@ -264,3 +264,36 @@ func writeGzip(t testing.TB, path, text string) {
 		t.Fatal(err)
 	}
 }
+
+// An intervals file that cannot be written (a full disk) costs the run
+// its early seconds, not its result.
+func TestIntervalStreamFailureKeepsTheResult(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "run.json")
+	s, err := CreateIntervalStream(IntervalsPath(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.f.Close() // every write from now on fails
+	res := soak(t, s, 2, 3, 200, 50, nil)
+	run := NewRun(res, Meta{Version: "test"})
+	if err := run.AttachIntervals(s, res.Earlier); err != nil {
+		t.Fatalf("a failed intervals file failed the run: %v", err)
+	}
+	if !strings.Contains(run.IntervalsNote(), "only its last") {
+		t.Errorf("note %q, want it to say only the last seconds are kept", run.IntervalsNote())
+	}
+	if err := run.WriteFile(out); err != nil {
+		t.Fatal(err)
+	}
+	r, err := ReadFile(out)
+	if err != nil {
+		t.Fatalf("the result written without its early seconds does not read: %v", err)
+	}
+	if r.Totals.Completed != 200*2*3 || len(r.Intervals) == 0 || r.Intervals[0].T != res.Earlier {
+		t.Errorf("completed %d, %d seconds from %d", r.Totals.Completed, len(r.Intervals), r.Intervals[0].T)
+	}
+	if _, err := os.Stat(IntervalsPath(out) + ".partial"); err == nil {
+		t.Errorf("the broken stream's file is left behind")
+	}
+}
