@@ -24,7 +24,9 @@ import (
 //	                            summary + HTML; ReadFile + Compare
 //	heap-MB-report              live heap holding the read result
 //
-// LOADCAP_SOAK_SECONDS shortens it (e.g. 8640 for a tenth).
+// LOADCAP_SOAK_SECONDS shortens it (e.g. 8640 for a tenth);
+// LOADCAP_SOAK_KEEP=0 keeps every second in the recorder, as loadcap did
+// before the intervals file, for the comparison.
 //
 //	go test ./reports -run '^$' -bench Soak -benchtime 1x -benchmem
 func BenchmarkSoak(b *testing.B) {
@@ -32,7 +34,11 @@ func BenchmarkSoak(b *testing.B) {
 	if s, err := strconv.Atoi(os.Getenv("LOADCAP_SOAK_SECONDS")); err == nil && s > 0 {
 		secs = s
 	}
-	const names, perName, keep = 20, 10, 300
+	const names, perName = 20, 10
+	keep := 300
+	if k, err := strconv.Atoi(os.Getenv("LOADCAP_SOAK_KEEP")); err == nil && k >= 0 {
+		keep = k
+	}
 	heap := func() float64 {
 		runtime.GC()
 		var m runtime.MemStats
