@@ -193,28 +193,34 @@ func (s *IntervalStream) Discard() {
 // summary and the HTML report. A run without --out (a temporary stream)
 // never references its file.
 //
-// When the stream could not be written (a full disk), the result is not
-// lost: r keeps the seconds the result still held in memory (all of a
-// short run's, the last minutes of a long one's) and says so in its
-// IntervalsNote.
-func (r *Run) AttachIntervals(s *IntervalStream, earlier int) error {
+// When the stream could not be written (a full disk) or read back, the
+// result is not lost: r keeps the seconds the result still held in memory
+// (all of a short run's, the last minutes of a long one's) and says so in
+// its IntervalsNote.
+func (r *Run) AttachIntervals(s *IntervalStream, earlier int) {
+	held := r.Intervals
+	keepHeld := func(err error) {
+		r.Intervals, r.FoldS, r.tally, r.IntervalsFile = held, 0, nil, nil
+		if earlier > 0 {
+			r.intervalsNote = fmt.Sprintf("%v: the run holds only its last %d seconds (from second %d)", err, len(held), earlier)
+		}
+	}
 	if err := s.finish(); err != nil {
 		os.Remove(s.partial)
-		if earlier > 0 {
-			r.intervalsNote = fmt.Sprintf("%v: the run holds only its last %d seconds (from second %d)", err, len(r.Intervals), earlier)
-		}
-		return nil
+		keepHeld(err)
+		return
 	}
 	n := s.Count()
 	if n <= InlineIntervals && earlier == 0 {
 		s.Discard()
-		return nil
+		return
 	}
 	path, ref := s.partial, IntervalsRef{Path: filepath.Base(s.path), Schema: IntervalsSchema, ID: s.id, Count: n}
 	if n > InlineIntervals && !s.temp {
 		if err := os.Rename(s.partial, s.path); err != nil {
 			os.Remove(s.partial)
-			return fmt.Errorf("intervals file: %w", err)
+			keepHeld(fmt.Errorf("intervals file: %w", err))
+			return
 		}
 		path = s.path
 	} else {
@@ -222,19 +228,21 @@ func (r *Run) AttachIntervals(s *IntervalStream, earlier int) error {
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Errorf("intervals file: %w", err)
+		keepHeld(fmt.Errorf("intervals file: %w", err))
+		return
 	}
 	defer f.Close()
 	v := &runCheck{file: path}
 	r.Intervals = nil
-	r.readIntervals(v, f, &ref, 0)
+	r.readIntervals(v, f, &ref, r.Totals.Lost)
 	if err := v.err(); err != nil {
-		return err
+		// Unreferenced, the file cannot make run.json unreadable.
+		keepHeld(fmt.Errorf("the intervals file does not read back: %w", err))
+		return
 	}
 	if n > InlineIntervals && !s.temp {
 		r.IntervalsFile = &ref
 	}
-	return nil
 }
 
 // loadIntervalsFile reads the intervals file r references, checking it

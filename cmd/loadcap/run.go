@@ -313,9 +313,7 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) (e
 	}
 	run := reports.NewRun(res, m)
 	attached = true
-	if err := run.AttachIntervals(stream, res.Earlier); err != nil {
-		return err
-	}
+	run.AttachIntervals(stream, res.Earlier)
 	if err := o.outputs(st).WriteRun(run, r.Cluster(), k6Code); err != nil {
 		return err
 	}
