@@ -65,6 +65,7 @@ type options struct {
 	seg       *Segment
 	snapshots func(*Snapshot)
 	partSegs  []*Segment // a Merger's parts' segments
+	keep      int        // WithIntervalRetention
 }
 
 // Option tunes an Engine.
@@ -88,6 +89,15 @@ func WithIntervalHook(fn func(Interval)) Option {
 	return func(o *options) { o.onRotate = fn }
 }
 
+// WithIntervalRetention keeps only about the last n closed intervals in
+// memory (between n and 2n) for the Result, whose Earlier counts those let
+// go; n <= 0 keeps them all. It is for long runs whose intervals a hook
+// streams to disk as they close (reports.IntervalStream): the engine's
+// memory then stays flat however long the run.
+func WithIntervalRetention(n int) Option {
+	return func(o *options) { o.keep = max(n, 0) }
+}
+
 // New prepares an engine for f.
 func New(f *scenarios.File, opts ...Option) (*Engine, error) {
 	o := options{plainEach: 5}
@@ -108,6 +118,7 @@ func New(f *scenarios.File, opts ...Option) (*Engine, error) {
 	var top time.Duration
 	e.timeout, top, e.total = limits(f)
 	e.rec = NewRecorder(e.series, top)
+	e.rec.keep = o.keep
 	ho := httpc.Options{Timeout: e.timeout, HTTP2: f.HTTP2, UserAgent: "loadcap"}
 	if f.Insecure {
 		ho.TLSConfig = insecureTLS()

@@ -62,7 +62,8 @@ func WithPartSegments(segs []*Segment) Option {
 }
 
 // NewMerger returns a merger for a run of f split into parts parts. Of the
-// options, WithProgress, WithIntervalHook and WithPartSegments apply.
+// options, WithProgress, WithIntervalHook, WithPartSegments and
+// WithIntervalRetention apply.
 func NewMerger(f *scenarios.File, parts int, opts ...Option) (*Merger, error) {
 	o := options{plainEach: 5}
 	for _, fn := range opts {
@@ -80,6 +81,7 @@ func NewMerger(f *scenarios.File, parts int, opts ...Option) (*Merger, error) {
 	series, _ := seriesOf(f)
 	_, top, total := limits(f)
 	m := &Merger{f: f, o: o, rec: NewRecorder(series, top), parts: make([]mergePart, parts)}
+	m.rec.keep = o.keep
 	m.prog = newProgress(o.progress, o.live, o.plainEach, total)
 	m.ivAll = m.rec.newHist()
 	byName := map[string]*hdr.Histogram{}
@@ -290,7 +292,7 @@ func (m *Merger) merge(t int) {
 		}
 	}
 	r.mu.Lock()
-	r.intervals = append(r.intervals, iv)
+	r.retainLocked(iv)
 	r.maxStall = max(r.maxStall, iv.Stall)
 	if iv.Steal >= 0 {
 		r.stealSum += iv.Steal

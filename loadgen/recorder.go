@@ -126,6 +126,11 @@ type Recorder struct {
 	allPacked *hdr.PackedHistogram            // interval latency, all series
 	perName   map[string]*hdr.PackedHistogram // interval latency per request name
 
+	// keep bounds intervals (WithIntervalRetention): past 2·keep, all but
+	// the last keep are let go; earlier counts them and earlierStalled
+	// those of them HostStalled. 0 keeps every interval. Guarded by mu.
+	keep, earlier, earlierStalled int
+
 	samples sync.Map        // "name\x00class" → the first error message seen
 	sampled []atomic.Uint32 // per name: bit c set once class c has a sample
 
@@ -315,7 +320,7 @@ func (r *Recorder) rotate(now time.Time, snap *Snapshot) Interval {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	iv := Interval{
-		T:     len(r.intervals),
+		T:     r.earlier + len(r.intervals),
 		End:   now.Sub(r.start),
 		Hists: make(map[string]*hdr.PackedHistogram, len(r.names)),
 		Stall: r.host.stall,
@@ -427,7 +432,7 @@ func (r *Recorder) rotate(now time.Time, snap *Snapshot) Interval {
 		sh.mu.Unlock()
 	}
 	iv.Busy = time.Duration(at*(sent-ended)-sendSum+endTimes) * time.Microsecond
-	r.intervals = append(r.intervals, iv)
+	r.retainLocked(iv)
 	if snap != nil {
 		late := r.late.Load()
 		*snap = Snapshot{
@@ -439,6 +444,34 @@ func (r *Recorder) rotate(now time.Time, snap *Snapshot) Interval {
 		r.lastLate = late
 	}
 	return iv
+}
+
+// Retain keeps only about the last n closed intervals for the result
+// (between n and 2n; n <= 0 keeps them all), as WithIntervalRetention does
+// for an engine's recorder. Call it before the first Rotate.
+func (r *Recorder) Retain(n int) {
+	r.mu.Lock()
+	r.keep = max(n, 0)
+	r.mu.Unlock()
+}
+
+// retainLocked keeps a closed interval for the result. With a retention
+// bound, the intervals past it are let go in one copy every keep
+// rotations, so a run of any length holds at most 2·keep of them (their
+// consumers had them from the interval hook as they closed).
+func (r *Recorder) retainLocked(iv Interval) {
+	r.intervals = append(r.intervals, iv)
+	if r.keep <= 0 || len(r.intervals) < 2*r.keep {
+		return
+	}
+	cut := len(r.intervals) - r.keep
+	for _, old := range r.intervals[:cut] {
+		if HostStalled(old.Stall, old.Steal) {
+			r.earlierStalled++
+		}
+	}
+	r.earlier += cut
+	r.intervals = append(make([]Interval, 0, 2*r.keep), r.intervals[cut:]...)
 }
 
 // fillDelta completes series j's part of a snapshot: sent is its Sent

@@ -167,7 +167,12 @@ type Result struct {
 	Series         []*RequestStats // per scenario and request name
 	Latency        *hdr.Histogram  // all names, from the intended send time (µs)
 	Service        *hdr.Histogram  // all names, from the actual send time (µs)
+	// Intervals are the run's closed seconds, all of them unless the run
+	// kept only the last ones (WithIntervalRetention): then the first
+	// Earlier seconds are not here (Intervals[0].T = Earlier).
 	Intervals      []Interval
+	Earlier        int
+	earlierStalled int // of the Earlier seconds, those HostStalled
 	Thresholds     []ThresholdResult
 	MaxVUs         int // peak VUs in use
 	// Lost lists the parts of a distributed run that ended before the
@@ -201,7 +206,7 @@ func (r *Result) Partial() bool { return len(r.Lost) > 0 }
 // Disturbed counts the intervals in which the generator's host kept it
 // from running long enough to matter (HostStalled).
 func (r *Result) Disturbed() int {
-	n := 0
+	n := r.earlierStalled
 	for _, iv := range r.Intervals {
 		if HostStalled(iv.Stall, iv.Steal) {
 			n++
@@ -229,12 +234,17 @@ func (r *Result) Request(name string) *RequestStats {
 	return nil
 }
 
+// Result assembles the cumulative figures, for a caller that drives a
+// Recorder itself (a simulation, a benchmark); it sets neither the times
+// nor the status. Call it after a final Rotate.
+func (r *Recorder) Result() *Result { return r.result() }
+
 // result assembles the cumulative figures. Call it after a final Rotate.
 func (r *Recorder) result() *Result {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t, per := r.totalsLocked()
-	res := &Result{Totals: t, Intervals: r.intervals, top: r.top}
+	res := &Result{Totals: t, Intervals: r.intervals, Earlier: r.earlier, earlierStalled: r.earlierStalled, top: r.top}
 	lats := make([]*hdr.Histogram, 0, len(r.series))
 	svcs := make([]*hdr.Histogram, 0, len(r.series))
 	for j, sr := range r.series {

@@ -2,7 +2,9 @@ package reports
 
 import (
 	"bytes"
+	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -127,6 +129,65 @@ func FuzzReadInputs(f *testing.F) {
 		}
 		if err := WriteJUnit(io.Discard, JUnitInput{Find: in.Find}); err != nil {
 			t.Fatalf("junit: %v", err)
+		}
+	})
+}
+
+// FuzzIntervalsFile checks the intervals file reader (scanIntervals, as
+// ParseRun reads a long run's seconds): it never panics; every problem
+// names the file, and those within a line name its line; the seconds it
+// accepts pass the same checks as embedded ones, their count within what
+// it reports. Seed corpus: a real stream (soak through a Recorder), the
+// same cut short and with a broken line, and the empty file.
+//
+//	go test ./reports -run '^$' -fuzz FuzzIntervalsFile -fuzztime 30s
+func FuzzIntervalsFile(f *testing.F) {
+	dir := f.TempDir()
+	path := filepath.Join(dir, "run.intervals")
+	s, err := CreateIntervalStream(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	soak(f, s, 3, 2, 6, 0, nil)
+	if err := s.finish(); err != nil {
+		f.Fatal(err)
+	}
+	whole, err := os.ReadFile(path + ".partial")
+	if err != nil {
+		f.Fatal(err)
+	}
+	id := s.id
+	f.Add(whole)
+	f.Add(whole[:len(whole)/2])
+	var broken bytes.Buffer
+	zw := gzip.NewWriter(&broken)
+	fmt.Fprintf(zw, "{\"schema\":%q,\"id\":%q}\n{\"t\":0,\"end_s\":1,\"histograms\":{\"a\":\"HISTFAAAA\"}}\n{\"t\":-1}\nnot json\n", IntervalsSchema, id)
+	zw.Close()
+	f.Add(broken.Bytes())
+	f.Add([]byte{})
+	const name = "fuzz/run.intervals"
+	f.Fuzz(func(t *testing.T, data []byte) {
+		v := &runCheck{file: name}
+		chk := newIntervalCheck()
+		seen := 0
+		n, _ := scanIntervals(v, bytes.NewReader(data), id, func(line int, iv *Interval) {
+			seen++
+			if line < 2 {
+				t.Fatalf("a second on line %d, before the header's end", line)
+			}
+			w := &runCheck{file: name}
+			chk.check(w, "x", iv)
+		})
+		if n != seen {
+			t.Fatalf("reported %d seconds, handed over %d", n, seen)
+		}
+		for _, e := range v.errs {
+			if e.File != name || e.Msg == "" {
+				t.Fatalf("problem %q does not name the file", e)
+			}
+		}
+		if len(v.errs) > maxRunProblems+1 {
+			t.Fatalf("%d problems, bound %d", len(v.errs), maxRunProblems+1)
 		}
 	})
 }

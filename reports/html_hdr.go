@@ -10,6 +10,8 @@ import (
 	"io"
 	"math"
 	"math/bits"
+
+	hdr "github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // hdrReader reads a percentile straight off a V2-encoded HDR histogram (the
@@ -216,4 +218,83 @@ func zigzag(b []byte) (v int64, n int) {
 		}
 	}
 	return 0, 0
+}
+
+// index is the flat index of the bucket holding value v: the inverse of
+// bucket.
+func (g hdrGeom) index(v int64) int64 {
+	mask := (int64(1)<<(g.half+1) - 1) << g.unit
+	b := int64(64-bits.LeadingZeros64(uint64(v|mask))) - int64(g.unit) - int64(g.half+1)
+	sub := v >> (b + int64(g.unit))
+	return (b+1)<<g.half + sub - 1<<g.half
+}
+
+// geomOf is the geometry of a histogram from lowest to highest with
+// digits significant digits.
+func geomOf(lowest, highest int64, digits int) hdrGeom {
+	g := hdrGeom{Lowest: max(lowest, 1), Highest: highest, Digits: digits}
+	g.unit = bits.Len64(uint64(g.Lowest)) - 1
+	largest := 2 * int64(math.Pow10(g.Digits))
+	g.half = max(bits.Len64(uint64(largest-1)), 1) - 1
+	return g
+}
+
+// hdrWriter encodes sparse histograms in the V2 compressed form (base64)
+// that hdr.Decode and hdrReader read, reusing its zlib writer and buffers.
+// hdrhistogram-go's own Encode builds a new best-compression zlib writer,
+// about a megabyte, for every histogram: a soak's million per-second
+// histograms spent most of their writing time clearing that memory. The
+// zero value compresses best, for histograms stored as they are (run.json);
+// stored (zlib.NoCompression) is for the intervals file, whose gzip
+// compresses the uncompressed payloads better, and faster, than zlib can
+// one small histogram at a time (a smaller file, and read twice as fast,
+// in BenchmarkSoak). Not safe for concurrent use.
+type hdrWriter struct {
+	stored     bool
+	inner, out []byte
+	zb         bytes.Buffer
+	zw         *zlib.Writer
+}
+
+// encode returns p's V2 compressed encoding.
+func (w *hdrWriter) encode(p *hdr.PackedHistogram) string {
+	g := geomOf(p.LowestTrackableValue(), p.HighestTrackableValue(), int(p.SignificantFigures()))
+	w.inner = append(w.inner[:0], make([]byte, v2HeaderSize)...)
+	next := int64(0)
+	for value, count := range p.ForEachBucket {
+		idx := g.index(value)
+		switch gap := idx - next; {
+		case gap == 1:
+			w.inner = binary.AppendVarint(w.inner, 0)
+		case gap > 1:
+			w.inner = binary.AppendVarint(w.inner, -gap)
+		}
+		// AppendVarint is the V2 payload's ZigZag LEB128 for values
+		// under 2⁵⁶ (the format's ninth byte differs only above).
+		w.inner = binary.AppendVarint(w.inner, count)
+		next = idx + 1
+	}
+	h := w.inner[:v2HeaderSize]
+	binary.BigEndian.PutUint32(h[0:], uint32(v2Cookie|0x10))
+	binary.BigEndian.PutUint32(h[4:], uint32(len(w.inner)-v2HeaderSize))
+	binary.BigEndian.PutUint32(h[12:], uint32(g.Digits))
+	binary.BigEndian.PutUint64(h[16:], uint64(g.Lowest))
+	binary.BigEndian.PutUint64(h[24:], uint64(g.Highest))
+	binary.BigEndian.PutUint64(h[32:], math.Float64bits(1))
+	w.zb.Reset()
+	if w.zw == nil {
+		level := zlib.BestCompression
+		if w.stored {
+			level = zlib.NoCompression
+		}
+		w.zw, _ = zlib.NewWriterLevel(&w.zb, level)
+	} else {
+		w.zw.Reset(&w.zb)
+	}
+	_, _ = w.zw.Write(w.inner)
+	_ = w.zw.Close()
+	w.out = binary.BigEndian.AppendUint32(w.out[:0], uint32(v2CompressedCookie|0x10))
+	w.out = binary.BigEndian.AppendUint32(w.out, uint32(w.zb.Len()))
+	w.out = append(w.out, w.zb.Bytes()...)
+	return base64.StdEncoding.EncodeToString(w.out)
 }

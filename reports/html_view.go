@@ -414,6 +414,13 @@ func qualityNotes(r *Run) []note {
 	if n := r.HostNote(); n != "" {
 		add("warn", "%s", n)
 	}
+	if n := r.IntervalsNote(); n != "" {
+		add("warn", "%s", n)
+	}
+	if r.FoldS > 1 {
+		secs, _ := r.Seconds()
+		add("ok", "the charts over time show the run's %d seconds folded into %d-second steps (percentiles exact within each step)", secs, r.FoldS)
+	}
 	if t.LateArrivals > 0 {
 		add("warn", "the generator fell behind its schedule: %s arrivals were sent over 10 ms late, the worst by %s; latency includes the delay: give loadcap more CPU or more agents",
 			count(t.LateArrivals), ms(t.MaxLagMs))
@@ -430,8 +437,12 @@ func qualityNotes(r *Run) []note {
 		if sent < 0.99*intended || short > 0 {
 			level = "warn"
 		}
-		add(level, "intended %.1f req/s, sent %.1f req/s (%.1f%%), completed or failed %.1f req/s; in %d of %d seconds under 95%% of the schedule was sent",
-			intended, sent, 100*sent/intended, t.RPS, short, len(r.Intervals))
+		unit := "seconds"
+		if r.FoldS > 1 {
+			unit = fmt.Sprintf("%d-second steps", r.FoldS)
+		}
+		add(level, "intended %.1f req/s, sent %.1f req/s (%.1f%%), completed or failed %.1f req/s; in %d of %d %s under 95%% of the schedule was sent",
+			intended, sent, 100*sent/intended, t.RPS, short, len(r.Intervals), unit)
 	}
 	if t.InflightAtStop > 0 {
 		add("warn", "%s requests were still in flight when the run stopped; they count as sent but have no latency", count(t.InflightAtStop))

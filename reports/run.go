@@ -39,16 +39,44 @@ type Run struct {
 	ServiceMs   Latency            `json:"service_ms"`
 	Requests    map[string]Request `json:"requests"`
 	Intervals   []Interval         `json:"intervals"`
-	Thresholds  []Threshold        `json:"thresholds"`
-	Histograms  map[string]string  `json:"histograms"`
-	ServiceHist map[string]string  `json:"service_histograms,omitempty"`
+	// IntervalsFile, when set, is where a long run's seconds are (more
+	// than InlineIntervals): Intervals is empty in the file, and holds
+	// them folded once read (FoldS seconds each).
+	IntervalsFile *IntervalsRef     `json:"intervals_file,omitempty"`
+	Thresholds    []Threshold       `json:"thresholds"`
+	Histograms    map[string]string `json:"histograms"`
+	ServiceHist   map[string]string `json:"service_histograms,omitempty"`
 	// A distributed run: Partial when an agent was lost (Lost says which,
 	// when and its share of the load), Cluster the coordinator's report
 	// (agents, segments, clock offsets, shortfalls).
 	Partial bool            `json:"partial,omitempty"`
 	Lost    []LostPart      `json:"lost,omitempty"`
 	Cluster json.RawMessage `json:"cluster,omitempty"`
+
+	// FoldS is how many seconds each of Intervals covers: 1 unless a long
+	// run's were folded when read (MaxReadIntervals); 0 means 1.
+	FoldS         int    `json:"-"`
+	tally         *tally // the seconds read from an intervals file
+	intervalsNote string // what of the intervals file could not be read
 }
+
+// Seconds is the number of the run's seconds with data, and how many of
+// them the generator's host disturbed (loadgen.HostStalled).
+func (r *Run) Seconds() (seconds, disturbed int) {
+	if r.tally != nil {
+		return r.tally.seconds, r.tally.stalled
+	}
+	for i := range r.Intervals {
+		if stalled(&r.Intervals[i]) {
+			disturbed++
+		}
+	}
+	return len(r.Intervals), disturbed
+}
+
+// IntervalsNote says, when the run's intervals file is missing or cut
+// short, which seconds the figures over time lack; "" otherwise.
+func (r *Run) IntervalsNote() string { return r.intervalsNote }
 
 // LostPart is an agent that ended before its run did.
 type LostPart struct {
@@ -167,15 +195,10 @@ func (r *Run) HostNote() string {
 	if !loadgen.HostStalled(time.Duration(t.MaxStallMs*1e6), t.HostStealPct/100) {
 		return ""
 	}
-	stalled := 0
-	for _, iv := range r.Intervals {
-		if loadgen.HostStalled(time.Duration(iv.StallMs*1e6), iv.StealPct/100) {
-			stalled++
-		}
-	}
+	secs, disturbed := r.Seconds()
 	return fmt.Sprintf("the generator was kept from running for up to %s (%d of %d seconds disturbed; its host gave %.1f%% of the CPU time to other machines): "+
 		"latency from the intended send time includes those stalls, so in those seconds it describes the generator and its host, not the target",
-		ms(t.MaxStallMs), stalled, len(r.Intervals), t.HostStealPct)
+		ms(t.MaxStallMs), disturbed, secs, t.HostStealPct)
 }
 
 // Threshold is one evaluated threshold; Value is null when the metric had
@@ -262,30 +285,9 @@ func NewRun(res *loadgen.Result, meta Meta) *Run {
 		r.Histograms[q.Name] = encode(q.Latency)
 		r.ServiceHist[q.Name] = encode(q.Service)
 	}
+	var hw hdrWriter
 	for _, iv := range res.Intervals {
-		ri := Interval{
-			T: iv.T, EndS: round3(iv.End.Seconds()), Scheduled: iv.Scheduled, Sent: iv.Sent,
-			Completed: iv.Completed, Failed: iv.Failed, Dropped: iv.Dropped, Inflight: iv.Inflight,
-			LatencyMs: latency(iv.Latency),
-			StallMs:   round3(float64(iv.Stall) / 1e6), StealPct: pct(iv.Steal),
-		}
-		for name, h := range iv.Hists {
-			if b, err := h.Encode(); err == nil {
-				if ri.Histograms == nil {
-					ri.Histograms = map[string]string{}
-				}
-				ri.Histograms[name] = string(b)
-			}
-		}
-		for c, n := range iv.Classes {
-			if n > 0 {
-				if ri.Errors == nil {
-					ri.Errors = map[string]int64{}
-				}
-				ri.Errors[loadgen.ClassName(uint8(c))] = n
-			}
-		}
-		r.Intervals = append(r.Intervals, ri)
+		r.Intervals = append(r.Intervals, intervalOf(&hw, iv))
 	}
 	for _, th := range res.Thresholds {
 		x := Threshold{Metric: th.Metric, Expr: th.Expr, Passed: th.Passed, Abort: th.Abort, Note: th.Note}
@@ -298,8 +300,39 @@ func NewRun(res *loadgen.Result, meta Meta) *Run {
 	return r
 }
 
-// WriteJSON writes r indented.
+// intervalOf is one second as run.json and the intervals file hold it.
+func intervalOf(hw *hdrWriter, iv loadgen.Interval) Interval {
+	ri := Interval{
+		T: iv.T, EndS: round3(iv.End.Seconds()), Scheduled: iv.Scheduled, Sent: iv.Sent,
+		Completed: iv.Completed, Failed: iv.Failed, Dropped: iv.Dropped, Inflight: iv.Inflight,
+		LatencyMs: latency(iv.Latency),
+		StallMs:   round3(float64(iv.Stall) / 1e6), StealPct: pct(iv.Steal),
+	}
+	for name, h := range iv.Hists {
+		if ri.Histograms == nil {
+			ri.Histograms = make(map[string]string, len(iv.Hists))
+		}
+		ri.Histograms[name] = hw.encode(h)
+	}
+	for c, n := range iv.Classes {
+		if n > 0 {
+			if ri.Errors == nil {
+				ri.Errors = map[string]int64{}
+			}
+			ri.Errors[loadgen.ClassName(uint8(c))] = n
+		}
+	}
+	return ri
+}
+
+// WriteJSON writes r indented. A run whose seconds are in an intervals
+// file (IntervalsFile) writes none here, whatever r holds folded.
 func (r *Run) WriteJSON(w io.Writer) error {
+	if r.IntervalsFile != nil {
+		c := *r
+		c.Intervals = []Interval{}
+		r = &c
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(r)

@@ -64,6 +64,9 @@ func WriteSummary(w io.Writer, r *Run) error {
 	if n := r.HostNote(); n != "" {
 		fmt.Fprintf(&b, "note: %s\n", n)
 	}
+	if n := r.IntervalsNote(); n != "" {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
 	if t.LateArrivals > 0 {
 		fmt.Fprintf(&b, "note: the generator fell behind its schedule: %d arrivals were sent over 10ms late (worst %s); "+
 			"latency includes that delay: give loadcap more CPU or spread the load over agents\n", t.LateArrivals, ms(t.MaxLagMs))

@@ -57,6 +57,11 @@ func ParseRun(name string, data []byte) (*Run, error) {
 	// totals.lost (the arrivals a distributed run's lost agents never
 	// reported sent) is optional and part of the totals' balance.
 	r.check(v, r.Totals.Lost)
+	if v.err() == nil && r.IntervalsFile != nil {
+		// A long run's seconds: read and checked one at a time, kept
+		// folded (MaxReadIntervals).
+		r.loadIntervalsFile(name, v, r.Totals.Lost)
+	}
 	if err := v.err(); err != nil {
 		return nil, err
 	}
@@ -83,6 +88,7 @@ func (r *Run) Validate() error {
 // runCheck collects the problems of one run result.
 type runCheck struct {
 	file string
+	line int // the line of an intervals file being read; 0 otherwise
 	errs scenarios.Errors
 	hr   hdrReader
 }
@@ -94,7 +100,11 @@ func (v *runCheck) add(path, format string, a ...any) {
 	if len(v.errs) == maxRunProblems {
 		path, format, a = "", "too many problems; stopped after %d", []any{maxRunProblems}
 	}
-	v.errs = append(v.errs, &scenarios.Error{File: v.file, Path: path, Msg: fmt.Sprintf(format, a...)})
+	e := &scenarios.Error{File: v.file, Path: path, Msg: fmt.Sprintf(format, a...)}
+	if v.line > 0 {
+		e.Pos = scenarios.Pos{Line: v.line, Col: 1}
+	}
+	v.errs = append(v.errs, e)
 }
 
 func (v *runCheck) err() error {
@@ -267,46 +277,70 @@ func (v *runCheck) walk(g hdrGeom) error {
 // adding up to no more than the totals, histograms that decode with one
 // precision (Compare merges them).
 func (r *Run) checkIntervals(v *runCheck, lost int64) {
-	var sum Totals
-	var geom *hdrGeom
-	lastT, lastEnd := -1, 0.0
-	for i, iv := range r.Intervals {
-		path := fmt.Sprintf("intervals[%d]", i)
-		if iv.T <= lastT {
-			v.add(path+".t", "%d after %d: the seconds must increase", iv.T, lastT)
+	c := newIntervalCheck()
+	for i := range r.Intervals {
+		c.check(v, fmt.Sprintf("intervals[%d]", i), &r.Intervals[i])
+	}
+	c.done(v, r.Totals, lost)
+}
+
+// intervalCheck checks a run's seconds one at a time, embedded or read
+// from an intervals file, in bounded memory.
+type intervalCheck struct {
+	// each, when set, gets every histogram that checked out, while hr
+	// still holds its payload (a reader folding seconds reads each once).
+	each    func(name string, g hdrGeom, hr *hdrReader)
+	sum     Totals
+	geom    *hdrGeom
+	lastT   int
+	lastEnd float64
+}
+
+func newIntervalCheck() *intervalCheck { return &intervalCheck{lastT: -1} }
+
+func (c *intervalCheck) check(v *runCheck, path string, iv *Interval) {
+	if iv.T <= c.lastT {
+		v.add(path+".t", "%d after %d: the seconds must increase", iv.T, c.lastT)
+	}
+	if iv.EndS < c.lastEnd {
+		v.add(path+".end_s", "%g before the previous second's end %g", iv.EndS, c.lastEnd)
+	}
+	c.lastT, c.lastEnd = iv.T, max(c.lastEnd, iv.EndS)
+	v.counts(path, "end_s", iv.EndS, "scheduled", iv.Scheduled, "sent", iv.Sent, "completed", iv.Completed,
+		"failed", iv.Failed, "dropped", iv.Dropped, "inflight", iv.Inflight, "stall_ms", iv.StallMs, "steal_pct", iv.StealPct)
+	v.latency(path+".latency_ms", iv.LatencyMs)
+	v.countMap(path+".errors", iv.Errors)
+	c.sum.Scheduled += max(iv.Scheduled, 0)
+	c.sum.Sent += max(iv.Sent, 0)
+	c.sum.Completed += max(iv.Completed, 0)
+	c.sum.Failed += max(iv.Failed, 0)
+	c.sum.Dropped += max(iv.Dropped, 0)
+	for _, name := range slices.Sorted(maps.Keys(iv.Histograms)) {
+		hp := path + ".histograms" + quote(name)
+		g, err := v.hr.read(iv.Histograms[name])
+		if err == nil {
+			err = v.walk(g)
 		}
-		if iv.EndS < lastEnd {
-			v.add(path+".end_s", "%g before the previous second's end %g", iv.EndS, lastEnd)
+		if err != nil {
+			v.add(hp, "not a histogram: %v", err)
+			continue
 		}
-		lastT, lastEnd = iv.T, max(lastEnd, iv.EndS)
-		v.counts(path, "end_s", iv.EndS, "scheduled", iv.Scheduled, "sent", iv.Sent, "completed", iv.Completed,
-			"failed", iv.Failed, "dropped", iv.Dropped, "inflight", iv.Inflight, "stall_ms", iv.StallMs, "steal_pct", iv.StealPct)
-		v.latency(path+".latency_ms", iv.LatencyMs)
-		v.countMap(path+".errors", iv.Errors)
-		sum.Scheduled += max(iv.Scheduled, 0)
-		sum.Sent += max(iv.Sent, 0)
-		sum.Completed += max(iv.Completed, 0)
-		sum.Failed += max(iv.Failed, 0)
-		sum.Dropped += max(iv.Dropped, 0)
-		for _, name := range slices.Sorted(maps.Keys(iv.Histograms)) {
-			hp := path + ".histograms" + quote(name)
-			g, err := v.hr.read(iv.Histograms[name])
-			if err == nil {
-				err = v.walk(g)
-			}
-			if err != nil {
-				v.add(hp, "not a histogram: %v", err)
-				continue
-			}
-			if geom == nil {
-				geom = &g
-			} else if g.Lowest != geom.Lowest || g.Digits != geom.Digits {
-				v.add(hp, "lowest %d, %d digits: another precision than the seconds before (lowest %d, %d digits)",
-					g.Lowest, g.Digits, geom.Lowest, geom.Digits)
-			}
+		if c.geom == nil {
+			c.geom = &g
+		} else if g.Lowest != c.geom.Lowest || g.Digits != c.geom.Digits {
+			v.add(hp, "lowest %d, %d digits: another precision than the seconds before (lowest %d, %d digits)",
+				g.Lowest, g.Digits, c.geom.Lowest, c.geom.Digits)
+			continue
+		}
+		if c.each != nil {
+			c.each(name, g, &v.hr)
 		}
 	}
-	t := r.Totals
+}
+
+// done checks that the seconds add up to no more than the totals t.
+func (c *intervalCheck) done(v *runCheck, t Totals, lost int64) {
+	sum := c.sum
 	for _, c := range []struct {
 		name       string
 		sum, total int64

@@ -163,6 +163,11 @@ func TestRunWritesResult(t *testing.T) {
 			t.Errorf("run.json lacks %q", k)
 		}
 	}
+	// A short run embeds its seconds: the intervals stream they went
+	// through as they closed is gone.
+	if ents, _ := os.ReadDir(filepath.Dir(out)); len(ents) != 1 {
+		t.Errorf("files beside run.json after a short run: %v", ents)
+	}
 }
 
 func TestSignalAbortsWithPartialResult(t *testing.T) {

@@ -184,6 +184,27 @@ func (o execOptions) outputs(st *state) reports.Outputs {
 	return out
 }
 
+// keepIntervals is how many closed seconds a run holds in memory (between
+// it and twice it), the rest being in the intervals file.
+const keepIntervals = 300
+
+// intervalsPath is the intervals file of the run result out; "" (a
+// temporary file) without one.
+func intervalsPath(out string) string {
+	if out == "" {
+		return ""
+	}
+	return reports.IntervalsPath(out)
+}
+
+// chainInterval calls first and then next (when set) with every interval.
+func chainInterval(first, next func(loadgen.Interval)) func(loadgen.Interval) {
+	if next == nil {
+		return first
+	}
+	return func(iv loadgen.Interval) { first(iv); next(iv) }
+}
+
 // runGraceful says what the first signal lets a run finish.
 const runGraceful = "in-flight requests get their gracefulStop"
 
@@ -252,6 +273,23 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) (e
 		rc.OnInterval = dash.observe(rc.OnInterval)
 		defer func() { dash.end("", err, o.report) }()
 	}
+	// Every second goes to the intervals file as it closes, and the engine
+	// keeps only the last few: a run of any length costs flat memory, and
+	// a run of over an hour's run.json references the file (reports'
+	// InlineIntervals). Without --out the file is a temporary one, read
+	// back for the summary and --report.
+	stream, err := reports.CreateIntervalStream(intervalsPath(o.out))
+	if err != nil {
+		return err
+	}
+	attached := false
+	defer func() {
+		if !attached {
+			stream.Discard()
+		}
+	}()
+	rc.OnInterval = chainInterval(stream.Write, rc.OnInterval)
+	rc.KeepIntervals = keepIntervals
 	r, err := runner.New(stop.Context(), rc)
 	if err != nil {
 		return interrupted(err)
@@ -274,6 +312,8 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) (e
 		m = meta(rc.File)
 	}
 	run := reports.NewRun(res, m)
+	attached = true
+	run.AttachIntervals(stream, res.Earlier)
 	if err := o.outputs(st).WriteRun(run, r.Cluster(), k6Code); err != nil {
 		return err
 	}

@@ -80,6 +80,12 @@ type Config struct {
 	// and, on agents, the agents' count: the live metrics of
 	// --metrics-listen and --out prometheus-rw (loadgen/live).
 	Metrics *live.Metrics
+	// KeepIntervals, when positive, keeps only about the last so many
+	// closed intervals in the engine's memory (loadgen.WithIntervalRetention):
+	// for a caller whose OnInterval streams them to disk, so that a run of
+	// any length costs flat memory; a coordinator's merger keeps as few
+	// (a k6 script's seconds are all kept, on agents and coordinator).
+	KeepIntervals int
 }
 
 // Run is a built run: a loadgen.Runner, plus what its kind adds once it
@@ -137,6 +143,9 @@ func (r *Run) fileHere(cfg Config) error {
 	if hook := cfg.Metrics.Hook(cfg.OnInterval); hook != nil {
 		opts = append(opts, loadgen.WithIntervalHook(hook))
 	}
+	if cfg.KeepIntervals > 0 {
+		opts = append(opts, loadgen.WithIntervalRetention(cfg.KeepIntervals))
+	}
 	switch {
 	case cfg.Replay != nil:
 		opts = append(opts, loadgen.WithReplay(cfg.Replay))
@@ -189,6 +198,7 @@ func (r *Run) fileAgents(cfg Config) error {
 	}
 	cc := *cfg.Agents
 	cc.OnStart, cc.OnInterval = cfg.OnStart, cfg.OnInterval
+	cc.KeepIntervals = cfg.KeepIntervals
 	if cfg.Metrics != nil {
 		cc.Metrics = cfg.Metrics
 	}

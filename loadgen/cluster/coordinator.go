@@ -99,6 +99,11 @@ type CoordinatorConfig struct {
 	// the merger: it must return quickly and must not call Stop or Kill
 	// itself (hand a decision to another goroutine).
 	OnInterval func(loadgen.Interval)
+	// KeepIntervals, when positive, keeps only about the last so many
+	// merged intervals in memory (loadgen.WithIntervalRetention), for a
+	// caller whose OnInterval streams them to disk: a coordinator then
+	// costs flat memory over a run of any length, as a local run does.
+	KeepIntervals int
 }
 
 // Report is the cluster section of a distributed run's result: which agent
@@ -214,6 +219,9 @@ func NewCoordinator(f *scenarios.File, plan *Plan, cfg CoordinatorConfig) (*Coor
 		opts = append(opts, loadgen.WithProgress(cfg.Progress, cfg.Live))
 	}
 	opts = append(opts, loadgen.WithIntervalHook(c.metrics.Hook(cfg.OnInterval)))
+	if cfg.KeepIntervals > 0 {
+		opts = append(opts, loadgen.WithIntervalRetention(cfg.KeepIntervals))
+	}
 	if c.merger, err = loadgen.NewMerger(f, len(cfg.Agents), opts...); err != nil {
 		return nil, err
 	}

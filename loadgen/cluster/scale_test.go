@@ -316,7 +316,10 @@ func TestCoordinatorKeepsUpWithAHundredAgents(t *testing.T) {
 	quiet.Retry(t, 3, func(a *quiet.A) {
 		var start time.Time
 		var lags []time.Duration
-		cfg := CoordinatorConfig{Agents: addrs, Insecure: true, PrepareTimeout: 20 * time.Second,
+		// KeepIntervals as loadcap run sets it, scaled down: the merged
+		// seconds stream out through OnInterval, and the coordinator keeps
+		// only the last one or two, yet its totals stay every agent's.
+		cfg := CoordinatorConfig{Agents: addrs, Insecure: true, PrepareTimeout: 20 * time.Second, KeepIntervals: 1,
 			OnStart: func(s time.Time) { start = s },
 			OnInterval: func(iv loadgen.Interval) {
 				lags = append(lags, time.Since(start.Add(time.Duration(iv.T+1)*time.Second)))
@@ -333,6 +336,9 @@ func TestCoordinatorKeepsUpWithAHundredAgents(t *testing.T) {
 			agents, seconds, (cpu / time.Duration(seconds)).Round(time.Millisecond))
 		if len(lags) != seconds {
 			a.Errorf("merged %d seconds, want %d", len(lags), seconds)
+		}
+		if len(res.Intervals) > 2 || res.Earlier+len(res.Intervals) != seconds {
+			t.Errorf("the coordinator kept %d merged seconds (and let %d go) of %d: want at most 2 kept, none lost", len(res.Intervals), res.Earlier, seconds)
 		}
 		for i, l := range lags {
 			a.Logf("second %d merged %v after its end", i, l.Round(time.Millisecond))
