@@ -19,7 +19,7 @@ import (
 // capacity watch, live, against what capacity simulate predicts: the
 // reference shop's product service (200 req/s per replica, new replicas
 // ready after 2 s) behind Debian's Prometheus scraping it every second;
-// traffic at 60 req/s for 20 s, then a jump to 420 req/s for 40 s. The
+// traffic at 60 req/s for 10 s, then a jump to 420 req/s for 30 s. The
 // watch loop reads the product's rate from Prometheus every 3 s and
 // scales the shop; simulate replays the same algorithm over the same
 // traffic. At every second the live desired replicas are within one
@@ -41,6 +41,11 @@ func TestWatchMatchesSimulate(t *testing.T) {
 		Metric: "rps", Deployment: "product"}}}
 	const sync = 3 * time.Second
 	const window = 5 * time.Second
+	// 10 s of baseline fill the rate window twice; 30 s of sale cover the
+	// climb to 4 replicas (three decisions, each a sync period and a
+	// start-up apart) with as long again to hold there.
+	const seconds = 40
+	const total = seconds * time.Second
 	load, err := verify.NewPromLoad(prom.url, fmt.Sprintf(`sum(rate(shop_requests_total{service="{{service}}"}[%v]))`, window))
 	if err != nil {
 		t.Fatal(err)
@@ -50,8 +55,8 @@ func TestWatchMatchesSimulate(t *testing.T) {
 	scen := filepath.Join(t.TempDir(), "jump.yaml")
 	os.WriteFile(scen, fmt.Appendf(nil, `target: %s
 scenarios:
-  before: {executor: constant-arrival-rate, rate: 60, duration: 20s, preAllocatedVUs: 20, maxVUs: 400}
-  sale:   {executor: constant-arrival-rate, rate: 420, duration: 40s, startTime: 20s, preAllocatedVUs: 50, maxVUs: 400}
+  before: {executor: constant-arrival-rate, rate: 60, duration: 10s, preAllocatedVUs: 20, maxVUs: 400}
+  sale:   {executor: constant-arrival-rate, rate: 420, duration: 30s, startTime: 10s, preAllocatedVUs: 50, maxVUs: 400}
 requests:
   - {name: product, path: /api/products/1}
 `, s.URL()), 0o644)
@@ -59,7 +64,7 @@ requests:
 	var log bytes.Buffer
 	out := filepath.Join(t.TempDir(), "run.json")
 	gen := start(t, "run", "-q", "--no-summary", scen, "--out", out)
-	live, err := verify.Watch(ctx, verify.WatchConfig{Plan: plan, Load: load, Scaler: scaler, Sync: sync, Duration: 60 * time.Second, Log: &log})
+	live, err := verify.Watch(ctx, verify.WatchConfig{Plan: plan, Load: load, Scaler: scaler, Sync: sync, Duration: total, Log: &log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,8 +85,8 @@ requests:
 	}
 	hpa.Min, hpa.Sync = 1, sync
 	tr := autoscale.Traffic{Start: started}
-	for i := 0; i < 60; i++ {
-		tr.RPS = append(tr.RPS, map[bool]float64{true: 60, false: 420}[i < 20])
+	for i := 0; i < seconds; i++ {
+		tr.RPS = append(tr.RPS, map[bool]float64{true: 60, false: 420}[i < 10])
 	}
 	sim, err := autoscale.Run(autoscale.Service{Name: shop.Product, CapacityQPS: 200, Fanout: 1, Current: 1, HPA: hpa,
 		Startup: 2 * time.Second, MetricWindow: window}, tr)
@@ -96,7 +101,7 @@ requests:
 
 	// The live desired replicas, second by second (a decision counts from
 	// the second it is nearest to).
-	liveAt := make([]int, 60)
+	liveAt := make([]int, seconds)
 	for i := range liveAt {
 		liveAt[i] = 1
 		for _, d := range live {
@@ -108,14 +113,14 @@ requests:
 	slack := int(sync / time.Second)
 	for i, n := range liveAt {
 		ok := false
-		for j := max(0, i-slack); j <= min(59, i+slack); j++ {
+		for j := max(0, i-slack); j <= min(seconds-1, i+slack); j++ {
 			if d := n - sim.Desired[j]; d >= -1 && d <= 1 {
 				ok = true
 			}
 		}
 		if !ok {
 			t.Errorf("at %d s the live loop asked for %d replicas; the simulation %d (within %d s: %v)",
-				i, n, sim.Desired[i], slack, sim.Desired[max(0, i-slack):min(60, i+slack+1)])
+				i, n, sim.Desired[i], slack, sim.Desired[max(0, i-slack):min(seconds, i+slack+1)])
 		}
 	}
 	if len(live) == 0 || live[len(live)-1].To < 3 {
