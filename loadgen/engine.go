@@ -691,6 +691,7 @@ func (v *vu) do(intended time.Time, item *ReplayItem) {
 		intended = sent
 	}
 	v.res = httpc.Result{}
+	req.Now = sent // the timeout runs from the send, without a clock read of the client's own
 	v.client.Do(req, &v.res)
 	end := time.Now()
 	if v.s.hardStop.Load() {

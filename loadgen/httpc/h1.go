@@ -89,7 +89,10 @@ func (c *h1Client) Do(r *Request, res *Result) {
 		res.fail(err)
 		return
 	}
-	now := time.Now()
+	now := r.Now
+	if now.IsZero() {
+		now = time.Now()
+	}
 	deadline := now.Add(c.t.timeout)
 	cn := c.find(https, r.Host)
 	for attempt := 0; ; attempt++ {

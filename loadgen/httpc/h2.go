@@ -97,6 +97,7 @@ func newH2Client(t *Transport) *h2Client {
 	c.timer.Stop()
 	c.ctx, c.cancel = context.WithCancel(t.ctx)
 	c.s.Recv = &c.resp
+	c.s.Watch(c.ctx) // abort wakes a round trip in flight
 	return c
 }
 
@@ -179,18 +180,40 @@ func (c *h2Client) Do(r *Request, res *Result) {
 		slot = h2.NewSlot(ctx, c.t.h2.options(https, r.Host), ErrClosed)
 		defer slot.Close(ErrClosed)
 	}
-	c.timer.Reset(c.t.timeout)
-	defer c.timer.Stop()
+	// The whole request, a wait for a connection included, has the
+	// transport's timeout from start. On the usual path (a usable
+	// connection, first attempt) that is all of it, carried by the
+	// stream's own timer: the round trip then waits on the stream alone.
+	start := r.Now
+	if start.IsZero() {
+		start = time.Now()
+	}
 	refused := 0
 	for attempt := 0; ; attempt++ {
-		conn, err := slot.Conn(c.ctx, c.timer.C)
-		if err != nil {
-			c.failed(res, err)
+		left := c.t.timeout
+		if attempt > 0 {
+			left -= time.Since(start)
+		}
+		conn := slot.Ready()
+		if conn == nil {
+			c.timer.Reset(max(c.t.timeout-time.Since(start), 0))
+			var err error
+			conn, err = slot.Conn(c.ctx, c.timer.C)
+			c.timer.Stop()
+			if err != nil {
+				c.failed(res, err)
+				return
+			}
+			left = c.t.timeout - time.Since(start)
+		}
+		if left <= 0 {
+			c.failed(res, h2.ErrExpired)
 			return
 		}
 		c.s.Reset()
+		c.s.Timeout = left
 		c.resp = h2Resp{}
-		err = conn.RoundTrip(c.ctx, c.timer.C, &c.s, c.hdr, nil, r.Body)
+		err := conn.RoundTrip(c.ctx, nil, &c.s, c.hdr, nil, r.Body)
 		switch {
 		case err == h2.ErrRetry && attempt < maxRefused:
 			continue // nothing sent: on the next connection

@@ -79,6 +79,11 @@ type Request struct {
 	Target []byte   // request-target "/path?query" ("" = "/")
 	Header []Header // extra headers; the client adds Host, User-Agent (unless given) and Content-Length when Body != nil or the method is POST/PUT/PATCH
 	Body   []byte
+
+	// Now, when set, is the caller's clock reading just before Do (a load
+	// generator's send time): the request's timeout runs from it, and Do
+	// spares a clock read of its own.
+	Now time.Time
 }
 
 // Class is the transport error class of a failed request.

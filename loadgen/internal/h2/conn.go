@@ -102,6 +102,7 @@ type Conn struct {
 	wmu     sync.Mutex
 	out     queue         // frames not yet handed to the writer, under wmu
 	queued  bool          // the writer is signalled and has not taken out yet, under wmu
+	writing bool          // the writer is writing what it took, under wmu
 	flushCh chan struct{} // wakes the writer
 	spare   []byte        // writer-owned: the buffer it last wrote, reused as out
 	werr    error         // first write error, under wmu
@@ -112,7 +113,7 @@ type Conn struct {
 	mu         sync.Mutex
 	streams    map[uint32]*Stream
 	nextID     uint32
-	active     int    // streams open (counted against maxStreams)
+	active     atomic.Int32 // streams open (counted against maxStreams); changed under mu, read without it by unlockW
 	maxStreams uint32 // server's MAX_CONCURRENT_STREAMS
 	waiters    int    // callers waiting for a stream slot
 	slotFree   chan struct{}
@@ -172,19 +173,92 @@ type Stream struct {
 	Refused   bool          // GOAWAY: the server did not process the stream (safe to retry)
 	Reused    bool          // not the first stream of its connection
 
+	// Timeout, when not 0, ends a round trip with ErrExpired once it has
+	// run that long, as an expire channel would. Kept by Reset. With
+	// Watch it lets RoundTrip wait on the stream's own signal alone.
+	Timeout time.Duration
+
+	// done is the stream's wake-up signal: a hint to look at its state
+	// (finished, the timer's fired, the watched context's Err), sent by
+	// the reader when the stream ends, by the timer and by the watched
+	// context's end. Tokens may be stale; waiters check the state.
 	done     chan struct{}
+	tm       *streamTimer
+	watched  context.Context
+	unwatch  func() bool
 	id       uint32
 	sendWin  int64
 	recvUnac uint32
-	finished bool
+	finished atomic.Bool // ended by the reader (or the caller's reset), under mu; read without it once set
 	expired  bool
+}
+
+// streamTimer is a stream's Timeout timer, reused from one round trip to
+// the next while it never fires: a timer that fired (or raced with its
+// Stop) is dropped, so that a late call cannot expire a later round trip.
+type streamTimer struct {
+	t     *time.Timer
+	fired atomic.Bool
 }
 
 // Reset clears the outcome for the next round trip.
 func (s *Stream) Reset() {
-	done, recv := s.done, s.Recv
-	*s = Stream{done: done, Recv: recv}
+	*s = Stream{Recv: s.Recv, Timeout: s.Timeout, done: s.done, tm: s.tm, watched: s.watched, unwatch: s.unwatch}
 }
+
+// Watch makes ctx's end wake s, so that round trips on s whose context is
+// ctx (an HTTP client's, the same on every request) and which have no
+// expire channel wait on the stream's signal alone: one channel receive
+// instead of a select over three. Unwatch undoes it; a canceled ctx
+// forgets the watch by itself.
+func (s *Stream) Watch(ctx context.Context) {
+	s.Unwatch()
+	s.init()
+	done := s.done
+	s.unwatch = context.AfterFunc(ctx, func() { wake(done) })
+	s.watched = ctx
+}
+
+// Unwatch stops the watch Watch started.
+func (s *Stream) Unwatch() {
+	if s.unwatch != nil {
+		s.unwatch()
+		s.unwatch, s.watched = nil, nil
+	}
+}
+
+func (s *Stream) init() {
+	if s.done == nil {
+		s.done = make(chan struct{}, 1)
+	}
+}
+
+// arm starts the Timeout timer of a round trip; disarm stops it.
+func (s *Stream) arm() {
+	if s.Timeout <= 0 {
+		return
+	}
+	if s.tm == nil {
+		tm := &streamTimer{}
+		done := s.done
+		tm.t = time.AfterFunc(s.Timeout, func() {
+			tm.fired.Store(true)
+			wake(done)
+		})
+		s.tm = tm
+		return
+	}
+	s.tm.t.Reset(s.Timeout)
+}
+
+func (s *Stream) disarm() {
+	if s.Timeout > 0 && s.tm != nil && !s.tm.t.Stop() {
+		s.tm = nil
+	}
+}
+
+// timedOut reports whether this round trip's Timeout has passed.
+func (s *Stream) timedOut() bool { return s.tm != nil && s.tm.fired.Load() }
 
 // Dial connects, exchanges SETTINGS and starts the connection's reader.
 func Dial(ctx context.Context, o *Options) (*Conn, error) {
@@ -354,7 +428,7 @@ func (c *Conn) windowGrew() {
 
 // passSlot wakes a slot waiter when a slot is free; under mu.
 func (c *Conn) passSlot() {
-	if c.waiters > 0 && uint32(c.active) < c.maxStreams {
+	if c.waiters > 0 && uint32(c.active.Load()) < c.maxStreams {
 		wake(c.slotFree)
 	}
 }
@@ -379,10 +453,21 @@ func (q *queue) writeTo(w io.Writer) error {
 // frames are queued.
 func (c *Conn) lockW() { c.wmu.Lock() }
 
+//
+// With one stream open and the writer idle there is nobody to gather
+// frames with: the caller writes them itself, which spares the hand-off
+// to the writer goroutine on a lone stream's every request.
 func (c *Conn) unlockW() {
 	if len(c.out.b) > 0 && !c.queued && c.werr == nil {
-		c.queued = true
-		wake(c.flushCh)
+		if !c.writing && c.active.Load() <= 1 {
+			if _, err := c.nc.Write(c.out.b); err != nil {
+				c.werr = err
+			}
+			c.out.b = c.out.b[:0]
+		} else {
+			c.queued = true
+			wake(c.flushCh)
+		}
 	}
 	err := c.werr
 	c.wmu.Unlock()
@@ -408,9 +493,13 @@ func (c *Conn) writeLoop() {
 		buf := c.out.b
 		c.out.b = c.spare[:0]
 		c.queued = false
+		c.writing = true
 		c.wmu.Unlock()
 		_, err := c.nc.Write(buf)
 		c.spare = buf[:0]
+		c.wmu.Lock()
+		c.writing = false // frames queued meanwhile were signalled to us (unlockW)
+		c.wmu.Unlock()
 		if err != nil {
 			c.wmu.Lock()
 			if c.werr == nil {
@@ -448,9 +537,16 @@ func (c *Conn) Usable() bool { return !c.broken.Load() }
 // last two cases the stream is reset. hdr, prefix and body are not
 // retained after it returns.
 func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream, hdr, prefix, body []byte) error {
-	if s.done == nil {
-		s.done = make(chan struct{}, 1)
+	s.init()
+	select {
+	case <-s.done: // stale: from an earlier round trip
+	default:
 	}
+	s.arm()
+	defer s.disarm()
+	// One channel receive when nothing else can end the wait: the
+	// stream's signal carries its end, its timer and its watched context.
+	fast := expire == nil && (s.watched == ctx || ctx.Done() == nil)
 	// A stream slot (MAX_CONCURRENT_STREAMS).
 	c.mu.Lock()
 	for {
@@ -458,7 +554,7 @@ func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream
 			c.mu.Unlock()
 			return ErrRetry
 		}
-		if uint32(c.active) < c.maxStreams {
+		if uint32(c.active.Load()) < c.maxStreams {
 			break
 		}
 		c.waiters++
@@ -471,6 +567,10 @@ func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream
 		case <-expire:
 			cerr = ErrExpired
 		case <-c.closed:
+		case <-s.done: // not open yet: only its timer or context
+			if cerr = ctx.Err(); cerr == nil && s.timedOut() {
+				cerr = ErrExpired
+			}
 		}
 		c.mu.Lock()
 		c.waiters--
@@ -480,7 +580,7 @@ func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream
 			return cerr
 		}
 	}
-	c.active++
+	c.active.Add(1)
 	c.passSlot()
 	c.mu.Unlock()
 
@@ -491,7 +591,7 @@ func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream
 			c.goAway = true
 			c.broken.Store(true)
 		}
-		c.active--
+		c.active.Add(-1)
 		c.passSlot()
 		c.mu.Unlock()
 		c.unlockW()
@@ -508,12 +608,24 @@ func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream
 	c.writeBody(ctx, expire, s, prefix, body)
 	c.unlockW()
 
-	if !s.expired && ctx.Err() == nil {
-		select {
-		case <-s.done:
+	for {
+		if s.finished.Load() {
 			return nil
-		case <-ctx.Done():
-		case <-expire:
+		}
+		if s.expired || ctx.Err() != nil {
+			break
+		}
+		if fast {
+			<-s.done
+		} else {
+			select {
+			case <-s.done:
+			case <-ctx.Done():
+			case <-expire:
+				s.expired = true
+			}
+		}
+		if s.timedOut() {
 			s.expired = true
 		}
 	}
@@ -524,8 +636,7 @@ func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream
 	}
 	c.mu.Unlock()
 	if !mine {
-		<-s.done // it ended meanwhile: keep its result
-		return nil
+		return nil // it ended meanwhile: keep its result
 	}
 	c.lockW()
 	if c.werr == nil {
@@ -541,10 +652,10 @@ func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream
 // endStream removes s from the open streams and frees its slot; under mu.
 func (c *Conn) endStream(s *Stream) {
 	delete(c.streams, s.id)
-	s.finished = true
-	c.active--
+	s.finished.Store(true)
+	c.active.Add(-1)
 	c.passSlot()
-	if c.goAway && c.active == 0 {
+	if c.goAway && c.active.Load() == 0 {
 		go c.Close(errors.New("server went away"))
 	}
 }
@@ -577,7 +688,7 @@ func (c *Conn) writeBody(ctx context.Context, expire <-chan time.Time, s *Stream
 			return
 		}
 		c.mu.Lock()
-		if s.finished {
+		if s.finished.Load() {
 			c.mu.Unlock()
 			return // answered or reset already: the rest is not wanted
 		}
@@ -596,9 +707,10 @@ func (c *Conn) writeBody(ctx context.Context, expire <-chan time.Time, s *Stream
 			case <-expire:
 				s.expired = true
 			case <-c.closed:
-			case <-s.done:
-				// Ended while waiting: put the signal back for RoundTrip.
-				s.done <- struct{}{}
+			case <-s.done: // ended, timed out or watched context done
+				if s.timedOut() {
+					s.expired = true
+				}
 			}
 			c.lockW()
 			if s.expired || ctx.Err() != nil {
@@ -654,10 +766,12 @@ func (c *Conn) readLoop() {
 	close(c.closed)
 }
 
-// finish ends s and wakes its caller; under mu.
+// finish ends s and wakes its caller; under mu. Once s is ended its
+// caller may return and reuse it: s is not touched after.
 func (c *Conn) finish(s *Stream) {
+	done := s.done
 	c.endStream(s)
-	s.done <- struct{}{}
+	wake(done)
 }
 
 // frameHeader is a frame's 9-byte header.
@@ -797,7 +911,7 @@ func (c *Conn) goaway(last uint32, code http2.ErrCode) {
 			c.finish(s)
 		}
 	}
-	if c.active == 0 {
+	if c.active.Load() == 0 {
 		go c.Close(errors.New("server went away"))
 	}
 	wake(c.slotFree)

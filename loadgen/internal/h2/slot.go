@@ -38,6 +38,15 @@ func NewSlot(ctx context.Context, o Options, closed error) *Slot {
 	return &Slot{ctx: ctx, o: o, closed: closed}
 }
 
+// Ready returns the current connection if it is usable, else nil: Conn's
+// path that never waits.
+func (sl *Slot) Ready() *Conn {
+	if c := sl.cur.Load(); c != nil && c.Usable() {
+		return c
+	}
+	return nil
+}
+
 // Conn returns a usable connection, dialling one if needed. It waits for
 // a dial under way until ctx is done (its error) or expire fires
 // (ErrExpired; nil = never). Dial errors name the address and wrap the
