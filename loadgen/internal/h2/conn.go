@@ -102,7 +102,6 @@ type Conn struct {
 	wmu     sync.Mutex
 	out     queue         // frames not yet handed to the writer, under wmu
 	queued  bool          // the writer is signalled and has not taken out yet, under wmu
-	writing bool          // the writer is writing what it took, under wmu
 	flushCh chan struct{} // wakes the writer
 	spare   []byte        // writer-owned: the buffer it last wrote, reused as out
 	werr    error         // first write error, under wmu
@@ -113,7 +112,7 @@ type Conn struct {
 	mu         sync.Mutex
 	streams    map[uint32]*Stream
 	nextID     uint32
-	active     atomic.Int32 // streams open (counted against maxStreams); changed under mu, read without it by unlockW
+	active     int    // streams open (counted against maxStreams)
 	maxStreams uint32 // server's MAX_CONCURRENT_STREAMS
 	waiters    int    // callers waiting for a stream slot
 	slotFree   chan struct{}
@@ -428,7 +427,7 @@ func (c *Conn) windowGrew() {
 
 // passSlot wakes a slot waiter when a slot is free; under mu.
 func (c *Conn) passSlot() {
-	if c.waiters > 0 && uint32(c.active.Load()) < c.maxStreams {
+	if c.waiters > 0 && uint32(c.active) < c.maxStreams {
 		wake(c.slotFree)
 	}
 }
@@ -453,21 +452,10 @@ func (q *queue) writeTo(w io.Writer) error {
 // frames are queued.
 func (c *Conn) lockW() { c.wmu.Lock() }
 
-//
-// With one stream open and the writer idle there is nobody to gather
-// frames with: the caller writes them itself, which spares the hand-off
-// to the writer goroutine on a lone stream's every request.
 func (c *Conn) unlockW() {
 	if len(c.out.b) > 0 && !c.queued && c.werr == nil {
-		if !c.writing && c.active.Load() <= 1 {
-			if _, err := c.nc.Write(c.out.b); err != nil {
-				c.werr = err
-			}
-			c.out.b = c.out.b[:0]
-		} else {
-			c.queued = true
-			wake(c.flushCh)
-		}
+		c.queued = true
+		wake(c.flushCh)
 	}
 	err := c.werr
 	c.wmu.Unlock()
@@ -493,13 +481,9 @@ func (c *Conn) writeLoop() {
 		buf := c.out.b
 		c.out.b = c.spare[:0]
 		c.queued = false
-		c.writing = true
 		c.wmu.Unlock()
 		_, err := c.nc.Write(buf)
 		c.spare = buf[:0]
-		c.wmu.Lock()
-		c.writing = false // frames queued meanwhile were signalled to us (unlockW)
-		c.wmu.Unlock()
 		if err != nil {
 			c.wmu.Lock()
 			if c.werr == nil {
@@ -554,7 +538,7 @@ func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream
 			c.mu.Unlock()
 			return ErrRetry
 		}
-		if uint32(c.active.Load()) < c.maxStreams {
+		if uint32(c.active) < c.maxStreams {
 			break
 		}
 		c.waiters++
@@ -580,7 +564,7 @@ func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream
 			return cerr
 		}
 	}
-	c.active.Add(1)
+	c.active++
 	c.passSlot()
 	c.mu.Unlock()
 
@@ -591,7 +575,7 @@ func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream
 			c.goAway = true
 			c.broken.Store(true)
 		}
-		c.active.Add(-1)
+		c.active--
 		c.passSlot()
 		c.mu.Unlock()
 		c.unlockW()
@@ -653,9 +637,9 @@ func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream
 func (c *Conn) endStream(s *Stream) {
 	delete(c.streams, s.id)
 	s.finished.Store(true)
-	c.active.Add(-1)
+	c.active--
 	c.passSlot()
-	if c.goAway && c.active.Load() == 0 {
+	if c.goAway && c.active == 0 {
 		go c.Close(errors.New("server went away"))
 	}
 }
@@ -911,7 +895,7 @@ func (c *Conn) goaway(last uint32, code http2.ErrCode) {
 			c.finish(s)
 		}
 	}
-	if c.active.Load() == 0 {
+	if c.active == 0 {
 		go c.Close(errors.New("server went away"))
 	}
 	wake(c.slotFree)
