@@ -11,7 +11,8 @@
 # h2load, ...) so that all see the same machine.
 #
 # Usage: test/bench/h2_vs_h2load.sh   (N=runs, default 3; LOADCAP=binary
-#        under test (default /tmp/loadcap-after); BEFORE=a second loadcap
+#        under test (default /tmp/loadcap-bench/loadcap, built from this
+#        tree unless BUILD=0, as the other scripts here do); BEFORE=a second loadcap
 #        binary measured too, tool=loadcap-before (default /tmp/loadcap-before
 #        when it exists, "" = none); H2_TARGET=the loadcap binary serving the
 #        target (default $BEFORE or $LOADCAP, the same for every tool);
@@ -25,7 +26,11 @@ root=$(cd "$here/../.." && pwd)
 BENCH=${BENCH:-$(cd "$root/../shared/bench" && pwd)}
 N=${N:-3}
 RESULTS=${RESULTS:-/tmp/loadcap-h2-vs-h2load}
-LOADCAP=${LOADCAP:-/tmp/loadcap-after}
+LOADCAP=${LOADCAP:-/tmp/loadcap-bench/loadcap}
+if [[ ${BUILD:-1} != 0 || ! -x $LOADCAP ]]; then
+	mkdir -p "$(dirname "$LOADCAP")"
+	(cd "$root" && go build -o "$LOADCAP" ./cmd/loadcap)
+fi
 if [[ -z ${BEFORE+x} ]]; then
 	BEFORE=""
 	[[ -x /tmp/loadcap-before ]] && BEFORE=/tmp/loadcap-before
