@@ -87,7 +87,8 @@ type IntervalStream struct {
 // CreateIntervalStream starts the intervals file for path (IntervalsPath
 // of run.json); "" starts a temporary one, removed when the result is
 // written (a run without --out: its report and summary still read every
-// second, in bounded memory).
+// second, in bounded memory). It fails only when the file cannot be
+// created; a write that fails is Err's, and the stream stops writing.
 func CreateIntervalStream(path string) (*IntervalStream, error) {
 	s := &IntervalStream{path: path, temp: path == "", hw: hdrWriter{stored: true}}
 	var err error
@@ -108,8 +109,12 @@ func CreateIntervalStream(path string) (*IntervalStream, error) {
 	s.id = hex.EncodeToString(id[:])
 	s.zw, _ = gzip.NewWriterLevel(s.f, gzip.BestSpeed)
 	h, _ := json.Marshal(intervalsHeader{Schema: IntervalsSchema, ID: s.id, Created: time.Now().UTC().Format(time.RFC3339)})
+	// A header that cannot be written (a full disk) is kept as the
+	// stream's error, as any later write's is: the load goes on, and
+	// AttachIntervals falls back to the seconds in memory and removes the
+	// file.
 	s.writeLine(h)
-	return s, s.err
+	return s, nil
 }
 
 // writeLine writes one line and flushes it to the file, so that a crash
@@ -151,6 +156,13 @@ func cmpErr(a, b error) error {
 		return a
 	}
 	return b
+}
+
+// Err is the first write error, if any: the stream wrote nothing since.
+func (s *IntervalStream) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // Count is the number of seconds written.

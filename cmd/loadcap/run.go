@@ -278,18 +278,30 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) (e
 	// a run of over an hour's run.json references the file (reports'
 	// InlineIntervals). Without --out the file is a temporary one, read
 	// back for the summary and --report.
+	// A file that cannot be created or written (a full disk) costs the
+	// run its flat memory, not its result: the engine then keeps every
+	// second, and run.json embeds them (or says why it cannot be written).
 	stream, err := reports.CreateIntervalStream(intervalsPath(o.out))
+	if err == nil {
+		err = stream.Err()
+	}
 	if err != nil {
-		return err
+		fmt.Fprintf(st.stderr, "loadcap: %v: every second stays in memory instead\n", err)
+		if stream != nil {
+			stream.Discard()
+		}
+		stream = nil
 	}
 	attached := false
 	defer func() {
-		if !attached {
+		if stream != nil && !attached {
 			stream.Discard()
 		}
 	}()
-	rc.OnInterval = chainInterval(stream.Write, rc.OnInterval)
-	rc.KeepIntervals = keepIntervals
+	if stream != nil {
+		rc.OnInterval = chainInterval(stream.Write, rc.OnInterval)
+		rc.KeepIntervals = keepIntervals
+	}
 	r, err := runner.New(stop.Context(), rc)
 	if err != nil {
 		return interrupted(err)
@@ -313,7 +325,9 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) (e
 	}
 	run := reports.NewRun(res, m)
 	attached = true
-	run.AttachIntervals(stream, res.Earlier)
+	if stream != nil {
+		run.AttachIntervals(stream, res.Earlier)
+	}
 	if err := o.outputs(st).WriteRun(run, r.Cluster(), k6Code); err != nil {
 		return err
 	}

@@ -11,8 +11,10 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -261,8 +263,11 @@ func TestFaultReadOnlyOutput(t *testing.T) {
 }
 
 // The generator killed outright (SIGKILL, the OOM killer): it can write
-// nothing, but the earlier run.json survives byte for byte and no
-// half-written file is left.
+// no result, but the earlier run.json survives byte for byte, and the
+// seconds it had streamed are left in run.intervals.partial, readable
+// (gzip'd JSON lines behind a loadcap.intervals/v1 header) though the
+// gzip stream is cut: what a soak killed at its twentieth hour keeps.
+// Nothing else is left.
 func TestFaultGeneratorKilled(t *testing.T) {
 	t.Parallel()
 	url := startTarget(t)
@@ -274,7 +279,8 @@ func TestFaultGeneratorKilled(t *testing.T) {
 	}
 	p := start(t, "run", "-q", "--url", url+"/", "--rate", "100", "--duration", "10s", "--out", out)
 	deadline := time.Now().Add(10 * time.Second)
-	for arrived, _, _ := targetStats(t, url); arrived < 50; arrived, _, _ = targetStats(t, url) {
+	// 250 arrivals at 100/s: two seconds have closed and been streamed.
+	for arrived, _, _ := targetStats(t, url); arrived < 250; arrived, _, _ = targetStats(t, url) {
 		if time.Now().After(deadline) {
 			t.Fatal("the run never got going")
 		}
@@ -285,8 +291,22 @@ func TestFaultGeneratorKilled(t *testing.T) {
 	if b, _ := os.ReadFile(out); !bytes.Equal(b, earlier) {
 		t.Errorf("the earlier run.json changed: %q", b)
 	}
-	if left := strays(t, dir, "run.json"); len(left) > 0 {
+	if left := strays(t, dir, "run.json", "run.intervals.partial"); len(left) > 0 {
 		t.Errorf("files left behind: %v", left)
+	}
+	f, err := os.Open(filepath.Join(dir, "run.intervals.partial"))
+	if err != nil {
+		t.Fatalf("the seconds streamed before the kill are gone: %v", err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("run.intervals.partial: %v", err)
+	}
+	b, _ := io.ReadAll(zr) // the stream is cut: what was flushed reads, then an unexpected EOF
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) < 2 || !strings.Contains(lines[0], `"loadcap.intervals/v1"`) {
+		t.Errorf("run.intervals.partial holds %d lines, want the header and at least one second:\n%s", len(lines), b)
 	}
 }
 
