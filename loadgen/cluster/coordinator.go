@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -46,6 +47,9 @@ const (
 	// stopTimeout bounds one Stop call to an agent.
 	stopTimeout = time.Second
 )
+
+// agentBackoff spaces the coordinator's tries to connect to an agent.
+var agentBackoff = backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second}
 
 // Agent states in a Report.
 const (
@@ -401,6 +405,9 @@ func (c *Coordinator) run(ctx context.Context) error {
 		c.watches[i] = newRejectionWatch(c.creds)
 		conn, err := grpc.NewClient(addr,
 			grpc.WithTransportCredentials(c.watches[i]),
+			// An agent still starting is retried within a second or two,
+			// not gRPC's default of 1 s growing to 2 min between tries.
+			grpc.WithConnectParams(grpc.ConnectParams{Backoff: agentBackoff, MinConnectTimeout: 20 * time.Second}),
 			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 2 * time.Second, PermitWithoutStream: true}),
 		)
 		if err != nil {

@@ -5,10 +5,13 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"google.golang.org/grpc/credentials"
 )
@@ -95,13 +98,38 @@ func (w *rejectionWatch) Clone() credentials.TransportCredentials {
 // alertConn notes a certificate alert read from the peer.
 type alertConn struct {
 	net.Conn
-	r *rejection
+	r      *rejection
+	heard  atomic.Bool // a read returned data: the peer accepted us
+	probed atomic.Bool
 }
 
 func (c *alertConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.heard.Store(true)
+	}
 	if err != nil && certRejected(err) {
 		c.r.reject(err)
+	}
+	return n, err
+}
+
+// alertProbe is how long a failed first write waits to read the alert
+// that may explain it.
+const alertProbe = 250 * time.Millisecond
+
+// Write looks for the alert behind a write that fails before the peer said
+// anything: an agent that rejects our certificate sends its alert and
+// closes, and gRPC's next write (of its preface) then fails with "broken
+// pipe" and is retried with backoff, unread alert and all.
+func (c *alertConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if err != nil && !c.heard.Load() && c.probed.CompareAndSwap(false, true) {
+		c.Conn.SetReadDeadline(time.Now().Add(alertProbe))
+		if _, rerr := c.Conn.Read(make([]byte, 512)); certRejected(rerr) {
+			c.r.reject(rerr)
+			return n, rerr
+		}
 	}
 	return n, err
 }
@@ -116,7 +144,15 @@ type handshakeLog struct {
 
 func (h handshakeLog) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
 	from := raw.RemoteAddr().String()
-	conn, info, err := h.TransportCredentials.ServerHandshake(raw)
+	// The TLS credentials close raw on a failed handshake; hold that
+	// close until linger has run.
+	held := &heldConn{Conn: raw}
+	held.hold.Store(true)
+	conn, info, err := h.TransportCredentials.ServerHandshake(held)
+	held.hold.Store(false)
+	if err != nil {
+		defer raw.Close()
+	}
 	switch {
 	case err == nil:
 	case certRejected(err):
@@ -127,10 +163,39 @@ func (h handshakeLog) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthI
 			by = "coordinator"
 		}
 		h.log.Warn("certificate rejected", "by", by, "from", from, "reason", err.Error())
+		if by == "agent" {
+			linger(raw, time.Second)
+		}
 	default:
 		h.log.Warn("TLS handshake failed", "from", from, "reason", err.Error())
 	}
 	return conn, info, err
+}
+
+// linger closes conn's sending side and reads what the peer still sends
+// until it closes (or for at most d): closed at once, the socket would
+// answer the coordinator's next bytes with a reset, which fails its write
+// before it has read our alert, and the coordinator would retry instead of
+// saying "certificate rejected".
+func linger(conn net.Conn, d time.Duration) {
+	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	conn.SetReadDeadline(time.Now().Add(d))
+	io.Copy(io.Discard, io.LimitReader(conn, 1<<20))
+}
+
+// heldConn ignores Close while hold is set.
+type heldConn struct {
+	net.Conn
+	hold atomic.Bool
+}
+
+func (c *heldConn) Close() error {
+	if c.hold.Load() {
+		return nil
+	}
+	return c.Conn.Close()
 }
 
 func (h handshakeLog) Clone() credentials.TransportCredentials {
