@@ -87,6 +87,11 @@ func TestRealPrometheus(t *testing.T) {
 			t.Errorf("reason %q does not name the service", b.Reason)
 		}
 		ratio.WithLabelValues("cart").Set(0.01)
+		// The next subtest's guard must not read the breach still in
+		// Prometheus: its first evaluation would stop it at once.
+		waitUntil(t, 10*time.Second, "the breach gone from Prometheus", func() bool {
+			return visible(`shop_error_ratio{service="cart"} <= 0.05`)
+		})
 	})
 
 	t.Run("a series that vanishes stops after the grace", func(t *testing.T) {
