@@ -169,6 +169,9 @@ export default function () {
 // script's default function at constant arrival rates, and the answer is
 // the target's configured capacity (2 workers x 10 ms = 200 req/s).
 func TestCapacityFindK6(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a capacity search of about 20 s through k6")
+	}
 	url := testTarget(t, target.Config{Workers: 2, ServiceTime: 10 * time.Millisecond})
 	script := writeFile(t, "one.js", `import http from 'k6/http';
 export default function () { http.get(__ENV.BASE + '/'); }
