@@ -1,9 +1,7 @@
 package httpc
 
 import (
-	"io"
 	"net"
-	"os"
 	"syscall"
 
 	"github.com/loadcap/loadcap/loadgen/internal/rawio"
@@ -40,6 +38,9 @@ type tcpConn struct {
 
 // newTCPConn wraps c, or returns nil when c offers no raw access.
 func newTCPConn(c net.Conn) *tcpConn {
+	if !rawio.Supported {
+		return nil
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return nil
@@ -100,19 +101,15 @@ func (t *tcpConn) Read(p []byte) (int, error) {
 // call again".
 func (t *tcpConn) callback(fd uintptr) bool {
 	if t.off < len(t.pending) {
-		for t.off < len(t.pending) {
-			n, err := rawio.Write(fd, t.pending[t.off:])
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				t.blocked = true
-				return true
-			case err != nil:
-				t.err = os.NewSyscallError("write", err)
-				return true
-			}
-			t.off += n
+		n, blocked, err := rawio.WriteAll(fd, t.pending[t.off:])
+		t.off += n
+		switch {
+		case err != nil:
+			t.err = err
+			return true
+		case blocked:
+			t.blocked = true
+			return true
 		}
 		t.pending, t.off = t.pending[:0], 0
 		if len(t.p) == 0 {
@@ -120,20 +117,7 @@ func (t *tcpConn) callback(fd uintptr) bool {
 		}
 		return false // the reply cannot be here yet
 	}
-	for {
-		n, err := rawio.Read(fd, t.p)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return false
-		case err != nil:
-			t.n, t.err = 0, os.NewSyscallError("read", err)
-		case n == 0:
-			t.n, t.err = 0, io.EOF
-		default:
-			t.n = n
-		}
-		return true
-	}
+	n, done, err := rawio.ReadOnce(fd, t.p)
+	t.n, t.err = n, err
+	return done
 }

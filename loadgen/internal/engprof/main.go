@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command engprof runs the load engine as `loadcap run --url U --vus C`
 // (or a scenario file) would, without the CLI around it, and prints the
 // requests per CPU-second of this process; with -cpuprofile it writes a

@@ -1,9 +1,7 @@
 package h2
 
 import (
-	"io"
 	"net"
-	"os"
 	"syscall"
 
 	"github.com/loadcap/loadcap/loadgen/internal/rawio"
@@ -28,6 +26,9 @@ type sysConn struct {
 
 // newSysConn wraps c, or returns it as is when it offers no raw access.
 func newSysConn(c net.Conn) net.Conn {
+	if !rawio.Supported {
+		return c
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return c
@@ -56,22 +57,9 @@ func (s *sysConn) Read(p []byte) (int, error) {
 
 // readCB reads once; false (nothing to read yet) waits for the poller.
 func (s *sysConn) readCB(fd uintptr) bool {
-	for {
-		n, err := rawio.Read(fd, s.rp)
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return false
-		case err != nil:
-			s.rerr = os.NewSyscallError("read", err)
-		case n == 0:
-			s.rerr = io.EOF
-		default:
-			s.rn = n
-		}
-		return true
-	}
+	n, done, err := rawio.ReadOnce(fd, s.rp)
+	s.rn, s.rerr = n, err
+	return done
 }
 
 func (s *sysConn) Write(p []byte) (int, error) {
@@ -88,18 +76,8 @@ func (s *sysConn) Write(p []byte) (int, error) {
 // writeCB writes all of wp; false (the socket buffer is full) waits for
 // the poller and is called again.
 func (s *sysConn) writeCB(fd uintptr) bool {
-	for s.wn < len(s.wp) {
-		n, err := rawio.Write(fd, s.wp[s.wn:])
-		switch {
-		case err == syscall.EINTR:
-			continue
-		case err == syscall.EAGAIN:
-			return false
-		case err != nil:
-			s.werr = os.NewSyscallError("write", err)
-			return true
-		}
-		s.wn += n
-	}
-	return true
+	n, blocked, err := rawio.WriteAll(fd, s.wp[s.wn:])
+	s.wn += n
+	s.werr = err
+	return err != nil || !blocked
 }

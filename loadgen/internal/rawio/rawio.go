@@ -1,35 +1,46 @@
-// Package rawio reads and writes non-blocking sockets in raw system calls,
-// for the clients' callbacks inside syscall.RawConn's Read and Write.
-//
-// Such a call cannot block, and telling the scheduler about it (as
-// syscall.Read and Write do) costs more than the call on a one-core
-// generator: the scheduler's monitor, seeing the processor in a system
-// call on two of its 20 µs ticks, hands it to another thread, and the
-// threads' wake-ups and sleeps came to about 0.2 futex and 0.2 nanosleep
-// calls and half a context switch per request. The race detector does not
-// see the kernel's writes into a read buffer.
 package rawio
 
 import (
+	"io"
+	"os"
 	"syscall"
-	"unsafe"
 )
 
-// Read reads fd, a non-blocking socket, into p; EAGAIN means nothing to
-// read yet.
-func Read(fd uintptr, p []byte) (int, error) { return do(syscall.SYS_READ, fd, p) }
-
-// Write writes p to fd, a non-blocking socket; EAGAIN means its buffer is
-// full.
-func Write(fd uintptr, p []byte) (int, error) { return do(syscall.SYS_WRITE, fd, p) }
-
-func do(trap, fd uintptr, p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
+// ReadOnce reads fd once into p inside a RawConn.Read callback. done false
+// means nothing to read yet: the callback returns false, to be called
+// again once the poller says fd is readable. At the end of the stream err
+// is io.EOF.
+func ReadOnce(fd uintptr, p []byte) (n int, done bool, err error) {
+	for {
+		n, err := Read(fd, p)
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return 0, false, nil
+		case err != nil:
+			return 0, true, os.NewSyscallError("read", err)
+		case n == 0:
+			return 0, true, io.EOF
+		}
+		return n, true, nil
 	}
-	n, _, e := syscall.RawSyscall(trap, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-	if e != 0 {
-		return -1, e
+}
+
+// WriteAll writes p to fd until it is written or the socket's buffer is
+// full (blocked: wait for the poller, then write the rest).
+func WriteAll(fd uintptr, p []byte) (n int, blocked bool, err error) {
+	for n < len(p) {
+		m, err := Write(fd, p[n:])
+		switch {
+		case err == syscall.EINTR:
+			continue
+		case err == syscall.EAGAIN:
+			return n, true, nil
+		case err != nil:
+			return n, false, os.NewSyscallError("write", err)
+		}
+		n += m
 	}
-	return int(n), nil
+	return n, false, nil
 }

@@ -1,3 +1,5 @@
+//go:build unix
+
 // Command h1bench measures the generator efficiency of package httpc:
 // requests completed per CPU-second of this process, with N clients in a
 // closed loop against a loopback target for a fixed time.
