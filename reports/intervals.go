@@ -303,9 +303,17 @@ func (r *Run) readIntervals(v *runCheck, rd io.Reader, ref *IntervalsRef, lost i
 	if fo.per > 1 {
 		chk.each = fo.addHist
 	}
+	reported := false
 	n, cut := scanIntervals(v, rd, ref.ID, func(line int, iv *Interval) {
+		if line-1 > ref.Count {
+			return // counted (n), refused below, and not kept
+		}
 		v.line = line
 		chk.check(v, fmt.Sprintf("intervals[%d]", line-2), iv)
+		if fo.tooMany && !reported {
+			v.add(fmt.Sprintf("intervals[%d].histograms", line-2), "more than %d request names across the seconds: not a run's intervals file", maxFoldNames)
+			reported = true
+		}
 		v.line = 0
 		if stalled(iv) {
 			fo.stalled++
@@ -430,8 +438,14 @@ type folder struct {
 	cur          Interval
 	in           int // seconds in cur
 	hists        map[string]*hdr.PackedHistogram
+	tooMany      bool // a name beyond maxFoldNames was not kept
 	hw           hdrWriter
 }
+
+// maxFoldNames bounds the request names a folded read keeps a histogram
+// for: a run has tens; a file with more is not one loadcap wrote, and
+// must not take the reader's memory with it.
+const maxFoldNames = 10_000
 
 func newFolder(count int) *folder {
 	per := max(1, (count+MaxReadIntervals-1)/MaxReadIntervals)
@@ -479,6 +493,10 @@ func (f *folder) add(iv *Interval) {
 func (f *folder) addHist(name string, g hdrGeom, hr *hdrReader) {
 	h := f.hists[name]
 	if h == nil {
+		if len(f.hists) >= maxFoldNames {
+			f.tooMany = true
+			return
+		}
 		h = hdr.NewPacked(g.Lowest, g.Highest, g.Digits)
 		f.hists[name] = h
 	}

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -191,6 +192,51 @@ func TestIntervalsFile(t *testing.T) {
 		var es scenarios.Errors
 		if !errors.As(err, &es) || es[0].File != filepath.Join(bad, "run.intervals") || es[0].Line != 6 {
 			t.Fatalf("error %v, want scenarios.Errors at run.intervals:6", err)
+		}
+	})
+	t.Run("a file with more request names than a run has is refused", func(t *testing.T) {
+		// Every second's histograms renamed apart: more names than
+		// maxFoldNames in all, which the reader must not keep.
+		lines := strings.Split(string(gunzip(t, whole)), "\n")
+		renamed := 0
+		for i := 1; i < len(lines) && lines[i] != ""; i++ {
+			var iv map[string]any
+			if err := json.Unmarshal([]byte(lines[i]), &iv); err != nil {
+				t.Fatal(err)
+			}
+			hs, _ := iv["histograms"].(map[string]any)
+			apart := map[string]any{}
+			for name, h := range hs {
+				apart[fmt.Sprintf("%s-%d", name, i)] = h
+				renamed++
+			}
+			iv["histograms"] = apart
+			b, _ := json.Marshal(iv)
+			lines[i] = string(b)
+		}
+		if renamed <= maxFoldNames {
+			t.Fatalf("%d names: too few to test the bound", renamed)
+		}
+		bad := t.TempDir()
+		copyFile(t, out, filepath.Join(bad, "run.json"))
+		writeGzip(t, filepath.Join(bad, "run.intervals"), strings.Join(lines, "\n"))
+		_, err := ReadFile(filepath.Join(bad, "run.json"))
+		var es scenarios.Errors
+		if !errors.As(err, &es) || es[0].File != filepath.Join(bad, "run.intervals") || es[0].Line == 0 ||
+			!strings.Contains(es[0].Msg, "more than 10000 request names") {
+			t.Fatalf("error %v, want the file, a line and the bound on names", err)
+		}
+	})
+	t.Run("seconds beyond the run's count are refused", func(t *testing.T) {
+		lines := strings.Split(strings.TrimRight(string(gunzip(t, whole)), "\n"), "\n")
+		lines = append(lines, lines[1:]...) // twice the seconds run.json counts
+		bad := t.TempDir()
+		copyFile(t, out, filepath.Join(bad, "run.json"))
+		writeGzip(t, filepath.Join(bad, "run.intervals"), strings.Join(lines, "\n")+"\n")
+		_, err := ReadFile(filepath.Join(bad, "run.json"))
+		var es scenarios.Errors
+		if !errors.As(err, &es) || !strings.Contains(es.Error(), "more than the") {
+			t.Fatalf("error %v, want the seconds beyond the count refused", err)
 		}
 	})
 	t.Run("another run's file is refused", func(t *testing.T) {
