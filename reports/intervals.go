@@ -65,6 +65,31 @@ func IntervalsPath(out string) string {
 	return strings.TrimSuffix(out, ".json") + ".intervals"
 }
 
+// RemoveStaleIntervals removes the intervals file an earlier run left at
+// out's place when run, just written to out, embeds its seconds: that
+// file belonged to the run.json run replaced, and beside the new one it
+// would pass for its seconds. A file there that is not an intervals file
+// is left alone.
+func RemoveStaleIntervals(out string, run *Run) {
+	if out == "" || run.IntervalsFile != nil {
+		return
+	}
+	path := IntervalsPath(out)
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	isIntervals := false
+	if zr, err := gzip.NewReader(io.LimitReader(f, 1<<20)); err == nil {
+		head, _ := bufio.NewReader(zr).ReadString('\n')
+		isIntervals = strings.Contains(head, `"`+IntervalsSchema+`"`)
+	}
+	f.Close()
+	if isIntervals {
+		os.Remove(path)
+	}
+}
+
 // IntervalStream writes a run's seconds to an intervals file as they
 // close (Write is a loadgen interval hook). It writes to path+".partial"
 // until the run's result is written (Run.AttachIntervals), which renames

@@ -239,6 +239,38 @@ func TestIntervalsFile(t *testing.T) {
 			t.Fatalf("error %v, want the seconds beyond the count refused", err)
 		}
 	})
+	t.Run("a short run in a long run's place removes its stale file", func(t *testing.T) {
+		again := t.TempDir()
+		copyFile(t, out, filepath.Join(again, "run.json"))
+		copyFile(t, intervals, filepath.Join(again, "run.intervals"))
+		_, short := writeSoak(t, again, 30) // as loadcap run writes over the earlier result
+		r, err := ReadFile(short)
+		if err != nil {
+			t.Fatal(err)
+		}
+		RemoveStaleIntervals(short, r)
+		if _, err := os.Stat(filepath.Join(again, "run.intervals")); !os.IsNotExist(err) {
+			t.Errorf("the long run's run.intervals is still beside the short run's run.json (%v)", err)
+		}
+		// A file of that name that is no intervals file is not ours to remove.
+		other := filepath.Join(again, "run.intervals")
+		if err := os.WriteFile(other, []byte("my notes\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		RemoveStaleIntervals(short, r)
+		if _, err := os.Stat(other); err != nil {
+			t.Errorf("a file that is not an intervals file was removed: %v", err)
+		}
+		// A long run's own file stays.
+		long, err := ReadFile(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		RemoveStaleIntervals(out, long)
+		if _, err := os.Stat(intervals); err != nil {
+			t.Errorf("a long run's own intervals file was removed: %v", err)
+		}
+	})
 	t.Run("another run's file is refused", func(t *testing.T) {
 		other := t.TempDir()
 		_, otherOut := writeSoak(t, other, InlineIntervals+1)

@@ -331,6 +331,7 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) (e
 	if err := o.outputs(st).WriteRun(run, r.Cluster(), k6Code); err != nil {
 		return err
 	}
+	reports.RemoveStaleIntervals(o.out, run)
 	if runErr != nil {
 		return runErr
 	}
