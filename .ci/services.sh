@@ -8,7 +8,8 @@
 # 127.0.0.1:56379, all under /tmp/loadcap-services (removed and recreated on every call); Chromium is
 # only installed (tests start it themselves). Prometheus and nginx are
 # installed for the tests that start their own instances with their own
-# configs. Idempotent; everything it starts stops with `--stop`.
+# configs. Idempotent; everything it starts stops with `--stop`; with
+# `--install` it only installs the packages.
 set -euo pipefail
 
 BASE=/tmp/loadcap-services
@@ -52,6 +53,9 @@ if [ ${#need[@]} -gt 0 ]; then
 	# Debian starts nothing here (policy-rc.d); the tests start their own.
 	timeout 600 $sudo apt-get update -qq >&2 || log "apt-get update failed; trying with the cached lists"
 	timeout 900 $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+if [ "${1:-}" = "--install" ]; then
+	exit 0 # installed only: .ci/run installs while Go compiles
 fi
 
 stop
