@@ -3,10 +3,13 @@ package cluster
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/loadcap/loadcap/test/testkit"
 )
 
 // coordinatorTLS is a coordinator's client TLS config from a certificate
@@ -22,19 +25,20 @@ func coordinatorTLS(t *testing.T, own, trust testCerts) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, ServerName: "127.0.0.1", NextProtos: []string{"h2"}}
 }
 
-// lateWrites completes a TLS 1.3 handshake whose client certificate the
-// server rejects, then writes three times with pauses between, as a
-// loaded coordinator's gRPC writes its preface and settings; it returns
-// the write errors and what a read then says.
-func lateWrites(t *testing.T, conn net.Conn) (writes []error, read error) {
-	t.Helper()
-	for range 3 {
-		time.Sleep(80 * time.Millisecond)
+// writeUntilFails writes to conn up to tries times, pause apart, as a
+// coordinator's gRPC writes its preface and settings; it returns the
+// writes' errors, stopping at the first that fails.
+func writeUntilFails(conn net.Conn, tries int, pause time.Duration) []error {
+	var errs []error
+	for range tries {
 		_, err := conn.Write([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"))
-		writes = append(writes, err)
+		errs = append(errs, err)
+		if err != nil {
+			break
+		}
+		time.Sleep(pause)
 	}
-	_, read = conn.Read(make([]byte, 64))
-	return writes, read
+	return errs
 }
 
 // An agent that rejects the coordinator's certificate keeps reading until
@@ -43,18 +47,28 @@ func lateWrites(t *testing.T, conn net.Conn) (writes []error, read error) {
 // (which gRPC retries with backoff, 5 s and more before the real reason).
 func TestAgentLingersAfterRejecting(t *testing.T) {
 	certs, other := newCerts(t), newCerts(t)
-	addr := localAgent(t, certs.agentConfig())
+	var log testkit.SyncBuffer
+	cfg := certs.agentConfig()
+	cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+	addr := localAgent(t, cfg)
 	conn, err := tls.Dial("tcp", addr, coordinatorTLS(t, other, certs))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	writes, read := lateWrites(t, conn)
-	for i, err := range writes {
+	// The agent logs the rejection after sending its alert; closed at
+	// once, its socket would then answer the writes with a reset.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(log.String(), "certificate rejected"); time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent logged no rejection:\n%s", log.String())
+		}
+	}
+	for i, err := range writeUntilFails(conn, 3, 50*time.Millisecond) {
 		if err != nil {
 			t.Errorf("write %d: %v, want it to succeed while the agent lingers", i+1, err)
 		}
 	}
+	_, read := conn.Read(make([]byte, 64))
 	if !certRejected(read) || !strings.Contains(read.Error(), "unknown certificate authority") {
 		t.Errorf("read: %v, want the agent's alert", read)
 	}
@@ -76,7 +90,9 @@ func TestFailedWriteReadsTheAlert(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer lis.Close()
+	closed := make(chan struct{})
 	go func() {
+		defer close(closed)
 		c, err := lis.Accept()
 		if err != nil {
 			return
@@ -91,9 +107,11 @@ func TestFailedWriteReadsTheAlert(t *testing.T) {
 	defer raw.Close()
 	w := newRejectionWatch(nil)
 	conn := &alertConn{Conn: raw, r: w.rejection}
-	writes, _ := lateWrites(t, conn)
+	<-closed
+	// The first write after the close draws a reset, a later one fails.
+	writes := writeUntilFails(conn, 50, 20*time.Millisecond)
 	if writes[len(writes)-1] == nil {
-		t.Fatal("every write succeeded: the peer did not close at once, so this tests nothing")
+		t.Fatal("every write succeeded: the peer's close drew no reset, so this tests nothing")
 	}
 	select {
 	case <-w.Rejected():
