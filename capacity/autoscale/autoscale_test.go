@@ -67,6 +67,36 @@ func TestReactiveHPALagsAStep(t *testing.T) {
 	}
 }
 
+// The metric the HPA reads is as old as the scrape behind it: with the
+// sale's first second 20 s old when read, the first scale-up waits for the
+// sync after the jump has reached the metric, one period after the
+// undelayed one.
+func TestMetricDelayPostponesTheReaction(t *testing.T) {
+	at := func(delay time.Duration) time.Duration {
+		s := service(2)
+		s.MetricWindow, s.MetricDelay = time.Second, delay
+		tl, err := Run(s, step(150, 1200, 60, 120))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tl.Decisions) == 0 {
+			t.Fatalf("delay %v: no decision", delay)
+		}
+		return tl.Decisions[0].At.Sub(t0)
+	}
+	if got := at(0); got != 60*time.Second {
+		t.Errorf("without a delay the first scale-up is at %v, want 1m0s", got)
+	}
+	if got := at(20 * time.Second); got != 90*time.Second {
+		t.Errorf("with the metric 20 s old the first scale-up is at %v, want 1m30s (the first sync that sees the jump)", got)
+	}
+	s := service(2)
+	s.MetricDelay = -time.Second
+	if _, err := Run(s, step(150, 1200, 60, 120)); err == nil {
+		t.Error("a negative metric delay is accepted")
+	}
+}
+
 // Once the replicas catch up, the queue drains first: the answers run
 // above the load until it is gone, and the HPA, seeing them, overshoots.
 // A service sized for the load never queues.

@@ -14,6 +14,7 @@ import (
 type Options struct {
 	Startup      time.Duration // a new pod's time to ready; default 30 s
 	MetricWindow time.Duration // the rate window behind the per-pod metric; default 60 s
+	MetricDelay  time.Duration // the age of the metric's newest second when read (a scrape interval); default 0
 	Sync         time.Duration // the HPA's sync period; default 15 s
 	// PrescaleLead is how long before the plan's window the cron trigger
 	// raises the replicas; 0 means capacity.DefaultPrescaleLead.
@@ -116,7 +117,7 @@ func SimulatePlan(plan *capacity.PlanResult, tr Traffic, o Options) (*Result, er
 			hpa.Min = cur // the manifest's minimum is the sale's: here the HPA reacts
 			hpa.Max = max(hpa.Max, cur)
 			s := Service{Name: sp.Name, CapacityQPS: sp.CapacityQPS, Fanout: sp.Fanout, Current: cur, HPA: hpa,
-				Startup: o.Startup, MetricWindow: o.MetricWindow}
+				Startup: o.Startup, MetricWindow: o.MetricWindow, MetricDelay: o.MetricDelay}
 			v.adjust(&s, sp)
 			tl, err := Run(s, tr)
 			if err != nil {

@@ -28,6 +28,10 @@ type Service struct {
 	// MetricWindow is the span the per-pod rate is averaged over (a PromQL
 	// rate[1m]: 60 s); 0 reads the last second alone.
 	MetricWindow time.Duration
+	// MetricDelay is the age of the newest second the metric holds when the
+	// autoscaler reads it: Prometheus's scrape interval (plus an adapter's
+	// own lag). 0 reads up to the second of the sync itself.
+	MetricDelay time.Duration
 }
 
 // Traffic is the entry rate per second from Start.
@@ -81,8 +85,8 @@ func (s *Service) Check() error {
 		return fmt.Errorf("%s: fan-out %v: want a positive number", s.Name, s.Fanout)
 	case s.Current < 0:
 		return fmt.Errorf("%s: %d current replicas", s.Name, s.Current)
-	case s.Startup < 0 || s.MetricWindow < 0:
-		return fmt.Errorf("%s: negative start-up or metric window", s.Name)
+	case s.Startup < 0 || s.MetricWindow < 0 || s.MetricDelay < 0:
+		return fmt.Errorf("%s: negative start-up, metric window or metric delay", s.Name)
 	}
 	if err := s.HPA.Check(); err != nil {
 		return fmt.Errorf("%s: %w", s.Name, err)
@@ -122,6 +126,7 @@ func Run(s Service, tr Traffic) (*Timeline, error) {
 	startup := int(s.Startup / time.Second)
 	syncEvery := int(s.HPA.Sync / time.Second)
 	window := max(int(s.MetricWindow/time.Second), 1)
+	delay := int(s.MetricDelay / time.Second)
 	// served is what the ready replicas answered each second: the metric
 	// counts answers, so a saturated service reports its capacity, not
 	// its demand. backlog is the demand they could not answer yet: it
@@ -129,7 +134,7 @@ func Run(s Service, tr Traffic) (*Timeline, error) {
 	// is room, up to maxBacklogSeconds of load, beyond which callers time
 	// out.
 	served := make([]float64, 0, n)
-	var windowSum, backlog float64
+	var backlog float64
 	var run, runFrom int
 	for sec, rps := range tr.RPS {
 		now := tr.Start.Add(time.Duration(sec) * time.Second)
@@ -146,14 +151,18 @@ func Run(s Service, tr Traffic) (*Timeline, error) {
 		over := demand > capQPS
 		backlog = min(demand-answered, maxBacklogSeconds*load)
 		served = append(served, answered)
-		windowSum += answered
-		if sec >= window {
-			windowSum -= served[sec-window]
-		}
 		if sec%syncEvery == 0 {
 			// The per-pod metric: the service's answers over the window
-			// (sum(rate(..._total[1m]))) over the pods that report it.
-			metric := windowSum / float64(min(sec+1, window)) / float64(max(ready, 1))
+			// (sum(rate(..._total[1m]))) that ends delay seconds ago, over
+			// the pods that report it now.
+			metric := 0.0
+			if hi := sec - delay; hi >= 0 {
+				lo, sum := max(0, hi-window+1), 0.0
+				for _, a := range served[lo : hi+1] {
+					sum += a
+				}
+				metric = sum / float64(hi-lo+1) / float64(max(ready, 1))
+			}
 			floor := 0
 			if cr := s.Cron; cr != nil && !now.Before(cr.Start) && now.Before(cr.End) {
 				floor = cr.Desired

@@ -107,6 +107,7 @@ or seconds) or a recording in any format shadow import reads, counted per second
 	fl.StringVar(&at, "at", "", "a recording: the clock time of its first second (default: the plan's window start)")
 	fl.DurationVar(&o.Startup, "startup", 30*time.Second, "how long a new pod takes to become ready")
 	fl.DurationVar(&o.MetricWindow, "metric-window", time.Minute, "the rate window behind the per-pod metric (PromQL rate[1m])")
+	fl.DurationVar(&o.MetricDelay, "metric-delay", 0, "how old the metric's newest second is when the autoscaler reads it (Prometheus's scrape interval)")
 	fl.DurationVar(&o.Sync, "sync", autoscale.DefaultSync, "the HPA controller's sync period")
 	fl.DurationVar(&o.PrescaleLead, "prescale-lead", capacity.DefaultPrescaleLead, "the cron trigger raises the replicas this long before the window")
 	fl.StringVarP(&out, "out", "o", "", "write the timelines as JSON (loadcap.simulate/v1) here")

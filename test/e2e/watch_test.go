@@ -18,7 +18,8 @@ import (
 
 // capacity watch, live, against what capacity simulate predicts: the
 // reference shop's product service (200 req/s per replica, new replicas
-// ready after 2 s) behind Debian's Prometheus scraping it every second;
+// ready after 2 s) behind Debian's Prometheus scraping it every second
+// (so the metric the loop reads is up to a second old);
 // traffic at 60 req/s for 10 s, then a jump to 420 req/s for 30 s. The
 // watch loop reads the product's rate from Prometheus every 3 s and
 // scales the shop; simulate replays the same algorithm over the same
@@ -88,8 +89,12 @@ requests:
 	for i := 0; i < seconds; i++ {
 		tr.RPS = append(tr.RPS, map[bool]float64{true: 60, false: 420}[i < 10])
 	}
+	// The live metric's newest second is up to a scrape interval old when
+	// read: the simulation reads it as late (without that, a decision on
+	// the edge of the HPA's tolerance came a sync period early, and every
+	// later one with it).
 	sim, err := autoscale.Run(autoscale.Service{Name: shop.Product, CapacityQPS: 200, Fanout: 1, Current: 1, HPA: hpa,
-		Startup: 2 * time.Second, MetricWindow: window}, tr)
+		Startup: 2 * time.Second, MetricWindow: window, MetricDelay: time.Second}, tr)
 	if err != nil {
 		t.Fatal(err)
 	}
