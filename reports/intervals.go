@@ -79,13 +79,13 @@ func RemoveStaleIntervals(out string, run *Run) {
 	if err != nil {
 		return
 	}
-	isIntervals := false
+	var h intervalsHeader
 	if zr, err := gzip.NewReader(io.LimitReader(f, 1<<20)); err == nil {
-		head, _ := bufio.NewReader(zr).ReadString('\n')
-		isIntervals = strings.Contains(head, `"`+IntervalsSchema+`"`)
+		head, _ := bufio.NewReader(zr).ReadBytes('\n')
+		_ = json.Unmarshal(head, &h)
 	}
 	f.Close()
-	if isIntervals {
+	if h.Schema == IntervalsSchema {
 		os.Remove(path)
 	}
 }

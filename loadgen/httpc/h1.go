@@ -89,10 +89,7 @@ func (c *h1Client) Do(r *Request, res *Result) {
 		res.fail(err)
 		return
 	}
-	now := r.Now
-	if now.IsZero() {
-		now = time.Now()
-	}
+	now := r.start()
 	deadline := now.Add(c.t.timeout)
 	cn := c.find(https, r.Host)
 	for attempt := 0; ; attempt++ {

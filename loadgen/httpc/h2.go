@@ -184,10 +184,7 @@ func (c *h2Client) Do(r *Request, res *Result) {
 	// transport's timeout from start. On the usual path (a usable
 	// connection, first attempt) that is all of it, carried by the
 	// stream's own timer: the round trip then waits on the stream alone.
-	start := r.Now
-	if start.IsZero() {
-		start = time.Now()
-	}
+	start := r.start()
 	refused := 0
 	for attempt := 0; ; attempt++ {
 		left := c.t.timeout

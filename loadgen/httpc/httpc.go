@@ -86,6 +86,14 @@ type Request struct {
 	Now time.Time
 }
 
+// start is when the request's timeout starts: Now, or the clock's reading.
+func (r *Request) start() time.Time {
+	if r.Now.IsZero() {
+		return time.Now()
+	}
+	return r.Now
+}
+
 // Class is the transport error class of a failed request.
 type Class uint8
 

@@ -29,15 +29,19 @@ func (c countingConn) Write(p []byte) (int, error) {
 // short body for every request.
 func h2cServer(t *testing.T) string {
 	t.Helper()
+	return h2cServing(t, func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) })
+}
+
+// h2cServing serves prior-knowledge h2c with h on a loopback port.
+func h2cServing(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var p http.Protocols
 	p.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Protocols: &p, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = w.Write([]byte("ok"))
-	})}
+	srv := &http.Server{Protocols: &p, Handler: h}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String()
@@ -111,13 +115,7 @@ func TestConcurrentStreamsShareWrites(t *testing.T) {
 // that follow on the same Stream; canceling the watched context ends a
 // round trip in flight with the context's error.
 func TestStreamTimeoutAndWatch(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var p http.Protocols
-	p.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Protocols: &p, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	addr := h2cServing(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			select {
 			case <-r.Context().Done():
@@ -126,10 +124,7 @@ func TestStreamTimeoutAndWatch(t *testing.T) {
 			return
 		}
 		_, _ = w.Write([]byte("ok"))
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	addr := ln.Addr().String()
+	})
 	c, err := Dial(context.Background(), &Options{Addr: addr})
 	if err != nil {
 		t.Fatal(err)
