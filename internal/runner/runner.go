@@ -83,8 +83,8 @@ type Config struct {
 	// KeepIntervals, when positive, keeps only about the last so many
 	// closed intervals in the engine's memory (loadgen.WithIntervalRetention):
 	// for a caller whose OnInterval streams them to disk, so that a run of
-	// any length costs flat memory; a coordinator's merger keeps as few
-	// (a k6 script's seconds are all kept, on agents and coordinator).
+	// any length costs flat memory; a coordinator's merger keeps as few,
+	// for a scenario file and a k6 script alike.
 	KeepIntervals int
 }
 
@@ -221,6 +221,7 @@ func k6Opts(cfg Config) []k6.Option {
 		k6.WithArgs(cfg.K6Args...),
 		k6.WithDrillID(cfg.DrillID),
 		k6.WithThresholds(cfg.Thresholds),
+		k6.WithIntervalRetention(cfg.KeepIntervals),
 	}
 	if cfg.Progress != nil {
 		opts = append(opts, k6.WithProgress(cfg.Progress, cfg.Live))
@@ -287,6 +288,7 @@ func (r *Run) k6Agents(ctx context.Context, cfg Config) error {
 		cc.Metrics = cfg.Metrics
 	}
 	cc.OnInterval = cfg.OnInterval
+	cc.KeepIntervals = cfg.KeepIntervals
 	co, err := cluster.NewK6Coordinator(&cluster.K6Plan{
 		Name: filepath.Base(cfg.Script), Archive: data, Args: cfg.K6Args, DrillID: cfg.DrillID, Thresholds: cfg.Thresholds,
 	}, cc)

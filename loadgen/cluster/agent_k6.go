@@ -102,6 +102,9 @@ func (a *agent) prepareK6(ctx context.Context, req *clusterpb.PrepareRequest, p 
 		k6.WithOutput(io.Discard, io.Discard), // k6's error travels in the Final
 		k6.WithFrames(func(line []byte) { run.frames <- append([]byte(nil), line...) }),
 		k6.WithIntervalHook(a.metrics.Observe),
+		// The coordinator merges the frames; of its own result the agent
+		// sends only the totals (the Final), so its seconds need not stay.
+		k6.WithIntervalRetention(agentK6Keep),
 	}
 	if len(a.cfg.K6Command) > 0 {
 		opts = append(opts, k6.WithCommand(a.cfg.K6Command...), k6.WithEnv(a.cfg.K6Env...))
@@ -241,3 +244,7 @@ func (a *agent) runK6(p *plannedRun, stream clusterpb.Agent_StartServer) error {
 // k6StartGrace is how long after the agreed start an agent's k6 child may
 // take to begin its test (it loads the archive and initializes VUs first).
 const k6StartGrace = 5 * time.Second
+
+// agentK6Keep is how many seconds an agent's k6 runner keeps of its own
+// result, which only its totals leave.
+const agentK6Keep = 60

@@ -45,7 +45,7 @@ func NewK6Coordinator(plan *K6Plan, cfg CoordinatorConfig) (*Coordinator, error)
 	c.k6m, err = k6.NewMerge(k6.MergeConfig{
 		Path: plan.Name, Parts: len(cfg.Agents), Thresholds: plan.Thresholds,
 		Progress: cfg.Progress, Live: cfg.Live,
-		Stop: c.Stop, Hook: c.metrics.Hook(cfg.OnInterval),
+		Stop: c.Stop, Hook: c.metrics.Hook(cfg.OnInterval), KeepIntervals: cfg.KeepIntervals,
 	})
 	if err != nil {
 		return nil, err

@@ -29,7 +29,10 @@ const maxFrame = 64 << 20
 // whenever a new series (or a latency above the merger's histogram top)
 // shows up, the merger is rebuilt and every interval so far replayed into
 // it, with progress and the interval hook muted. Names appear in a run's
-// first seconds, and DefaultMaxSeries bounds them.
+// first seconds, and DefaultMaxSeries bounds them. The intervals replayed
+// wait in an ivLog (memory, then a temporary file), and the merger keeps
+// only the last keep of them when keep is set (the caller streams every
+// second to disk through hook): a run of any length costs flat memory.
 //
 // Its methods are called one at a time (Runner.Run's reader; Merge holds
 // a lock); outcome comes last.
@@ -41,6 +44,8 @@ type collector struct {
 	hook       func(loadgen.Interval)
 	stop       func(cause, reason string)
 	frameHook  func(line []byte) // every frame as received, before it is merged
+	keep       int               // intervals the merger keeps (loadgen.WithIntervalRetention); 0 all
+	log        ivLog             // every interval received, for rebuild
 
 	parts   []*partState
 	start   time.Time
@@ -72,7 +77,8 @@ type partState struct {
 	local   []int               // the part's series number → the collector's
 	status  []map[int]int64     // per collector series, cumulative
 	samples []map[string]string // per collector series, cumulative
-	ivs     []*storedInterval
+	n       int                 // intervals received
+	lastEnd time.Duration       // the last one's End
 	busy    time.Duration
 	sums    loadgen.Totals
 	peak    int
@@ -195,8 +201,8 @@ func (c *collector) intervalOf(part int, f *intervalFrame) error {
 	if p.ended != nil || p.lost != nil {
 		return fmt.Errorf("interval %d after the end", f.T)
 	}
-	if f.T != len(p.ivs) {
-		return fmt.Errorf("interval %d after %d intervals", f.T, len(p.ivs))
+	if f.T != p.n {
+		return fmt.Errorf("interval %d after %d intervals", f.T, p.n)
 	}
 	if f.T == 0 && !c.startAt && c.start.IsZero() {
 		c.start = time.Unix(0, f.Start)
@@ -272,12 +278,13 @@ func (c *collector) intervalOf(part int, f *intervalFrame) error {
 		c.checks[k].Passes += ch.Pass
 		c.checks[k].Fails += ch.Fail
 	}
-	p.ivs = append(p.ivs, si)
+	p.n, p.lastEnd = p.n+1, si.End
 	if c.m == nil || len(c.names) > c.mNames || c.maxUs >= c.mTop {
-		if err := c.rebuild(si); err != nil {
+		if err := c.rebuild(); err != nil {
 			return err
 		}
 	}
+	c.log.add(part, si)
 	return c.add(part, si)
 }
 
@@ -387,9 +394,8 @@ func (c *collector) file() *scenarios.File {
 }
 
 // rebuild makes a merger for the series known now and replays every
-// stored interval but skip (the newest, which the caller adds), and every
-// part's end, into it.
-func (c *collector) rebuild(skip *storedInterval) error {
+// logged interval, and every part's end, into it.
+func (c *collector) rebuild() error {
 	f := c.file()
 	var opts []loadgen.Option
 	if c.progress != nil {
@@ -400,6 +406,9 @@ func (c *collector) rebuild(skip *storedInterval) error {
 			c.hook(iv)
 		}
 	}))
+	if c.keep > 0 {
+		opts = append(opts, loadgen.WithIntervalRetention(c.keep))
+	}
 	c.part(0)
 	m, err := loadgen.NewMerger(f, len(c.parts), opts...)
 	if err != nil {
@@ -430,15 +439,12 @@ func (c *collector) rebuild(skip *storedInterval) error {
 			c.progress.muted = false
 		}
 	}()
+	// In the order they came, so that the merger holds at most a few
+	// seconds that wait for another part.
+	if err := c.log.each(c.add); err != nil {
+		return err
+	}
 	for i, p := range c.parts {
-		for _, si := range p.ivs {
-			if si == skip {
-				continue
-			}
-			if err := c.add(i, si); err != nil {
-				return err
-			}
-		}
 		switch {
 		case p.ended != nil:
 			_ = m.Finish(i, *p.ended)
@@ -452,9 +458,7 @@ func (c *collector) rebuild(skip *storedInterval) error {
 // partFinal is part p's loadgen.Final, from its own sums (so they agree).
 func partFinal(p *partState) loadgen.Final {
 	fin := loadgen.Final{Status: loadgen.StatusPassed, Totals: p.sums, MaxVUs: p.peak}
-	if n := len(p.ivs); n > 0 {
-		fin.Duration = p.ivs[n-1].End
-	}
+	fin.Duration = p.lastEnd
 	if p.final != nil {
 		fin.Duration = max(fin.Duration, p.final.End)
 	}
@@ -464,7 +468,7 @@ func partFinal(p *partState) loadgen.Final {
 // ensure makes sure a merger exists for every series known.
 func (c *collector) ensure() error {
 	if c.m == nil || len(c.names) > c.mNames {
-		return c.rebuild(nil)
+		return c.rebuild()
 	}
 	return nil
 }
@@ -473,10 +477,11 @@ func (c *collector) ensure() error {
 // cause is set (the caller stopped it), else as k6 says it ended; exit is
 // k6's exit code. The Result is nil when the test never started.
 func (c *collector) outcome(exit int, cause, reason, k6err string) *Outcome {
+	defer c.log.close()
 	out := &Outcome{ExitCode: exit, Err: k6err}
 	c.fillCounts(out)
 	p := c.part(0)
-	if p.hello == nil && len(p.ivs) == 0 {
+	if p.hello == nil && p.n == 0 {
 		return out
 	}
 	if err := c.ensure(); err != nil {

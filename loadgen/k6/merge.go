@@ -21,6 +21,10 @@ type MergeConfig struct {
 	Progress   io.Writer              // progress lines of the merged run; nil for none
 	Live       bool                   // rewrite one progress line in place
 	Hook       func(loadgen.Interval) // called after every merged interval
+	// KeepIntervals, when positive, keeps only about the last so many
+	// merged intervals in the result (loadgen.WithIntervalRetention), for
+	// a caller whose Hook streams them to disk.
+	KeepIntervals int
 	// Stop is called once when one of Thresholds with abortOnFail fails on
 	// the merged data; the caller stops every part. It is called without
 	// Merge's lock held.
@@ -57,7 +61,7 @@ func NewMerge(cfg MergeConfig) (*Merge, error) {
 	}
 	m := &Merge{cfg: cfg, exits: make([]int, cfg.Parts), errs: make([]string, cfg.Parts)}
 	c := &collector{
-		path: cfg.Path, thresholds: cfg.Thresholds, live: cfg.Live, hook: cfg.Hook,
+		path: cfg.Path, thresholds: cfg.Thresholds, live: cfg.Live, hook: cfg.Hook, keep: cfg.KeepIntervals,
 		iters: map[string]*Iterations{}, checks: map[checkKey]*Check{},
 		start: cfg.Start, startAt: !cfg.Start.IsZero(),
 	}
@@ -157,6 +161,7 @@ func (m *Merge) Outcome() *Outcome {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := m.c
+	defer c.log.close()
 	out := &Outcome{}
 	for i, e := range m.exits {
 		if e != 0 && e != exitThresholds {
@@ -167,7 +172,7 @@ func (m *Merge) Outcome() *Outcome {
 	c.fillCounts(out)
 	started := false
 	for _, p := range c.parts {
-		started = started || p.hello != nil || len(p.ivs) > 0
+		started = started || p.hello != nil || p.n > 0
 	}
 	if !started {
 		if out.ExitCode == 0 {
@@ -180,7 +185,7 @@ func (m *Merge) Outcome() *Outcome {
 	// evaluate: the merger evaluates them on the merged data at its end.
 	c.thresholds = append(append([]scenarios.Threshold{}, m.cfg.Thresholds...), ours...)
 	c.stop = nil
-	if err := c.rebuild(nil); err != nil {
+	if err := c.rebuild(); err != nil {
 		out.Err = err.Error()
 		return out
 	}

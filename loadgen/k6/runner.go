@@ -79,6 +79,7 @@ type options struct {
 	command    []string
 	env        []string
 	hook       func(loadgen.Interval)
+	keep       int
 	killAfter  time.Duration
 	scenarios  json.RawMessage
 	frames     func(line []byte)
@@ -126,6 +127,13 @@ func WithProgress(w io.Writer, live bool) Option {
 // that reads the child.
 func WithIntervalHook(fn func(loadgen.Interval)) Option {
 	return func(o *options) { o.hook = fn }
+}
+
+// WithIntervalRetention keeps only about the last n merged intervals in
+// the result, as loadgen.WithIntervalRetention does, for a caller whose
+// interval hook streams them to disk; n ≤ 0 keeps them all.
+func WithIntervalRetention(n int) Option {
+	return func(o *options) { o.keep = n }
 }
 
 // WithOutput sends the child's stdout (k6's end-of-test summary) and
@@ -400,7 +408,7 @@ func (r *Runner) Run(ctx context.Context) (*Outcome, error) {
 	cmd.SysProcAttr = sysProcAttr()
 
 	col := &collector{
-		path: r.script, thresholds: r.o.thresholds, live: r.o.live, hook: r.o.hook, stop: r.Stop,
+		path: r.script, thresholds: r.o.thresholds, live: r.o.live, hook: r.o.hook, stop: r.Stop, keep: r.o.keep,
 		iters: map[string]*Iterations{}, checks: map[checkKey]*Check{}, frameHook: r.o.frames,
 	}
 	if r.o.progress != nil {
