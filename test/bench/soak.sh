@@ -14,11 +14,17 @@
 #   report_s         `loadcap report` of the result (its HTML) in seconds
 # Raw files in $RESULTS (run.json, run.intervals, rss.tsv, logs).
 #
+# SCRIPT=1 runs the same load as a k6 script (soak.js: 20 request names by
+# their name tag, constant-arrival-rate) instead: the samples are then of
+# loadcap (rss_mb) and of its k6 child (child_rss_mb), and the summary
+# adds child_rss_first_mb, child_rss_last_mb and child_slope_mb_per_h.
+#
 # Bounded: the run lasts $DURATION, the target stops itself $DURATION +
 # 5 min later, and both are killed when the script exits.
 #
 # Usage: test/bench/soak.sh   (DURATION=1h RATE=200 EVERY=60 WARMUP=300
-#        PORT=18390 RESULTS=/tmp/loadcap-soak; BUILD=0 reuses $LOADCAP)
+#        PORT=18390 RESULTS=/tmp/loadcap-soak SCRIPT=0; BUILD=0 reuses
+#        $LOADCAP)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -60,6 +66,29 @@ scen=$RESULTS/soak.yaml
 		echo "  - {name: r$i, path: \"$p\"}"
 	done
 } >"$scen"
+if [[ ${SCRIPT:-0} != 0 ]]; then
+	scen=$RESULTS/soak.js
+	{
+		echo "import http from 'k6/http';"
+		echo "const paths = ["
+		for i in $(seq -w 1 20); do
+			case $((10#$i % 4)) in
+			0) p="/bytes/$((10#$i * 100))" ;;
+			1) p="/sleep?ms=$((10#$i % 7 + 1))" ;;
+			2) p="/item/$i" ;;
+			3) p="/status/$((10#$i % 2 ? 200 : 404))" ;;
+			esac
+			echo "  ['r$i', '$p'],"
+		done
+		echo "];"
+		echo "export const options = { scenarios: { soak: { executor: 'constant-arrival-rate', rate: $RATE, timeUnit: '1s', duration: '$DURATION', preAllocatedVUs: 50, maxVUs: 500, gracefulStop: '5s' } } };"
+		echo "let n = 0;"
+		echo "export default function () {"
+		echo "  const [name, path] = paths[n++ % paths.length];"
+		echo "  http.get('http://127.0.0.1:$PORT' + path, { tags: { name }, timeout: '5s' });"
+		echo "}"
+	} >"$scen"
+fi
 
 TPID= GPID=
 cleanup() {
@@ -85,8 +114,16 @@ while kill -0 "$GPID" 2>/dev/null; do
 	kb=$(awk '/^VmRSS:/ {print $2}' "/proc/$GPID/status" 2>/dev/null || true)
 	[[ -n $kb ]] || break
 	t=$(($(date +%s) - start))
-	printf '%d\t%d\n' "$t" "$kb" >>"$RESULTS/rss.tsv"
-	printf 't_s=%d rss_mb=%.1f\n' "$t" "$(echo "$kb/1024" | bc -l)"
+	ckb=0
+	for c in $(pgrep -P "$GPID" 2>/dev/null || true); do # the k6 child
+		ckb=$((ckb + $(awk '/^VmRSS:/ {print $2}' "/proc/$c/status" 2>/dev/null || echo 0)))
+	done
+	printf '%d\t%d\t%d\n' "$t" "$kb" "$ckb" >>"$RESULTS/rss.tsv"
+	if [[ ${SCRIPT:-0} != 0 ]]; then
+		printf 't_s=%d rss_mb=%.1f child_rss_mb=%.1f\n' "$t" "$(echo "$kb/1024" | bc -l)" "$(echo "$ckb/1024" | bc -l)"
+	else
+		printf 't_s=%d rss_mb=%.1f\n' "$t" "$(echo "$kb/1024" | bc -l)"
+	fi
 	for _ in $(seq "$EVERY"); do
 		kill -0 "$GPID" 2>/dev/null || break
 		sleep 1
@@ -98,18 +135,24 @@ rc=$?
 set -e
 GPID=
 echo "run_exit=$rc"
-awk -v w="$WARMUP" '
-	NR == 1 { first = $2 } { last = $2; if ($2 > mx) mx = $2 }
-	$1 >= w { n++; sx += $1; sy += $2; sxx += $1 * $1; sxy += $1 * $2 }
+slope() { # column $1 of rss.tsv (KB), named $2
+	awk -v w="$WARMUP" -v c="$1" -v p="$2" '
+	NR == 1 { first = $c } { last = $c; if ($c > mx) mx = $c }
+	$1 >= w { n++; sx += $1; sy += $c; sxx += $1 * $1; sxy += $1 * $c }
 	END {
-		printf "rss_first_mb=%.1f\nrss_last_mb=%.1f\nrss_max_mb=%.1f\n", first / 1024, last / 1024, mx / 1024
+		printf "%s_first_mb=%.1f\n%s_last_mb=%.1f\n%s_max_mb=%.1f\n", p, first / 1024, p, last / 1024, p, mx / 1024
 		if (n >= 2 && n * sxx - sx * sx > 0) {
 			b = (n * sxy - sx * sy) / (n * sxx - sx * sx) # KB per second
-			printf "samples_after_warmup=%d\nslope_mb_per_h=%.2f\n", n, b * 3600 / 1024
+			printf "samples_after_warmup=%d\n%s_slope_mb_per_h=%.2f\n", n, p, b * 3600 / 1024
 		} else {
-			print "slope_mb_per_h=unknown (fewer than 2 samples after the warm-up)"
+			printf "%s_slope_mb_per_h=unknown (fewer than 2 samples after the warm-up)\n", p
 		}
 	}' "$RESULTS/rss.tsv"
+}
+slope 2 rss | sed 's/^rss_slope_/slope_/'
+if [[ ${SCRIPT:-0} != 0 ]]; then
+	slope 3 child_rss | grep -v '^samples_after'
+fi
 printf 'run_json_kb=%d\n' "$(($(stat -c %s "$RESULTS/run.json") / 1024))"
 if [[ -f $RESULTS/run.intervals ]]; then
 	printf 'intervals_kb=%d\n' "$(($(stat -c %s "$RESULTS/run.intervals") / 1024))"
