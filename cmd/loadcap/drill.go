@@ -169,9 +169,8 @@ func drillErr(err error) error {
 }
 
 // runDrill runs a drill, writes its files into outDir and the report to
-// report, and returns the exit code the outcome stands for.
-// runDrill runs the drill, writes its files and report, and says how it
-// went. more, when set, runs after the summary and may add to the report.
+// report, says how it went, and returns the exit code the outcome stands
+// for. more, when set, runs after the summary and may add to the report.
 func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report string, more func(context.Context, *drill.Result, *reports.HTMLInput)) (*drill.Result, cli.Code, error) {
 	// The first signal stops the engine at once; the audit and the report
 	// still run. The second abandons them.
