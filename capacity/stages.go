@@ -82,8 +82,11 @@ func LastHealthy(steps *FindResult, cut string) string {
 	return name
 }
 
-// StageTracker scrapes the services at the edges of every stage's hold
-// and prints a line as each stage ends.
+// StageTracker scrapes the services at the edges of every stage's hold,
+// prints a line as each stage ends, and measures each stage's hold from
+// the seconds it is given (Interval) as soon as the stage is over,
+// keeping only the seconds a stage not yet measured needs: a drill of any
+// length measures its stages in flat memory, whatever its result keeps.
 type StageTracker struct {
 	d        *scenarios.Drill
 	srcs     []MetricsSource
@@ -96,6 +99,28 @@ type StageTracker struct {
 	scrapes  [][2][]scrape // per stage: at the hold's start and end
 	services [][]ServiceStats
 	printed  int
+	held     []loadgen.Interval // the seconds a stage not yet measured needs
+	fed      bool               // Interval was called
+	measured []*stageMeasure    // per stage, once its hold is over
+}
+
+// stageMeasure is a stage's hold, measured.
+type stageMeasure struct {
+	st *Step
+	w  *loadgen.Window
+}
+
+// holdSeconds is stage i's hold as the seconds measure reads: from its
+// first second to the one after its last; ok is false for a hold too
+// short to measure.
+func (t *StageTracker) holdSeconds(i int) (holdFrom time.Duration, from, to int, ok bool) {
+	var at time.Duration
+	for _, s := range t.d.Stages[:i] {
+		at += s.Ramp + s.Hold
+	}
+	s := t.d.Stages[i]
+	holdFrom = at + s.Ramp
+	return holdFrom, int(holdFrom / time.Second), int((holdFrom + s.Hold) / time.Second), s.Hold >= time.Second
 }
 
 // Start schedules the scrapes; t0 is the load's time zero, now or soon
@@ -166,8 +191,39 @@ func (t *StageTracker) Latest() (string, []ServiceStats) {
 	return "", nil
 }
 
-// Interval prints the stages that have ended.
+// Interval takes the run's next closed second: it measures every stage
+// whose hold is over (a later second has come, so none of its seconds is
+// the run's closing one) and prints the stages that have ended.
 func (t *StageTracker) Interval(iv loadgen.Interval) {
+	t.mu.Lock()
+	t.fed = true
+	t.held = append(t.held, iv)
+	if t.measured == nil {
+		t.measured = make([]*stageMeasure, len(t.d.Stages))
+	}
+	need := iv.T + 1 // the earliest second a stage not yet measured reads
+	for i, s := range t.d.Stages {
+		if t.measured[i] != nil {
+			continue
+		}
+		holdFrom, from, to, ok := t.holdSeconds(i)
+		if ok && iv.T > to {
+			st, w := measure(&loadgen.Result{Intervals: t.held}, holdFrom, s.Hold, t.d.StageRate(s, t.peak))
+			t.measured[i] = &stageMeasure{st, w}
+			continue
+		}
+		if ok {
+			need = min(need, from-1) // the second before the hold: the in-flight integral's start
+		}
+	}
+	drop := 0
+	for drop < len(t.held) && t.held[drop].T < need {
+		drop++
+	}
+	if drop > 0 {
+		t.held = append(t.held[:0], t.held[drop:]...)
+	}
+	t.mu.Unlock()
 	if t.progress == nil {
 		return
 	}
@@ -182,6 +238,9 @@ func (t *StageTracker) Interval(iv loadgen.Interval) {
 }
 
 // Finish measures every stage that ran: its hold window, as a find step.
+// A stage Interval measured keeps that measure; the others are measured
+// from the seconds Interval kept (r's own when Interval was never called),
+// up to r's end.
 func (t *StageTracker) Finish(r *loadgen.Result) *FindResult {
 	for _, tm := range t.timers {
 		tm.Stop()
@@ -205,7 +264,16 @@ func (t *StageTracker) Finish(r *loadgen.Result) *FindResult {
 		if hold < time.Second {
 			continue
 		}
-		st, h := measure(r, holdFrom, hold, t.d.StageRate(s, t.peak))
+		var st *Step
+		var h *loadgen.Window
+		switch {
+		case i < len(t.measured) && t.measured[i] != nil:
+			st, h = t.measured[i].st, t.measured[i].w
+		case t.fed:
+			st, h = measure(&loadgen.Result{Intervals: t.held}, holdFrom, hold, t.d.StageRate(s, t.peak))
+		default:
+			st, h = measure(r, holdFrom, hold, t.d.StageRate(s, t.peak))
+		}
 		st.N, st.Phase = i+1, s.Name
 		if sloErr == nil {
 			st.judge(sl, h)

@@ -84,6 +84,13 @@ type Config struct {
 	// Metrics, when set, get the load's intervals, the current stage and
 	// the guard rules' states (--metrics-listen, --out prometheus-rw).
 	Metrics *live.Metrics
+	// OnInterval, when set, gets every closed interval as well (the
+	// caller's intervals file), and KeepIntervals then keeps only about
+	// the last so many of them in Result.Run (runner.Config.KeepIntervals);
+	// the stages are measured as they end, so a drill of any length costs
+	// flat memory.
+	OnInterval    func(loadgen.Interval)
+	KeepIntervals int
 }
 
 // Result is what a drill measured and concluded.
@@ -312,8 +319,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 				cfg.Dashboard.Observe(iv)
 			}
 			feedLive(cfg.Metrics, d, peak, iv, guardRules)
+			if cfg.OnInterval != nil {
+				cfg.OnInterval(iv)
+			}
 		},
-		Metrics: cfg.Metrics,
+		KeepIntervals: cfg.KeepIntervals,
+		Metrics:       cfg.Metrics,
 		OnStart: func(at time.Time) {
 			stopMu.Lock()
 			t0 = at

@@ -139,6 +139,28 @@ func dryRunDrill(ctx context.Context, st *state, cfg drill.Config) error {
 	return drillErr(drill.DryRun(ctx, cfg, st.stdout))
 }
 
+// drillStream starts the intervals file of the drill's run.json in
+// outDir; nil, said on stderr, when it cannot be created: every second
+// then stays in memory.
+func drillStream(st *state, outDir string) *reports.IntervalStream {
+	err := os.MkdirAll(outDir, 0o755)
+	var stream *reports.IntervalStream
+	if err == nil {
+		stream, err = reports.CreateIntervalStream(intervalsPath(filepath.Join(outDir, "run.json")))
+	}
+	if err == nil {
+		err = stream.Err()
+	}
+	if err != nil {
+		fmt.Fprintf(st.stderr, "loadcap: %v: every second stays in memory instead\n", err)
+		if stream != nil {
+			stream.Discard()
+		}
+		return nil
+	}
+	return stream
+}
+
 // drillCode is the exit code of a drill's verdict.
 func drillCode(v drill.Verdict) cli.Code {
 	switch v {
@@ -176,6 +198,20 @@ func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report s
 	// still run. The second abandons them.
 	stop := st.stopper(ctx, "the audit, the plan and the report still run")
 	defer stop.Close()
+	// Every second goes to run.intervals as it closes, as in loadcap run
+	// (execute): the engine keeps the last few, the stages are measured as
+	// they end, and a drill of over an hour has run.json reference the
+	// file.
+	stream := drillStream(st, outDir)
+	attached := false
+	defer func() {
+		if stream != nil && !attached {
+			stream.Discard()
+		}
+	}()
+	if stream != nil {
+		cfg.OnInterval, cfg.KeepIntervals = stream.Write, keepIntervals
+	}
 	var res *drill.Result
 	err := stop.Wait(func() (err error) {
 		res, err = drill.Run(stop.Context(), cfg)
@@ -217,10 +253,15 @@ func runDrill(ctx context.Context, st *state, cfg drill.Config, outDir, report s
 		return fail(err)
 	}
 	run := reports.NewRun(res.Run, meta(res.File))
+	if stream != nil {
+		attached = true
+		run.AttachIntervals(stream, res.Run.Earlier)
+	}
 	out := reports.Outputs{JSON: filepath.Join(outDir, "run.json"), Notices: st.stderr, Write: cli.WriteAtomic}
 	if err := out.WriteRun(run, res.Cluster, 0); err != nil {
 		return fail(err)
 	}
+	reports.RemoveStaleIntervals(out.JSON, run)
 	manifests, err := res.WriteFiles(outDir, filepath.Dir(report), cli.WriteAtomic)
 	if err != nil {
 		return fail(err)
