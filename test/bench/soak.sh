@@ -18,6 +18,7 @@
 # their name tag, constant-arrival-rate) instead: the samples are then of
 # loadcap (rss_mb) and of its k6 child (child_rss_mb), and the summary
 # adds child_rss_first_mb, child_rss_last_mb and child_slope_mb_per_h.
+# K6ARGS (space-separated) are passed to "k6 run", e.g. K6ARGS=--no-thresholds.
 #
 # Bounded: the run lasts $DURATION, the target stops itself $DURATION +
 # 5 min later, and both are killed when the script exits.
@@ -48,14 +49,8 @@ secs() { # a Go duration (1h, 20m, 90s, 1h30m) in seconds
 }
 dur_s=$(secs "$DURATION")
 
-# 20 request names, equal weights, a few status codes and sizes.
-scen=$RESULTS/soak.yaml
-{
-	echo "target: http://127.0.0.1:$PORT"
-	echo "http: {timeout: 5s}"
-	echo "scenarios:"
-	echo "  soak: {executor: constant-arrival-rate, rate: $RATE, timeUnit: 1s, duration: $DURATION, preAllocatedVUs: 50, maxVUs: 500, gracefulStop: 5s}"
-	echo "requests:"
+# 20 request names, equal weights, a few status codes and sizes: "name path" lines.
+names() {
 	for i in $(seq -w 1 20); do
 		case $((10#$i % 4)) in
 		0) p="/bytes/$((10#$i * 100))" ;;
@@ -63,23 +58,24 @@ scen=$RESULTS/soak.yaml
 		2) p="/item/$i" ;;
 		3) p="/status/$((10#$i % 2 ? 200 : 404))" ;;
 		esac
-		echo "  - {name: r$i, path: \"$p\"}"
+		echo "r$i $p"
 	done
+}
+scen=$RESULTS/soak.yaml
+{
+	echo "target: http://127.0.0.1:$PORT"
+	echo "http: {timeout: 5s}"
+	echo "scenarios:"
+	echo "  soak: {executor: constant-arrival-rate, rate: $RATE, timeUnit: 1s, duration: $DURATION, preAllocatedVUs: 50, maxVUs: 500, gracefulStop: 5s}"
+	echo "requests:"
+	names | while read -r name p; do echo "  - {name: $name, path: \"$p\"}"; done
 } >"$scen"
 if [[ ${SCRIPT:-0} != 0 ]]; then
 	scen=$RESULTS/soak.js
 	{
 		echo "import http from 'k6/http';"
 		echo "const paths = ["
-		for i in $(seq -w 1 20); do
-			case $((10#$i % 4)) in
-			0) p="/bytes/$((10#$i * 100))" ;;
-			1) p="/sleep?ms=$((10#$i % 7 + 1))" ;;
-			2) p="/item/$i" ;;
-			3) p="/status/$((10#$i % 2 ? 200 : 404))" ;;
-			esac
-			echo "  ['r$i', '$p'],"
-		done
+		names | while read -r name p; do echo "  ['$name', '$p'],"; done
 		echo "];"
 		echo "export const options = { scenarios: { soak: { executor: 'constant-arrival-rate', rate: $RATE, timeUnit: '1s', duration: '$DURATION', preAllocatedVUs: 50, maxVUs: 500, gracefulStop: '5s' } } };"
 		echo "let n = 0;"
@@ -106,7 +102,9 @@ for _ in $(seq 50); do
 done
 
 rm -f "$RESULTS/run.json" "$RESULTS/run.intervals"
-"$LOADCAP" run "$scen" --out "$RESULTS/run.json" --no-summary >"$RESULTS/run.log" 2>&1 &
+extra=()
+for a in ${K6ARGS:-}; do extra+=("--k6-arg=$a"); done
+"$LOADCAP" run "$scen" --out "$RESULTS/run.json" --no-summary "${extra[@]}" >"$RESULTS/run.log" 2>&1 &
 GPID=$!
 start=$(date +%s)
 : >"$RESULTS/rss.tsv"
