@@ -143,22 +143,11 @@ func dryRunDrill(ctx context.Context, st *state, cfg drill.Config) error {
 // outDir; nil, said on stderr, when it cannot be created: every second
 // then stays in memory.
 func drillStream(st *state, outDir string) *reports.IntervalStream {
-	err := os.MkdirAll(outDir, 0o755)
-	var stream *reports.IntervalStream
-	if err == nil {
-		stream, err = reports.CreateIntervalStream(intervalsPath(filepath.Join(outDir, "run.json")))
-	}
-	if err == nil {
-		err = stream.Err()
-	}
-	if err != nil {
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		fmt.Fprintf(st.stderr, "loadcap: %v: every second stays in memory instead\n", err)
-		if stream != nil {
-			stream.Discard()
-		}
 		return nil
 	}
-	return stream
+	return openIntervalStream(st, intervalsPath(filepath.Join(outDir, "run.json")))
 }
 
 // drillCode is the exit code of a drill's verdict.

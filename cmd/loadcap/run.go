@@ -197,6 +197,24 @@ func intervalsPath(out string) string {
 	return reports.IntervalsPath(out)
 }
 
+// openIntervalStream starts the intervals file at path (a temporary one
+// for ""); nil, said on stderr, when it cannot be created or written: the
+// run then keeps every second in memory.
+func openIntervalStream(st *state, path string) *reports.IntervalStream {
+	stream, err := reports.CreateIntervalStream(path)
+	if err == nil {
+		err = stream.Err()
+	}
+	if err != nil {
+		fmt.Fprintf(st.stderr, "loadcap: %v: every second stays in memory instead\n", err)
+		if stream != nil {
+			stream.Discard()
+		}
+		return nil
+	}
+	return stream
+}
+
 // chainInterval calls first and then next (when set) with every interval.
 func chainInterval(first, next func(loadgen.Interval)) func(loadgen.Interval) {
 	if next == nil {
@@ -281,17 +299,7 @@ func execute(ctx context.Context, st *state, rc runner.Config, o execOptions) (e
 	// A file that cannot be created or written (a full disk) costs the
 	// run its flat memory, not its result: the engine then keeps every
 	// second, and run.json embeds them (or says why it cannot be written).
-	stream, err := reports.CreateIntervalStream(intervalsPath(o.out))
-	if err == nil {
-		err = stream.Err()
-	}
-	if err != nil {
-		fmt.Fprintf(st.stderr, "loadcap: %v: every second stays in memory instead\n", err)
-		if stream != nil {
-			stream.Discard()
-		}
-		stream = nil
-	}
+	stream := openIntervalStream(st, intervalsPath(o.out))
 	attached := false
 	defer func() {
 		if stream != nil && !attached {
