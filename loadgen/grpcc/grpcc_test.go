@@ -121,7 +121,7 @@ func TestDeadlineExceeded(t *testing.T) {
 	start := time.Now()
 	p.Caller(0).Unary(ctx, slow, payload(t, srv, "Slow", `{"ms": 2000}`), &res)
 	if res.Code != codes.DeadlineExceeded {
-		t.Errorf("code %v, want DeadlineExceeded", res.Code)
+		t.Errorf("code %v, want DeadlineExceeded (err %v)", res.Code, res.Err)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("the call took %v with a 50ms deadline", d)

@@ -236,13 +236,12 @@ func (c *Caller) unaryH2(ctx context.Context, method string, md *Metadata, cache
 			ctxResult(err, res)
 		default:
 			streamResult(&c.s, res)
-			if res.Code == codes.Canceled && c.s.RST {
-				// As grpc-go: a server's CANCEL after our deadline passed
-				// is that deadline.
-				if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
-					fail(codes.DeadlineExceeded, "context deadline exceeded (stream reset by the server)", res)
-				}
-			}
+		}
+		// As grpc-go for a server's CANCEL after our deadline, and for
+		// any other cancel then: whichever side noticed it first, a call
+		// that ends canceled once its deadline has passed ended by it.
+		if dl, ok := ctx.Deadline(); ok && res.Code == codes.Canceled && !time.Now().Before(dl) {
+			fail(codes.DeadlineExceeded, "context deadline exceeded ("+status.Convert(res.Err).Message()+")", res)
 		}
 		return
 	}
