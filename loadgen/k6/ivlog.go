@@ -31,7 +31,6 @@ type ivLog struct {
 	mem  int              // intervals kept in memory; memIntervals when 0
 	head []loggedInterval // the first mem
 	tail []loggedInterval // after the file failed
-	n    int              // intervals logged
 
 	f      *os.File
 	buf    bytes.Buffer
@@ -67,7 +66,6 @@ type spilledDelta struct {
 
 // add logs part's interval si.
 func (l *ivLog) add(part int, si *storedInterval) {
-	l.n++
 	if len(l.head) < cmp.Or(l.mem, memIntervals) {
 		l.head = append(l.head, loggedInterval{part, si})
 		return
