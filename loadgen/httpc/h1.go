@@ -291,22 +291,33 @@ func (c *h1Client) roundTrip(cn *h1Conn, method string, body []byte, deadline ti
 // render writes the request head (and a small body) into c.wbuf. It
 // returns the body still to be written separately.
 func (c *h1Client) render(r *Request, https bool) ([]byte, error) {
+	b, body, err := renderH1(c.wbuf[:0], c.t, r, https, inlineBody)
+	if err != nil {
+		return nil, err
+	}
+	c.wbuf = b
+	return body, nil
+}
+
+// renderH1 appends r's request head to b, and its body when at most
+// inline bytes long; it returns the body still to be written separately.
+func renderH1(b []byte, t *Transport, r *Request, https bool, inline int) ([]byte, []byte, error) {
 	method := r.Method
 	if method == "" {
 		method = "GET"
 	}
 	if !validToken(method) {
-		return nil, errBadMethod
+		return b, nil, errBadMethod
 	}
 	target := r.Target
 	if !validTarget(target) {
-		return nil, errBadTarget
+		return b, nil, errBadTarget
 	}
 	hasHost, hasUA := false, false
 	for i := range r.Header {
 		h := &r.Header[i]
 		if !validToken(h.Name) || !validValue(h.Value) {
-			return nil, errBadHeader
+			return b, nil, errBadHeader
 		}
 		switch len(h.Name) {
 		case 4:
@@ -316,7 +327,6 @@ func (c *h1Client) render(r *Request, https bool) ([]byte, error) {
 		}
 	}
 
-	b := c.wbuf[:0]
 	b = append(b, method...)
 	b = append(b, ' ')
 	if len(target) == 0 {
@@ -332,7 +342,7 @@ func (c *h1Client) render(r *Request, https bool) ([]byte, error) {
 	}
 	if !hasUA {
 		b = append(b, "User-Agent: "...)
-		b = append(b, c.t.userAgent...)
+		b = append(b, t.userAgent...)
 		b = append(b, "\r\n"...)
 	}
 	if r.Body != nil || method == "POST" || method == "PUT" || method == "PATCH" {
@@ -340,7 +350,7 @@ func (c *h1Client) render(r *Request, https bool) ([]byte, error) {
 		b = strconv.AppendInt(b, int64(len(r.Body)), 10)
 		b = append(b, "\r\n"...)
 	}
-	if !c.t.keepAlive {
+	if !t.keepAlive {
 		b = append(b, "Connection: close\r\n"...)
 	}
 	for i := range r.Header {
@@ -356,12 +366,11 @@ func (c *h1Client) render(r *Request, https bool) ([]byte, error) {
 	}
 	b = append(b, "\r\n"...)
 	body := r.Body
-	if len(body) <= inlineBody {
+	if len(body) <= inline {
 		b = append(b, body...)
 		body = nil
 	}
-	c.wbuf = b
-	return body, nil
+	return b, body, nil
 }
 
 // tchar marks the bytes allowed in a token (method, header name).

@@ -14,13 +14,8 @@ import (
 // another request.
 func (c *h1Client) readResponse(method string, res *Result) (status int, keep bool, err error) {
 	var (
-		minor     byte
-		cl        int64 = -1
-		te        bool  // Transfer-Encoding present
-		chunked   bool  // ... and chunked is the final coding
-		connClose bool
-		connKA    bool
-		head      int64 // bytes of the response head so far
+		h    respHead
+		head int64 // bytes of the response head so far
 	)
 	for {
 		line, err := c.br.ReadSlice('\n')
@@ -32,11 +27,9 @@ func (c *h1Client) readResponse(method string, res *Result) (status int, keep bo
 			}
 			return 0, false, eofUnexpected(err, res.BytesReceived)
 		}
-		status, minor, err = parseStatusLine(line)
-		if err != nil {
+		if err := h.statusLine(line); err != nil {
 			return 0, false, err
 		}
-		cl, te, chunked, connClose, connKA = -1, false, false, false, false
 		for {
 			line, err := c.br.ReadSlice('\n')
 			res.BytesReceived += int64(len(line))
@@ -61,77 +54,28 @@ func (c *h1Client) readResponse(method string, res *Result) (status int, keep bo
 			if head > maxHeaderBytes {
 				return 0, false, errHeaderTooLong
 			}
-			line = trimEOL(line)
-			if len(line) == 0 {
+			end, err := h.headerLine(line)
+			if err != nil {
+				return 0, false, err
+			}
+			if end {
 				break
 			}
-			if line[0] == ' ' || line[0] == '\t' {
-				continue // obsolete line folding: ignored
-			}
-			colon := bytes.IndexByte(line, ':')
-			if colon <= 0 {
-				return 0, false, errHeaderLine
-			}
-			name, value := line[:colon], trimOWS(line[colon+1:])
-			switch len(name) {
-			case 14:
-				if equalFold(name, "content-length") {
-					n, ok := parseContentLength(value)
-					if !ok || (cl >= 0 && n != cl) {
-						return 0, false, errContentLength
-					}
-					cl = n
-				}
-			case 17:
-				if equalFold(name, "transfer-encoding") {
-					te = true
-					chunked = lastTokenIs(value, "chunked")
-				}
-			case 10:
-				if equalFold(name, "connection") {
-					forEachToken(value, func(tok []byte) {
-						switch {
-						case equalFold(tok, "close"):
-							connClose = true
-						case equalFold(tok, "keep-alive"):
-							connKA = true
-						}
-					})
-				}
-			}
 		}
-		// Interim responses (100 Continue, 103 Early Hints...) precede the
-		// real one; 101 Switching Protocols ends HTTP on this connection.
-		if status >= 200 || status == 101 {
+		if h.final() {
 			break
 		}
 	}
 
-	if minor == 0 {
-		keep = connKA && !connClose
-	} else {
-		keep = !connClose
-	}
-	switch {
-	case method == "HEAD" || status == 204 || status == 304 || status < 200:
-		if status == 101 {
-			keep = false
-		}
-	case te:
-		if cl >= 0 {
-			keep = false // both framings: never reuse (request smuggling defence)
-		}
-		if chunked {
-			err = c.readChunked(res)
-		} else {
-			err = c.discardToEOF(res)
-			keep = false
-		}
-	case cl >= 0:
-		err = c.discard(cl, res)
-	default:
+	var body framing
+	body, keep = h.framing(method)
+	switch body {
+	case bodyChunked:
+		err = c.readChunked(res)
+	case bodyLength:
+		err = c.discard(h.cl, res)
+	case bodyToEOF:
 		err = c.discardToEOF(res)
-		keep = false
 	}
 	if err != nil {
 		return 0, false, err
@@ -139,7 +83,117 @@ func (c *h1Client) readResponse(method string, res *Result) (status int, keep bo
 	if keep && c.br.Buffered() > 0 {
 		keep = false // bytes we did not ask for: do not trust this connection
 	}
-	return status, keep, nil
+	return h.status, keep, nil
+}
+
+// respHead is what a response head says about its body's framing and the
+// connection's reuse; both HTTP/1.1 parsers (readResponse and the
+// Poller's respParser) feed it their lines.
+type respHead struct {
+	status    int
+	minor     byte
+	cl        int64 // -1: no Content-Length
+	te        bool  // Transfer-Encoding present
+	chunked   bool  // ... and chunked is the final coding
+	connClose bool
+	connKA    bool
+}
+
+// statusLine starts a head (an interim response's head resets it).
+func (h *respHead) statusLine(line []byte) error {
+	status, minor, err := parseStatusLine(line)
+	if err != nil {
+		return err
+	}
+	*h = respHead{status: status, minor: minor, cl: -1}
+	return nil
+}
+
+// headerLine reads one header line; end reports the empty line that ends
+// the head.
+func (h *respHead) headerLine(line []byte) (end bool, err error) {
+	line = trimEOL(line)
+	if len(line) == 0 {
+		return true, nil
+	}
+	if line[0] == ' ' || line[0] == '\t' {
+		return false, nil // obsolete line folding: ignored
+	}
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return false, errHeaderLine
+	}
+	name, value := line[:colon], trimOWS(line[colon+1:])
+	switch len(name) {
+	case 14:
+		if equalFold(name, "content-length") {
+			n, ok := parseContentLength(value)
+			if !ok || (h.cl >= 0 && n != h.cl) {
+				return false, errContentLength
+			}
+			h.cl = n
+		}
+	case 17:
+		if equalFold(name, "transfer-encoding") {
+			h.te = true
+			h.chunked = lastTokenIs(value, "chunked")
+		}
+	case 10:
+		if equalFold(name, "connection") {
+			forEachToken(value, func(tok []byte) {
+				switch {
+				case equalFold(tok, "close"):
+					h.connClose = true
+				case equalFold(tok, "keep-alive"):
+					h.connKA = true
+				}
+			})
+		}
+	}
+	return false, nil
+}
+
+// final reports a head that is the response's own: interim responses
+// (100 Continue, 103 Early Hints...) precede it; 101 Switching Protocols
+// ends HTTP on this connection.
+func (h *respHead) final() bool { return h.status >= 200 || h.status == 101 }
+
+// framing is how a response's body is delimited.
+type framing uint8
+
+const (
+	bodyNone framing = iota
+	bodyChunked
+	bodyLength // respHead.cl bytes
+	bodyToEOF  // until the connection closes
+)
+
+// framing tells how the body of a final head is delimited, and whether
+// the connection may carry another request after it.
+func (h *respHead) framing(method string) (body framing, keep bool) {
+	if h.minor == 0 {
+		keep = h.connKA && !h.connClose
+	} else {
+		keep = !h.connClose
+	}
+	switch {
+	case method == "HEAD" || h.status == 204 || h.status == 304 || h.status < 200:
+		if h.status == 101 {
+			keep = false
+		}
+		return bodyNone, keep
+	case h.te:
+		if h.cl >= 0 {
+			keep = false // both framings: never reuse (request smuggling defence)
+		}
+		if h.chunked {
+			return bodyChunked, keep
+		}
+		return bodyToEOF, false
+	case h.cl >= 0:
+		return bodyLength, keep
+	}
+	return bodyToEOF, false
 }
 
 // eofUnexpected turns io.EOF into io.ErrUnexpectedEOF once n bytes of the
