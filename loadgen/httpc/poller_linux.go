@@ -1,0 +1,417 @@
+package httpc
+
+import (
+	"io"
+	"net"
+	"os"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/loadcap/loadcap/loadgen/internal/rawio"
+)
+
+// PollerSupported reports whether NewPoller works here (Linux).
+const PollerSupported = true
+
+// A Poller runs plain-HTTP/1.1 exchanges for many callers on the one
+// goroutine that calls it, over its own epoll instance: the event loop
+// wrk and h2load are built on. Against the blocking Client, whose caller
+// is a goroutine per connection, it saves the scheduler's work around
+// each request (parking the goroutine, Go's poller, the processor's
+// hand-offs around a blocking wait), which on a one-core generator was
+// most of the user-space time per request.
+//
+// Its waits are raw system calls: the goroutine keeps its processor while
+// it blocks in Wait, up to the duration given. Whoever calls Wait in a loop
+// must yield now and then (runtime.Gosched) so that other goroutines on the
+// processor run.
+//
+// The exchanges follow Client's rules: the same request rendering,
+// response parsing and limits, the whole-request timeout from
+// Request.Now, the retry of a stale kept-alive connection, the error
+// classes. What it does not do: TLS and HTTP/2 (Start fails such a
+// request with a *RequestError), and it times requests out within
+// pollScan of their deadline (a response that completes after its
+// deadline is a timeout all the same).
+//
+// A Poller is not safe for concurrent use.
+type Poller struct {
+	t      *Transport
+	epfd   int
+	events []syscall.EpollEvent
+	xs     []*Exchange // by slot (epoll data)
+	done   []*Exchange // completed since the last Wait
+	spare  []*Exchange // the list the previous Wait returned
+	addrs  map[string]syscall.Sockaddr
+	scanAt time.Time
+	now    time.Time // read when the last Wait's wait ended
+	closed bool
+}
+
+// pollScan is how often Wait looks for requests past their deadline.
+const pollScan = 5 * time.Millisecond
+
+// Exchange is one caller's connection and request in a Poller.
+type Exchange struct {
+	User any    // the caller's, untouched
+	Res  Result // the outcome of the last request, once Wait returned it
+
+	p        *Poller
+	slot     int32
+	gen      int32 // connection generation: stale epoll events carry an old one
+	fd       int   // -1: no connection
+	host     string
+	state    xState
+	wbuf     []byte
+	woff     int
+	rbuf     []byte
+	parser   respParser
+	start    time.Time // the request's, for its timeout and the stale rule
+	deadline time.Time
+	dialBy   time.Time // the connect's own deadline
+	used     time.Time // start of the last request that succeeded on the connection
+	reused   bool
+	retried  bool
+}
+
+type xState uint8
+
+const (
+	xIdle xState = iota
+	xConnect
+	xWrite
+	xRead
+)
+
+// NewPoller returns a Poller that uses t's options; close it with Close.
+func (t *Transport) NewPoller() (*Poller, error) {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	return &Poller{t: t, epfd: fd, events: make([]syscall.EpollEvent, 256), addrs: map[string]syscall.Sockaddr{}}, nil
+}
+
+// NewExchange adds a caller with user as its User.
+func (p *Poller) NewExchange(user any) *Exchange {
+	x := &Exchange{User: user, p: p, slot: int32(len(p.xs)), fd: -1, rbuf: make([]byte, readBufSize)}
+	p.xs = append(p.xs, x)
+	return x
+}
+
+// Close closes every connection; requests in flight are abandoned (Wait
+// does not return them).
+func (p *Poller) Close() {
+	if p.closed {
+		return
+	}
+	p.closed = true
+	for _, x := range p.xs {
+		p.closeConn(x)
+		x.state = xIdle
+	}
+	syscall.Close(p.epfd)
+}
+
+// Start sends r on x, which must not have a request in flight; a later
+// Wait returns x with the outcome in x.Res. r is not retained.
+func (p *Poller) Start(x *Exchange, r *Request) {
+	x.Res = Result{}
+	x.retried = false
+	if p.closed {
+		p.finish(x, ErrClosed)
+		return
+	}
+	https, err := r.secure()
+	if err == nil && https {
+		err = errPollerTLS
+	}
+	if err == nil {
+		x.wbuf, _, err = renderH1(x.wbuf[:0], p.t, r, false, len(r.Body))
+	}
+	if err != nil {
+		p.finish(x, err)
+		return
+	}
+	method := r.Method
+	if method == "" {
+		method = "GET"
+	}
+	x.parser.reset(method)
+	x.start = r.start()
+	x.deadline = x.start.Add(p.t.timeout)
+	if x.fd >= 0 && x.host != r.Host {
+		p.closeConn(x)
+	}
+	x.host = r.Host
+	p.send(x)
+}
+
+var errPollerTLS = &RequestError{"the poller speaks plain HTTP/1.1 only"}
+
+// send writes x's request, connecting first when x has no connection.
+func (p *Poller) send(x *Exchange) {
+	x.woff = 0
+	x.reused = x.fd >= 0
+	if !x.reused {
+		if err := p.dial(x); err != nil {
+			p.finish(x, err)
+			return
+		}
+		if x.state == xConnect {
+			return
+		}
+	}
+	p.write(x)
+}
+
+// dial starts a non-blocking connect for x.
+func (p *Poller) dial(x *Exchange) error {
+	sa, err := p.resolve(x.host)
+	if err != nil {
+		return err
+	}
+	family := syscall.AF_INET
+	if _, ok := sa.(*syscall.SockaddrInet6); ok {
+		family = syscall.AF_INET6
+	}
+	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return dialError(err)
+	}
+	_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	x.gen++
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | -syscall.EPOLLET, Fd: x.slot, Pad: x.gen}
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		syscall.Close(fd)
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	x.fd = fd
+	x.dialBy = time.Now().Add(p.t.dialTimeout)
+	if x.deadline.Before(x.dialBy) {
+		x.dialBy = x.deadline
+	}
+	switch err := syscall.Connect(fd, sa); err {
+	case nil:
+		x.state = xWrite
+	case syscall.EINPROGRESS, syscall.EINTR:
+		x.state = xConnect
+	default:
+		p.closeConn(x)
+		return dialError(err)
+	}
+	return nil
+}
+
+func dialError(err error) error {
+	return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", err)}
+}
+
+// resolve returns host's address, looked up once per Poller.
+func (p *Poller) resolve(host string) (syscall.Sockaddr, error) {
+	if sa, ok := p.addrs[host]; ok {
+		return sa, nil
+	}
+	a, err := net.ResolveTCPAddr("tcp", dialAddr(false, host))
+	if err != nil {
+		return nil, err
+	}
+	var sa syscall.Sockaddr
+	if ip4 := a.IP.To4(); ip4 != nil {
+		s := &syscall.SockaddrInet4{Port: a.Port}
+		copy(s.Addr[:], ip4)
+		sa = s
+	} else {
+		s := &syscall.SockaddrInet6{Port: a.Port}
+		copy(s.Addr[:], a.IP.To16())
+		if a.Zone != "" {
+			if ifi, err := net.InterfaceByName(a.Zone); err == nil {
+				s.ZoneId = uint32(ifi.Index)
+			}
+		}
+		sa = s
+	}
+	p.addrs[host] = sa
+	return sa, nil
+}
+
+// write writes what is left of x's request; the rest waits for the
+// socket to be writable.
+func (p *Poller) write(x *Exchange) {
+	n, blocked, err := rawio.WriteAll(uintptr(x.fd), x.wbuf[x.woff:])
+	x.woff += n
+	x.Res.BytesSent += int64(n)
+	switch {
+	case err != nil:
+		p.fail(x, err)
+	case blocked:
+		x.state = xWrite
+	default:
+		x.state = xRead
+	}
+}
+
+// read reads x's response as far as it has arrived.
+func (p *Poller) read(x *Exchange, now time.Time) {
+	for {
+		m, ok, err := rawio.ReadOnce(uintptr(x.fd), x.rbuf)
+		if !ok {
+			return // nothing more yet: the next edge says when
+		}
+		if err == io.EOF {
+			err = x.parser.eof()
+		}
+		if err != nil {
+			p.fail(x, err)
+			return
+		}
+		k, err := x.parser.feed(x.rbuf[:m])
+		x.Res.BytesReceived = x.parser.received
+		if err != nil {
+			p.fail(x, err)
+			return
+		}
+		if x.parser.done {
+			// Bytes we did not ask for: do not trust this connection.
+			p.complete(x, x.parser.keep && k == m, now)
+			return
+		}
+		// Read on to EAGAIN: the connection's end may have come with the
+		// bytes, and no later edge would tell of it.
+	}
+}
+
+// complete ends x's request with its response.
+func (p *Poller) complete(x *Exchange, keep bool, now time.Time) {
+	if !now.Before(x.deadline) {
+		// It completed after its deadline, before the scan saw it.
+		p.fail(x, os.ErrDeadlineExceeded)
+		return
+	}
+	x.Res.Status = x.parser.h.status
+	x.Res.Reused = x.reused
+	x.used = x.start
+	if !keep || !p.t.keepAlive {
+		p.closeConn(x)
+	}
+	x.state = xIdle
+	p.done = append(p.done, x)
+}
+
+// fail ends x's request with err, unless it is a stale kept-alive
+// connection's failure, which is retried once on a fresh one (Client's
+// rule).
+func (p *Poller) fail(x *Exchange, err error) {
+	early := x.parser.received == 0
+	p.closeConn(x)
+	if x.reused && !x.retried && early && x.start.Sub(x.used) >= p.t.staleAfter && retryable(err) {
+		x.retried = true
+		x.Res.BytesReceived = 0
+		x.parser.reset(x.parser.method)
+		p.send(x)
+		return
+	}
+	p.finish(x, err)
+}
+
+// finish reports x done with err.
+func (p *Poller) finish(x *Exchange, err error) {
+	if p.closed {
+		err = ErrClosed
+	}
+	x.Res.fail(err)
+	x.state = xIdle
+	p.done = append(p.done, x)
+}
+
+func (p *Poller) closeConn(x *Exchange) {
+	if x.fd >= 0 {
+		syscall.Close(x.fd) // also leaves the epoll set
+		x.fd = -1
+	}
+}
+
+// Wait returns the exchanges whose requests ended since the last Wait,
+// blocking up to max (rounded down to milliseconds) while none has. The
+// slice is valid until the next Wait.
+func (p *Poller) Wait(max time.Duration) []*Exchange {
+	ms := int(max / time.Millisecond)
+	if len(p.done) > 0 || p.closed {
+		ms = 0
+	}
+	n := 0
+	if !p.closed {
+		n = epollWait(p.epfd, p.events, ms)
+	}
+	now := time.Now()
+	p.now = now
+	for i := 0; i < n; i++ {
+		ev := &p.events[i]
+		x := p.xs[ev.Fd]
+		if ev.Pad != x.gen || x.fd < 0 {
+			continue // a connection closed since
+		}
+		p.event(x, ev.Events, now)
+	}
+	if now.Sub(p.scanAt) >= pollScan {
+		p.scanAt = now
+		p.scan(now)
+	}
+	out := p.done
+	p.done, p.spare = p.spare[:0], out
+	return out
+}
+
+// Now is the clock's reading when the last Wait's wait ended.
+func (p *Poller) Now() time.Time { return p.now }
+
+// event acts on readiness of x's socket.
+func (p *Poller) event(x *Exchange, ev uint32, now time.Time) {
+	switch x.state {
+	case xConnect:
+		errno, err := syscall.GetsockoptInt(x.fd, syscall.SOL_SOCKET, syscall.SO_ERROR)
+		if err == nil && errno != 0 {
+			err = syscall.Errno(errno)
+		}
+		if err != nil {
+			p.closeConn(x)
+			p.finish(x, dialError(err))
+			return
+		}
+		if ev&syscall.EPOLLOUT == 0 {
+			return // not yet connected
+		}
+		p.write(x)
+	case xWrite:
+		p.write(x)
+		if x.state == xRead {
+			p.read(x, now) // a reply may have come while we wrote
+		}
+	case xRead:
+		p.read(x, now)
+	}
+}
+
+// scan fails the requests past their deadline.
+func (p *Poller) scan(now time.Time) {
+	for _, x := range p.xs {
+		switch {
+		case x.state == xIdle:
+		case !now.Before(x.deadline), x.state == xConnect && !now.Before(x.dialBy):
+			p.closeConn(x)
+			p.finish(x, os.ErrDeadlineExceeded)
+		}
+	}
+}
+
+// epollWait is epoll_wait as a raw system call: the goroutine keeps its
+// processor while it blocks (see Poller). An interrupted wait returns 0.
+func epollWait(epfd int, events []syscall.EpollEvent, ms int) int {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(epfd),
+		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(ms), 0, 0)
+	if e != 0 {
+		return 0
+	}
+	return int(n)
+}

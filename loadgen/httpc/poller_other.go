@@ -1,0 +1,31 @@
+//go:build !linux
+
+package httpc
+
+import (
+	"errors"
+	"time"
+)
+
+// PollerSupported reports whether NewPoller works here: Linux only.
+const PollerSupported = false
+
+// Poller is Linux's; NewPoller fails elsewhere.
+type Poller struct{}
+
+// Exchange is Linux's.
+type Exchange struct {
+	User any
+	Res  Result
+}
+
+// NewPoller fails off Linux: callers use Client.
+func (t *Transport) NewPoller() (*Poller, error) { return nil, errors.ErrUnsupported }
+
+func (p *Poller) NewExchange(user any) *Exchange { return &Exchange{User: user} }
+func (p *Poller) Close()                         {}
+
+// Now is Linux's.
+func (p *Poller) Now() time.Time                     { return time.Time{} }
+func (p *Poller) Start(x *Exchange, r *Request)      {}
+func (p *Poller) Wait(max time.Duration) []*Exchange { return nil }

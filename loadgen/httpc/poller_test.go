@@ -1,0 +1,212 @@
+package httpc
+
+import (
+	"bufio"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+	"testing"
+	"time"
+)
+
+// viaPoller makes newTestClient return a Client over a Poller: the
+// HTTP/1.1 tests that TestH1ViaPoller re-runs then check the Poller's
+// exchanges against the same expectations as Client's.
+var viaPoller bool
+
+// newTestClient is the client an HTTP/1.1 test uses: tr's, or one over a
+// Poller of tr when viaPoller is set.
+func newTestClient(tr *Transport) Client {
+	if !viaPoller {
+		return tr.NewClient()
+	}
+	p, err := tr.NewPoller()
+	if err != nil {
+		panic(err)
+	}
+	return &pollClient{p: p, x: p.NewExchange(nil)}
+}
+
+// pollClient runs one exchange at a time on its own Poller, as a Client.
+type pollClient struct {
+	p *Poller
+	x *Exchange
+}
+
+func (c *pollClient) Do(r *Request, res *Result) {
+	c.p.Start(c.x, r)
+	for {
+		for _, x := range c.p.Wait(10 * time.Millisecond) {
+			if x == c.x {
+				*res = x.Res
+				return
+			}
+		}
+	}
+}
+
+func (c *pollClient) Close() { c.p.Close() }
+
+// The Poller's exchanges behave as Client's requests: the same tests,
+// except those of what the Poller leaves to Client (TLS, several
+// connections per caller, Close from another goroutine).
+func TestH1ViaPoller(t *testing.T) {
+	if !PollerSupported {
+		t.Skip("no Poller here")
+	}
+	for _, tt := range []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"Responses", TestH1Responses},
+		{"RequestBytes", TestH1RequestBytes},
+		{"PostEcho", TestH1PostEcho},
+		{"LargeBodies", TestH1LargeBodies},
+		{"KeepAlive", TestH1KeepAlive},
+		{"Errors", TestH1Errors},
+		{"ResetUnderLoadIsNotRetried", TestH1ResetUnderLoadIsNotRetried},
+		{"StaleKeepAlive", TestH1StaleKeepAlive},
+		{"ResetEveryRequestFails", TestH1ResetEveryRequestFails},
+	} {
+		viaPoller = true
+		t.Run(tt.name, tt.fn)
+		viaPoller = false
+	}
+}
+
+// One Poller carries many exchanges at once, each with its own
+// connection, and returns each request's outcome once.
+func TestPollerManyExchanges(t *testing.T) {
+	if !PollerSupported {
+		t.Skip("no Poller here")
+	}
+	var mu sync.Mutex
+	conns := map[string]bool{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		conns[r.RemoteAddr] = true
+		mu.Unlock()
+		if r.URL.Path == "/slow" {
+			time.Sleep(20 * time.Millisecond)
+		}
+		w.Write([]byte(r.URL.Path))
+	}))
+	defer srv.Close()
+	addr := srv.Listener.Addr().String()
+	tr := NewTransport(Options{Timeout: 5 * time.Second})
+	defer tr.Close()
+	p, err := tr.NewPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	const n, each = 40, 25
+	left := map[*Exchange]int{}
+	for i := range n {
+		x := p.NewExchange(i)
+		left[x] = each
+		path := "/fast"
+		if i%4 == 0 {
+			path = "/slow"
+		}
+		p.Start(x, get(addr, path))
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(left) > 0 && time.Now().Before(deadline) {
+		for _, x := range p.Wait(5 * time.Millisecond) {
+			want := int64(len("/fast"))
+			if x.User.(int)%4 == 0 {
+				want = int64(len("/slow"))
+			}
+			if x.Res.Status != 200 || x.Res.Class != ClassNone || x.Res.BytesReceived < want {
+				t.Fatalf("exchange %d: status %d class %q err %v", x.User, x.Res.Status, x.Res.Class, x.Res.Err)
+			}
+			if earlier := each - left[x]; earlier > 0 && !x.Res.Reused {
+				t.Errorf("exchange %d: a new connection for request %d", x.User, earlier+1)
+			}
+			if left[x]--; left[x] == 0 {
+				delete(left, x)
+				continue
+			}
+			path := "/fast"
+			if x.User.(int)%4 == 0 {
+				path = "/slow"
+			}
+			p.Start(x, get(addr, path))
+		}
+	}
+	if len(left) > 0 {
+		t.Fatalf("%d exchanges did not finish", len(left))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(conns) != n {
+		t.Errorf("server saw %d connections, want one per exchange (%d)", len(conns), n)
+	}
+}
+
+// A request that never gets an answer times out within the scan period of
+// its deadline, and the exchange carries on with a new connection.
+func TestPollerTimeout(t *testing.T) {
+	if !PollerSupported {
+		t.Skip("no Poller here")
+	}
+	var answer sync.Once
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		readRequest(br)
+		ok := false
+		answer.Do(func() { ok = true })
+		if !ok { // the second connection answers
+			c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+			readRequest(br)
+			return
+		}
+		br.ReadByte() // the first never does
+	})
+	const timeout = 200 * time.Millisecond
+	tr := NewTransport(Options{Timeout: timeout})
+	defer tr.Close()
+	c := newPollClientFor(t, tr)
+	start := time.Now()
+	var res Result
+	c.Do(get(srv.addr, "/"), &res)
+	took := time.Since(start)
+	if res.Class != ClassTimeout {
+		t.Fatalf("class %q err %v, want a timeout", res.Class, res.Err)
+	}
+	if took < timeout || took > timeout+time.Second {
+		t.Errorf("timed out after %v, want %v (+ the scan period)", took, timeout)
+	}
+	c.Do(get(srv.addr, "/"), &res)
+	if res.Status != 200 || res.Reused {
+		t.Errorf("next request: status %d reused %v class %q err %v", res.Status, res.Reused, res.Class, res.Err)
+	}
+}
+
+func newPollClientFor(t *testing.T, tr *Transport) Client {
+	t.Helper()
+	p, err := tr.NewPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return &pollClient{p: p, x: p.NewExchange(nil)}
+}
+
+// A request the Poller cannot carry fails without being sent.
+func TestPollerRefusesTLS(t *testing.T) {
+	if !PollerSupported {
+		t.Skip("no Poller here")
+	}
+	tr := NewTransport(Options{})
+	defer tr.Close()
+	c := newPollClientFor(t, tr)
+	r := get("127.0.0.1:1", "/")
+	r.Scheme = "https"
+	var res Result
+	c.Do(r, &res)
+	if res.Class != ClassOther || res.Err != errPollerTLS || res.BytesSent != 0 {
+		t.Errorf("class %q err %v sent %d", res.Class, res.Err, res.BytesSent)
+	}
+}
