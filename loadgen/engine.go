@@ -66,6 +66,7 @@ type options struct {
 	snapshots func(*Snapshot)
 	partSegs  []*Segment // a Merger's parts' segments
 	keep      int        // WithIntervalRetention
+	noPoll    bool       // WithoutEventLoops
 }
 
 // Option tunes an Engine.
@@ -97,6 +98,11 @@ func WithIntervalHook(fn func(Interval)) Option {
 func WithIntervalRetention(n int) Option {
 	return func(o *options) { o.keep = max(n, 0) }
 }
+
+// WithoutEventLoops runs every VU on a goroutine of its own, the way VUs
+// run whenever a file needs more than plain HTTP/1.1 in closed scenarios
+// (see pollPool): for comparing the two and for tests.
+func WithoutEventLoops() Option { return func(o *options) { o.noPoll = true } }
 
 // New prepares an engine for f.
 func New(f *scenarios.File, opts ...Option) (*Engine, error) {
@@ -406,7 +412,9 @@ func (s *scenarioRun) finish() {
 	s.hardStop.Store(true)
 	s.mu.Lock()
 	for _, v := range s.vus {
-		v.client.Close()
+		if v.client != nil {
+			v.client.Close()
+		}
 		if v.gcancel != nil {
 			v.gcancel()
 		}
@@ -415,12 +423,15 @@ func (s *scenarioRun) finish() {
 	<-done
 }
 
-func (s *scenarioRun) newVU() *vu {
+func (s *scenarioRun) newVU() *vu { return s.newVUWith(true) }
+
+// newVUWith makes a VU; one that runs on an event loop (client false) has
+// no Client.
+func (s *scenarioRun) newVUWith(client bool) *vu {
 	id := int(s.e.vuSeq.Add(1))
-	v := &vu{
-		id:     id,
-		s:      s,
-		client: s.e.tr.NewClient(),
+	v := &vu{id: id, s: s}
+	if client {
+		v.client = s.e.tr.NewClient()
 	}
 	v.rd.st = s.e.f.NewState(id)
 	if s.e.grpc != nil {
@@ -545,6 +556,8 @@ func (s *scenarioRun) runClosed(t0 time.Time) {
 	w := &s.sc.Workload
 	end := t0.Add(w.Duration())
 	var active []*vu
+	pool := newPollPool(s)
+	defer pool.close()
 	tm := time.NewTimer(0)
 	defer tm.Stop()
 	for {
@@ -554,6 +567,10 @@ func (s *scenarioRun) runClosed(t0 time.Time) {
 		}
 		target := int(s.e.o.seg.Scale(int64(vuTarget(w, now.Sub(t0)))))
 		for len(active) < target {
+			if v := pool.add(); v != nil {
+				active = append(active, v)
+				continue
+			}
 			v := s.newVU()
 			active = append(active, v)
 			go v.closedLoop()
@@ -611,10 +628,17 @@ type vu struct {
 	quit    atomic.Bool
 	g       *vuGRPC            // gRPC state; nil when the file has no gRPC requests
 	gcancel context.CancelFunc // ends g's calls (a hard stop)
+
+	// on an event loop (pollLoop) instead of a goroutine of its own
+	x     *httpc.Exchange
+	pent  *entry    // the request in flight
+	psent time.Time // ... and its send time
 }
 
 func (v *vu) exit() {
-	v.client.Close()
+	if v.client != nil {
+		v.client.Close()
+	}
 	if v.gcancel != nil {
 		v.gcancel()
 	}
@@ -697,29 +721,35 @@ func (v *vu) do(intended time.Time, item *ReplayItem) {
 	if v.s.hardStop.Load() {
 		return // abandoned at the hard stop: counted as in flight at stop
 	}
+	v.record(ent, req, intended, sent, end, &v.res)
+}
+
+// record records the outcome res of req, an HTTP request of ent.
+func (v *vu) record(ent *entry, req *httpc.Request, intended, sent, end time.Time, res *httpc.Result) {
+	e := v.s.e
 	o := &v.out
 	*o = Outcome{
 		Name:      ent.name,
 		Latency:   end.Sub(intended),
 		Service:   end.Sub(sent),
 		End:       end,
-		Status:    v.res.Status,
-		BytesSent: v.res.BytesSent,
-		BytesRecv: v.res.BytesReceived,
+		Status:    res.Status,
+		BytesSent: res.BytesSent,
+		BytesRecv: res.BytesReceived,
 	}
 	switch {
-	case v.res.Class != httpc.ClassNone:
-		o.Class = uint8(v.res.Class)
-		if v.res.Err != nil && e.rec.WantSample(ent.name, o.Class) {
-			o.Err = v.res.Err.Error()
+	case res.Class != httpc.ClassNone:
+		o.Class = uint8(res.Class)
+		if res.Err != nil && e.rec.WantSample(ent.name, o.Class) {
+			o.Err = res.Err.Error()
 		}
-	case v.res.Status >= 500:
+	case res.Status >= 500:
 		o.Class = class5xx
-	case v.res.Status >= 400:
+	case res.Status >= 400:
 		o.Class = class4xx
 	}
 	if o.Class >= class4xx && e.rec.WantSample(ent.name, o.Class) {
-		o.Err = fmt.Sprintf("%s %s: HTTP %d", req.Method, req.Target, v.res.Status)
+		o.Err = fmt.Sprintf("%s %s: HTTP %d", req.Method, req.Target, res.Status)
 	}
 	e.rec.Record(v.id, o)
 }

@@ -1,0 +1,144 @@
+package loadgen_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/loadcap/loadcap/loadgen"
+	"github.com/loadcap/loadcap/loadgen/target"
+	"github.com/loadcap/loadcap/loadgen/target/targettest"
+)
+
+// engines are the two ways a closed scenario of plain HTTP/1.1 runs: on
+// event loops (the default) and on a goroutine per VU.
+var engines = []struct {
+	name string
+	opts []loadgen.Option
+}{
+	{"event loops", nil},
+	{"goroutines", []loadgen.Option{loadgen.WithoutEventLoops()}},
+}
+
+// A closed mix of statuses and sizes measures the same on event loops as
+// on goroutines: every request accounted for, each response's status and
+// size, and the error samples.
+func TestEventLoopsMeasureAsGoroutines(t *testing.T) {
+	srv := targettest.Start(t, target.Config{})
+	f := parse(t, `
+target: %s
+scenarios:
+  mix:
+    executor: constant-vus
+    vus: 12
+    duration: 1s
+    requests: [ok, missing, broken, empty]
+requests:
+  - {name: ok, path: /bytes/3000, weight: 4}
+  - {name: missing, path: /status/404}
+  - {name: broken, path: /status/503}
+  - {name: empty, path: /status/204}
+`, srv.URL())
+	type perRequest struct {
+		status string
+		recv   int64 // bytes per response
+		sent   int64 // bytes per request
+		failed bool  // every one a failure (4xx, 5xx)
+		sample string
+	}
+	got := map[string]map[string]perRequest{}
+	for _, eng := range engines {
+		res := run(t, f, eng.opts...)
+		if res.Totals.Completed < 100 {
+			t.Fatalf("%s: only %d requests completed", eng.name, res.Totals.Completed)
+		}
+		m := map[string]perRequest{}
+		for _, name := range []string{"ok", "missing", "broken", "empty"} {
+			r := res.Request(name)
+			n := r.Completed + r.Failed
+			if n == 0 {
+				t.Fatalf("%s: no %s requests", eng.name, name)
+			}
+			m[name] = perRequest{
+				status: fmt.Sprint(keys(r.StatusCodes)), recv: r.BytesRecv / n, sent: r.BytesSent / n,
+				failed: r.Failed == n, sample: fmt.Sprint(r.ErrorSamples),
+			}
+			if r.Failed != 0 && r.Failed != n {
+				t.Errorf("%s: %s: %d of %d failed", eng.name, name, r.Failed, n)
+			}
+			if r.BytesRecv%n != 0 || r.BytesSent%n != 0 {
+				t.Errorf("%s: %s: %d bytes received, %d sent over %d requests: not the same for each", eng.name, name, r.BytesRecv, r.BytesSent, n)
+			}
+		}
+		got[eng.name] = m
+	}
+	if a, b := got["event loops"], got["goroutines"]; fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Errorf("event loops measured\n %v\ngoroutines\n %v", a, b)
+	}
+}
+
+func keys(m map[int]int64) []int {
+	var ks []int
+	for k := range m {
+		ks = append(ks, k)
+	}
+	return ks
+}
+
+// At the end of a closed scenario, requests still in flight after the
+// graceful stop are abandoned and counted as in flight at the stop, on
+// event loops as on goroutines.
+func TestClosedHardStop(t *testing.T) {
+	srv := targettest.Start(t, target.Config{})
+	f := parse(t, `
+target: %s
+scenarios:
+  slow:
+    executor: constant-vus
+    vus: 5
+    duration: 1s
+    gracefulStop: 200ms
+requests:
+  - name: a
+    path: /sleep?ms=5000
+`, srv.URL())
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			start := time.Now()
+			res := run(t, f, eng.opts...)
+			if el := time.Since(start); el > 3*time.Second {
+				t.Errorf("run took %v: the graceful stop should have cut it near 1.2 s", el)
+			}
+			if tt := res.Totals; tt.InflightAtStop != 5 || tt.Completed+tt.Failed != 0 {
+				t.Errorf("inflight_at_stop %d, completed %d, failed %d; want 5, 0, 0", tt.InflightAtStop, tt.Completed, tt.Failed)
+			}
+		})
+	}
+}
+
+// A request that outlives the file's timeout fails as a timeout on event
+// loops too, and the VU goes on.
+func TestEventLoopTimeouts(t *testing.T) {
+	srv := targettest.Start(t, target.Config{})
+	f := parse(t, `
+target: %s
+http:
+  timeout: 100ms
+scenarios:
+  loop:
+    executor: constant-vus
+    vus: 2
+    duration: 1s
+requests:
+  - name: slow
+    path: /sleep?ms=1000
+`, srv.URL())
+	res := run(t, f)
+	r := res.Request("slow")
+	if r.Completed != 0 || r.Errors["timeout"] < 10 || r.Errors["timeout"] != r.Failed {
+		t.Errorf("completed %d, errors %v: want only timeouts, about 20", r.Completed, r.Errors)
+	}
+	if p := r.Latency.Max(); p > 1000*(100+50) {
+		t.Errorf("slowest timeout took %d µs, want about 100 ms", p)
+	}
+}
