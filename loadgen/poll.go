@@ -136,7 +136,7 @@ func (s *scenarioRun) pollLoop(p *httpc.Poller, add <-chan *vu) {
 		done := p.Wait(pollWait)
 		for _, x := range done {
 			v := x.User.(*vu)
-			v.pollDone(x)
+			v.pollDone(x, p.Now())
 			if !v.pollNext(p) {
 				mine = without(mine, v)
 			}
@@ -187,9 +187,10 @@ func (v *vu) pollNext(p *httpc.Poller) bool {
 	return true
 }
 
-// pollDone records the outcome of v's request, which x returned.
-func (v *vu) pollDone(x *httpc.Exchange) {
-	end := time.Now()
+// pollDone records the outcome of v's request, which x returned; end is
+// when the wait that reported it ended: one clock read for all the
+// requests a wait reports, early by at most the time spent reading them.
+func (v *vu) pollDone(x *httpc.Exchange, end time.Time) {
 	if v.s.hardStop.Load() {
 		return
 	}
