@@ -10,8 +10,8 @@ import (
 
 // pollPool runs a closed scenario's VUs on event loops (httpc.Poller)
 // instead of a goroutine per VU, when every request of the file can go
-// that way: plain HTTP/1.1, no gRPC, no replay, and no open scenario
-// (whose pacer must not wait behind a loop's processor). It is the same VU
+// that way: plain HTTP/1.1 to one host, no gRPC, no replay, and no open
+// scenario (whose pacer must not wait behind a loop's processor). It is the same VU
 // loop as closedLoop, request for request: the same mix, rendering, send
 // time, outcome and recorder calls.
 //
@@ -57,10 +57,15 @@ func (s *scenarioRun) pollable() bool {
 			return false
 		}
 	}
-	for _, ri := range s.sc.Requests {
-		if s.mix.entries[ri].scheme == "https" {
+	// One plain-HTTP host: an exchange keeps one connection, where a
+	// Client keeps one per host.
+	host := ""
+	for i, ri := range s.sc.Requests {
+		ent := &s.mix.entries[ri]
+		if ent.scheme == "https" || (i > 0 && ent.host != host) {
 			return false
 		}
+		host = ent.host
 	}
 	return true
 }
@@ -173,6 +178,7 @@ func without(vs []*vu, v *vu) []*vu {
 func (v *vu) pollNext(p *httpc.Poller) bool {
 	s := v.s
 	if v.quit.Load() || s.stopping.Load() || s.stopped() {
+		p.Release(v.x)
 		v.exit()
 		return false
 	}

@@ -41,6 +41,7 @@ type Poller struct {
 	epfd   int
 	events []syscall.EpollEvent
 	xs     []*Exchange // by slot (epoll data)
+	free   []*Exchange // released, for NewExchange to reuse
 	done   []*Exchange // completed since the last Wait
 	spare  []*Exchange // the list the previous Wait returned
 	addrs  map[string]syscall.Sockaddr
@@ -95,9 +96,24 @@ func (t *Transport) NewPoller() (*Poller, error) {
 
 // NewExchange adds a caller with user as its User.
 func (p *Poller) NewExchange(user any) *Exchange {
+	if n := len(p.free); n > 0 {
+		x := p.free[n-1]
+		p.free = p.free[:n-1]
+		x.User, x.Res, x.host, x.used = user, Result{}, "", time.Time{}
+		return x
+	}
 	x := &Exchange{User: user, p: p, slot: int32(len(p.xs)), fd: -1, rbuf: make([]byte, readBufSize)}
 	p.xs = append(p.xs, x)
 	return x
+}
+
+// Release ends x, a caller with no request in flight: its connection is
+// closed and NewExchange may reuse it.
+func (p *Poller) Release(x *Exchange) {
+	p.closeConn(x)
+	x.state = xIdle
+	x.User = nil
+	p.free = append(p.free, x)
 }
 
 // Close closes every connection; requests in flight are abandoned (Wait

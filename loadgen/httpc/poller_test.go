@@ -210,3 +210,58 @@ func TestPollerRefusesTLS(t *testing.T) {
 		t.Errorf("class %q err %v sent %d", res.Class, res.Err, res.BytesSent)
 	}
 }
+
+// A released exchange's connection closes, and the next caller reuses the
+// exchange with a connection of its own.
+func TestPollerRelease(t *testing.T) {
+	if !PollerSupported {
+		t.Skip("no Poller here")
+	}
+	closed := make(chan struct{}, 4)
+	srv := newRawServer(t, func(c net.Conn, br *bufio.Reader) {
+		for {
+			if _, err := readRequest(br); err != nil {
+				closed <- struct{}{}
+				return
+			}
+			c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+		}
+	})
+	tr := NewTransport(Options{Timeout: 2 * time.Second})
+	defer tr.Close()
+	p, err := tr.NewPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	do := func(x *Exchange) Result {
+		p.Start(x, get(srv.addr, "/"))
+		for {
+			for _, y := range p.Wait(10 * time.Millisecond) {
+				if y == x {
+					return x.Res
+				}
+			}
+		}
+	}
+	a := p.NewExchange("a")
+	if res := do(a); res.Status != 200 {
+		t.Fatalf("first: %+v", res)
+	}
+	p.Release(a)
+	select {
+	case <-closed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the released exchange's connection stayed open")
+	}
+	b := p.NewExchange("b")
+	if b != a || b.User != "b" {
+		t.Errorf("the released exchange was not reused: %p %p %v", a, b, b.User)
+	}
+	if res := do(b); res.Status != 200 || res.Reused {
+		t.Errorf("reused exchange: %+v, want a new connection", res)
+	}
+	if srv.conns.Load() != 2 {
+		t.Errorf("server saw %d connections, want 2", srv.conns.Load())
+	}
+}
