@@ -40,6 +40,7 @@ var (
 	errBadHeader = &RequestError{"bad header"}
 	errBadScheme = &RequestError{"scheme must be http or https"}
 	errBadHost   = &RequestError{"empty host"}
+	errPollerTLS = &RequestError{"the poller speaks plain HTTP/1.1 only"}
 )
 
 // tlsError marks a failed TLS handshake.

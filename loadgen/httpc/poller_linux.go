@@ -164,8 +164,6 @@ func (p *Poller) Start(x *Exchange, r *Request) {
 	p.send(x)
 }
 
-var errPollerTLS = &RequestError{"the poller speaks plain HTTP/1.1 only"}
-
 // send writes x's request, connecting first when x has no connection.
 func (p *Poller) send(x *Exchange) {
 	x.woff = 0

@@ -22,10 +22,12 @@ type Exchange struct {
 // NewPoller fails off Linux: callers use Client.
 func (t *Transport) NewPoller() (*Poller, error) { return nil, errors.ErrUnsupported }
 
-func (p *Poller) NewExchange(user any) *Exchange { return &Exchange{User: user} }
-func (p *Poller) Close()                         {}
+// The methods exist so that callers build everywhere; without a Poller
+// they are never called.
 
-// Now is Linux's.
+func (p *Poller) NewExchange(user any) *Exchange     { return &Exchange{User: user} }
+func (p *Poller) Release(x *Exchange)                {}
+func (p *Poller) Close()                             {}
 func (p *Poller) Now() time.Time                     { return time.Time{} }
 func (p *Poller) Start(x *Exchange, r *Request)      {}
 func (p *Poller) Wait(max time.Duration) []*Exchange { return nil }
