@@ -40,11 +40,11 @@ type Poller struct {
 	t      *Transport
 	epfd   int
 	events []syscall.EpollEvent
-	xs     []*Exchange // by slot (epoll data)
-	free   []*Exchange // released, for NewExchange to reuse
-	done   []*Exchange // completed since the last Wait
-	spare  []*Exchange // the list the previous Wait returned
-	addrs  map[string]syscall.Sockaddr
+	xs     []*Exchange         // by slot (epoll data)
+	free   []*Exchange         // released, for NewExchange to reuse
+	done   []*Exchange         // completed since the last Wait
+	spare  []*Exchange         // the list the previous Wait returned
+	addrs  map[string]pollAddr // resolved hosts
 	scanAt time.Time
 	now    time.Time // read when the last Wait's wait ended
 	closed bool
@@ -63,6 +63,7 @@ type Exchange struct {
 	gen      int32 // connection generation: stale epoll events carry an old one
 	fd       int   // -1: no connection
 	host     string
+	addr     *net.TCPAddr // the connection's, for errors
 	state    xState
 	wbuf     []byte
 	woff     int
@@ -91,7 +92,7 @@ func (t *Transport) NewPoller() (*Poller, error) {
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
-	return &Poller{t: t, epfd: fd, events: make([]syscall.EpollEvent, 256), addrs: map[string]syscall.Sockaddr{}}, nil
+	return &Poller{t: t, epfd: fd, events: make([]syscall.EpollEvent, 256), addrs: map[string]pollAddr{}}, nil
 }
 
 // NewExchange adds a caller with user as its User.
@@ -180,19 +181,27 @@ func (p *Poller) send(x *Exchange) {
 	p.write(x)
 }
 
+// pollAddr is a resolved host: the socket address and, for errors, the
+// net package's.
+type pollAddr struct {
+	sa   syscall.Sockaddr
+	addr *net.TCPAddr
+}
+
 // dial starts a non-blocking connect for x.
 func (p *Poller) dial(x *Exchange) error {
-	sa, err := p.resolve(x.host)
+	a, err := p.resolve(x.host)
 	if err != nil {
 		return err
 	}
+	sa := a.sa
 	family := syscall.AF_INET
 	if _, ok := sa.(*syscall.SockaddrInet6); ok {
 		family = syscall.AF_INET6
 	}
 	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return dialError(err)
+		return dialError(a.addr, err)
 	}
 	_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	x.gen++
@@ -213,23 +222,25 @@ func (p *Poller) dial(x *Exchange) error {
 		x.state = xConnect
 	default:
 		p.closeConn(x)
-		return dialError(err)
+		return dialError(a.addr, err)
 	}
+	x.addr = a.addr
 	return nil
 }
 
-func dialError(err error) error {
-	return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", err)}
+// dialError is a failed connect as net.Dial reports it.
+func dialError(addr *net.TCPAddr, err error) error {
+	return &net.OpError{Op: "dial", Net: "tcp", Addr: addr, Err: os.NewSyscallError("connect", err)}
 }
 
 // resolve returns host's address, looked up once per Poller.
-func (p *Poller) resolve(host string) (syscall.Sockaddr, error) {
-	if sa, ok := p.addrs[host]; ok {
-		return sa, nil
+func (p *Poller) resolve(host string) (pollAddr, error) {
+	if pa, ok := p.addrs[host]; ok {
+		return pa, nil
 	}
 	a, err := net.ResolveTCPAddr("tcp", dialAddr(false, host))
 	if err != nil {
-		return nil, err
+		return pollAddr{}, err
 	}
 	var sa syscall.Sockaddr
 	if ip4 := a.IP.To4(); ip4 != nil {
@@ -246,8 +257,9 @@ func (p *Poller) resolve(host string) (syscall.Sockaddr, error) {
 		}
 		sa = s
 	}
-	p.addrs[host] = sa
-	return sa, nil
+	pa := pollAddr{sa, a}
+	p.addrs[host] = pa
+	return pa, nil
 }
 
 // write writes what is left of x's request; the rest waits for the
@@ -390,7 +402,7 @@ func (p *Poller) event(x *Exchange, ev uint32, now time.Time) {
 		}
 		if err != nil {
 			p.closeConn(x)
-			p.finish(x, dialError(err))
+			p.finish(x, dialError(x.addr, err))
 			return
 		}
 		if ev&syscall.EPOLLOUT == 0 {

@@ -2,6 +2,7 @@ package httpc
 
 import (
 	"bufio"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -263,5 +264,29 @@ func TestPollerRelease(t *testing.T) {
 	}
 	if srv.conns.Load() != 2 {
 		t.Errorf("server saw %d connections, want 2", srv.conns.Load())
+	}
+}
+
+// A refused connection reads as Client's does: the same class and message
+// (which names the address) in the run's error samples.
+func TestPollerRefusedAsClient(t *testing.T) {
+	if !PollerSupported {
+		t.Skip("no Poller here")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	tr := NewTransport(Options{Timeout: 2 * time.Second})
+	defer tr.Close()
+	var want, got Result
+	c := tr.NewClient()
+	defer c.Close()
+	c.Do(get(addr, "/"), &want)
+	newPollClientFor(t, tr).Do(get(addr, "/"), &got)
+	if got.Class != ClassRefused || got.Class != want.Class || fmt.Sprint(got.Err) != fmt.Sprint(want.Err) {
+		t.Errorf("poller: class %q err %v; client: class %q err %v", got.Class, got.Err, want.Class, want.Err)
 	}
 }

@@ -36,6 +36,7 @@ func main() {
 	h2 := flag.Bool("http2", false, "HTTP/2 (h2c for http://)")
 	file := flag.String("f", "", "scenario file (instead of -url and the workload flags)")
 	prof := flag.String("cpuprofile", "", "write a CPU profile here")
+	goroutines := flag.Bool("goroutines", false, "a goroutine per VU even where event loops would run them (loadgen.WithoutEventLoops)")
 	flag.Parse()
 	var f *scenarios.File
 	var err error
@@ -62,7 +63,11 @@ func main() {
 			fail(fmt.Errorf("request %s: refusing non-loopback target %q", r.Name, host))
 		}
 	}
-	e, err := loadgen.New(f)
+	var opts []loadgen.Option
+	if *goroutines {
+		opts = append(opts, loadgen.WithoutEventLoops())
+	}
+	e, err := loadgen.New(f, opts...)
 	if err != nil {
 		fail(err)
 	}
