@@ -8,8 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 const benchResp = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok"
@@ -167,4 +171,75 @@ func BenchmarkNetHTTP(b *testing.B) {
 			b.Fatalf("status %d", resp.StatusCode)
 		}
 	}
+}
+
+// BenchmarkConcurrent50 keeps 50 requests in flight against the in-process
+// fast server: 50 Clients on goroutines, or 50 exchanges on one Poller
+// (the engine's two shapes for closed VUs). ns/op is per request; client
+// and server share the processors, so test/bench/vs_peers.sh, with the
+// target in its own process on its own core, is the figure to quote.
+func BenchmarkConcurrent50(b *testing.B) {
+	const n = 50
+	addr := fastServer(b)
+	b.Run("goroutines", func(b *testing.B) {
+		tr := NewTransport(Options{})
+		defer tr.Close()
+		var left atomic.Int64
+		left.Store(int64(b.N))
+		b.ReportAllocs()
+		b.ResetTimer()
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				c := tr.NewClient()
+				defer c.Close()
+				req := &Request{Method: "GET", Scheme: "http", Host: addr, Target: []byte("/fast")}
+				var res Result
+				for left.Add(-1) >= 0 {
+					c.Do(req, &res)
+					if res.Status != 200 {
+						b.Errorf("status %d class %q err %v", res.Status, res.Class, res.Err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+	})
+	b.Run("poller", func(b *testing.B) {
+		if !PollerSupported {
+			b.Skip("no Poller here")
+		}
+		if runtime.GOMAXPROCS(0) == 1 {
+			// The loop's raw wait holds the one processor that the server
+			// in this process needs to answer (see loadgen's pollPool).
+			b.Skip("the server in this process needs a second processor")
+		}
+		tr := NewTransport(Options{})
+		defer tr.Close()
+		p, err := tr.NewPoller()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer p.Close()
+		req := &Request{Method: "GET", Scheme: "http", Host: addr, Target: []byte("/fast")}
+		b.ReportAllocs()
+		b.ResetTimer()
+		started, done := 0, 0
+		for ; started < min(n, b.N); started++ {
+			p.Start(p.NewExchange(nil), req)
+		}
+		for done < b.N {
+			for _, x := range p.Wait(5 * time.Millisecond) {
+				if x.Res.Status != 200 {
+					b.Fatalf("status %d class %q err %v", x.Res.Status, x.Res.Class, x.Res.Err)
+				}
+				done++
+				if started < b.N {
+					started++
+					p.Start(x, req)
+				}
+			}
+		}
+	})
 }
