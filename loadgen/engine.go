@@ -353,7 +353,7 @@ type scenarioRun struct {
 	hardStop atomic.Bool  // in-flight requests no longer count: they are in flight at stop
 	vuWG     sync.WaitGroup
 	mu       sync.Mutex
-	vus      []*vu
+	vus      map[*vu]struct{} // not yet exited: the hard stop closes their clients
 }
 
 func (s *scenarioRun) run(runStart time.Time) {
@@ -411,7 +411,7 @@ func (s *scenarioRun) finish() {
 	}
 	s.hardStop.Store(true)
 	s.mu.Lock()
-	for _, v := range s.vus {
+	for v := range s.vus {
 		if v.client != nil {
 			v.client.Close()
 		}
@@ -441,7 +441,10 @@ func (s *scenarioRun) newVUWith(client bool) *vu {
 		v.g.ctx, v.gcancel = context.WithCancel(context.Background())
 	}
 	s.mu.Lock()
-	s.vus = append(s.vus, v)
+	if s.vus == nil {
+		s.vus = map[*vu]struct{}{}
+	}
+	s.vus[v] = struct{}{}
 	s.mu.Unlock()
 	if n := s.e.activeVUs.Add(1); n > s.e.peakVUs.Load() {
 		s.e.peakVUs.Store(n) // only the ticker reads it; a lost race costs nothing
@@ -642,6 +645,11 @@ func (v *vu) exit() {
 	if v.gcancel != nil {
 		v.gcancel()
 	}
+	// A VU that left is forgotten: ramps that come and go for a day must
+	// not keep every VU they made (its client's buffers with it).
+	v.s.mu.Lock()
+	delete(v.s.vus, v)
+	v.s.mu.Unlock()
 	v.s.e.activeVUs.Add(-1)
 	v.s.vuWG.Done()
 }
