@@ -702,7 +702,6 @@ func (v *vu) closedLoop() {
 // intended is the arrival time (zero in the closed model, where latency
 // runs from the actual send).
 func (v *vu) do(intended time.Time, item *ReplayItem) {
-	e := v.s.e
 	var ent *entry
 	var req *httpc.Request
 	if item != nil {
@@ -717,19 +716,27 @@ func (v *vu) do(intended time.Time, item *ReplayItem) {
 		}
 		req = v.rd.render(ent)
 	}
-	sent := time.Now()
-	e.rec.Sent(ent.name, v.id, sent)
+	sent := v.send(ent, req)
 	if intended.IsZero() {
 		intended = sent
 	}
 	v.res = httpc.Result{}
-	req.Now = sent // the timeout runs from the send, without a clock read of the client's own
 	v.client.Do(req, &v.res)
 	end := time.Now()
 	if v.s.hardStop.Load() {
 		return // abandoned at the hard stop: counted as in flight at stop
 	}
 	v.record(ent, req, intended, sent, end, &v.res)
+}
+
+// send counts req, an HTTP request of ent, as sent now, and returns now:
+// its send time, from which its timeout runs too (the client spares a
+// clock read of its own).
+func (v *vu) send(ent *entry, req *httpc.Request) time.Time {
+	sent := time.Now()
+	v.s.e.rec.Sent(ent.name, v.id, sent)
+	req.Now = sent
+	return sent
 }
 
 // record records the outcome res of req, an HTTP request of ent.

@@ -29,10 +29,10 @@ type pollPool struct {
 
 // pollWait bounds one wait of a loop for its sockets. Shorter waits cost
 // the kernel a timer reprogramming each (on a 4 ms scheduler tick):
-// measured on the efficiency bench, 1 ms gave 115-118k requests per
-// CPU-second, 3 ms 154-159k, 5 ms 175-177k, 10 ms 173-190k. It stays
-// below the stall watch's threshold (StallAfter), which a waiting loop
-// delays on a single processor.
+// measured with engprof as README runs it, this constant changed, 1 ms
+// gave 115-118k requests per CPU-second, 3 ms 154-159k, 5 ms 175-177k,
+// 10 ms 173-190k. It stays below the stall watch's threshold
+// (StallAfter), which a waiting loop delays on a single processor.
 const pollWait = 5 * time.Millisecond
 
 // pollYield is how long a busy loop runs before it yields its processor.
@@ -107,33 +107,39 @@ func (pp *pollPool) close() {
 // and add is closed; at the hard stop it abandons those in flight.
 func (s *scenarioRun) pollLoop(p *httpc.Poller, add <-chan *vu) {
 	defer p.Close()
-	var mine []*vu // joined, not yet exited
+	mine := map[*vu]struct{}{} // joined, not yet exited
+	join := func(v *vu) {
+		v.x = p.NewExchange(v)
+		if v.pollNext(p) {
+			mine[v] = struct{}{}
+		}
+	}
 	open := true
 	var yielded time.Time
 	for open || len(mine) > 0 {
-		if len(mine) == 0 && open {
+		if len(mine) == 0 {
 			// Nothing to poll: wait for a VU as goroutines wait.
 			v, ok := <-add
 			if !ok {
 				return
 			}
-			mine = s.pollJoin(p, v, mine)
+			join(v)
 		}
+	drain:
 		for open {
 			select {
 			case v, ok := <-add:
 				if !ok {
 					open = false
-					break
+					break drain
 				}
-				mine = s.pollJoin(p, v, mine)
-				continue
+				join(v)
 			default:
+				break drain
 			}
-			break
 		}
 		if s.hardStop.Load() {
-			for _, v := range mine {
+			for v := range mine {
 				v.exit() // abandoned: counted as in flight at stop
 			}
 			return
@@ -143,7 +149,7 @@ func (s *scenarioRun) pollLoop(p *httpc.Poller, add <-chan *vu) {
 			v := x.User.(*vu)
 			v.pollDone(x, p.Now())
 			if !v.pollNext(p) {
-				mine = without(mine, v)
+				delete(mine, v)
 			}
 		}
 		if now := p.Now(); len(done) == 0 || now.Sub(yielded) >= pollYield {
@@ -151,26 +157,6 @@ func (s *scenarioRun) pollLoop(p *httpc.Poller, add <-chan *vu) {
 			yielded = now
 		}
 	}
-}
-
-// pollJoin starts v's first request on p.
-func (s *scenarioRun) pollJoin(p *httpc.Poller, v *vu, mine []*vu) []*vu {
-	v.x = p.NewExchange(v)
-	if v.pollNext(p) {
-		mine = append(mine, v)
-	}
-	return mine
-}
-
-// without removes v from vs.
-func without(vs []*vu, v *vu) []*vu {
-	for i, w := range vs {
-		if w == v {
-			vs[i] = vs[len(vs)-1]
-			return vs[:len(vs)-1]
-		}
-	}
-	return vs
 }
 
 // pollNext starts v's next request, as closedLoop's iteration does, or
@@ -185,10 +171,7 @@ func (v *vu) pollNext(p *httpc.Poller) bool {
 	s.e.rec.Scheduled(1)
 	ent := s.mix.pick(v.rd.st)
 	req := v.rd.render(ent)
-	sent := time.Now()
-	s.e.rec.Sent(ent.name, v.id, sent)
-	req.Now = sent
-	v.pent, v.psent = ent, sent
+	v.pent, v.psent = ent, v.send(ent, req)
 	p.Start(v.x, req)
 	return true
 }

@@ -58,7 +58,6 @@ type Exchange struct {
 	User any    // the caller's, untouched
 	Res  Result // the outcome of the last request, once Wait returned it
 
-	p        *Poller
 	slot     int32
 	gen      int32 // connection generation: stale epoll events carry an old one
 	fd       int   // -1: no connection
@@ -103,7 +102,7 @@ func (p *Poller) NewExchange(user any) *Exchange {
 		x.User, x.Res, x.host, x.used = user, Result{}, "", time.Time{}
 		return x
 	}
-	x := &Exchange{User: user, p: p, slot: int32(len(p.xs)), fd: -1, rbuf: make([]byte, readBufSize)}
+	x := &Exchange{User: user, slot: int32(len(p.xs)), fd: -1, rbuf: make([]byte, readBufSize)}
 	p.xs = append(p.xs, x)
 	return x
 }

@@ -97,11 +97,7 @@ func TestPollerManyExchanges(t *testing.T) {
 	addr := srv.Listener.Addr().String()
 	tr := NewTransport(Options{Timeout: 5 * time.Second})
 	defer tr.Close()
-	p, err := tr.NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
+	p := newPollerFor(t, tr)
 	const n, each = 40, 25
 	left := map[*Exchange]int{}
 	for i := range n {
@@ -185,13 +181,19 @@ func TestPollerTimeout(t *testing.T) {
 	}
 }
 
-func newPollClientFor(t *testing.T, tr *Transport) Client {
+// newPollerFor is a Poller of tr that t closes.
+func newPollerFor(t *testing.T, tr *Transport) *Poller {
 	t.Helper()
 	p, err := tr.NewPoller()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Close)
+	return p
+}
+
+func newPollClientFor(t *testing.T, tr *Transport) Client {
+	p := newPollerFor(t, tr)
 	return &pollClient{p: p, x: p.NewExchange(nil)}
 }
 
@@ -230,20 +232,10 @@ func TestPollerRelease(t *testing.T) {
 	})
 	tr := NewTransport(Options{Timeout: 2 * time.Second})
 	defer tr.Close()
-	p, err := tr.NewPoller()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
-	do := func(x *Exchange) Result {
-		p.Start(x, get(srv.addr, "/"))
-		for {
-			for _, y := range p.Wait(10 * time.Millisecond) {
-				if y == x {
-					return x.Res
-				}
-			}
-		}
+	p := newPollerFor(t, tr)
+	do := func(x *Exchange) (res Result) {
+		(&pollClient{p: p, x: x}).Do(get(srv.addr, "/"), &res)
+		return res
 	}
 	a := p.NewExchange("a")
 	if res := do(a); res.Status != 200 {

@@ -13,7 +13,6 @@ type respParser struct {
 	method   string
 	state    parseState
 	h        respHead
-	body     framing
 	keep     bool
 	done     bool
 	remain   int64  // body or chunk bytes still to come
@@ -154,8 +153,9 @@ func (p *respParser) handle(line []byte) error {
 			p.state = stStatus
 			return nil
 		}
-		p.body, p.keep = p.h.framing(p.method)
-		switch p.body {
+		var body framing
+		body, p.keep = p.h.framing(p.method)
+		switch body {
 		case bodyNone:
 			p.done = true
 		case bodyChunked:
