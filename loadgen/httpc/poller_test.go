@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -15,6 +16,10 @@ import (
 // HTTP/1.1 tests that TestH1ViaPoller re-runs then check the Poller's
 // exchanges against the same expectations as Client's.
 var viaPoller bool
+
+// pollClients counts the clients newTestClient made over a Poller, so that
+// TestH1ViaPoller knows each test it re-ran used one.
+var pollClients atomic.Int64
 
 // newTestClient is the client an HTTP/1.1 test uses: tr's, or one over a
 // Poller of tr when viaPoller is set.
@@ -26,6 +31,7 @@ func newTestClient(tr *Transport) Client {
 	if err != nil {
 		panic(err)
 	}
+	pollClients.Add(1)
 	return &pollClient{p: p, x: p.NewExchange(nil)}
 }
 
@@ -70,9 +76,13 @@ func TestH1ViaPoller(t *testing.T) {
 		{"StaleKeepAlive", TestH1StaleKeepAlive},
 		{"ResetEveryRequestFails", TestH1ResetEveryRequestFails},
 	} {
+		before := pollClients.Load()
 		viaPoller = true
 		t.Run(tt.name, tt.fn)
 		viaPoller = false
+		if pollClients.Load() == before {
+			t.Errorf("%s made no client over a Poller", tt.name)
+		}
 	}
 }
 
