@@ -139,6 +139,11 @@ type Conn struct {
 	cStream  []inc
 	cPings   [][8]byte
 	cAcks    int
+
+	d *driven // nil unless made by NewDriven
+	// notify is a driven connection's: called with each stream the
+	// connection ends, under mu, instead of waking its caller.
+	notify func(*Stream)
 }
 
 type inc struct{ id, n uint32 }
@@ -190,6 +195,11 @@ type Stream struct {
 	recvUnac uint32
 	finished atomic.Bool // ended by the reader (or the caller's reset), under mu; read without it once set
 	expired  bool
+
+	// On a driven connection, what Start was given, kept until it is
+	// sent, and how much of prefix and body is.
+	hdr, prefix, body []byte
+	off               int
 }
 
 // streamTimer is a stream's Timeout timer, reused from one round trip to
@@ -299,47 +309,14 @@ func Dial(ctx context.Context, o *Options) (*Conn, error) {
 	if wrapConn != nil {
 		nc = wrapConn(nc)
 	}
-	c := &Conn{
-		nc:         nc,
-		flushCh:    make(chan struct{}, 1),
-		spare:      make([]byte, 0, bufSize),
-		streams:    map[uint32]*Stream{},
-		nextID:     1,
-		maxStreams: 1<<32 - 1,
-		slotFree:   make(chan struct{}, 1),
-		sendWin:    defaultWin,
-		peerWin:    defaultWin,
-		maxFrame:   defaultFrame,
-		closed:     make(chan struct{}),
-		ctrlCh:     make(chan struct{}, 1),
-		scratch:    make([]byte, 0, defaultFrame),
-	}
-	// The framer only writes: frames are read by readFrame, which
-	// allocates nothing.
+	c := newConn(nc)
 	c.br = bufio.NewReaderSize(nc, bufSize)
-	c.rbuf = make([]byte, defaultFrame)
-	c.out.b = make([]byte, 0, bufSize)
-	c.fr = http2.NewFramer(&c.out, nil)
-	c.dec = hpack.NewDecoder(4096, c.field)
-
 	if dl, ok := ctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
 	fail := func(err error) (*Conn, error) {
 		nc.Close()
 		return nil, fmt.Errorf("http/2 handshake: %w", err)
-	}
-	if _, err := io.WriteString(&c.out, http2.ClientPreface); err != nil {
-		return fail(err)
-	}
-	if err := c.fr.WriteSettings(
-		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
-		http2.Setting{ID: http2.SettingInitialWindowSize, Val: streamWindow},
-	); err != nil {
-		return fail(err)
-	}
-	if err := c.fr.WriteWindowUpdate(0, connWindow-defaultWin); err != nil {
-		return fail(err)
 	}
 	if err := c.out.writeTo(nc); err != nil {
 		return fail(err)
@@ -350,8 +327,8 @@ func Dial(ctx context.Context, o *Options) (*Conn, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if h.typ != http2.FrameSettings || h.flags&http2.FlagSettingsAck != 0 {
-		return fail(&ProtocolError{fmt.Sprintf("first frame %v, want SETTINGS (is it an HTTP/2 server?)", h.typ)})
+	if err := firstFrame(h); err != nil {
+		return fail(err)
 	}
 	if err := c.applySettings(payload); err != nil {
 		return fail(err)
@@ -367,6 +344,48 @@ func Dial(ctx context.Context, o *Options) (*Conn, error) {
 	go c.ctrlLoop()
 	go c.writeLoop()
 	return c, nil
+}
+
+// newConn returns a connection on nc (nil for a driven one) with the
+// client's preface, SETTINGS and connection window queued.
+func newConn(nc net.Conn) *Conn {
+	c := &Conn{
+		nc:         nc,
+		flushCh:    make(chan struct{}, 1),
+		spare:      make([]byte, 0, bufSize),
+		streams:    map[uint32]*Stream{},
+		nextID:     1,
+		maxStreams: 1<<32 - 1,
+		slotFree:   make(chan struct{}, 1),
+		sendWin:    defaultWin,
+		peerWin:    defaultWin,
+		maxFrame:   defaultFrame,
+		closed:     make(chan struct{}),
+		ctrlCh:     make(chan struct{}, 1),
+		scratch:    make([]byte, 0, defaultFrame),
+	}
+	// The framer only writes: frames are read by readFrame (or Feed),
+	// which allocate nothing.
+	c.rbuf = make([]byte, defaultFrame)
+	c.out.b = make([]byte, 0, bufSize)
+	c.fr = http2.NewFramer(&c.out, nil)
+	c.dec = hpack.NewDecoder(4096, c.field)
+	// Writes into the queue cannot fail.
+	_, _ = io.WriteString(&c.out, http2.ClientPreface)
+	_ = c.fr.WriteSettings(
+		http2.Setting{ID: http2.SettingEnablePush, Val: 0},
+		http2.Setting{ID: http2.SettingInitialWindowSize, Val: streamWindow},
+	)
+	_ = c.fr.WriteWindowUpdate(0, connWindow-defaultWin)
+	return c
+}
+
+// firstFrame checks that a server's first frame is its SETTINGS.
+func firstFrame(h frameHeader) error {
+	if h.typ != http2.FrameSettings || h.flags&http2.FlagSettingsAck != 0 {
+		return &ProtocolError{fmt.Sprintf("first frame %v, want SETTINGS (is it an HTTP/2 server?)", h.typ)}
+	}
+	return nil
 }
 
 // cmp returns d, or def when d is 0.
@@ -505,7 +524,9 @@ func (c *Conn) Close(err error) {
 		c.err = err
 	}
 	c.mu.Unlock()
-	_ = c.nc.Close()
+	if c.nc != nil { // nil: a driven connection, whose socket is its loop's
+		_ = c.nc.Close()
+	}
 }
 
 // Usable reports whether new streams may open on c.
@@ -569,26 +590,10 @@ func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream
 	c.mu.Unlock()
 
 	c.lockW()
-	c.mu.Lock()
-	if c.goAway || c.err != nil || c.nextID > maxStreamID {
-		if c.nextID > maxStreamID {
-			c.goAway = true
-			c.broken.Store(true)
-		}
-		c.active--
-		c.passSlot()
-		c.mu.Unlock()
+	if !c.open(s, hdr, len(prefix)+len(body) == 0) {
 		c.unlockW()
 		return ErrRetry
 	}
-	s.id = c.nextID
-	s.Reused = s.id > 1
-	c.nextID += 2
-	s.sendWin = c.peerWin
-	c.streams[s.id] = s
-	maxFrame := c.maxFrame
-	c.mu.Unlock()
-	c.writeHeaders(s.id, hdr, maxFrame, len(prefix)+len(body) == 0)
 	c.writeBody(ctx, expire, s, prefix, body)
 	c.unlockW()
 
@@ -633,6 +638,32 @@ func (c *Conn) RoundTrip(ctx context.Context, expire <-chan time.Time, s *Stream
 	return ctx.Err()
 }
 
+// open gives s, which holds one of the active count, the next stream id
+// and queues its header block; under wmu. False (the slot given back)
+// when the connection takes no more streams.
+func (c *Conn) open(s *Stream, hdr []byte, endStream bool) bool {
+	c.mu.Lock()
+	if c.goAway || c.err != nil || c.nextID > maxStreamID {
+		if c.nextID > maxStreamID {
+			c.goAway = true
+			c.broken.Store(true)
+		}
+		c.active--
+		c.passSlot()
+		c.mu.Unlock()
+		return false
+	}
+	s.id = c.nextID
+	s.Reused = s.id > 1
+	c.nextID += 2
+	s.sendWin = c.peerWin
+	c.streams[s.id] = s
+	maxFrame := c.maxFrame
+	c.mu.Unlock()
+	c.writeHeaders(s.id, hdr, maxFrame, endStream)
+	return true
+}
+
 // endStream removes s from the open streams and frees its slot; under mu.
 func (c *Conn) endStream(s *Stream) {
 	delete(c.streams, s.id)
@@ -640,6 +671,14 @@ func (c *Conn) endStream(s *Stream) {
 	c.active--
 	c.passSlot()
 	if c.goAway && c.active == 0 {
+		c.closeGone()
+	}
+}
+
+// closeGone closes a connection the server went away from once its last
+// stream has ended (a driven one's loop closes its socket itself).
+func (c *Conn) closeGone() {
+	if c.d == nil {
 		go c.Close(errors.New("server went away"))
 	}
 }
@@ -665,24 +704,10 @@ func (c *Conn) writeHeaders(id uint32, hdr []byte, maxFrame int, endStream bool)
 // windows and frame size, the last with END_STREAM; under wmu, which it
 // releases while it waits for window.
 func (c *Conn) writeBody(ctx context.Context, expire <-chan time.Time, s *Stream, prefix, body []byte) {
-	np := len(prefix)
-	total := np + len(body)
-	for off := 0; off < total; {
-		if c.werr != nil {
-			return
-		}
-		c.mu.Lock()
-		if s.finished.Load() {
-			c.mu.Unlock()
-			return // answered or reset already: the rest is not wanted
-		}
-		n := min(int64(total-off), c.sendWin, s.sendWin, int64(c.maxFrame))
-		if n <= 0 {
-			if c.winMore == nil {
-				c.winMore = make(chan struct{})
-			}
-			more := c.winMore
-			c.mu.Unlock()
+	total := len(prefix) + len(body)
+	for off := 0; off < total && c.werr == nil; {
+		var more chan struct{}
+		if off, more = c.sendData(s, prefix, body, off); more != nil {
 			// Wait for a WINDOW_UPDATE without holding the writer.
 			c.unlockW()
 			select {
@@ -700,25 +725,48 @@ func (c *Conn) writeBody(ctx context.Context, expire <-chan time.Time, s *Stream
 			if s.expired || ctx.Err() != nil {
 				return
 			}
-			continue
 		}
-		c.sendWin -= n
-		s.sendWin -= n
-		c.mu.Unlock()
-		end := off + int(n)
-		var buf []byte
-		if off >= np {
-			buf = body[off-np : end-np] // the framer copies it
-		} else {
-			buf = append(c.scratch[:0], prefix[off:min(end, np)]...)
-			if end > np {
-				buf = append(buf, body[:end-np]...)
-			}
-			c.scratch = buf[:0]
-		}
-		c.werr = c.fr.WriteData(s.id, end == total, buf)
-		off = end
 	}
+}
+
+// sendData queues the DATA frame of prefix and body that starts at off,
+// as large as the windows and the frame size allow, and returns where the
+// next starts; under wmu. When a window is shut it queues nothing and
+// returns a channel closed once a window grows. A stream that has ended
+// is sent no more: its rest is not wanted.
+func (c *Conn) sendData(s *Stream, prefix, body []byte, off int) (int, chan struct{}) {
+	np := len(prefix)
+	total := np + len(body)
+	c.mu.Lock()
+	if s.finished.Load() {
+		c.mu.Unlock()
+		return total, nil
+	}
+	n := min(int64(total-off), c.sendWin, s.sendWin, int64(c.maxFrame))
+	if n <= 0 {
+		if c.winMore == nil {
+			c.winMore = make(chan struct{})
+		}
+		more := c.winMore
+		c.mu.Unlock()
+		return off, more
+	}
+	c.sendWin -= n
+	s.sendWin -= n
+	c.mu.Unlock()
+	end := off + int(n)
+	var buf []byte
+	if off >= np {
+		buf = body[off-np : end-np] // the framer copies it
+	} else {
+		buf = append(c.scratch[:0], prefix[off:min(end, np)]...)
+		if end > np {
+			buf = append(buf, body[:end-np]...)
+		}
+		c.scratch = buf[:0]
+	}
+	c.werr = c.fr.WriteData(s.id, end == total, buf)
+	return end, nil
 }
 
 // readLoop reads frames until the connection fails, then fails every open
@@ -735,6 +783,14 @@ func (c *Conn) readLoop() {
 			break
 		}
 	}
+	c.fail(err)
+	_ = c.nc.Close()
+	close(c.closed)
+}
+
+// fail marks c dead with err (unless it already has a reason) and ends
+// every open stream with it.
+func (c *Conn) fail(err error) {
 	c.broken.Store(true)
 	c.mu.Lock()
 	if c.err == nil {
@@ -746,8 +802,6 @@ func (c *Conn) readLoop() {
 		c.finish(s)
 	}
 	c.mu.Unlock()
-	_ = c.nc.Close()
-	close(c.closed)
 }
 
 // finish ends s and wakes its caller; under mu. Once s is ended its
@@ -755,6 +809,11 @@ func (c *Conn) readLoop() {
 func (c *Conn) finish(s *Stream) {
 	done := s.done
 	c.endStream(s)
+	if c.d != nil {
+		c.d.forget(s)
+		c.notify(s)
+		return
+	}
 	wake(done)
 }
 
@@ -896,7 +955,7 @@ func (c *Conn) goaway(last uint32, code http2.ErrCode) {
 		}
 	}
 	if c.active == 0 {
-		go c.Close(errors.New("server went away"))
+		c.closeGone()
 	}
 	wake(c.slotFree)
 }
@@ -984,27 +1043,37 @@ func (c *Conn) ctrlLoop() {
 		case <-c.closed:
 			return
 		}
-		c.cmu.Lock()
-		connInc, acks := c.cConnInc, c.cAcks
-		c.cConnInc, c.cAcks = 0, 0
-		incs, c.cStream = c.cStream, incs[:0]
-		pings, c.cPings = c.cPings, pings[:0]
-		c.cmu.Unlock()
-		c.lockW()
-		for range acks {
-			c.write(c.fr.WriteSettingsAck())
-		}
-		for _, p := range pings {
-			c.write(c.fr.WritePing(true, p))
-		}
-		if connInc > 0 {
-			c.write(c.fr.WriteWindowUpdate(0, connInc))
-		}
-		for _, in := range incs {
-			c.write(c.fr.WriteWindowUpdate(in.id, in.n))
-		}
-		c.unlockW()
+		incs, pings = c.writeCtrl(incs, pings)
 	}
+}
+
+// writeCtrl queues the frames the reader asked for; incs and pings are
+// spare lists for the requests, returned for the next call.
+func (c *Conn) writeCtrl(incs []inc, pings [][8]byte) ([]inc, [][8]byte) {
+	c.cmu.Lock()
+	connInc, acks := c.cConnInc, c.cAcks
+	c.cConnInc, c.cAcks = 0, 0
+	incs, c.cStream = c.cStream, incs[:0]
+	pings, c.cPings = c.cPings, pings[:0]
+	c.cmu.Unlock()
+	if acks == 0 && len(pings) == 0 && connInc == 0 && len(incs) == 0 {
+		return incs, pings
+	}
+	c.lockW()
+	for range acks {
+		c.write(c.fr.WriteSettingsAck())
+	}
+	for _, p := range pings {
+		c.write(c.fr.WritePing(true, p))
+	}
+	if connInc > 0 {
+		c.write(c.fr.WriteWindowUpdate(0, connInc))
+	}
+	for _, in := range incs {
+		c.write(c.fr.WriteWindowUpdate(in.id, in.n))
+	}
+	c.unlockW()
+	return incs, pings
 }
 
 // write keeps the first write error; under wmu.
