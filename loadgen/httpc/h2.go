@@ -80,11 +80,9 @@ type h2Client struct {
 	cancel context.CancelFunc
 	timer  *time.Timer // the request timeout
 
-	s     h2.Stream
-	resp  h2Resp
-	hdr   []byte // the request's header block
-	lname []byte // a header name in lower case
-	num   [20]byte
+	s    h2.Stream
+	resp h2Resp
+	req  h2Req
 
 	// The slot of the last request's scheme and host.
 	https bool
@@ -111,8 +109,9 @@ func (c *h2Client) Close() {
 
 // h2Resp sizes the response's header block as HTTP/1.1 header lines.
 type h2Resp struct {
-	hdrBytes int64 // "Name: value\r\n" of the final response's fields
-	counting bool  // in a response (not trailer) header block
+	hdrBytes int64     // "Name: value\r\n" of the final response's fields
+	counting bool      // in a response (not trailer) header block
+	x        *Exchange // a Poller's exchange whose stream this is
 }
 
 var _ h2.Receiver = (*h2Resp)(nil)
@@ -143,26 +142,9 @@ func (c *h2Client) Do(r *Request, res *Result) {
 		res.fail(ErrClosed)
 		return
 	}
-	https, err := r.secure()
+	https, sent, err := c.req.prepare(c.t, r)
 	if err != nil {
 		res.fail(err)
-		return
-	}
-	method := r.Method
-	if method == "" {
-		method = "GET"
-	}
-	if !validToken(method) {
-		res.fail(errBadMethod)
-		return
-	}
-	if !validTarget(r.Target) {
-		res.fail(errBadTarget)
-		return
-	}
-	sent, ok := c.encode(r, https, method)
-	if !ok {
-		res.fail(errBadHeader)
 		return
 	}
 	res.BytesSent = sent
@@ -181,16 +163,14 @@ func (c *h2Client) Do(r *Request, res *Result) {
 		defer slot.Close(ErrClosed)
 	}
 	// The whole request, a wait for a connection included, has the
-	// transport's timeout from start. On the usual path (a usable
-	// connection, first attempt) that is all of it, carried by the
-	// stream's own timer: the round trip then waits on the stream alone.
+	// transport's timeout from start (Request.Now, the intended send
+	// time of a late request included). On the usual path (a usable
+	// connection) it is carried by the stream's own timer: the round
+	// trip then waits on the stream alone.
 	start := r.start()
 	refused := 0
 	for attempt := 0; ; attempt++ {
-		left := c.t.timeout
-		if attempt > 0 {
-			left -= time.Since(start)
-		}
+		left := c.t.timeout - time.Since(start)
 		conn := slot.Ready()
 		if conn == nil {
 			c.timer.Reset(max(c.t.timeout-time.Since(start), 0))
@@ -210,7 +190,7 @@ func (c *h2Client) Do(r *Request, res *Result) {
 		c.s.Reset()
 		c.s.Timeout = left
 		c.resp = h2Resp{}
-		err := conn.RoundTrip(c.ctx, nil, &c.s, c.hdr, nil, r.Body)
+		err := conn.RoundTrip(c.ctx, nil, &c.s, c.req.hdr, nil, r.Body)
 		switch {
 		case err == h2.ErrRetry && attempt < maxRefused:
 			continue // nothing sent: on the next connection
@@ -236,9 +216,39 @@ func (c *h2Client) Do(r *Request, res *Result) {
 // unprocessed.
 const maxRefused = 8
 
-// encode renders r's header block into c.hdr and returns the request's
+// h2Req renders requests' header blocks into reused buffers.
+type h2Req struct {
+	hdr   []byte // the request's header block
+	lname []byte // a header name in lower case
+	num   [20]byte
+}
+
+// prepare checks r and renders its header block into q.hdr. It returns
+// whether r is https and its HTTP/1.1-equivalent size.
+func (q *h2Req) prepare(t *Transport, r *Request) (https bool, sent int64, err error) {
+	if https, err = r.secure(); err != nil {
+		return false, 0, err
+	}
+	method := r.Method
+	if method == "" {
+		method = "GET"
+	}
+	if !validToken(method) {
+		return false, 0, errBadMethod
+	}
+	if !validTarget(r.Target) {
+		return false, 0, errBadTarget
+	}
+	sent, ok := q.encode(t, r, https, method)
+	if !ok {
+		return false, 0, errBadHeader
+	}
+	return https, sent, nil
+}
+
+// encode renders r's header block into q.hdr and returns the request's
 // HTTP/1.1-equivalent size; false when a header is invalid.
-func (c *h2Client) encode(r *Request, https bool, method string) (int64, bool) {
+func (q *h2Req) encode(t *Transport, r *Request, https bool, method string) (int64, bool) {
 	authority := hostHeader(https, r.Host)
 	var hostOverride []byte
 	hdrSize, hasUA := 0, false
@@ -255,7 +265,7 @@ func (c *h2Client) encode(r *Request, https bool, method string) (int64, bool) {
 			hdrSize += len(h.Name) + 2 + len(h.Value) + 2
 		}
 	}
-	b := c.hdr[:0]
+	b := q.hdr[:0]
 	switch method {
 	case "GET":
 		b = h2.AppendIndexed(b, h2.StaticMethodGET)
@@ -288,17 +298,17 @@ func (c *h2Client) encode(r *Request, https bool, method string) (int64, bool) {
 			connectionHeader(h) {
 			continue
 		}
-		c.lname = appendLower(c.lname[:0], h.Name)
-		b = h2.AppendField(b, c.lname, h.Value)
+		q.lname = appendLower(q.lname[:0], h.Name)
+		b = h2.AppendField(b, q.lname, h.Value)
 	}
 	if !hasUA {
-		b = h2.AppendIndexedName(b, h2.StaticUserAgent, c.t.userAgent)
-		hdrSize += len("User-Agent: \r\n") + len(c.t.userAgent)
+		b = h2.AppendIndexedName(b, h2.StaticUserAgent, t.userAgent)
+		hdrSize += len("User-Agent: \r\n") + len(t.userAgent)
 	}
 	if len(r.Body) > 0 || method == "POST" || method == "PUT" || method == "PATCH" {
-		b = h2.AppendIndexedName(b, h2.StaticContentLength, strconv.AppendInt(c.num[:0], int64(len(r.Body)), 10))
+		b = h2.AppendIndexedName(b, h2.StaticContentLength, strconv.AppendInt(q.num[:0], int64(len(r.Body)), 10))
 	}
-	c.hdr = b
+	q.hdr = b
 	return int64(len(method)+1+target+len(" HTTP/1.1\r\nHost: \r\n")+authLen+hdrSize+2) + int64(len(r.Body)), true
 }
 
@@ -333,17 +343,20 @@ var (
 )
 
 // result turns the ended stream into res.
-func (c *h2Client) result(res *Result) {
-	s := &c.s
+func (c *h2Client) result(res *Result) { h2Outcome(&c.s, &c.resp, c.ctx.Err() != nil, res) }
+
+// h2Outcome turns s, an ended stream whose response resp sized, into res;
+// closed says the client was closed under it.
+func h2Outcome(s *h2.Stream, resp *h2Resp, closed bool, res *Result) {
 	if s.Status >= 200 {
 		res.BytesReceived = int64(len("HTTP/2.0 000 \r\n")+len(http.StatusText(s.Status))) +
-			c.resp.hdrBytes + 2 + s.DataBytes
+			resp.hdrBytes + 2 + s.DataBytes
 	}
 	switch {
 	case s.ConnErr != nil:
 		err := s.ConnErr
 		switch {
-		case c.ctx.Err() != nil || errors.Is(err, ErrClosed):
+		case closed || errors.Is(err, ErrClosed):
 			err = ErrClosed
 		case s.Refused:
 			err = fmt.Errorf("%v: %w", err, io.ErrUnexpectedEOF)
@@ -365,12 +378,16 @@ func (c *h2Client) result(res *Result) {
 
 // failed records err, a round trip's or a dial's: ErrClosed when the
 // client or Transport was closed under the request.
-func (c *h2Client) failed(res *Result, err error) {
+func (c *h2Client) failed(res *Result, err error) { res.fail(h2Failure(err, c.ctx.Err() != nil)) }
+
+// h2Failure is err, a round trip's or a dial's, as the error a request
+// fails with; closed says the client was closed under it.
+func h2Failure(err error, closed bool) error {
 	var te *h2.TLSError
 	switch {
 	case err == h2.ErrExpired:
 		err = context.DeadlineExceeded
-	case c.ctx.Err() != nil:
+	case closed:
 		err = ErrClosed
 	case err == h2.ErrRetry:
 		err = errNotUsable
@@ -379,5 +396,5 @@ func (c *h2Client) failed(res *Result, err error) {
 	case h2.IsProtocol(err):
 		err = &ProtocolError{err.Error()}
 	}
-	res.fail(err)
+	return err
 }

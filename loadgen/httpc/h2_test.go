@@ -71,9 +71,10 @@ func TestH2(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			skipTLSViaPoller(t, tt.scheme == "https")
 			tr := NewTransport(Options{HTTP2: true, TLSConfig: insecure(), Timeout: 5 * time.Second})
 			defer tr.Close()
-			c1, c2 := tr.NewClient(), tr.NewClient()
+			c1, c2 := newTestClient(tr), newTestClient(tr)
 			defer c1.Close()
 			defer c2.Close()
 			for i, c := range []Client{c1, c2, c1} {
@@ -127,9 +128,10 @@ func TestH2Errors(t *testing.T) {
 			if tt.want == ClassTimeout {
 				timeout = 300 * time.Millisecond
 			}
+			skipTLSViaPoller(t, tt.scheme == "https")
 			tr := NewTransport(Options{HTTP2: true, TLSConfig: tt.tls, Timeout: timeout})
 			defer tr.Close()
-			c := tr.NewClient()
+			c := newTestClient(tr)
 			defer c.Close()
 			var res Result
 			c.Do(&Request{Scheme: tt.scheme, Host: tt.addr, Target: []byte("/")}, &res)

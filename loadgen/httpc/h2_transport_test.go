@@ -120,9 +120,10 @@ func TestH2Responses(t *testing.T) {
 			if srv.https {
 				scheme = "https"
 			}
+			skipTLSViaPoller(t, srv.https)
 			tr := NewTransport(Options{HTTP2: true, TLSConfig: insecure(), Timeout: 5 * time.Second})
 			defer tr.Close()
-			c := tr.NewClient()
+			c := newTestClient(tr)
 			defer c.Close()
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
@@ -183,7 +184,7 @@ func TestH2LargeBodies(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range 3 { // concurrent streams share the connection window
 		wg.Go(func() {
-			c := tr.NewClient()
+			c := newTestClient(tr)
 			defer c.Close()
 			var res Result
 			c.Do(&Request{Method: "POST", Host: srv.Listener.Addr().String(), Target: []byte("/upload"), Body: body}, &res)
@@ -233,7 +234,7 @@ func TestH2MoreClientsThanMaxConcurrentStreams(t *testing.T) {
 	var ok atomic.Int64
 	for range clients {
 		wg.Go(func() {
-			c := tr.NewClient()
+			c := newTestClient(tr)
 			defer c.Close()
 			for range each {
 				var res Result
@@ -269,7 +270,7 @@ func TestH2GoAwayRetriesUnprocessedRequests(t *testing.T) {
 	var wg sync.WaitGroup
 	for range clients {
 		wg.Go(func() {
-			c := tr.NewClient()
+			c := newTestClient(tr)
 			defer c.Close()
 			for range each {
 				var res Result
@@ -295,7 +296,7 @@ func TestH2ServerDiesMidRun(t *testing.T) {
 		srv := newRawH2(t, rawH2Options{dieAfter: 3})
 		tr := NewTransport(Options{HTTP2: true, Timeout: 5 * time.Second})
 		defer tr.Close()
-		c := tr.NewClient()
+		c := newTestClient(tr)
 		defer c.Close()
 		want := []struct {
 			status int
@@ -334,7 +335,7 @@ func TestH2ServerDiesMidRun(t *testing.T) {
 		var wg sync.WaitGroup
 		for i := range n {
 			wg.Go(func() {
-				c := tr.NewClient()
+				c := newTestClient(tr)
 				defer c.Close()
 				c.Do(&Request{Host: srv.Listener.Addr().String(), Target: []byte("/hold")}, &results[i])
 			})
@@ -349,7 +350,7 @@ func TestH2ServerDiesMidRun(t *testing.T) {
 				t.Errorf("request %d: status %d class %q err %v, want reset", i, res.Status, res.Class, res.Err)
 			}
 		}
-		c := tr.NewClient()
+		c := newTestClient(tr)
 		defer c.Close()
 		var res Result
 		c.Do(&Request{Host: srv.Listener.Addr().String(), Target: []byte("/")}, &res)
@@ -359,7 +360,7 @@ func TestH2ServerDiesMidRun(t *testing.T) {
 	})
 }
 
-func TestH2TimeoutAndClose(t *testing.T) {
+func TestH2Timeout(t *testing.T) {
 	srv := h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			select {
@@ -371,7 +372,7 @@ func TestH2TimeoutAndClose(t *testing.T) {
 	addr := srv.Listener.Addr().String()
 	tr := NewTransport(Options{HTTP2: true, Timeout: 200 * time.Millisecond})
 	defer tr.Close()
-	c := tr.NewClient()
+	c := newTestClient(tr)
 
 	var res Result
 	c.Do(&Request{Host: addr, Target: []byte("/fast")}, &res)
@@ -388,6 +389,19 @@ func TestH2TimeoutAndClose(t *testing.T) {
 	if res.Status != 200 || !res.Reused {
 		t.Errorf("after a timeout: status %d reused %v class %q err %v, want 200 on the same connection", res.Status, res.Reused, res.Class, res.Err)
 	}
+	c.Close()
+}
+
+func TestH2Close(t *testing.T) {
+	srv := h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-r.Context().Done():
+			case <-time.After(10 * time.Second):
+			}
+		}
+	}))
+	addr := srv.Listener.Addr().String()
 
 	// Close aborts a request in flight; later requests fail at once.
 	tr2 := NewTransport(Options{HTTP2: true, Timeout: 10 * time.Second})
@@ -409,9 +423,15 @@ func TestH2TimeoutAndClose(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close did not abort the request in flight")
 	}
+	var res Result
 	c2.Do(&Request{Host: addr, Target: []byte("/fast")}, &res)
 	if res.Err != ErrClosed {
 		t.Errorf("after Close: err %v, want ErrClosed", res.Err)
+	}
+	tr := NewTransport(Options{HTTP2: true, Timeout: 5 * time.Second})
+	c := tr.NewClient()
+	if c.Do(&Request{Host: addr, Target: []byte("/fast")}, &res); res.Status != 200 {
+		t.Fatalf("status %d class %q err %v", res.Status, res.Class, res.Err)
 	}
 	c.Close()
 	tr.Close()
@@ -437,5 +457,83 @@ func TestH2DisableKeepAlive(t *testing.T) {
 	}
 	if n := srv.conns.Load(); n != 3 {
 		t.Errorf("%d connections, want one per request", n)
+	}
+}
+
+// A request waiting for a stream (the server's MAX_CONCURRENT_STREAMS is
+// taken) times out from its own start, and the connection goes on.
+func TestH2TimeoutWaitingForStream(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/hold" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	}))
+	var p http.Protocols
+	p.SetUnencryptedHTTP2(true)
+	srv.Config.Protocols = &p
+	srv.Config.HTTP2 = &http.HTTP2Config{MaxConcurrentStreams: 1}
+	srv.Start()
+	defer srv.Close()
+	defer close(release)
+	addr := srv.Listener.Addr().String()
+	tr := NewTransport(Options{HTTP2: true, Timeout: 300 * time.Millisecond})
+	defer tr.Close()
+	holder, waiter := newTestClient(tr), newTestClient(tr)
+	defer holder.Close()
+	defer waiter.Close()
+	held := make(chan Result, 1)
+	go func() {
+		var res Result
+		holder.Do(&Request{Host: addr, Target: []byte("/hold")}, &res)
+		held <- res
+	}()
+	time.Sleep(100 * time.Millisecond) // the holder has the one stream
+	// The waiter's timeout runs from 150 ms ago: it ends while the holder
+	// still has the stream.
+	var res Result
+	start := time.Now()
+	waiter.Do(&Request{Host: addr, Target: []byte("/fast"), Now: start.Add(-150 * time.Millisecond)}, &res)
+	if res.Class != ClassTimeout || time.Since(start) > 2*time.Second {
+		t.Errorf("waiting request: class %q err %v after %v, want a timeout near 150 ms", res.Class, res.Err, time.Since(start))
+	}
+	if r := <-held; r.Class != ClassTimeout {
+		t.Errorf("holding request: class %q err %v, want a timeout", r.Class, r.Err)
+	}
+	waiter.Do(&Request{Host: addr, Target: []byte("/fast")}, &res)
+	if res.Status != 200 || !res.Reused {
+		t.Errorf("after the timeouts: status %d reused %v class %q err %v, want 200 on the same connection", res.Status, res.Reused, res.Class, res.Err)
+	}
+}
+
+// A server that accepts the connection and never answers the preface
+// fails the request as a timeout.
+func TestH2SilentServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	tr := NewTransport(Options{HTTP2: true, Timeout: 300 * time.Millisecond})
+	defer tr.Close()
+	c := newTestClient(tr)
+	defer c.Close()
+	var res Result
+	start := time.Now()
+	c.Do(&Request{Host: ln.Addr().String(), Target: []byte("/")}, &res)
+	if res.Class != ClassTimeout || time.Since(start) > 2*time.Second {
+		t.Errorf("class %q err %v after %v, want a timeout near 300 ms", res.Class, res.Err, time.Since(start))
 	}
 }

@@ -15,6 +15,10 @@
 // multiplexed on it as streams, header blocks rendered into reused
 // buffers; it allocates nothing per request either.
 //
+// A Poller (Linux) runs many callers' requests on one goroutine over
+// epoll, by the same rules: HTTP/1.1 with a connection per caller, or h2c
+// streams on a connection per host. The load engine's event loops use it.
+//
 // Request failures are data: Do fills Result.Class and Result.Err and never
 // returns a Go error.
 package httpc

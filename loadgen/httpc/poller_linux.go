@@ -8,13 +8,14 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/loadcap/loadcap/loadgen/internal/h2"
 	"github.com/loadcap/loadcap/loadgen/internal/rawio"
 )
 
 // PollerSupported reports whether NewPoller works here (Linux).
 const PollerSupported = true
 
-// A Poller runs plain-HTTP/1.1 exchanges for many callers on the one
+// A Poller runs plain-HTTP exchanges for many callers on the one
 // goroutine that calls it, over its own epoll instance: the event loop
 // wrk and h2load are built on. Against the blocking Client, whose caller
 // is a goroutine per connection, it saves the scheduler's work around
@@ -30,10 +31,12 @@ const PollerSupported = true
 // The exchanges follow Client's rules: the same request rendering,
 // response parsing and limits, the whole-request timeout from
 // Request.Now, the retry of a stale kept-alive connection, the error
-// classes. What it does not do: TLS and HTTP/2 (Start fails such a
-// request with a *RequestError), and it times requests out within
-// pollScan of their deadline (a response that completes after its
-// deadline is a timeout all the same).
+// classes. Over HTTP/2 (the Transport's Options.HTTP2, h2c with prior
+// knowledge) the exchanges are streams on one connection per host
+// (poller_h2_linux.go). What it does not do: TLS, and HTTP/2 without
+// keep-alive (Start fails such a request with a *RequestError); and it
+// times requests out within pollScan of their deadline (a response that
+// completes after its deadline is a timeout all the same).
 //
 // A Poller is not safe for concurrent use.
 type Poller struct {
@@ -48,6 +51,8 @@ type Poller struct {
 	scanAt time.Time
 	now    time.Time // read when the last Wait's wait ended
 	closed bool
+
+	h2 pollH2s // HTTP/2 connections, when the Transport's options say HTTP2
 }
 
 // pollScan is how often Wait looks for requests past their deadline.
@@ -74,6 +79,17 @@ type Exchange struct {
 	used     time.Time // start of the last request that succeeded on the connection
 	reused   bool
 	retried  bool
+
+	// HTTP/2: the request is a stream on a connection the Poller shares
+	// among its exchanges.
+	hc      *pollH2 // the stream's connection; nil = none
+	s       h2.Stream
+	resp    h2Resp
+	req     h2Req
+	body    []byte // the request's, until it has been sent
+	sent    int64  // the request's HTTP/1.1-equivalent size
+	moves   int    // times the stream moved to another connection unsent
+	refused int    // times the server refused it unprocessed
 }
 
 type xState uint8
@@ -83,6 +99,7 @@ const (
 	xConnect
 	xWrite
 	xRead
+	xStream // HTTP/2: a stream open or waiting to open
 )
 
 // NewPoller returns a Poller that uses t's options; close it with Close.
@@ -102,7 +119,10 @@ func (p *Poller) NewExchange(user any) *Exchange {
 		x.User, x.Res, x.host, x.used = user, Result{}, "", time.Time{}
 		return x
 	}
-	x := &Exchange{User: user, slot: int32(len(p.xs)), fd: -1, rbuf: make([]byte, readBufSize)}
+	x := &Exchange{User: user, slot: int32(len(p.xs)), fd: -1}
+	if p.t.h2 == nil {
+		x.rbuf = make([]byte, readBufSize)
+	}
 	p.xs = append(p.xs, x)
 	return x
 }
@@ -127,6 +147,7 @@ func (p *Poller) Close() {
 		p.closeConn(x)
 		x.state = xIdle
 	}
+	p.closeH2()
 	syscall.Close(p.epfd)
 }
 
@@ -137,6 +158,10 @@ func (p *Poller) Start(x *Exchange, r *Request) {
 	x.retried = false
 	if p.closed {
 		p.finish(x, ErrClosed)
+		return
+	}
+	if p.t.h2 != nil {
+		p.startStream(x, r)
 		return
 	}
 	https, err := r.secure()
@@ -193,37 +218,62 @@ func (p *Poller) dial(x *Exchange) error {
 	if err != nil {
 		return err
 	}
-	sa := a.sa
-	family := syscall.AF_INET
-	if _, ok := sa.(*syscall.SockaddrInet6); ok {
-		family = syscall.AF_INET6
-	}
-	fd, err := syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return dialError(a.addr, err)
-	}
-	_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 	x.gen++
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | -syscall.EPOLLET, Fd: x.slot, Pad: x.gen}
-	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
-		syscall.Close(fd)
-		return os.NewSyscallError("epoll_ctl", err)
+	fd, connecting, err := p.connect(a, syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | -syscall.EPOLLET, Fd: x.slot, Pad: x.gen})
+	if err != nil {
+		return err
 	}
 	x.fd = fd
 	x.dialBy = time.Now().Add(p.t.dialTimeout)
 	if x.deadline.Before(x.dialBy) {
 		x.dialBy = x.deadline
 	}
-	switch err := syscall.Connect(fd, sa); err {
-	case nil:
-		x.state = xWrite
-	case syscall.EINPROGRESS, syscall.EINTR:
+	x.state = xWrite
+	if connecting {
 		x.state = xConnect
-	default:
-		p.closeConn(x)
-		return dialError(a.addr, err)
 	}
 	x.addr = a.addr
+	return nil
+}
+
+// connect opens a non-blocking socket to a, in the epoll set with ev, and
+// starts connecting it; connecting true means the connect is under way
+// (writable when done).
+func (p *Poller) connect(a pollAddr, ev syscall.EpollEvent) (fd int, connecting bool, err error) {
+	family := syscall.AF_INET
+	if _, ok := a.sa.(*syscall.SockaddrInet6); ok {
+		family = syscall.AF_INET6
+	}
+	fd, err = syscall.Socket(family, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, false, dialError(a.addr, err)
+	}
+	_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
+		syscall.Close(fd)
+		return -1, false, os.NewSyscallError("epoll_ctl", err)
+	}
+	switch err := syscall.Connect(fd, a.sa); err {
+	case nil:
+		return fd, false, nil
+	case syscall.EINPROGRESS, syscall.EINTR:
+		return fd, true, nil
+	default:
+		syscall.Close(fd)
+		return -1, false, dialError(a.addr, err)
+	}
+}
+
+// connectError is a connect's outcome once its socket is ready: nil when
+// it connected.
+func connectError(fd int, addr *net.TCPAddr) error {
+	errno, err := syscall.GetsockoptInt(fd, syscall.SOL_SOCKET, syscall.SO_ERROR)
+	if err == nil && errno != 0 {
+		err = syscall.Errno(errno)
+	}
+	if err != nil {
+		return dialError(addr, err)
+	}
 	return nil
 }
 
@@ -367,12 +417,17 @@ func (p *Poller) Wait(max time.Duration) []*Exchange {
 	}
 	n := 0
 	if !p.closed {
+		p.flushH2()
 		n = epollWait(p.epfd, p.events, ms)
 	}
 	now := time.Now()
 	p.now = now
 	for i := 0; i < n; i++ {
 		ev := &p.events[i]
+		if ev.Fd < 0 {
+			p.eventH2(ev, now)
+			continue
+		}
 		x := p.xs[ev.Fd]
 		if ev.Pad != x.gen || x.fd < 0 {
 			continue // a connection closed since
@@ -395,13 +450,9 @@ func (p *Poller) Now() time.Time { return p.now }
 func (p *Poller) event(x *Exchange, ev uint32, now time.Time) {
 	switch x.state {
 	case xConnect:
-		errno, err := syscall.GetsockoptInt(x.fd, syscall.SOL_SOCKET, syscall.SO_ERROR)
-		if err == nil && errno != 0 {
-			err = syscall.Errno(errno)
-		}
-		if err != nil {
+		if err := connectError(x.fd, x.addr); err != nil {
 			p.closeConn(x)
-			p.finish(x, dialError(x.addr, err))
+			p.finish(x, err)
 			return
 		}
 		if ev&syscall.EPOLLOUT == 0 {
@@ -420,9 +471,15 @@ func (p *Poller) event(x *Exchange, ev uint32, now time.Time) {
 
 // scan fails the requests past their deadline.
 func (p *Poller) scan(now time.Time) {
+	p.scanH2(now)
 	for _, x := range p.xs {
 		switch {
 		case x.state == xIdle:
+		case x.state == xStream:
+			if !now.Before(x.deadline) {
+				p.cancelStream(x)
+				p.finish(x, h2Failure(h2.ErrExpired, false))
+			}
 		case !now.Before(x.deadline), x.state == xConnect && !now.Before(x.dialBy):
 			p.closeConn(x)
 			p.finish(x, os.ErrDeadlineExceeded)

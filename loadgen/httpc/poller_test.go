@@ -27,13 +27,95 @@ func newTestClient(tr *Transport) Client {
 	if !viaPoller {
 		return tr.NewClient()
 	}
+	pollClients.Add(1)
+	if tr.h2 != nil {
+		return sharedPoller(tr).client()
+	}
 	p, err := tr.NewPoller()
 	if err != nil {
 		panic(err)
 	}
-	pollClients.Add(1)
 	return &pollClient{p: p, x: p.NewExchange(nil)}
 }
+
+// An HTTP/2 test's clients share one Poller, as a Transport's clients
+// share its connections: a goroutine runs it, taking the clients' calls.
+type pollDriver struct {
+	calls chan *pollCall
+}
+
+type pollCall struct {
+	r    *Request
+	res  *Result
+	done chan struct{}
+}
+
+var (
+	driversMu sync.Mutex
+	drivers   = map[*Transport]*pollDriver{}
+)
+
+// sharedPoller returns tr's driver, started on first use; it stops, and
+// closes its Poller, when tr closes.
+func sharedPoller(tr *Transport) *pollDriver {
+	driversMu.Lock()
+	defer driversMu.Unlock()
+	if d := drivers[tr]; d != nil {
+		return d
+	}
+	p, err := tr.NewPoller()
+	if err != nil {
+		panic(err)
+	}
+	d := &pollDriver{calls: make(chan *pollCall)}
+	drivers[tr] = d
+	go d.run(tr, p)
+	return d
+}
+
+func (d *pollDriver) run(tr *Transport, p *Poller) {
+	defer p.Close()
+	inFlight := 0
+	for {
+		var c *pollCall
+		if inFlight == 0 {
+			select {
+			case c = <-d.calls:
+			case <-tr.ctx.Done():
+				return
+			}
+		} else {
+			select {
+			case c = <-d.calls:
+			default:
+			}
+		}
+		if c != nil {
+			p.Start(p.NewExchange(c), c.r)
+			inFlight++
+		}
+		for _, x := range p.Wait(time.Millisecond) {
+			c := x.User.(*pollCall)
+			*c.res = x.Res
+			p.Release(x)
+			inFlight--
+			close(c.done)
+		}
+	}
+}
+
+func (d *pollDriver) client() Client { return driverClient{d} }
+
+// driverClient sends its requests through a shared Poller.
+type driverClient struct{ d *pollDriver }
+
+func (c driverClient) Do(r *Request, res *Result) {
+	call := &pollCall{r: r, res: res, done: make(chan struct{})}
+	c.d.calls <- call
+	<-call.done
+}
+
+func (c driverClient) Close() {}
 
 // pollClient runs one exchange at a time on its own Poller, as a Client.
 type pollClient struct {
@@ -83,6 +165,45 @@ func TestH1ViaPoller(t *testing.T) {
 		if pollClients.Load() == before {
 			t.Errorf("%s made no client over a Poller", tt.name)
 		}
+	}
+}
+
+// The HTTP/2 tests again, their clients' requests run as streams of one
+// Poller: all but TLS, Close under a request and keep-alive off, which
+// the Poller leaves to Client.
+func TestH2ViaPoller(t *testing.T) {
+	if !PollerSupported {
+		t.Skip("no Poller here")
+	}
+	for _, tt := range []struct {
+		name string
+		fn   func(*testing.T)
+	}{
+		{"H2", TestH2},
+		{"Errors", TestH2Errors},
+		{"Responses", TestH2Responses},
+		{"LargeBodies", TestH2LargeBodies},
+		{"MoreClientsThanMaxConcurrentStreams", TestH2MoreClientsThanMaxConcurrentStreams},
+		{"GoAwayRetriesUnprocessedRequests", TestH2GoAwayRetriesUnprocessedRequests},
+		{"ServerDiesMidRun", TestH2ServerDiesMidRun},
+		{"Timeout", TestH2Timeout},
+		{"TimeoutWaitingForStream", TestH2TimeoutWaitingForStream},
+		{"SilentServer", TestH2SilentServer},
+	} {
+		before := pollClients.Load()
+		viaPoller = true
+		t.Run(tt.name, tt.fn)
+		viaPoller = false
+		if pollClients.Load() == before {
+			t.Errorf("%s made no client over a Poller", tt.name)
+		}
+	}
+}
+
+// skipTLSViaPoller skips a TLS case when the test runs over a Poller.
+func skipTLSViaPoller(t *testing.T, https bool) {
+	if viaPoller && https {
+		t.Skip("the Poller leaves TLS to Client")
 	}
 }
 
