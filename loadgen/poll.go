@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/loadcap/loadcap/loadgen/httpc"
@@ -10,8 +11,10 @@ import (
 
 // pollPool runs a closed scenario's VUs on event loops (httpc.Poller)
 // instead of a goroutine per VU, when every request of the file can go
-// that way: plain HTTP/1.1 to one host, no gRPC, no replay, and no open
-// scenario (whose pacer must not wait behind a loop's processor). It is the same VU
+// that way: plain HTTP/1.1 to one host or h2c to any, no gRPC, no replay,
+// and no open scenario (whose pacer must not wait behind a loop's
+// processor). Over HTTP/2 each loop has its own connection per host,
+// which its VUs' streams share. It is the same VU
 // loop as closedLoop, request for request: the same mix, rendering, send
 // time, outcome and recorder calls.
 //
@@ -26,6 +29,9 @@ type pollPool struct {
 	next  int
 	off   bool // no poller here: add returns nil
 }
+
+// pollLoopsStarted counts the event loops started, for tests.
+var pollLoopsStarted atomic.Int64
 
 // pollWait bounds one wait of a loop for its sockets. Shorter waits cost
 // the kernel a timer reprogramming each (on a 4 ms scheduler tick):
@@ -49,7 +55,7 @@ func newPollPool(s *scenarioRun) *pollPool {
 // pollable reports whether s's VUs can run on event loops.
 func (s *scenarioRun) pollable() bool {
 	e := s.e
-	if !httpc.PollerSupported || e.o.noPoll || e.grpc != nil || e.o.replay != nil || e.f.HTTP2 {
+	if !httpc.PollerSupported || e.o.noPoll || e.grpc != nil || e.o.replay != nil {
 		return false
 	}
 	for i := range e.f.Scenarios {
@@ -57,12 +63,13 @@ func (s *scenarioRun) pollable() bool {
 			return false
 		}
 	}
-	// One plain-HTTP host: an exchange keeps one connection, where a
-	// Client keeps one per host.
+	// Plain HTTP (h2c for HTTP/2); HTTP/1.1 to one host: an exchange
+	// keeps one connection, where a Client keeps one per host (HTTP/2
+	// streams go on their host's connection, whichever it is).
 	host := ""
 	for i, ri := range s.sc.Requests {
 		ent := &s.mix.entries[ri]
-		if ent.scheme == "https" || (i > 0 && ent.host != host) {
+		if ent.scheme == "https" || (!e.f.HTTP2 && i > 0 && ent.host != host) {
 			return false
 		}
 		host = ent.host
@@ -106,6 +113,7 @@ func (pp *pollPool) close() {
 // pollLoop runs the VUs sent on add with p until they have all exited
 // and add is closed; at the hard stop it abandons those in flight.
 func (s *scenarioRun) pollLoop(p *httpc.Poller, add <-chan *vu) {
+	pollLoopsStarted.Add(1)
 	defer p.Close()
 	mine := map[*vu]struct{}{} // joined, not yet exited
 	join := func(v *vu) {

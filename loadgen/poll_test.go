@@ -8,26 +8,61 @@ import (
 	"github.com/loadcap/loadcap/loadgen"
 	"github.com/loadcap/loadcap/loadgen/target"
 	"github.com/loadcap/loadcap/loadgen/target/targettest"
+	"github.com/loadcap/loadcap/scenarios"
 )
 
-// engines are the two ways a closed scenario of plain HTTP/1.1 runs: on
-// event loops (the default) and on a goroutine per VU.
+// engines are the two ways a closed scenario of plain HTTP runs: on event
+// loops (the default) and on a goroutine per VU.
 var engines = []struct {
-	name string
-	opts []loadgen.Option
+	name  string
+	opts  []loadgen.Option
+	loops bool
 }{
-	{"event loops", nil},
-	{"goroutines", []loadgen.Option{loadgen.WithoutEventLoops()}},
+	{"event loops", nil, true},
+	{"goroutines", []loadgen.Option{loadgen.WithoutEventLoops()}, false},
+}
+
+// protocols are the two that event loops carry: HTTP/1.1 and h2c, each
+// with the file's http block (extra is more of it, indented).
+var protocols = []struct {
+	name string
+	h2c  bool
+	http string
+}{
+	{"HTTP/1.1", false, "http:\n  http2: false\n"},
+	{"HTTP/2", true, "http:\n  http2: true\n"},
+}
+
+// runOn runs f as eng, checking that it used event loops exactly when it
+// should.
+func runOn(t *testing.T, f *scenarios.File, eng struct {
+	name  string
+	opts  []loadgen.Option
+	loops bool
+}) *loadgen.Result {
+	t.Helper()
+	before := loadgen.PollLoopsStarted.Load()
+	res := run(t, f, eng.opts...)
+	if used := loadgen.PollLoopsStarted.Load() > before; used != eng.loops {
+		t.Errorf("%s: event loops used: %v", eng.name, used)
+	}
+	return res
 }
 
 // A closed mix of statuses and sizes measures the same on event loops as
 // on goroutines: every request accounted for, each response's status and
 // size, and the error samples.
 func TestEventLoopsMeasureAsGoroutines(t *testing.T) {
-	srv := targettest.Start(t, target.Config{})
+	for _, proto := range protocols {
+		t.Run(proto.name, func(t *testing.T) { measureAsGoroutines(t, proto.h2c, proto.http) })
+	}
+}
+
+func measureAsGoroutines(t *testing.T, h2c bool, http string) {
+	srv := targettest.Start(t, target.Config{H2C: h2c})
 	f := parse(t, `
 target: %s
-scenarios:
+%sscenarios:
   mix:
     executor: constant-vus
     vus: 12
@@ -38,7 +73,7 @@ requests:
   - {name: missing, path: /status/404}
   - {name: broken, path: /status/503}
   - {name: empty, path: /status/204}
-`, srv.URL())
+`, srv.URL(), http)
 	type perRequest struct {
 		status string
 		recv   int64 // bytes per response
@@ -48,7 +83,7 @@ requests:
 	}
 	got := map[string]map[string]perRequest{}
 	for _, eng := range engines {
-		res := run(t, f, eng.opts...)
+		res := runOn(t, f, eng)
 		if res.Totals.Completed < 100 {
 			t.Fatalf("%s: only %d requests completed", eng.name, res.Totals.Completed)
 		}
@@ -89,10 +124,16 @@ func keys(m map[int]int64) []int {
 // graceful stop are abandoned and counted as in flight at the stop, on
 // event loops as on goroutines.
 func TestClosedHardStop(t *testing.T) {
-	srv := targettest.Start(t, target.Config{})
+	for _, proto := range protocols {
+		t.Run(proto.name, func(t *testing.T) { closedHardStop(t, proto.h2c, proto.http) })
+	}
+}
+
+func closedHardStop(t *testing.T, h2c bool, http string) {
+	srv := targettest.Start(t, target.Config{H2C: h2c})
 	f := parse(t, `
 target: %s
-scenarios:
+%sscenarios:
   slow:
     executor: constant-vus
     vus: 5
@@ -101,11 +142,11 @@ scenarios:
 requests:
   - name: a
     path: /sleep?ms=5000
-`, srv.URL())
+`, srv.URL(), http)
 	for _, eng := range engines {
 		t.Run(eng.name, func(t *testing.T) {
 			start := time.Now()
-			res := run(t, f, eng.opts...)
+			res := runOn(t, f, eng)
 			if el := time.Since(start); el > 3*time.Second {
 				t.Errorf("run took %v: the graceful stop should have cut it near 1.2 s", el)
 			}
@@ -119,11 +160,16 @@ requests:
 // A request that outlives the file's timeout fails as a timeout on event
 // loops too, and the VU goes on.
 func TestEventLoopTimeouts(t *testing.T) {
-	srv := targettest.Start(t, target.Config{})
+	for _, proto := range protocols {
+		t.Run(proto.name, func(t *testing.T) { eventLoopTimeouts(t, proto.h2c, proto.http) })
+	}
+}
+
+func eventLoopTimeouts(t *testing.T, h2c bool, http string) {
+	srv := targettest.Start(t, target.Config{H2C: h2c})
 	f := parse(t, `
 target: %s
-http:
-  timeout: 100ms
+%s  timeout: 100ms
 scenarios:
   loop:
     executor: constant-vus
@@ -132,8 +178,8 @@ scenarios:
 requests:
   - name: slow
     path: /sleep?ms=1000
-`, srv.URL())
-	res := run(t, f)
+`, srv.URL(), http)
+	res := runOn(t, f, engines[0])
 	r := res.Request("slow")
 	if r.Completed != 0 || r.Errors["timeout"] < 10 || r.Errors["timeout"] != r.Failed {
 		t.Errorf("completed %d, errors %v: want only timeouts, about 20", r.Completed, r.Errors)

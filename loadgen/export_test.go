@@ -1,0 +1,4 @@
+package loadgen
+
+// PollLoopsStarted counts the event loops started.
+var PollLoopsStarted = &pollLoopsStarted
