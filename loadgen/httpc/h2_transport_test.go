@@ -360,7 +360,9 @@ func TestH2ServerDiesMidRun(t *testing.T) {
 	})
 }
 
-func TestH2Timeout(t *testing.T) {
+// slowH2Server serves h2c: /slow answers after 10 s (or the request's
+// end), anything else at once. It returns the address.
+func slowH2Server(t *testing.T) string {
 	srv := h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			select {
@@ -369,7 +371,11 @@ func TestH2Timeout(t *testing.T) {
 			}
 		}
 	}))
-	addr := srv.Listener.Addr().String()
+	return srv.Listener.Addr().String()
+}
+
+func TestH2Timeout(t *testing.T) {
+	addr := slowH2Server(t)
 	tr := NewTransport(Options{HTTP2: true, Timeout: 200 * time.Millisecond})
 	defer tr.Close()
 	c := newTestClient(tr)
@@ -393,15 +399,7 @@ func TestH2Timeout(t *testing.T) {
 }
 
 func TestH2Close(t *testing.T) {
-	srv := h2cServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/slow" {
-			select {
-			case <-r.Context().Done():
-			case <-time.After(10 * time.Second):
-			}
-		}
-	}))
-	addr := srv.Listener.Addr().String()
+	addr := slowH2Server(t)
 
 	// Close aborts a request in flight; later requests fail at once.
 	tr2 := NewTransport(Options{HTTP2: true, Timeout: 10 * time.Second})

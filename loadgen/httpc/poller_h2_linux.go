@@ -36,7 +36,7 @@ type pollH2 struct {
 	connecting bool
 	ready      bool      // the handshake is done
 	dialBy     time.Time // the connect and handshake's deadline
-	writable   bool      // waiting for the socket to take more (EPOLLOUT on)
+	outWait    bool      // a write waits for the socket to take more (EPOLLOUT on)
 }
 
 // pollH2s is a Poller's HTTP/2 state.
@@ -49,17 +49,13 @@ type pollH2s struct {
 	gen   int32
 }
 
-// h2Down is a host whose dial failed: requests fail with err until at.
+// h2Down is a host whose dial failed: requests fail with err until at,
+// as they do on a Client's connection slot (h2.Slot).
 type h2Down struct {
 	at      time.Time
 	backoff time.Duration
 	err     error
 }
-
-const (
-	h2MinBackoff = 100 * time.Millisecond
-	h2MaxBackoff = 2 * time.Second
-)
 
 // errPollerNoKeepAlive is a Poller's HTTP/2 request without keep-alive.
 var errPollerNoKeepAlive = &RequestError{"httpc: the Poller's HTTP/2 streams share a connection: keep-alive cannot be off"}
@@ -144,7 +140,7 @@ func (p *Poller) h2conn(host string) (*pollH2, error) {
 		p.down(host, err)
 		return nil, err
 	}
-	hc.fd, hc.connecting, hc.writable = fd, connecting, true
+	hc.fd, hc.connecting, hc.outWait = fd, connecting, true
 	hc.dialBy = time.Now().Add(p.t.dialTimeout)
 	hc.c = h2.NewDriven(func(s *h2.Stream) { hs.ended = append(hs.ended, s) })
 	hs.conns[hc.slot] = hc
@@ -170,7 +166,7 @@ func (p *Poller) down(host string, err error) {
 		d = &h2Down{}
 		hs.down[host] = d
 	}
-	d.backoff = min(max(2*d.backoff, h2MinBackoff), h2MaxBackoff)
+	d.backoff = h2.NextBackoff(d.backoff)
 	d.at, d.err = time.Now().Add(d.backoff), err
 }
 
@@ -220,7 +216,7 @@ func (p *Poller) flushConn(hc *pollH2) {
 		p.lost(hc, err)
 		return
 	}
-	if blocked != hc.writable {
+	if blocked != hc.outWait {
 		// Ask for writability only while a write waits for it: the
 		// socket's readiness is level-triggered.
 		ev := syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLRDHUP, Fd: -1 - hc.slot, Pad: hc.gen}
@@ -231,7 +227,7 @@ func (p *Poller) flushConn(hc *pollH2) {
 			p.lost(hc, os.NewSyscallError("epoll_ctl", err))
 			return
 		}
-		hc.writable = blocked
+		hc.outWait = blocked
 	}
 }
 
@@ -257,7 +253,7 @@ func (p *Poller) eventH2(ev *syscall.EpollEvent, now time.Time) {
 		p.flushConn(hc) // the preface
 		return
 	}
-	if ev.Events&syscall.EPOLLOUT != 0 && hc.writable {
+	if ev.Events&syscall.EPOLLOUT != 0 && hc.outWait {
 		if p.flushConn(hc); hc.fd < 0 {
 			return
 		}

@@ -144,7 +144,7 @@ func TestH1ViaPoller(t *testing.T) {
 	if !PollerSupported {
 		t.Skip("no Poller here")
 	}
-	for _, tt := range []struct {
+	runViaPoller(t, []struct {
 		name string
 		fn   func(*testing.T)
 	}{
@@ -157,7 +157,16 @@ func TestH1ViaPoller(t *testing.T) {
 		{"ResetUnderLoadIsNotRetried", TestH1ResetUnderLoadIsNotRetried},
 		{"StaleKeepAlive", TestH1StaleKeepAlive},
 		{"ResetEveryRequestFails", TestH1ResetEveryRequestFails},
-	} {
+	})
+}
+
+// runViaPoller runs tests with newTestClient making clients over a
+// Poller, each of which must make one.
+func runViaPoller(t *testing.T, tests []struct {
+	name string
+	fn   func(*testing.T)
+}) {
+	for _, tt := range tests {
 		before := pollClients.Load()
 		viaPoller = true
 		t.Run(tt.name, tt.fn)
@@ -175,7 +184,7 @@ func TestH2ViaPoller(t *testing.T) {
 	if !PollerSupported {
 		t.Skip("no Poller here")
 	}
-	for _, tt := range []struct {
+	runViaPoller(t, []struct {
 		name string
 		fn   func(*testing.T)
 	}{
@@ -189,15 +198,7 @@ func TestH2ViaPoller(t *testing.T) {
 		{"Timeout", TestH2Timeout},
 		{"TimeoutWaitingForStream", TestH2TimeoutWaitingForStream},
 		{"SilentServer", TestH2SilentServer},
-	} {
-		before := pollClients.Load()
-		viaPoller = true
-		t.Run(tt.name, tt.fn)
-		viaPoller = false
-		if pollClients.Load() == before {
-			t.Errorf("%s made no client over a Poller", tt.name)
-		}
-	}
+	})
 }
 
 // skipTLSViaPoller skips a TLS case when the test runs over a Poller.

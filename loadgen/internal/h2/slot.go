@@ -32,6 +32,13 @@ const (
 	maxBackoff = 2 * time.Second
 )
 
+// NextBackoff is how long callers fail fast after a failed dial, given
+// the wait after the failure before it (0 for none): 100 ms, doubling to
+// 2 s.
+func NextBackoff(last time.Duration) time.Duration {
+	return min(max(2*last, minBackoff), maxBackoff)
+}
+
 // NewSlot returns a slot dialling o; once ctx is done the slot refuses
 // callers with closed and closes the connection its dial makes.
 func NewSlot(ctx context.Context, o Options, closed error) *Slot {
@@ -98,7 +105,7 @@ func (sl *Slot) dial(done chan struct{}) {
 	c, err := Dial(sl.ctx, &sl.o)
 	sl.mu.Lock()
 	if err != nil {
-		sl.backoff = min(max(2*sl.backoff, minBackoff), maxBackoff)
+		sl.backoff = NextBackoff(sl.backoff)
 		sl.retryAt = time.Now().Add(sl.backoff)
 		sl.lastErr = fmt.Errorf("connect to %s: %w", sl.o.Addr, err)
 	} else {
