@@ -535,3 +535,26 @@ func TestH2SilentServer(t *testing.T) {
 		t.Errorf("class %q err %v after %v, want a timeout near 300 ms", res.Class, res.Err, time.Since(start))
 	}
 }
+
+// A connection the server went away from closes once its last stream
+// has ended, even when that stream ends by its timeout.
+func TestH2GoAwayThenTimeoutClosesTheConnection(t *testing.T) {
+	srv := newRawH2(t, rawH2Options{holdAfter: 2})
+	tr := NewTransport(Options{HTTP2: true, Timeout: 200 * time.Millisecond})
+	defer tr.Close()
+	c := newTestClient(tr)
+	defer c.Close()
+	var res Result
+	if c.Do(&Request{Host: srv.addr, Target: []byte("/")}, &res); res.Status != 200 {
+		t.Fatalf("first request: status %d class %q err %v", res.Status, res.Class, res.Err)
+	}
+	if c.Do(&Request{Host: srv.addr, Target: []byte("/")}, &res); res.Class != ClassTimeout {
+		t.Fatalf("held request: class %q err %v, want a timeout", res.Class, res.Err)
+	}
+	for deadline := time.Now().Add(3 * time.Second); srv.ended.Load() == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if srv.ended.Load() != 1 {
+		t.Error("the connection stayed open after its last stream ended")
+	}
+}

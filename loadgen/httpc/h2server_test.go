@@ -15,6 +15,7 @@ type rawH2Options struct {
 	maxStreams  uint32 // SETTINGS_MAX_CONCURRENT_STREAMS; 0 = not sent
 	goAwayAfter int    // > 0: GOAWAY after answering this many streams of a connection
 	dieAfter    int    // > 0: close the connection when this stream arrives, unanswered
+	holdAfter   int    // > 0: when this stream arrives, GOAWAY naming it; it and later ones go unanswered
 }
 
 // rawH2 is a canned h2c server (prior knowledge): every request (a stream
@@ -24,6 +25,7 @@ type rawH2Options struct {
 type rawH2 struct {
 	*rawServer
 	answered atomic.Int64
+	ended    atomic.Int64 // connections the client closed
 }
 
 // HTTP/2 frame types and flags the canned server uses.
@@ -46,6 +48,7 @@ func newRawH2(tb testing.TB, o rawH2Options) *rawH2 {
 	dataAt := len(resp)
 	resp = appendFrame(resp, fData, flEndStream, 0, []byte("ok"))
 	s.rawServer = newRawServer(tb, func(c net.Conn, br *bufio.Reader) {
+		defer s.ended.Add(1)
 		var pre [24]byte
 		if _, err := io.ReadFull(br, pre[:]); err != nil {
 			return
@@ -91,6 +94,13 @@ func newRawH2(tb testing.TB, o rawH2Options) *rawH2 {
 				n++
 				if n == o.dieAfter {
 					return
+				}
+				if n == o.holdAfter {
+					var ga [8]byte
+					binary.BigEndian.PutUint32(ga[:], id)
+					bw.Write(appendFrame(nil, fGoAway, 0, 0, ga[:]))
+					gone = true
+					break
 				}
 				copy(out, resp)
 				binary.BigEndian.PutUint32(out[5:], id)

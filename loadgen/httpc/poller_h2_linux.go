@@ -120,7 +120,7 @@ func (p *Poller) h2conn(host string) (*pollH2, error) {
 	}
 	a, err := p.resolve(host)
 	if err != nil {
-		return nil, err
+		return nil, p.down(host, err)
 	}
 	hc := &pollH2{host: host, addr: a.addr, slot: -1}
 	for i, c := range hs.conns {
@@ -137,8 +137,7 @@ func (p *Poller) h2conn(host string) (*pollH2, error) {
 	hc.gen = hs.gen
 	fd, connecting, err := p.connect(a, syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP, Fd: -1 - hc.slot, Pad: hc.gen})
 	if err != nil {
-		p.down(host, err)
-		return nil, err
+		return nil, p.down(host, err)
 	}
 	hc.fd, hc.connecting, hc.outWait = fd, connecting, true
 	hc.dialBy = time.Now().Add(p.t.dialTimeout)
@@ -155,8 +154,10 @@ func (p *Poller) h2conn(host string) (*pollH2, error) {
 }
 
 // down records a failed dial of host: requests fail fast with err for a
-// while, growing with each failure in a row.
-func (p *Poller) down(host string, err error) {
+// while, growing with each failure in a row. It returns err as a Client's
+// connection slot words it.
+func (p *Poller) down(host string, err error) error {
+	err = fmt.Errorf("connect to %s: %w", dialAddr(false, host), err)
 	hs := &p.h2
 	if hs.down == nil {
 		hs.cur, hs.down = map[string]*pollH2{}, map[string]*h2Down{}
@@ -168,6 +169,7 @@ func (p *Poller) down(host string, err error) {
 	}
 	d.backoff = h2.NextBackoff(d.backoff)
 	d.at, d.err = time.Now().Add(d.backoff), err
+	return err
 }
 
 // retire takes hc off its host's new streams (it goes away or failed);
@@ -281,10 +283,15 @@ func (p *Poller) eventH2(ev *syscall.EpollEvent, now time.Time) {
 	p.settle(hc, now)
 }
 
-// settle turns the streams hc ended into results, moves its waiting
-// streams elsewhere when it takes no more and closes it once it is done.
+// settle turns the streams hc ended into results and tidies hc.
 func (p *Poller) settle(hc *pollH2, now time.Time) {
 	p.streamsEnded(now)
+	p.tidy(hc)
+}
+
+// tidy moves hc's waiting streams elsewhere when it takes no more, and
+// closes it once it is done.
+func (p *Poller) tidy(hc *pollH2) {
 	if hc.c.Usable() {
 		return
 	}
@@ -319,7 +326,7 @@ func (p *Poller) lost(hc *pollH2, err error) {
 	p.closeConnH2(hc)
 	p.streamsEnded(p.now)
 	if !ready {
-		p.down(hc.host, err)
+		err = p.down(hc.host, err)
 	}
 	for _, s := range waiting {
 		x := s.Recv.(*h2Resp).x
@@ -369,9 +376,10 @@ func (p *Poller) finishStream(x *Exchange, err error) {
 
 // cancelStream ends x's stream before its response (its timeout).
 func (p *Poller) cancelStream(x *Exchange) {
-	if x.hc != nil {
-		x.hc.c.Cancel(&x.s)
+	if hc := x.hc; hc != nil {
 		x.hc = nil
+		hc.c.Cancel(&x.s)
+		p.tidy(hc) // it may have been the last stream of a connection going away
 	}
 	x.body = nil
 }

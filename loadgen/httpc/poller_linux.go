@@ -152,7 +152,9 @@ func (p *Poller) Close() {
 }
 
 // Start sends r on x, which must not have a request in flight; a later
-// Wait returns x with the outcome in x.Res. r is not retained.
+// Wait returns x with the outcome in x.Res. r is not retained, except
+// over HTTP/2 its Body, which must not change until Wait has returned x
+// (a request the server refused unprocessed is sent again).
 func (p *Poller) Start(x *Exchange, r *Request) {
 	x.Res = Result{}
 	x.retried = false
@@ -411,13 +413,13 @@ func (p *Poller) closeConn(x *Exchange) {
 // blocking up to max (rounded down to milliseconds) while none has. The
 // slice is valid until the next Wait.
 func (p *Poller) Wait(max time.Duration) []*Exchange {
-	ms := int(max / time.Millisecond)
-	if len(p.done) > 0 || p.closed {
-		ms = 0
-	}
 	n := 0
 	if !p.closed {
-		p.flushH2()
+		p.flushH2() // may fail a connection, and its requests
+		ms := int(max / time.Millisecond)
+		if len(p.done) > 0 {
+			ms = 0
+		}
 		n = epollWait(p.epfd, p.events, ms)
 	}
 	now := time.Now()
@@ -478,6 +480,7 @@ func (p *Poller) scan(now time.Time) {
 		case x.state == xStream:
 			if !now.Before(x.deadline) {
 				p.cancelStream(x)
+				x.Res.Reused = x.s.Reused // as a Client's: an open stream's connection
 				p.finish(x, h2Failure(h2.ErrExpired, false))
 			}
 		case !now.Before(x.deadline), x.state == xConnect && !now.Before(x.dialBy):

@@ -198,7 +198,32 @@ func TestH2ViaPoller(t *testing.T) {
 		{"Timeout", TestH2Timeout},
 		{"TimeoutWaitingForStream", TestH2TimeoutWaitingForStream},
 		{"SilentServer", TestH2SilentServer},
+		{"GoAwayThenTimeoutClosesTheConnection", TestH2GoAwayThenTimeoutClosesTheConnection},
 	})
+}
+
+// A refused HTTP/2 connection reads the same over a Poller as over a
+// Client, as HTTP/1.1's does.
+func TestPollerH2RefusedAsClient(t *testing.T) {
+	if !PollerSupported {
+		t.Skip("no Poller here")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	tr := NewTransport(Options{HTTP2: true, Timeout: 2 * time.Second})
+	defer tr.Close()
+	var want, got Result
+	c := tr.NewClient()
+	defer c.Close()
+	c.Do(get(addr, "/"), &want)
+	sharedPoller(tr).client().Do(get(addr, "/"), &got)
+	if got.Class != ClassRefused || got.Class != want.Class || fmt.Sprint(got.Err) != fmt.Sprint(want.Err) {
+		t.Errorf("poller: class %q err %v; client: class %q err %v", got.Class, got.Err, want.Class, want.Err)
+	}
 }
 
 // skipTLSViaPoller skips a TLS case when the test runs over a Poller.

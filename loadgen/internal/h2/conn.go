@@ -706,6 +706,14 @@ func (c *Conn) writeHeaders(id uint32, hdr []byte, maxFrame int, endStream bool)
 func (c *Conn) writeBody(ctx context.Context, expire <-chan time.Time, s *Stream, prefix, body []byte) {
 	total := len(prefix) + len(body)
 	for off := 0; off < total && c.werr == nil; {
+		if s.finished.Load() {
+			// Answered before the body was all sent: end the stream on
+			// the server's side too, unless the server reset it.
+			if !s.RST {
+				c.werr = c.fr.WriteRSTStream(s.id, http2.ErrCodeCancel)
+			}
+			return
+		}
 		var more chan struct{}
 		if off, more = c.sendData(s, prefix, body, off); more != nil {
 			// Wait for a WINDOW_UPDATE without holding the writer.
@@ -810,7 +818,7 @@ func (c *Conn) finish(s *Stream) {
 	done := s.done
 	c.endStream(s)
 	if c.d != nil {
-		c.d.forget(s)
+		c.d.forget(s, !s.RST)
 		c.notify(s)
 		return
 	}
@@ -893,6 +901,8 @@ func (c *Conn) handle(h frameHeader, p []byte) error {
 		if s := c.streams[h.stream]; s != nil {
 			s.RST, s.RSTCode = true, http2.ErrCode(binary.BigEndian.Uint32(p))
 			c.finish(s)
+		} else if c.d != nil {
+			c.d.reset(h.stream) // answered, then reset: no reset of ours
 		}
 		c.mu.Unlock()
 	case http2.FrameSettings:

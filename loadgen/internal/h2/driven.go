@@ -15,6 +15,7 @@ type driven struct {
 	woff    int       // bytes of the write queue already written
 	pend    []*Stream // waiting for the handshake or a stream slot, in order
 	sending []*Stream // open, the rest of their bodies waiting for window
+	unsent  []uint32  // streams answered before their bodies were sent: to reset
 	incs    []inc     // writeCtrl's spare lists
 	pings   [][8]byte
 }
@@ -142,11 +143,11 @@ func (c *Conn) Feed(p []byte) error {
 			if err = firstFrame(h); err != nil {
 				break
 			}
-			d.ready = true
 		}
 		if err = c.handle(h, payload); err != nil {
 			break
 		}
+		d.ready = true // the first SETTINGS applied: the handshake is done
 	}
 	if err != nil {
 		d.in = d.in[:0]
@@ -154,6 +155,7 @@ func (c *Conn) Feed(p []byte) error {
 		return err
 	}
 	d.in = append(d.in[:0], p...)
+	c.resetUnsent()
 	d.incs, d.pings = c.writeCtrl(d.incs, d.pings)
 	if len(d.sending) > 0 {
 		c.lockW()
@@ -213,7 +215,7 @@ func (c *Conn) Cancel(s *Stream) bool {
 	if !mine {
 		return false
 	}
-	d.forget(s)
+	d.forget(s, false)
 	c.lockW()
 	c.write(c.fr.WriteRSTStream(s.id, http2.ErrCodeCancel))
 	c.unlockW()
@@ -223,22 +225,56 @@ func (c *Conn) Cancel(s *Stream) bool {
 	return true
 }
 
-// forget drops s, which has ended, from the bodies still to send.
-func (d *driven) forget(s *Stream) {
+// forget drops s, which has ended, from the bodies still to send. With
+// reset, a stream whose body was not all sent is to be reset
+// (resetUnsent): the server answered it early and did not reset it.
+func (d *driven) forget(s *Stream, reset bool) {
 	if i := slices.Index(d.sending, s); i >= 0 {
 		d.sending = slices.Delete(d.sending, i, i+1)
+		if reset {
+			d.unsent = append(d.unsent, s.id)
+		}
 	}
 	s.prefix, s.body = nil, nil
+}
+
+// reset takes stream id, which the server reset after answering it, off
+// the streams to reset.
+func (d *driven) reset(id uint32) {
+	d.unsent = slices.DeleteFunc(d.unsent, func(u uint32) bool { return u == id })
+}
+
+// resetUnsent queues RST_STREAM (CANCEL) for the streams the server
+// answered before their bodies were all sent: the stream stays open on
+// the server's side, counted against its limit, until the client ends it.
+func (c *Conn) resetUnsent() {
+	d := c.d
+	if len(d.unsent) == 0 {
+		return
+	}
+	c.lockW()
+	for _, id := range d.unsent {
+		c.write(c.fr.WriteRSTStream(id, http2.ErrCodeCancel))
+	}
+	c.unlockW()
+	d.unsent = d.unsent[:0]
 }
 
 // Out returns the bytes queued for the socket that are not yet written;
 // Wrote(n) says that n of them were.
 func (c *Conn) Out() []byte { return c.out.b[c.d.woff:] }
 
-// Wrote records that n bytes of Out were written.
+// Wrote records that n bytes of Out were written. The written bytes are
+// dropped once they are most of the queue, so that a socket that keeps
+// taking part of it does not make it grow.
 func (c *Conn) Wrote(n int) {
 	d := c.d
-	if d.woff += n; d.woff >= len(c.out.b) {
+	d.woff += n
+	switch {
+	case d.woff >= len(c.out.b):
 		c.out.b, d.woff = c.out.b[:0], 0
+	case d.woff >= bufSize && d.woff >= len(c.out.b)/2:
+		c.out.b = c.out.b[:copy(c.out.b, c.out.b[d.woff:])]
+		d.woff = 0
 	}
 }

@@ -85,6 +85,11 @@ func drive(t testing.TB, phases [][]byte, piece int) string {
 	if ferr != nil && c.Usable() {
 		t.Errorf("Feed failed (%v) and the connection is still usable", ferr)
 	}
+	for i, s := range ended {
+		if slices.Index(ended, s) != i {
+			t.Errorf("stream %d ended twice", s.id)
+		}
+	}
 	var desc bytes.Buffer
 	fmt.Fprintf(&desc, "feed error %v\n", ferr)
 	for _, s := range ended {
@@ -151,7 +156,8 @@ func TestDrivenNotHTTP2(t *testing.T) {
 }
 
 // Whatever a server sends after a valid handshake, in whatever pieces,
-// Feed does not panic, and a connection it failed takes no more streams.
+// Feed does not panic, ends no stream twice, and a connection it failed
+// takes no more streams.
 func FuzzDrivenFeed(f *testing.F) {
 	ph := serverPhases(f)
 	f.Add(ph[1], ph[2], 5)
@@ -164,4 +170,81 @@ func FuzzDrivenFeed(f *testing.F) {
 		}
 		drive(t, [][]byte{ph[0], a, b}, piece+1)
 	})
+}
+
+// A first SETTINGS that cannot be applied fails the handshake: the
+// connection never counts as ready.
+func TestDrivenBadFirstSettings(t *testing.T) {
+	var b bytes.Buffer
+	fr := http2.NewFramer(&b, nil)
+	if err := fr.WriteRawFrame(http2.FrameSettings, 0, 0, []byte{0, 4, 0x80, 0, 0, 0}); err != nil { // INITIAL_WINDOW_SIZE 2^31
+		t.Fatal(err)
+	}
+	c := NewDriven(func(*Stream) {})
+	if err := c.Feed(b.Bytes()); !IsProtocol(err) || c.Ready() || c.Usable() {
+		t.Errorf("err %v ready %v usable %v, want a protocol error before the handshake's end", err, c.Ready(), c.Usable())
+	}
+}
+
+// handshake returns a driven connection past its handshake, the server
+// allowing large windows, and the streams it ended.
+func handshake(t *testing.T, window uint32) (*Conn, *[]*Stream) {
+	var ended []*Stream
+	c := NewDriven(func(s *Stream) { ended = append(ended, s) })
+	var b bytes.Buffer
+	fr := http2.NewFramer(&b, nil)
+	_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: window})
+	if window > defaultWin {
+		_ = fr.WriteWindowUpdate(0, window-defaultWin)
+	}
+	if err := c.Feed(b.Bytes()); err != nil || !c.Ready() {
+		t.Fatalf("handshake: %v", err)
+	}
+	c.Wrote(len(c.Out()))
+	return c, &ended
+}
+
+// A socket that takes all but a little of the queue each time does not
+// make the queue grow.
+func TestDrivenQueueStaysBounded(t *testing.T) {
+	c, _ := handshake(t, 1<<30)
+	streams := make([]Stream, 3000)
+	body := bytes.Repeat([]byte("b"), 200)
+	for i := range streams {
+		c.Start(&streams[i], []byte{0x83, 0x86, 0x84}, nil, body)
+		c.Wrote(len(c.Out()) - 1)
+	}
+	if n := cap(c.out.b); n > 3*bufSize {
+		t.Errorf("queue of %d bytes after 3000 partial writes, want it bounded near %d", n, bufSize)
+	}
+	if got := len(c.Out()); got != 1 {
+		t.Errorf("%d bytes left to write, want the 1 held back", got)
+	}
+}
+
+// A stream the server answers before its body is all sent is reset, so
+// that the server does not keep it open; one the server reset is not.
+func TestDrivenEarlyAnswerResets(t *testing.T) {
+	for _, serverResets := range []bool{false, true} {
+		c, ended := handshake(t, defaultWin) // the body needs more window than this
+		var s Stream
+		c.Start(&s, []byte{0x83, 0x86, 0x84}, nil, make([]byte, 200<<10))
+		c.Wrote(len(c.Out()))
+		var b bytes.Buffer
+		fr := http2.NewFramer(&b, nil)
+		_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: []byte{0x88}, EndHeaders: true, EndStream: true}) // :status 200
+		if serverResets {
+			_ = fr.WriteRSTStream(1, http2.ErrCodeNo)
+		}
+		if err := c.Feed(b.Bytes()); err != nil || len(*ended) != 1 || s.Status != 200 {
+			t.Fatalf("err %v, %d ended, status %d", err, len(*ended), s.Status)
+		}
+		f, err := http2.NewFramer(nil, bytes.NewReader(c.Out())).ReadFrame()
+		switch {
+		case serverResets && err == nil:
+			t.Errorf("sent %v after the server's reset, want nothing", f.Header())
+		case !serverResets && (err != nil || f.Header().Type != http2.FrameRSTStream || f.Header().StreamID != 1):
+			t.Errorf("sent %v (%v), want RST_STREAM on stream 1", f, err)
+		}
+	}
 }
