@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime/metrics"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -36,6 +37,7 @@ func main() {
 	h2 := flag.Bool("http2", false, "HTTP/2 (h2c for http://)")
 	file := flag.String("f", "", "scenario file (instead of -url and the workload flags)")
 	prof := flag.String("cpuprofile", "", "write a CPU profile here")
+	memPeak := flag.Bool("mem", false, "sample the Go runtime's memory every 100 ms and print its peak by class (heap objects, goroutine stacks)")
 	goroutines := flag.Bool("goroutines", false, "a goroutine per VU even where event loops would run them (loadgen.WithoutEventLoops)")
 	flag.Parse()
 	var f *scenarios.File
@@ -82,15 +84,61 @@ func main() {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	var stopMem func()
+	if *memPeak {
+		stopMem = sampleMemory()
+	}
 	c0 := cpuTime()
 	res, err := e.Run(context.Background())
 	cpu := cpuTime() - c0
+	if stopMem != nil {
+		stopMem()
+	}
 	if err != nil {
 		fail(err)
 	}
 	n := res.Totals.Completed + res.Totals.Failed
 	fmt.Printf("requests=%d failed=%d cpu=%.2fs req_per_cpu_s=%.0f rps=%.0f\n",
 		n, res.Totals.Failed, cpu.Seconds(), float64(n)/cpu.Seconds(), float64(n)/res.Duration.Seconds())
+}
+
+// sampleMemory samples runtime/metrics every 100 ms until the returned
+// function is called, which prints each class's peak.
+func sampleMemory() func() {
+	names := []string{
+		"/memory/classes/heap/objects:bytes",
+		"/memory/classes/heap/stacks:bytes",
+		"/memory/classes/total:bytes",
+		"/sched/goroutines:goroutines",
+	}
+	samples := make([]metrics.Sample, len(names))
+	for i, n := range names {
+		samples[i].Name = n
+	}
+	peak := make([]uint64, len(names))
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(samples)
+			for i, s := range samples {
+				peak[i] = max(peak[i], s.Value.Uint64())
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-stopped
+		fmt.Printf("peak heap objects %.1f MB, stacks %.1f MB, all Go memory %.1f MB, goroutines %d\n",
+			float64(peak[0])/1e6, float64(peak[1])/1e6, float64(peak[2])/1e6, peak[3])
+	}
 }
 
 func loopback(host string) bool {
