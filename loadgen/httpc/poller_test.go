@@ -141,9 +141,6 @@ func (c *pollClient) Close() { c.p.Close() }
 // except those of what the Poller leaves to Client (TLS, several
 // connections per caller, Close from another goroutine).
 func TestH1ViaPoller(t *testing.T) {
-	if !PollerSupported {
-		t.Skip("no Poller here")
-	}
 	runViaPoller(t, []struct {
 		name string
 		fn   func(*testing.T)
@@ -166,6 +163,9 @@ func runViaPoller(t *testing.T, tests []struct {
 	name string
 	fn   func(*testing.T)
 }) {
+	if !PollerSupported {
+		t.Skip("no Poller here")
+	}
 	for _, tt := range tests {
 		before := pollClients.Load()
 		viaPoller = true
@@ -181,9 +181,6 @@ func runViaPoller(t *testing.T, tests []struct {
 // Poller: all but TLS, Close under a request and keep-alive off, which
 // the Poller leaves to Client.
 func TestH2ViaPoller(t *testing.T) {
-	if !PollerSupported {
-		t.Skip("no Poller here")
-	}
 	runViaPoller(t, []struct {
 		name string
 		fn   func(*testing.T)
@@ -200,30 +197,6 @@ func TestH2ViaPoller(t *testing.T) {
 		{"SilentServer", TestH2SilentServer},
 		{"GoAwayThenTimeoutClosesTheConnection", TestH2GoAwayThenTimeoutClosesTheConnection},
 	})
-}
-
-// A refused HTTP/2 connection reads the same over a Poller as over a
-// Client, as HTTP/1.1's does.
-func TestPollerH2RefusedAsClient(t *testing.T) {
-	if !PollerSupported {
-		t.Skip("no Poller here")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // nothing listens there now
-	tr := NewTransport(Options{HTTP2: true, Timeout: 2 * time.Second})
-	defer tr.Close()
-	var want, got Result
-	c := tr.NewClient()
-	defer c.Close()
-	c.Do(get(addr, "/"), &want)
-	sharedPoller(tr).client().Do(get(addr, "/"), &got)
-	if got.Class != ClassRefused || got.Class != want.Class || fmt.Sprint(got.Err) != fmt.Sprint(want.Err) {
-		t.Errorf("poller: class %q err %v; client: class %q err %v", got.Class, got.Err, want.Class, want.Err)
-	}
 }
 
 // skipTLSViaPoller skips a TLS case when the test runs over a Poller.
@@ -416,8 +389,9 @@ func TestPollerRelease(t *testing.T) {
 	}
 }
 
-// A refused connection reads as Client's does: the same class and message
-// (which names the address) in the run's error samples.
+// A refused connection reads as Client's does, over HTTP/1.1 and HTTP/2:
+// the same class and message (which names the address) in the run's
+// error samples.
 func TestPollerRefusedAsClient(t *testing.T) {
 	if !PollerSupported {
 		t.Skip("no Poller here")
@@ -428,14 +402,20 @@ func TestPollerRefusedAsClient(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens there now
-	tr := NewTransport(Options{Timeout: 2 * time.Second})
-	defer tr.Close()
-	var want, got Result
-	c := tr.NewClient()
-	defer c.Close()
-	c.Do(get(addr, "/"), &want)
-	newPollClientFor(t, tr).Do(get(addr, "/"), &got)
-	if got.Class != ClassRefused || got.Class != want.Class || fmt.Sprint(got.Err) != fmt.Sprint(want.Err) {
-		t.Errorf("poller: class %q err %v; client: class %q err %v", got.Class, got.Err, want.Class, want.Err)
+	for _, h2 := range []bool{false, true} {
+		tr := NewTransport(Options{HTTP2: h2, Timeout: 2 * time.Second})
+		var want, got Result
+		c := tr.NewClient()
+		c.Do(get(addr, "/"), &want)
+		c.Close()
+		if h2 {
+			sharedPoller(tr).client().Do(get(addr, "/"), &got)
+		} else {
+			newPollClientFor(t, tr).Do(get(addr, "/"), &got)
+		}
+		tr.Close()
+		if got.Class != ClassRefused || got.Class != want.Class || fmt.Sprint(got.Err) != fmt.Sprint(want.Err) {
+			t.Errorf("HTTP/2 %v: poller: class %q err %v; client: class %q err %v", h2, got.Class, got.Err, want.Class, want.Err)
+		}
 	}
 }
