@@ -77,16 +77,34 @@ func (s *SyncBuffer) Len() int {
 }
 
 // FreeAddr returns a loopback address ("127.0.0.1:PORT") whose port was
-// free a moment ago.
+// free a moment ago and that no earlier call in this process returned:
+// the kernel may hand a port it just freed out again, and a test that
+// asks for several before any is bound (ten agent processes) would get
+// the same one twice.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	givenMu.Lock()
+	defer givenMu.Unlock()
+	for range 100 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if !given[addr] {
+			given[addr] = true
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("testkit: no loopback port that was not handed out before")
+	return ""
 }
+
+var (
+	givenMu sync.Mutex
+	given   = map[string]bool{} // the addresses FreeAddr returned
+)
 
 // FreePort is FreeAddr's port.
 func FreePort(t testing.TB) int {
