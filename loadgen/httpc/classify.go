@@ -40,7 +40,7 @@ var (
 	errBadHeader = &RequestError{"bad header"}
 	errBadScheme = &RequestError{"scheme must be http or https"}
 	errBadHost   = &RequestError{"empty host"}
-	errPollerTLS = &RequestError{"the poller speaks plain HTTP/1.1 only"}
+	errPollerTLS = &RequestError{"the poller does not do TLS: https goes through a Client"}
 )
 
 // tlsError marks a failed TLS handshake.

@@ -406,7 +406,7 @@ func TestH1Errors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.scheme == "https" && viaPoller {
-				t.Skip("the Poller speaks plain HTTP/1.1 only")
+				t.Skip("the Poller leaves TLS to Client")
 			}
 			t.Parallel()
 			// Only the timeout cases wait it out; the others fail at once,

@@ -58,7 +58,7 @@ type h2Down struct {
 }
 
 // errPollerNoKeepAlive is a Poller's HTTP/2 request without keep-alive.
-var errPollerNoKeepAlive = &RequestError{"httpc: the Poller's HTTP/2 streams share a connection: keep-alive cannot be off"}
+var errPollerNoKeepAlive = &RequestError{"the poller's HTTP/2 streams share a connection: keep-alive cannot be off"}
 
 // startStream starts r on x as an HTTP/2 stream.
 func (p *Poller) startStream(x *Exchange, r *Request) {

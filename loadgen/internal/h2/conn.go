@@ -141,9 +141,6 @@ type Conn struct {
 	cAcks    int
 
 	d *driven // nil unless made by NewDriven
-	// notify is a driven connection's: called with each stream the
-	// connection ends, under mu, instead of waking its caller.
-	notify func(*Stream)
 }
 
 type inc struct{ id, n uint32 }
@@ -819,7 +816,7 @@ func (c *Conn) finish(s *Stream) {
 	c.endStream(s)
 	if c.d != nil {
 		c.d.forget(s, !s.RST)
-		c.notify(s)
+		c.d.notify(s) // instead of waking a caller
 		return
 	}
 	wake(done)

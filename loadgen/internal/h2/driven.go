@@ -10,13 +10,14 @@ import (
 // driven is what a driven connection (NewDriven) keeps for its loop; only
 // the loop touches it.
 type driven struct {
-	ready   bool      // the server's SETTINGS came
-	in      []byte    // the start of a frame, kept for the next Feed
-	woff    int       // bytes of the write queue already written
-	pend    []*Stream // waiting for the handshake or a stream slot, in order
-	sending []*Stream // open, the rest of their bodies waiting for window
-	unsent  []uint32  // streams answered before their bodies were sent: to reset
-	incs    []inc     // writeCtrl's spare lists
+	notify  func(*Stream) // called with each stream the connection ends, under mu
+	ready   bool          // the server's SETTINGS came
+	in      []byte        // the start of a frame, kept for the next Feed
+	woff    int           // bytes of the write queue already written
+	pend    []*Stream     // waiting for the handshake or a stream slot, in order
+	sending []*Stream     // open, the rest of their bodies waiting for window
+	unsent  []uint32      // streams answered before their bodies were sent: to reset
+	incs    []inc         // writeCtrl's spare lists
 	pings   [][8]byte
 }
 
@@ -29,15 +30,14 @@ type driven struct {
 //
 // The client's preface is queued from the start; streams started before
 // the server's SETTINGS arrive wait for them. notify is called with each
-// stream the connection ends (during Feed, Fail or Start, never Cancel);
+// stream the connection ends (during Feed or Fail, never Cancel);
 // it must not call back into the connection. The stream's outcome is then
 // in its fields, as after RoundTrip.
 //
 // A driven Conn is not safe for concurrent use; RoundTrip is not for it.
 func NewDriven(notify func(*Stream)) *Conn {
 	c := newConn(nil)
-	c.d = &driven{}
-	c.notify = notify
+	c.d = &driven{notify: notify}
 	return c
 }
 
