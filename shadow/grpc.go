@@ -63,11 +63,12 @@ func (p *Policy) UnaryServerInterceptor() grpc.UnaryServerInterceptor {
 // handler's stream has the tagged context.
 func (p *Policy) StreamServerInterceptor() grpc.StreamServerInterceptor {
 	return func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-		ctx, err := p.incoming(ss.Context())
+		orig := ss.Context()
+		ctx, err := p.incoming(orig)
 		if err != nil {
 			return rejectStatus(err, ss.SetTrailer)
 		}
-		if ctx != ss.Context() {
+		if ctx != orig {
 			ss = &serverStream{ServerStream: ss, ctx: ctx}
 		}
 		if err := handler(srv, ss); err != nil {
@@ -87,6 +88,10 @@ func (s *serverStream) Context() context.Context { return s.ctx }
 // incoming reads the tag of an incoming call and counts the call.
 func (p *Policy) incoming(ctx context.Context) (context.Context, error) {
 	tagVals, bagVals, near := scanMD(incomingMD(ctx))
+	if tagVals == nil && bagVals == nil && near == "" {
+		p.untagged.Add(1)
+		return ctx, nil
+	}
 	drill, found, err := tagFrom(tagVals, bagVals)
 	if near != "" && err == nil {
 		found, err = true, nearMissError("metadata key", near, MetadataKey)

@@ -68,6 +68,10 @@ func (p *Policy) Extract(ctx context.Context, c Carrier) (context.Context, error
 	default:
 		tagVals, bag, near = carrierTag(c)
 	}
+	if tagVals == nil && bag == "" && near == "" {
+		p.untagged.Add(1)
+		return ctx, nil
+	}
 	var bagArr [1]string
 	var bagVals []string
 	if bag != "" {
