@@ -87,11 +87,12 @@ func (s *serverStream) Context() context.Context { return s.ctx }
 
 // incoming reads the tag of an incoming call and counts the call.
 func (p *Policy) incoming(ctx context.Context) (context.Context, error) {
-	tagVals, bagVals, near := scanMD(incomingMD(ctx))
-	if tagVals == nil && bagVals == nil && near == "" {
+	md := incomingMD(ctx)
+	if quietNames(md) {
 		p.untagged.Add(1)
 		return ctx, nil
 	}
+	tagVals, bagVals, near := scanMD(md)
 	drill, found, err := tagFrom(tagVals, bagVals)
 	if near != "" && err == nil {
 		found, err = true, nearMissError("metadata key", near, MetadataKey)

@@ -29,12 +29,12 @@ type middleware struct {
 }
 
 func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	tagVals, bagVals, near := headerTag(r.Header)
-	if tagVals == nil && bagVals == nil && near == "" {
+	if quietNames(r.Header) {
 		m.p.untagged.Add(1)
 		m.next.ServeHTTP(w, r)
 		return
 	}
+	tagVals, bagVals, near := headerTag(r.Header)
 	drill, found, err := tagFrom(tagVals, bagVals)
 	if near != "" && err == nil {
 		found, err = true, nearMissError("header", near, Header)

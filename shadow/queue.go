@@ -58,19 +58,27 @@ func (p *Policy) Extract(ctx context.Context, c Carrier) (context.Context, error
 	var bag, near string
 	switch m := c.(type) {
 	case MapCarrier:
+		if quietMap(m) {
+			p.untagged.Add(1)
+			return ctx, nil
+		}
 		tagVals, bag, near = mapTag(m, MetadataKey, baggageKey, identity)
 	case propagation.MapCarrier:
+		if quietMap(m) {
+			p.untagged.Add(1)
+			return ctx, nil
+		}
 		tagVals, bag, near = mapTag(m, MetadataKey, baggageKey, identity)
 	case propagation.HeaderCarrier:
 		// Its Get canonicalizes the name (an allocation for ours); the
 		// canonical names are constants.
+		if quietNames(m) {
+			p.untagged.Add(1)
+			return ctx, nil
+		}
 		tagVals, bag, near = mapTag(m, Header, baggageHeader, first)
 	default:
 		tagVals, bag, near = carrierTag(c)
-	}
-	if tagVals == nil && bag == "" && near == "" {
-		p.untagged.Add(1)
-		return ctx, nil
 	}
 	var bagArr [1]string
 	var bagVals []string

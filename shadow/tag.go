@@ -193,6 +193,48 @@ func normEqual(name, norm string) bool {
 	return j == len(norm)
 }
 
+// quietNames reports whether headers (http.Header, gRPC metadata,
+// OpenTelemetry's HeaderCarrier) surely carry no tag: no name is the tag
+// or a near-miss of its names (nearMiss holds for both), and no baggage
+// header, in any case, has a 'w' (see spellsShadow). Most requests are
+// quiet, and this one light pass spares them the full scan (headerTag,
+// scanMD, mapTag), whose larger frame costs more per name.
+func quietNames(m map[string][]string) bool {
+	for k, v := range m {
+		switch {
+		case len(k) == len(baggageKey):
+			if isBaggage(k) && spellsShadow(v) {
+				return false
+			}
+		case len(k) >= len(normBaggage) && nearMiss(k):
+			return false
+		}
+	}
+	return true
+}
+
+// isBaggage reports whether k is "baggage" in any case, the usual
+// spellings first.
+func isBaggage(k string) bool {
+	return k == baggageKey || k == baggageHeader || strings.EqualFold(k, baggageKey)
+}
+
+// quietMap is quietNames for headers with one value each (MapCarrier,
+// OpenTelemetry's MapCarrier).
+func quietMap(m map[string]string) bool {
+	for k, v := range m {
+		switch {
+		case len(k) == len(baggageKey):
+			if isBaggage(k) && hasW(v) {
+				return false
+			}
+		case len(k) >= len(normBaggage) && nearMiss(k):
+			return false
+		}
+	}
+	return true
+}
+
 // nearMissError is the refusal of a request that carries a near-miss of
 // the tag's name where want is expected.
 func nearMissError(where, name, want string) error {
@@ -273,11 +315,16 @@ func baggageTag(vals []string) (drill string, found bool, err error) {
 // requests (tenant, user and session ids) is read no further.
 func spellsShadow(vals []string) bool {
 	for _, v := range vals {
-		if strings.IndexByte(v, 'w') >= 0 || strings.IndexByte(v, 'W') >= 0 {
+		if hasW(v) {
 			return true
 		}
 	}
 	return false
+}
+
+// hasW reports whether v has a 'w' in either case (see spellsShadow).
+func hasW(v string) bool {
+	return strings.IndexByte(v, 'w') >= 0 || strings.IndexByte(v, 'W') >= 0
 }
 
 // mergeBaggage returns the baggage header values vals with the member
