@@ -460,6 +460,9 @@ func (s *scenarioRun) newVUWith(client bool) *vu {
 // cap. An arrival is dropped only when the backlog is full, when it waited
 // longer than the request timeout, or when the scenario ends first.
 func (s *scenarioRun) runOpen(t0 time.Time) {
+	if n := s.openLoops(); n > 0 && s.runOpenOnLoops(t0, n) {
+		return
+	}
 	w := &s.sc.Workload
 	rec := s.e.rec
 	work := make(chan arrival, backlogSize(w))
@@ -635,7 +638,8 @@ type vu struct {
 	// on an event loop (pollLoop) instead of a goroutine of its own
 	x     *httpc.Exchange
 	pent  *entry    // the request in flight
-	psent time.Time // ... and its send time
+	psent time.Time // ... its send time
+	pint  time.Time // ... and its arrival time (open model; zero in the closed)
 }
 
 func (v *vu) exit() {

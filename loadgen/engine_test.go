@@ -107,15 +107,22 @@ requests:
 func TestCoordinatedOmission(t *testing.T) {
 	// The target stops answering for 200 ms of every second. At 500 req/s a
 	// CO-correct tool sees 20% of requests held, uniformly 0..200 ms: p90
-	// ≈ 100 ms, p99 ≈ 190 ms, also when only 20 VUs may be in flight.
-	for _, maxVUs := range []int{500, 20} {
-		t.Run(fmt.Sprintf("maxVUs=%d", maxVUs), func(t *testing.T) {
-			// The stall windows count from the target's start, and a
-			// freeze skews every percentile: each attempt gets a new target.
-			quiet.Retry(t, 3, func(a *quiet.A) {
-				srv := targettest.Start(t, target.Config{StallEvery: time.Second, StallFor: 200 * time.Millisecond})
-				defer srv.Close()
-				f := parse(t, `
+	// ≈ 100 ms, p99 ≈ 190 ms, also when only 20 VUs may be in flight; on
+	// event loops (which pace their own arrivals) as on goroutines.
+	for _, eng := range engines {
+		for _, maxVUs := range []int{500, 20} {
+			t.Run(fmt.Sprintf("%s/maxVUs=%d", eng.name, maxVUs), func(t *testing.T) { coordinatedOmission(t, eng, maxVUs) })
+		}
+	}
+}
+
+func coordinatedOmission(t *testing.T, eng engine, maxVUs int) {
+	// The stall windows count from the target's start, and a
+	// freeze skews every percentile: each attempt gets a new target.
+	quiet.Retry(t, 3, func(a *quiet.A) {
+		srv := targettest.Start(t, target.Config{StallEvery: time.Second, StallFor: 200 * time.Millisecond})
+		defer srv.Close()
+		f := parse(t, `
 target: %s
 scenarios:
   co:
@@ -128,26 +135,24 @@ requests:
   - name: a
     path: /
 `, srv.URL(), min(maxVUs, 50), maxVUs)
-				res := run(t, f)
-				s := loadgen.Summarize(res.Latency)
-				if israce.Enabled {
-					return // the detector's slowdown, not the engine, would set the percentiles
-				}
-				if math.Abs(s.P90-100) > 15 || math.Abs(s.P99-190) > 19 {
-					a.Errorf("p90 %.1fms p99 %.1fms, want ≈100 and ≈190 (CO-correct)", s.P90, s.P99)
-				}
-				if res.Totals.Dropped != 0 {
-					a.Errorf("dropped %d: late arrivals must wait for a VU, not vanish", res.Totals.Dropped)
-				}
-				if maxVUs == 20 {
-					svc := loadgen.Summarize(res.Service)
-					if svc.P90 > s.P90/2 {
-						a.Errorf("service-time p90 %.1fms should be far below latency p90 %.1fms when VUs are capped", svc.P90, s.P90)
-					}
-				}
-			})
-		})
-	}
+		res := runOn(t, f, eng)
+		s := loadgen.Summarize(res.Latency)
+		if israce.Enabled {
+			return // the detector's slowdown, not the engine, would set the percentiles
+		}
+		if math.Abs(s.P90-100) > 15 || math.Abs(s.P99-190) > 19 {
+			a.Errorf("p90 %.1fms p99 %.1fms, want ≈100 and ≈190 (CO-correct)", s.P90, s.P99)
+		}
+		if res.Totals.Dropped != 0 {
+			a.Errorf("dropped %d: late arrivals must wait for a VU, not vanish", res.Totals.Dropped)
+		}
+		if maxVUs == 20 {
+			svc := loadgen.Summarize(res.Service)
+			if svc.P90 > s.P90/2 {
+				a.Errorf("service-time p90 %.1fms should be far below latency p90 %.1fms when VUs are capped", svc.P90, s.P90)
+			}
+		}
+	})
 }
 
 func TestResetsAreCountedAsFailures(t *testing.T) {
@@ -178,6 +183,12 @@ func TestBacklogExpiresIntoDropped(t *testing.T) {
 	// Two VUs against 100 ms service time hold 20 req/s; at 200 req/s the
 	// backlog grows, and arrivals waiting longer than the 300 ms timeout
 	// are dropped, not sent.
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) { backlogExpiresIntoDropped(t, eng) })
+	}
+}
+
+func backlogExpiresIntoDropped(t *testing.T, eng engine) {
 	srv := targettest.Start(t, target.Config{ServiceTime: 100 * time.Millisecond})
 	f := parse(t, `
 target: %s
@@ -195,14 +206,23 @@ requests:
   - name: a
     path: /
 `, srv.URL())
-	res := run(t, f)
+	res := runOn(t, f, eng)
 	tt := res.Totals
+	if tt.Scheduled != 200 || tt.Dropped+tt.Sent != 200 {
+		t.Errorf("scheduled %d, sent %d, dropped %d: want 200 arrivals, each sent or dropped", tt.Scheduled, tt.Sent, tt.Dropped)
+	}
 	if tt.Dropped < 100 || tt.Sent > 40 {
 		t.Errorf("sent %d dropped %d: want most arrivals dropped", tt.Sent, tt.Dropped)
 	}
 }
 
 func TestHardStopLeavesRequestsInFlight(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) { hardStopLeavesRequestsInFlight(t, eng) })
+	}
+}
+
+func hardStopLeavesRequestsInFlight(t *testing.T, eng engine) {
 	srv := targettest.Start(t, target.Config{})
 	f := parse(t, `
 target: %s
@@ -218,7 +238,7 @@ requests:
     path: /sleep?ms=3000
 `, srv.URL())
 	start := time.Now()
-	res := run(t, f)
+	res := runOn(t, f, eng)
 	if el := time.Since(start); el > 2*time.Second {
 		t.Errorf("run took %v: the graceful stop should have cut it near 1.2s", el)
 	}

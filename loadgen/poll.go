@@ -52,16 +52,24 @@ func newPollPool(s *scenarioRun) *pollPool {
 	return &pollPool{s: s}
 }
 
-// pollable reports whether s's VUs can run on event loops.
+// pollable reports whether s's closed-model VUs can run on event loops:
+// its requests can, and no open scenario in the file has a pacer whose
+// processor a loop could hold.
 func (s *scenarioRun) pollable() bool {
+	for i := range s.e.f.Scenarios {
+		if s.e.f.Scenarios[i].Workload.Model == scenarios.Open {
+			return false
+		}
+	}
+	return s.pollableRequests()
+}
+
+// pollableRequests reports whether every request of s can go through an
+// event loop.
+func (s *scenarioRun) pollableRequests() bool {
 	e := s.e
 	if !httpc.PollerSupported || e.o.noPoll || e.grpc != nil || e.o.replay != nil {
 		return false
-	}
-	for i := range e.f.Scenarios {
-		if e.f.Scenarios[i].Workload.Model == scenarios.Open {
-			return false
-		}
 	}
 	// Plain HTTP (h2c for HTTP/2); HTTP/1.1 to one host: an exchange
 	// keeps one connection, where a Client keeps one per host (HTTP/2
@@ -177,11 +185,19 @@ func (v *vu) pollNext(p *httpc.Poller) bool {
 		return false
 	}
 	s.e.rec.Scheduled(1)
-	ent := s.mix.pick(v.rd.st)
-	req := v.rd.render(ent)
-	v.pent, v.psent = ent, v.send(ent, req)
-	p.Start(v.x, req)
+	v.pollStart(p, time.Time{})
 	return true
+}
+
+// pollStart sends v's next request of the mix on p; intended is its
+// arrival time in the open model (zero in the closed model, where latency
+// runs from the send).
+func (v *vu) pollStart(p *httpc.Poller, intended time.Time) {
+	ent := v.s.mix.pick(v.rd.st)
+	req := v.rd.render(ent)
+	v.pent, v.pint = ent, intended
+	v.psent = v.send(ent, req)
+	p.Start(v.x, req)
 }
 
 // pollDone records the outcome of v's request, which x returned; end is
@@ -191,5 +207,9 @@ func (v *vu) pollDone(x *httpc.Exchange, end time.Time) {
 	if v.s.hardStop.Load() {
 		return
 	}
-	v.record(v.pent, &v.rd.req, v.psent, v.psent, end, &x.Res)
+	intended := v.pint
+	if intended.IsZero() {
+		intended = v.psent
+	}
+	v.record(v.pent, &v.rd.req, intended, v.psent, end, &x.Res)
 }

@@ -11,13 +11,10 @@ import (
 	"github.com/loadcap/loadcap/scenarios"
 )
 
-// engines are the two ways a closed scenario of plain HTTP runs: on event
-// loops (the default) and on a goroutine per VU.
-var engines = []struct {
-	name  string
-	opts  []loadgen.Option
-	loops bool
-}{
+// engines are the two ways a scenario of plain HTTP runs (closed, or open
+// as a file's only scenario): on event loops (the default) and on a
+// goroutine per VU.
+var engines = []engine{
 	{"event loops", nil, true},
 	{"goroutines", []loadgen.Option{loadgen.WithoutEventLoops()}, false},
 }
@@ -33,13 +30,15 @@ var protocols = []struct {
 	{"HTTP/2", true, "http:\n  http2: true\n"},
 }
 
-// runOn runs f as eng, checking that it used event loops exactly when it
-// should.
-func runOn(t *testing.T, f *scenarios.File, eng struct {
+type engine struct {
 	name  string
 	opts  []loadgen.Option
 	loops bool
-}) *loadgen.Result {
+}
+
+// runOn runs f as eng, checking that it used event loops exactly when it
+// should.
+func runOn(t *testing.T, f *scenarios.File, eng engine) *loadgen.Result {
 	t.Helper()
 	before := loadgen.PollLoopsStarted.Load()
 	res := run(t, f, eng.opts...)
@@ -54,26 +53,35 @@ func runOn(t *testing.T, f *scenarios.File, eng struct {
 // size, and the error samples.
 func TestEventLoopsMeasureAsGoroutines(t *testing.T) {
 	for _, proto := range protocols {
-		t.Run(proto.name, func(t *testing.T) { measureAsGoroutines(t, proto.h2c, proto.http) })
+		t.Run(proto.name, func(t *testing.T) { measureAsGoroutines(t, proto.h2c, proto.http, closedMix) })
 	}
 }
 
-func measureAsGoroutines(t *testing.T, h2c bool, http string) {
+// The same for an open mix, whose arrivals the event loop paces itself:
+// every arrival of the schedule is sent, none dropped.
+func TestOpenEventLoopsMeasureAsGoroutines(t *testing.T) {
+	for _, proto := range protocols {
+		t.Run(proto.name, func(t *testing.T) { measureAsGoroutines(t, proto.h2c, proto.http, openMix) })
+	}
+}
+
+const (
+	closedMix = "{executor: constant-vus, vus: 12, duration: 1s, requests: [ok, missing, broken, empty]}"
+	openMix   = "{executor: constant-arrival-rate, rate: 300, duration: 1s, preAllocatedVUs: 4, maxVUs: 50, requests: [ok, missing, broken, empty]}"
+)
+
+func measureAsGoroutines(t *testing.T, h2c bool, http, scenario string) {
 	srv := targettest.Start(t, target.Config{H2C: h2c})
 	f := parse(t, `
 target: %s
 %sscenarios:
-  mix:
-    executor: constant-vus
-    vus: 12
-    duration: 1s
-    requests: [ok, missing, broken, empty]
+  mix: %s
 requests:
   - {name: ok, path: /bytes/3000, weight: 4}
   - {name: missing, path: /status/404}
   - {name: broken, path: /status/503}
   - {name: empty, path: /status/204}
-`, srv.URL(), http)
+`, srv.URL(), http, scenario)
 	type perRequest struct {
 		status string
 		recv   int64 // bytes per response
@@ -86,6 +94,10 @@ requests:
 		res := runOn(t, f, eng)
 		if res.Totals.Completed < 100 {
 			t.Fatalf("%s: only %d requests completed", eng.name, res.Totals.Completed)
+		}
+		if tt := res.Totals; scenario == openMix && (tt.Scheduled != 300 || tt.Sent != 300 || tt.Completed+tt.Failed != 300 || tt.Dropped != 0) {
+			t.Errorf("%s: scheduled %d, sent %d, done %d, dropped %d: want all 300 arrivals sent and done",
+				eng.name, tt.Scheduled, tt.Sent, tt.Completed+tt.Failed, tt.Dropped)
 		}
 		m := map[string]perRequest{}
 		for _, name := range []string{"ok", "missing", "broken", "empty"} {

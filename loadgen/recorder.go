@@ -230,14 +230,17 @@ func HostStalled(stall time.Duration, steal float64) bool {
 	return stall > StallAfter || steal > StealAfter
 }
 
-// Lag notes that the pacer dispatched an arrival d after its intended time
-// (the pacer alone calls it).
+// Lag notes that the pacer (or an event loop pacing its own arrivals)
+// dispatched an arrival d after its intended time.
 func (r *Recorder) Lag(d time.Duration) {
 	if d > LateAfter {
 		r.late.Add(1)
 	}
-	if int64(d) > r.maxLag.Load() {
-		r.maxLag.Store(int64(d))
+	for {
+		m := r.maxLag.Load()
+		if int64(d) <= m || r.maxLag.CompareAndSwap(m, int64(d)) {
+			return
+		}
 	}
 }
 

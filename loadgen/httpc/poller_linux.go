@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -416,11 +417,14 @@ func (p *Poller) Wait(max time.Duration) []*Exchange {
 	n := 0
 	if !p.closed {
 		p.flushH2() // may fail a connection, and its requests
-		ms := int(max / time.Millisecond)
-		if len(p.done) > 0 {
-			ms = 0
+		switch {
+		case len(p.done) > 0:
+			n = epollWait(p.epfd, p.events, 0)
+		case max%time.Millisecond != 0 && preciseWait():
+			n = epollPwait2(p.epfd, p.events, max)
+		default:
+			n = epollWait(p.epfd, p.events, int(max/time.Millisecond))
 		}
-		n = epollWait(p.epfd, p.events, ms)
 	}
 	now := time.Now()
 	p.now = now
@@ -488,6 +492,40 @@ func (p *Poller) scan(now time.Time) {
 			p.finish(x, os.ErrDeadlineExceeded)
 		}
 	}
+}
+
+// PreciseWait reports whether Wait keeps to a wait of less than a
+// millisecond, or of a part of one, within the kernel's timer precision
+// (epoll_pwait2, Linux 5.11); without it Wait rounds down to whole
+// milliseconds.
+func PreciseWait() bool { return preciseWait() }
+
+// sysEpollPwait2 is epoll_pwait2's number on every Linux architecture
+// (it came after the tables were unified).
+const sysEpollPwait2 = 441
+
+var preciseWait = sync.OnceValue(func() bool {
+	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return false
+	}
+	defer syscall.Close(fd)
+	var ts syscall.Timespec
+	var ev [1]syscall.EpollEvent
+	_, _, e := syscall.RawSyscall6(sysEpollPwait2, uintptr(fd), uintptr(unsafe.Pointer(&ev[0])), 1,
+		uintptr(unsafe.Pointer(&ts)), 0, 0)
+	return e == 0
+})
+
+// epollPwait2 is epollWait with a timeout in nanoseconds.
+func epollPwait2(epfd int, events []syscall.EpollEvent, d time.Duration) int {
+	ts := syscall.NsecToTimespec(int64(d))
+	n, _, e := syscall.RawSyscall6(sysEpollPwait2, uintptr(epfd),
+		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(unsafe.Pointer(&ts)), 0, 0)
+	if e != 0 {
+		return 0
+	}
+	return int(n)
 }
 
 // epollWait is epoll_wait as a raw system call: the goroutine keeps its

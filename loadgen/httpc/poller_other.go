@@ -19,6 +19,9 @@ type Exchange struct {
 	Res  Result
 }
 
+// PreciseWait is Linux's.
+func PreciseWait() bool { return false }
+
 // NewPoller fails off Linux: callers use Client.
 func (t *Transport) NewPoller() (*Poller, error) { return nil, errors.ErrUnsupported }
 
