@@ -57,7 +57,7 @@ func (s *scenarioRun) runOpenOnLoops(t0 time.Time, n int) bool {
 	backlog := max(1, backlogSize(w)/n)
 	for j, p := range polls {
 		l := &openLoop{
-			s: s, p: p, t0: t0,
+			s: s, p: p, t0: t0, end: t0.Add(w.Duration()),
 			arr:     loopArrivals{sched: newSchedule(w.StartRatePerSec, w.RateStages), owned: &stripe{s: seg}, j: j, n: n},
 			pre:     share(pre, j, n),
 			maxVUs:  share(maxVUs, j, n),
@@ -141,7 +141,7 @@ func (q *offsetQueue) pop() time.Duration {
 type openLoop struct {
 	s       *scenarioRun
 	p       *httpc.Poller
-	t0      time.Time
+	t0, end time.Time // the scenario's start and end
 	arr     loopArrivals
 	pre     int
 	maxVUs  int
@@ -176,6 +176,9 @@ func (l *openLoop) run() {
 		if more && s.stopped() {
 			more = false
 		}
+		if !now.Before(l.end) {
+			s.stopping.Store(true) // as runOpenOnLoops will at the end: no need to wait for it
+		}
 		// Every arrival of the schedule is dispatched, also one the loop
 		// reaches after the scenario's end (as the pacer hands out its
 		// last ones before it marks the end); the stale rule decides.
@@ -200,6 +203,9 @@ func (l *openLoop) run() {
 			}
 		}
 		wait := pollWait
+		if d := l.end.Sub(now); !more && d > 0 && d < wait {
+			wait = d // to leave on time once the scenario ends
+		}
 		if more {
 			// Wake a little early and poll for the rest, as the pacer
 			// spins its last microseconds.

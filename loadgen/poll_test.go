@@ -2,6 +2,7 @@ package loadgen_test
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -198,5 +199,46 @@ requests:
 	}
 	if p := r.Latency.Max(); p > 1000*(100+50) {
 		t.Errorf("slowest timeout took %d µs, want about 100 ms", p)
+	}
+}
+
+// With more processors, an open scenario's arrivals are split among its
+// event loops (one per processor but one, at most one per VU), and the
+// loops together send exactly the schedule.
+func TestOpenScheduleSplitsAcrossLoops(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(4))
+	srv := targettest.Start(t, target.Config{})
+	for _, tt := range []struct {
+		maxVUs, loops int
+	}{{50, 3}, {2, 2}} {
+		t.Run(fmt.Sprintf("maxVUs=%d", tt.maxVUs), func(t *testing.T) {
+			f := parse(t, `
+target: %s
+scenarios:
+  ramp:
+    executor: ramping-arrival-rate
+    startRate: 100
+    preAllocatedVUs: 1
+    maxVUs: %d
+    stages:
+      - {target: 300, duration: 1s}
+      - {target: 300, duration: 1s}
+requests:
+  - {name: a, path: /}
+`, srv.URL(), tt.maxVUs)
+			before := loadgen.PollLoopsStarted.Load()
+			res := run(t, f)
+			if n := loadgen.PollLoopsStarted.Load() - before; n != int64(tt.loops) {
+				t.Errorf("%d event loops, want %d", n, tt.loops)
+			}
+			// The schedule: 200 arrivals in the ramp, 300 after.
+			if tt := res.Totals; tt.Scheduled != 500 || tt.Sent+tt.Dropped != 500 || tt.Completed+tt.Failed != tt.Sent {
+				t.Errorf("scheduled %d, sent %d, dropped %d, done %d: want the 500 arrivals of the schedule",
+					tt.Scheduled, tt.Sent, tt.Dropped, tt.Completed+tt.Failed)
+			}
+			if tt := res.Totals; tt.Dropped != 0 {
+				t.Errorf("dropped %d of a light load", tt.Dropped)
+			}
+		})
 	}
 }
