@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/loadcap/loadcap/loadgen/httpc"
@@ -16,22 +17,39 @@ import (
 // woke a loop through an eventfd (about 0.3 ms at p99; docs/ARCHITECTURE.md).
 //
 // A loop's VUs are its exchanges. The rules are runOpen's and openLoop's:
-// an arrival goes to an idle VU, or to a new one up to the loop's share of
-// maxVUs, or waits in a FIFO backlog (its latency still counted from its
-// intended time) and is dropped when the backlog is full, when it waited
-// longer than the request timeout, or when the scenario ended more than
-// endGrace before a VU came free.
+// an arrival goes to an idle VU, or to a new one while the scenario's VUs
+// (all loops') are fewer than maxVUs, or waits in the loop's FIFO backlog
+// (its latency still counted from its intended time) and is dropped when
+// the backlog is full, when it waited longer than the request timeout, or
+// when the scenario ended more than endGrace before a VU came free. The
+// one difference from a single pool: once maxVUs are made, an arrival waits
+// for a VU of its own loop, even while another loop's VU is idle. So the
+// loops are few enough that each has openLoopVUs of maxVUs to itself.
 
 // openLoops is how many event loops run s's open workload, 0 when it
 // keeps the pacer and goroutines: the file's only scenario, no replay,
 // requests a loop can send, and a kernel that waits to the nanosecond.
-// One loop per processor but one, as for closed scenarios.
+// One loop per processor but one, as for closed scenarios, and at most
+// one per openLoopVUs of maxVUs.
 func (s *scenarioRun) openLoops() int {
 	if len(s.e.f.Scenarios) != 1 || s.e.f.Replay != nil || !s.pollableRequests() || !httpc.PreciseWait() {
 		return 0
 	}
-	return max(1, runtime.GOMAXPROCS(0)-1)
+	w := &s.sc.Workload
+	maxVUs := max(s.e.o.seg.scaleVUs(w.MaxVUs), s.e.o.seg.scaleVUs(w.PreAllocatedVUs))
+	return max(1, min(runtime.GOMAXPROCS(0)-1, maxVUs/openLoopVUs))
 }
+
+// openLoopVUs is the fewest of maxVUs an open scenario's loop has to
+// itself: below it, the loops' separate backlogs would make arrivals wait
+// for a VU that another loop has idle often enough to show in the
+// percentiles.
+const openLoopVUs = 64
+
+// openYieldGap is how far off the next arrival must be for an open loop
+// to yield its processor (a hand-off to another thread and back, tens of
+// microseconds) at its pollYield.
+const openYieldGap = 200 * time.Microsecond
 
 // runOpenOnLoops runs s's open workload on n event loops until its end
 // (or the engine's stop), then marks it stopping; the loops drain after
@@ -43,6 +61,7 @@ func (s *scenarioRun) runOpenOnLoops(t0 time.Time, n int) bool {
 	pre := seg.scaleVUs(w.PreAllocatedVUs)
 	maxVUs := max(seg.scaleVUs(w.MaxVUs), pre, 1)
 	n = min(n, maxVUs) // each loop needs a VU of its own
+	made := new(atomic.Int64)
 	polls := make([]*httpc.Poller, 0, n)
 	for range n {
 		p, err := s.e.tr.NewPoller()
@@ -60,7 +79,8 @@ func (s *scenarioRun) runOpenOnLoops(t0 time.Time, n int) bool {
 			s: s, p: p, t0: t0, end: t0.Add(w.Duration()),
 			arr:     loopArrivals{sched: newSchedule(w.StartRatePerSec, w.RateStages), owned: &stripe{s: seg}, j: j, n: n},
 			pre:     share(pre, j, n),
-			maxVUs:  share(maxVUs, j, n),
+			maxVUs:  int64(maxVUs),
+			made:    made,
 			backlog: offsetQueue{max: backlog},
 			vus:     map[*vu]struct{}{},
 		}
@@ -144,7 +164,8 @@ type openLoop struct {
 	t0, end time.Time // the scenario's start and end
 	arr     loopArrivals
 	pre     int
-	maxVUs  int
+	maxVUs  int64         // the scenario's, for all its loops
+	made    *atomic.Int64 // VUs the scenario's loops have made and not yet ended
 	backlog offsetQueue
 	vus     map[*vu]struct{} // not yet exited
 	idle    []*vu
@@ -159,6 +180,7 @@ func (l *openLoop) run() {
 	defer l.p.Close()
 	defer preciseThread()()
 	for range l.pre {
+		l.made.Add(1)
 		l.idle = append(l.idle, l.newVU())
 	}
 	off, more := l.arr.next()
@@ -169,6 +191,9 @@ func (l *openLoop) run() {
 		if s.hardStop.Load() {
 			for v := range l.vus {
 				v.exit() // abandoned: counted as in flight at stop
+			}
+			for ; l.backlog.n > 0; l.backlog.n-- {
+				rec.Dropped() // never sent, as the goroutine engine's backlog after its VUs
 			}
 			return
 		}
@@ -182,7 +207,10 @@ func (l *openLoop) run() {
 		// Every arrival of the schedule is dispatched, also one the loop
 		// reaches after the scenario's end (as the pacer hands out its
 		// last ones before it marks the end); the stale rule decides.
-		for more && !next.After(now) {
+		for sent := false; more && !next.After(now); sent = true {
+			if sent {
+				now = time.Now() // sending the last one took time
+			}
 			rec.Scheduled(1)
 			if lag := now.Sub(next); lag > 0 {
 				rec.Lag(lag)
@@ -202,6 +230,7 @@ func (l *openLoop) run() {
 				return
 			}
 		}
+		now = time.Now()
 		wait := pollWait
 		if d := l.end.Sub(now); !more && d > 0 && d < wait {
 			wait = d // to leave on time once the scenario ends
@@ -219,31 +248,45 @@ func (l *openLoop) run() {
 		done := l.p.Wait(wait)
 		end := l.p.Now()
 		for _, x := range done {
+			if s.hardStop.Load() {
+				break // the next turn abandons what is left
+			}
 			v := x.User.(*vu)
 			v.pollDone(x, end)
 			l.busy--
 			l.free(v, end)
 		}
-		if len(done) == 0 || end.Sub(yielded) >= pollYield {
+		// The thread is locked: Gosched hands the processor to another
+		// thread and back, two wake-ups. So yield only every pollYield,
+		// and not just before an arrival, unless that is ten times as long.
+		if since := end.Sub(yielded); since >= 10*pollYield ||
+			since >= pollYield && (!more || next.Sub(end) > openYieldGap) {
 			runtime.Gosched() // let the processor's other goroutines run
-			yielded = end
+			yielded = time.Now()
 		}
 	}
 }
 
 // arrive sends the arrival intended at t, or queues or drops it.
+// As in the goroutine engine, an idle VU applies the stale rule to what it
+// is handed and a new VU sends its first arrival as it is.
 func (l *openLoop) arrive(t, now time.Time) {
 	switch {
-	case l.stale(now.Sub(t)):
-		l.s.e.rec.Dropped()
 	case len(l.idle) > 0:
+		if l.stale(now.Sub(t)) {
+			l.s.e.rec.Dropped()
+			return
+		}
 		v := l.idle[len(l.idle)-1]
 		l.idle = l.idle[:len(l.idle)-1]
 		l.start(v, t)
-	case len(l.vus) < l.maxVUs:
+	case l.made.Add(1) <= l.maxVUs:
 		l.start(l.newVU(), t)
-	case !l.backlog.push(t.Sub(l.t0)):
-		l.s.e.rec.Dropped() // backlog full
+	default:
+		l.made.Add(-1)
+		if !l.backlog.push(t.Sub(l.t0)) {
+			l.s.e.rec.Dropped() // backlog full
+		}
 	}
 }
 
@@ -290,5 +333,6 @@ func (l *openLoop) newVU() *vu {
 func (l *openLoop) exitVU(v *vu) {
 	l.p.Release(v.x)
 	delete(l.vus, v)
+	l.made.Add(-1)
 	v.exit()
 }

@@ -222,7 +222,7 @@ func (p *Poller) dial(x *Exchange) error {
 		return err
 	}
 	x.gen++
-	fd, connecting, err := p.connect(a, syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | -syscall.EPOLLET, Fd: x.slot, Pad: x.gen})
+	fd, connecting, err := p.connect(a, syscall.EpollEvent{Events: syscall.EPOLLIN | syscall.EPOLLOUT | syscall.EPOLLRDHUP | epollET, Fd: x.slot, Pad: x.gen})
 	if err != nil {
 		return err
 	}
@@ -411,7 +411,8 @@ func (p *Poller) closeConn(x *Exchange) {
 }
 
 // Wait returns the exchanges whose requests ended since the last Wait,
-// blocking up to max (rounded down to milliseconds) while none has. The
+// blocking up to max (to the nanosecond where PreciseWait, else rounded
+// down to milliseconds) while none has. The
 // slice is valid until the next Wait.
 func (p *Poller) Wait(max time.Duration) []*Exchange {
 	n := 0
@@ -494,15 +495,25 @@ func (p *Poller) scan(now time.Time) {
 	}
 }
 
+// epollET is EPOLLET as the event mask's uint32 (syscall's constant is
+// negative on some architectures, positive on others).
+const epollET = uint32(1) << 31
+
 // PreciseWait reports whether Wait keeps to a wait of less than a
 // millisecond, or of a part of one, within the kernel's timer precision
 // (epoll_pwait2, Linux 5.11); without it Wait rounds down to whole
 // milliseconds.
 func PreciseWait() bool { return preciseWait() }
 
-// sysEpollPwait2 is epoll_pwait2's number on every Linux architecture
-// (it came after the tables were unified).
+// sysEpollPwait2 is epoll_pwait2's number on the architectures of the
+// unified table (amd64, arm64, 386, arm, riscv64, ...; not MIPS, where
+// the probe below fails and Wait keeps whole milliseconds).
 const sysEpollPwait2 = 441
+
+// kernelTimespec is the kernel's struct __kernel_timespec, which
+// epoll_pwait2 takes: 64-bit fields on every architecture, where
+// syscall.Timespec has 32-bit ones on 32-bit systems.
+type kernelTimespec struct{ sec, nsec int64 }
 
 var preciseWait = sync.OnceValue(func() bool {
 	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -510,7 +521,7 @@ var preciseWait = sync.OnceValue(func() bool {
 		return false
 	}
 	defer syscall.Close(fd)
-	var ts syscall.Timespec
+	var ts kernelTimespec
 	var ev [1]syscall.EpollEvent
 	_, _, e := syscall.RawSyscall6(sysEpollPwait2, uintptr(fd), uintptr(unsafe.Pointer(&ev[0])), 1,
 		uintptr(unsafe.Pointer(&ts)), 0, 0)
@@ -519,7 +530,7 @@ var preciseWait = sync.OnceValue(func() bool {
 
 // epollPwait2 is epollWait with a timeout in nanoseconds.
 func epollPwait2(epfd int, events []syscall.EpollEvent, d time.Duration) int {
-	ts := syscall.NsecToTimespec(int64(d))
+	ts := kernelTimespec{sec: int64(d / time.Second), nsec: int64(d % time.Second)}
 	n, _, e := syscall.RawSyscall6(sysEpollPwait2, uintptr(epfd),
 		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(unsafe.Pointer(&ts)), 0, 0)
 	if e != 0 {
@@ -530,8 +541,10 @@ func epollPwait2(epfd int, events []syscall.EpollEvent, d time.Duration) int {
 
 // epollWait is epoll_wait as a raw system call: the goroutine keeps its
 // processor while it blocks (see Poller). An interrupted wait returns 0.
+// It is epoll_pwait without a signal mask, which every architecture has
+// (arm64 has no epoll_wait).
 func epollWait(epfd int, events []syscall.EpollEvent, ms int) int {
-	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(epfd),
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd),
 		uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(ms), 0, 0)
 	if e != 0 {
 		return 0
