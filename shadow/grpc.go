@@ -92,7 +92,7 @@ func (p *Policy) incoming(ctx context.Context) (context.Context, error) {
 		p.untagged.Add(1)
 		return ctx, nil
 	}
-	tagVals, bagVals, near := scanMD(md)
+	tagVals, bagVals, near := scanNames(md)
 	drill, found, err := tagFrom(tagVals, bagVals)
 	if near != "" && err == nil {
 		found, err = true, nearMissError("metadata key", near, MetadataKey)

@@ -62,9 +62,9 @@ func TestScanMD(t *testing.T) {
 				}
 				run := func(t *testing.T) {
 					ctx := metadata.NewIncomingContext(context.Background(), tt.md)
-					tag, bag, near := scanMD(incomingMD(ctx))
+					tag, bag, near := scanNames(incomingMD(ctx))
 					if !slices.Equal(tag, tt.tag) || !slices.Equal(bag, tt.bag) {
-						t.Fatalf("scanMD = tag %q, baggage %q; want %q, %q", tag, bag, tt.tag, tt.bag)
+						t.Fatalf("scanNames = tag %q, baggage %q; want %q, %q", tag, bag, tt.tag, tt.bag)
 					}
 					if tt.nearAnyOfKeys {
 						if _, ok := tt.md[near]; !ok {
@@ -75,7 +75,7 @@ func TestScanMD(t *testing.T) {
 					}
 					// The public accessors agree.
 					if got := metadata.ValueFromIncomingContext(ctx, MetadataKey); !tt.fastOnly && !slices.Equal(got, tt.tag) {
-						t.Fatalf("ValueFromIncomingContext(tag) = %q, scanMD %q", got, tt.tag)
+						t.Fatalf("ValueFromIncomingContext(tag) = %q, scanNames %q", got, tt.tag)
 					}
 				}
 				if fast {

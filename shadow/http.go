@@ -4,7 +4,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 )
 
 // baggageHeader is the canonical name of the W3C Baggage header.
@@ -34,7 +33,7 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.next.ServeHTTP(w, r)
 		return
 	}
-	tagVals, bagVals, near := headerTag(r.Header)
+	tagVals, bagVals, near := scanNames(r.Header)
 	drill, found, err := tagFrom(tagVals, bagVals)
 	if near != "" && err == nil {
 		found, err = true, nearMissError("header", near, Header)
@@ -50,27 +49,6 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	m.p.tagged.Add(1)
 	m.next.ServeHTTP(w, r.WithContext(m.p.attach(r.Context(), drill)))
-}
-
-// headerTag finds in h, in one pass over its names and without a copy, the
-// values of Header and of the Baggage header and a name that is a
-// near-miss of the tag's names, if any. Names are canonical (net/http
-// makes them so), hence exact comparisons.
-func headerTag(h http.Header) (tagVals, bagVals []string, near string) {
-	for k, v := range h {
-		switch {
-		case len(k) == len(baggageHeader):
-			if k == baggageHeader {
-				bagVals = v
-			}
-		case len(k) < len(normBaggage) || !nearMiss(k):
-		case k == Header:
-			tagVals = v
-		case !strings.EqualFold(k, Header) && near == "":
-			near = k
-		}
-	}
-	return tagVals, bagVals, near
 }
 
 // Reject answers 503 Service Unavailable with the reason in RejectHeader

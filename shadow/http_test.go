@@ -353,6 +353,34 @@ func TestTransportRefusal(t *testing.T) {
 // TestMiddlewareUntaggedAllocatesNothing: looking for conflicts and
 // near-misses costs an untagged request no allocation, OpenTelemetry
 // baggage or not (the budget BenchmarkMiddleware states).
+// A header map built by hand (another middleware, a test, a framework)
+// may hold names that are not canonical: the tag and the baggage header in
+// any case are the tag all the same.
+func TestMiddlewareReadsHandBuiltHeaders(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		header http.Header
+		want   string
+	}{
+		{"tag in lower case", http.Header{"x-loadcap-shadow": {"d1"}}, "d1"},
+		{"baggage in lower case", http.Header{"baggage": {"tenant=acme,loadcap.shadow=d2"}}, "d2"},
+		{"the member in a second baggage value", http.Header{"Baggage": {"tenant=acme", "loadcap.shadow=d3"}}, "d3"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var got string
+			h := shopPolicy(t).Middleware(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+				got, _ = shadow.FromContext(r.Context())
+			}))
+			r := httptest.NewRequest("GET", "/", nil)
+			r.Header = tt.header
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			if got != tt.want {
+				t.Fatalf("drill %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
 func TestMiddlewareUntaggedAllocatesNothing(t *testing.T) {
 	p := shopPolicy(t)
 	h := p.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))

@@ -54,7 +54,7 @@ func Inject(ctx context.Context, c Carrier) {
 // with MapCarrier and OpenTelemetry's MapCarrier and HeaderCarrier; other
 // carriers pay for their Keys.
 func (p *Policy) Extract(ctx context.Context, c Carrier) (context.Context, error) {
-	var tagVals []string
+	var tagVals, bagVals []string
 	var bag, near string
 	switch m := c.(type) {
 	case MapCarrier:
@@ -62,26 +62,25 @@ func (p *Policy) Extract(ctx context.Context, c Carrier) (context.Context, error
 			p.untagged.Add(1)
 			return ctx, nil
 		}
-		tagVals, bag, near = mapTag(m, MetadataKey, baggageKey, identity)
+		tagVals, bag, near = mapTag(m)
 	case propagation.MapCarrier:
 		if quietMap(m) {
 			p.untagged.Add(1)
 			return ctx, nil
 		}
-		tagVals, bag, near = mapTag(m, MetadataKey, baggageKey, identity)
+		tagVals, bag, near = mapTag(m)
 	case propagation.HeaderCarrier:
-		// Its Get canonicalizes the name (an allocation for ours); the
-		// canonical names are constants.
+		// Read as a map: its Get canonicalizes the name (an allocation
+		// for ours) and returns the first value only.
 		if quietNames(m) {
 			p.untagged.Add(1)
 			return ctx, nil
 		}
-		tagVals, bag, near = mapTag(m, Header, baggageHeader, first)
+		tagVals, bagVals, near = scanNames(m)
 	default:
 		tagVals, bag, near = carrierTag(c)
 	}
 	var bagArr [1]string
-	var bagVals []string
 	if bag != "" {
 		bagArr[0] = bag
 		bagVals = bagArr[:]
@@ -101,39 +100,32 @@ func (p *Policy) Extract(ctx context.Context, c Carrier) (context.Context, error
 	return p.attach(ctx, drill), nil
 }
 
-func identity(s string) string { return s }
-
-func first(vals []string) string {
-	if len(vals) == 0 {
-		return ""
-	}
-	return vals[0]
-}
-
-// mapTag reads a message's headers held in a map, in one pass and without
-// a copy: the values of the tag (under tagKey, first, then under any other
-// case of MetadataKey), of the baggage header (under bagKey) and a header
-// name that is a near-miss of the tag's names, if any. val reads a
-// header's value.
-func mapTag[V any](m map[string]V, tagKey, bagKey string, val func(V) string) (tagVals []string, bag, near string) {
+// mapTag reads a message's headers held in a map of one value each, in
+// one pass and without a copy: the values of the tag (MetadataKey in any
+// case, its own spelling first), of the baggage header ("baggage" in any
+// case; the values of several spellings joined as one list) and a header
+// name that is a near-miss of the tag's names, if any.
+func mapTag(m map[string]string) (tagVals []string, bag, near string) {
 	for k, v := range m {
 		switch {
-		case len(k) == len(bagKey):
-			if k == bagKey {
-				bag = val(v)
+		case len(k) == len(baggageKey):
+			switch {
+			case !isBaggage(k):
+			case bag == "":
+				bag = v
+			default:
+				bag += "," + v // a second spelling: rare, and worth the allocation
 			}
 		case len(k) < len(normBaggage) || !nearMiss(k):
 		case !strings.EqualFold(k, MetadataKey):
 			if near == "" {
 				near = k
 			}
-		default:
-			if s := val(v); s != "" {
-				tagVals = append(tagVals, s)
-				if k == tagKey { // the carrier's own spelling first
-					last := len(tagVals) - 1
-					tagVals[0], tagVals[last] = tagVals[last], tagVals[0]
-				}
+		case v != "":
+			tagVals = append(tagVals, v)
+			if k == MetadataKey { // the carrier's own spelling first
+				last := len(tagVals) - 1
+				tagVals[0], tagVals[last] = tagVals[last], tagVals[0]
 			}
 		}
 	}

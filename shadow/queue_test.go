@@ -100,6 +100,13 @@ func TestExtract(t *testing.T) {
 		{name: "header in two cases agree", headers: shadow.MapCarrier{shadow.MetadataKey: "d1", "X-Loadcap-Shadow": "d1"}, want: "d1"},
 		{name: "header in two cases disagree", headers: shadow.MapCarrier{shadow.MetadataKey: "d1", "X-Loadcap-Shadow": "d2"}, refused: true},
 		{name: "header canonical and not, OTel header carrier", headers: propagation.HeaderCarrier{"X-Loadcap-Shadow": {"d1"}, "x-loadcap-shadow": {"d2"}}, refused: true},
+		// So does the baggage header's, and every value counts: a message
+		// built by hand or by another SDK is read as the tag, never as
+		// production work.
+		{name: "baggage header in another case", headers: shadow.MapCarrier{"Baggage": "loadcap.shadow=d2"}, want: "d2"},
+		{name: "baggage in two cases disagree", headers: shadow.MapCarrier{"baggage": "loadcap.shadow=d1", "Baggage": "loadcap.shadow=d2"}, refused: true},
+		{name: "OTel header carrier, baggage in lower case", headers: propagation.HeaderCarrier{"baggage": {"loadcap.shadow=d3"}}, want: "d3"},
+		{name: "OTel header carrier, the member in a second value", headers: propagation.HeaderCarrier{"Baggage": {"tenant=acme", "loadcap.shadow=d3"}}, want: "d3"},
 		{name: "other carrier", headers: keysCarrier{"x-loadcap-shadow": "d5"}, want: "d5"},
 		{name: "other carrier, header in another case", headers: keysCarrier{"X-Loadcap-Shadow": "d5"}, want: "d5"},
 		{name: "other carrier, near-miss", headers: keysCarrier{"X-Loadcap_Shadow": "d5"}, refused: true},

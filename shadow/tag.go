@@ -193,12 +193,52 @@ func normEqual(name, norm string) bool {
 	return j == len(norm)
 }
 
+// scanNames finds in headers with lists of values (http.Header, gRPC
+// metadata, OpenTelemetry's HeaderCarrier) what the tag check needs, in one
+// pass and without a copy: the values of the tag's header (Header,
+// MetadataKey: the same name without case) and of the baggage header, and a
+// name that is a near-miss of the tag's names, if any. A name in another
+// case counts as the same name (net/http and grpc-go's server make names
+// canonical or lower case; a map built by hand may not): its values are
+// added after those of the lower-case name, so that spellings that
+// disagree are refused as a conflict. The returned slices may be m's own:
+// read only.
+func scanNames(m map[string][]string) (tagVals, bagVals []string, near string) {
+	for k, v := range m {
+		switch {
+		case len(k) == len(baggageKey):
+			if isBaggage(k) {
+				bagVals = joinVals(bagVals, v, k == baggageKey)
+			}
+		case len(k) < len(normBaggage) || !nearMiss(k):
+		case len(k) == len(MetadataKey) && strings.EqualFold(k, MetadataKey):
+			tagVals = joinVals(tagVals, v, k == MetadataKey)
+		case near == "":
+			near = k
+		}
+	}
+	return tagVals, bagVals, near
+}
+
+// joinVals returns the values of a key, vals, with those of another
+// spelling of it, v: v alone when vals is empty (no copy), else a new
+// slice with v first when first.
+func joinVals(vals, v []string, first bool) []string {
+	switch {
+	case len(vals) == 0:
+		return v
+	case first:
+		return append(v[:len(v):len(v)], vals...)
+	}
+	return append(vals[:len(vals):len(vals)], v...)
+}
+
 // quietNames reports whether headers (http.Header, gRPC metadata,
 // OpenTelemetry's HeaderCarrier) surely carry no tag: no name is the tag
 // or a near-miss of its names (nearMiss holds for both), and no baggage
 // header, in any case, has a 'w' (see spellsShadow). Most requests are
-// quiet, and this one light pass spares them the full scan (headerTag,
-// scanMD, mapTag), whose larger frame costs more per name.
+// quiet, and this one light pass spares them the full scan (scanNames,
+// mapTag), whose larger frame costs more per name.
 func quietNames(m map[string][]string) bool {
 	for k, v := range m {
 		switch {
