@@ -460,7 +460,7 @@ func (s *scenarioRun) newVUWith(client bool) *vu {
 // cap. An arrival is dropped only when the backlog is full, when it waited
 // longer than the request timeout, or when the scenario ends first.
 func (s *scenarioRun) runOpen(t0 time.Time) {
-	if n := s.openLoops(); n > 0 && s.runOpenOnLoops(t0, n) {
+	if n := reserveLoops(s.openLoops()); n > 0 && s.runOpenOnLoops(t0, n) {
 		return
 	}
 	w := &s.sc.Workload

@@ -33,6 +33,28 @@ type pollPool struct {
 // pollLoopsStarted counts the event loops started, for tests.
 var pollLoopsStarted atomic.Int64
 
+// loopsHolding counts the processors the process's event loops hold, all
+// engines' (a capacity search or a test may run several at once).
+var loopsHolding atomic.Int64
+
+// reserveLoops takes up to n processors for event loops, leaving one to
+// the rest of the process (a target served from it, the ticker, another
+// engine's pacer), and returns how many it took; each loop gives its own
+// back when it ends. Loops wait holding their processor, so more of them
+// than processors but one would starve everything else.
+func reserveLoops(n int) int {
+	for {
+		held := loopsHolding.Load()
+		take := min(int64(n), int64(runtime.GOMAXPROCS(0)-1)-held)
+		if take <= 0 {
+			return 0
+		}
+		if loopsHolding.CompareAndSwap(held, held+take) {
+			return int(take)
+		}
+	}
+}
+
 // pollWait bounds one wait of a loop for its sockets. Shorter waits cost
 // the kernel a timer reprogramming each (on a 4 ms scheduler tick):
 // measured with engprof as README runs it, this constant changed, 1 ms
@@ -92,17 +114,23 @@ func (pp *pollPool) add() *vu {
 	}
 	i := pp.next
 	pp.next = (pp.next + 1) % max(1, runtime.GOMAXPROCS(0)-1)
-	if i >= len(pp.loops) {
+	if i >= len(pp.loops) && reserveLoops(1) == 1 {
 		p, err := pp.s.e.tr.NewPoller()
 		if err != nil {
-			pp.off = true
-			return nil
+			loopsHolding.Add(-1)
+			pp.off = len(pp.loops) == 0
+			return pp.add()
 		}
 		ch := make(chan *vu, 1024)
 		pp.loops = append(pp.loops, ch)
 		i = len(pp.loops) - 1
 		go pp.s.pollLoop(p, ch)
 	}
+	if len(pp.loops) == 0 {
+		pp.off = true // every processor but one is another loop's
+		return nil
+	}
+	i %= len(pp.loops)
 	v := pp.s.newVUWith(false)
 	pp.loops[i] <- v
 	return v
@@ -122,6 +150,7 @@ func (pp *pollPool) close() {
 // and add is closed; at the hard stop it abandons those in flight.
 func (s *scenarioRun) pollLoop(p *httpc.Poller, add <-chan *vu) {
 	pollLoopsStarted.Add(1)
+	defer loopsHolding.Add(-1)
 	defer p.Close()
 	mine := map[*vu]struct{}{} // joined, not yet exited
 	join := func(v *vu) {

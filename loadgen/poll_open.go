@@ -51,16 +51,20 @@ const openLoopVUs = 64
 // microseconds) at its pollYield.
 const openYieldGap = 200 * time.Microsecond
 
-// runOpenOnLoops runs s's open workload on n event loops until its end
-// (or the engine's stop), then marks it stopping; the loops drain after
-// that, and finish waits for them as for VUs. false: no loop could start,
-// and the caller paces with goroutines.
+// runOpenOnLoops runs s's open workload on n event loops, whose
+// processors the caller reserved (reserveLoops), until its end (or the
+// engine's stop), then marks it stopping; the loops drain after that, and
+// finish waits for them as for VUs. false: no loop could start (the
+// reservation is returned), and the caller paces with goroutines.
 func (s *scenarioRun) runOpenOnLoops(t0 time.Time, n int) bool {
 	w := &s.sc.Workload
 	seg := s.e.o.seg
 	pre := seg.scaleVUs(w.PreAllocatedVUs)
 	maxVUs := max(seg.scaleVUs(w.MaxVUs), pre, 1)
-	n = min(n, maxVUs) // each loop needs a VU of its own
+	if n > maxVUs { // each loop needs a VU of its own
+		loopsHolding.Add(int64(maxVUs - n))
+		n = maxVUs
+	}
 	made := new(atomic.Int64)
 	polls := make([]*httpc.Poller, 0, n)
 	for range n {
@@ -69,6 +73,7 @@ func (s *scenarioRun) runOpenOnLoops(t0 time.Time, n int) bool {
 			for _, p := range polls {
 				p.Close()
 			}
+			loopsHolding.Add(int64(-n))
 			return false
 		}
 		polls = append(polls, p)
@@ -177,6 +182,7 @@ func (l *openLoop) run() {
 	pollLoopsStarted.Add(1)
 	s, rec := l.s, l.s.e.rec
 	defer s.vuWG.Done()
+	defer loopsHolding.Add(-1)
 	defer l.p.Close()
 	defer preciseThread()()
 	for range l.pre {

@@ -3,6 +3,7 @@ package loadgen_test
 import (
 	"fmt"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,5 +269,42 @@ requests:
 					tt.Scheduled, tt.Sent, tt.Dropped, tt.InflightAtStop)
 			}
 		})
+	}
+}
+
+// Event loops wait holding their processor, so the engines of one process
+// (a capacity search's, parallel tests') never have more of them than
+// processors but one: with two, one engine runs on a loop and a second one
+// at the same time keeps goroutines. Each loop gives its processor back.
+func TestLoopsLeaveAProcessorFree(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	srv := targettest.Start(t, target.Config{})
+	open := parse(t, `
+target: %s
+scenarios:
+  s: {executor: constant-arrival-rate, rate: 200, duration: 1s, preAllocatedVUs: 2, maxVUs: 20}
+requests:
+  - {name: a, path: /}
+`, srv.URL())
+	closed := parse(t, `
+target: %s
+scenarios:
+  s: {executor: constant-vus, vus: 4, duration: 1s}
+requests:
+  - {name: a, path: /}
+`, srv.URL())
+	for _, f := range []*scenarios.File{open, closed} {
+		before := loadgen.PollLoopsStarted.Load()
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() { run(t, f) })
+		}
+		wg.Wait()
+		if n := loadgen.PollLoopsStarted.Load() - before; n != 1 {
+			t.Errorf("%s: %d event loops for two engines at once, want 1", f.Scenarios[0].Workload.Model, n)
+		}
+		if n := loadgen.LoopsHolding.Load(); n != 0 {
+			t.Errorf("%s: the loops still hold %d processors after their runs", f.Scenarios[0].Workload.Model, n)
+		}
 	}
 }
