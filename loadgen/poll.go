@@ -115,19 +115,17 @@ func (pp *pollPool) add() *vu {
 	i := pp.next
 	pp.next = (pp.next + 1) % max(1, runtime.GOMAXPROCS(0)-1)
 	if i >= len(pp.loops) && reserveLoops(1) == 1 {
-		p, err := pp.s.e.tr.NewPoller()
-		if err != nil {
+		if p, err := pp.s.e.tr.NewPoller(); err != nil {
 			loopsHolding.Add(-1)
-			pp.off = len(pp.loops) == 0
-			return pp.add()
+		} else {
+			ch := make(chan *vu, 1024)
+			pp.loops = append(pp.loops, ch)
+			i = len(pp.loops) - 1
+			go pp.s.pollLoop(p, ch)
 		}
-		ch := make(chan *vu, 1024)
-		pp.loops = append(pp.loops, ch)
-		i = len(pp.loops) - 1
-		go pp.s.pollLoop(p, ch)
 	}
 	if len(pp.loops) == 0 {
-		pp.off = true // every processor but one is another loop's
+		pp.off = true // no poller here, or every processor but one is another loop's
 		return nil
 	}
 	i %= len(pp.loops)

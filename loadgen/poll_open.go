@@ -60,11 +60,7 @@ func (s *scenarioRun) runOpenOnLoops(t0 time.Time, n int) bool {
 	w := &s.sc.Workload
 	seg := s.e.o.seg
 	pre := seg.scaleVUs(w.PreAllocatedVUs)
-	maxVUs := max(seg.scaleVUs(w.MaxVUs), pre, 1)
-	if n > maxVUs { // each loop needs a VU of its own
-		loopsHolding.Add(int64(maxVUs - n))
-		n = maxVUs
-	}
+	maxVUs := max(seg.scaleVUs(w.MaxVUs), pre, 1) // at least one per loop (openLoops)
 	made := new(atomic.Int64)
 	polls := make([]*httpc.Poller, 0, n)
 	for range n {

@@ -350,9 +350,6 @@ func TestTransportRefusal(t *testing.T) {
 	}
 }
 
-// TestMiddlewareUntaggedAllocatesNothing: looking for conflicts and
-// near-misses costs an untagged request no allocation, OpenTelemetry
-// baggage or not (the budget BenchmarkMiddleware states).
 // A header map built by hand (another middleware, a test, a framework)
 // may hold names that are not canonical: the tag and the baggage header in
 // any case are the tag all the same.
@@ -381,6 +378,9 @@ func TestMiddlewareReadsHandBuiltHeaders(t *testing.T) {
 	}
 }
 
+// TestMiddlewareUntaggedAllocatesNothing: looking for conflicts and
+// near-misses costs an untagged request no allocation, OpenTelemetry
+// baggage or not (the budget BenchmarkMiddleware states).
 func TestMiddlewareUntaggedAllocatesNothing(t *testing.T) {
 	p := shopPolicy(t)
 	h := p.Middleware(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
